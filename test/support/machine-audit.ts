@@ -13,8 +13,10 @@ type Kind = 'actions' | 'guards' | 'delays' | 'actors';
 const asArray = (value: unknown): unknown[] => (value === undefined ? [] : Array.isArray(value) ? value : [value]);
 
 /**
- * Walks a machine's raw config. The root `context` factory is the one function XState allows no named
- * alternative for (it is how `input` becomes context), so it is the only function tolerated.
+ * Walks a machine's raw config. XState offers no named alternative for two data mappings on the root:
+ * the `context` factory (how `input` becomes context) and the root `output` (how a final state's output
+ * becomes the actor's output). They shape data and carry no behaviour, so they are the only functions
+ * tolerated; every state-level `output` must be static.
  */
 export function auditConfig(machine: AnyStateMachine): ConfigAudit {
   const audit: ConfigAudit = { inline: [], unknown: [], undescribed: [], literalDelays: [] };
@@ -76,7 +78,7 @@ export function auditConfig(machine: AnyStateMachine): ConfigAudit {
       transition(invoke.onSnapshot, `${where} invoke onSnapshot`);
       findFunctions(invoke.input, `${where} invoke input`);
     }
-    findFunctions(node.output, `${where} output`);
+    if (!isRoot) findFunctions(node.output, `${where} output`);
     findFunctions(node.meta, `${where} meta`);
     for (const [key, child] of Object.entries((node.states as Record<string, Config>) ?? {})) {
       visit(child, `${where}.${key}`, false);
@@ -84,7 +86,7 @@ export function auditConfig(machine: AnyStateMachine): ConfigAudit {
   };
 
   const rootConfig = machine.config as unknown as Config;
-  const { context: _context, states: _states, ...rest } = rootConfig;
+  const { context: _context, output: _output, states: _states, ...rest } = rootConfig;
   visit(rootConfig, machine.id, true);
   // Anything else on the root (on, entry, output…) is checked above; look for stray functions too.
   findFunctions({ ...rest, on: undefined, entry: undefined, exit: undefined, always: undefined, after: undefined, invoke: undefined }, machine.id);
