@@ -1,0 +1,486 @@
+/**
+ * The callchart wire protocol (DESIGN §3): one zod schema per Socket.IO event, the typed event maps
+ * derived from them, and the parsers both sides run on every incoming payload.
+ *
+ * Every object schema is strict, so a payload with an unexpected key is rejected instead of being
+ * passed along: a relay must never forward data it did not validate. A parser never throws; an
+ * invalid payload becomes a `ProtocolError` whose `field` names the first offending field, so the
+ * sender can be told exactly what was wrong and the receiver changes nothing.
+ */
+import { z } from 'zod';
+
+// ---------------------------------------------------------------------------------------------
+// Limits
+
+/** Largest SDP accepted, in UTF-8 bytes (64 KiB). */
+export const MAX_SDP_BYTES = 65_536;
+/** Largest ICE candidate line accepted, in UTF-8 bytes (2 KiB). */
+export const MAX_CANDIDATE_BYTES = 2_048;
+/** Longest id (call, request, user, pool). */
+export const MAX_ID_LENGTH = 128;
+/** Longest auth or resume token; signed tokens are much longer than ids. */
+export const MAX_TOKEN_LENGTH = 4_096;
+/** Longest display name (visitor, agent, peer). */
+export const MAX_NAME_LENGTH = 80;
+/** Longest human-readable error message carried in a `ProtocolError`. */
+export const MAX_ERROR_MESSAGE_LENGTH = 500;
+/** Highest reconnection attempt number a client may report. */
+export const MAX_ATTEMPT = 1_000;
+/** Most ICE servers a call may be configured with, and most URLs per server. */
+export const MAX_ICE_SERVERS = 16;
+
+/**
+ * UTF-8 length of `text` without allocating an encoded copy. Lone surrogates count as 3 bytes,
+ * which is what `TextEncoder` emits for them (U+FFFD). Stops counting once `limit` is passed, so
+ * an oversized string costs no more than the limit to reject.
+ */
+export function utf8ByteLength(text: string, limit = Number.POSITIVE_INFINITY): number {
+  let bytes = 0;
+  for (let i = 0; i < text.length && bytes <= limit; i++) {
+    const unit = text.charCodeAt(i);
+    if (unit < 0x80) bytes += 1;
+    else if (unit < 0x800) bytes += 2;
+    else if (unit >= 0xd800 && unit <= 0xdbff && i + 1 < text.length) {
+      const next = text.charCodeAt(i + 1);
+      if (next >= 0xdc00 && next <= 0xdfff) {
+        bytes += 4;
+        i++;
+      } else {
+        bytes += 3;
+      }
+    } else bytes += 3;
+  }
+  return bytes;
+}
+
+// Each UTF-16 unit encodes to at least one byte, so the character count is a cheap first bound.
+function fitsInBytes(text: string, limit: number): boolean {
+  return text.length <= limit && utf8ByteLength(text, limit) <= limit;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Building blocks
+
+const ID_PATTERN = /^[A-Za-z0-9._:-]+$/;
+const TOKEN_PATTERN = /^[A-Za-z0-9._~+/=-]+$/;
+// Names end up in the other party's UI; control characters would let a sender forge lines there.
+// Zero-width (non-)joiners are format characters that some scripts and emoji need, so they stay.
+const NAME_PATTERN = /^(?=.*\S)(?:[^\p{Cc}\p{Cf}\p{Zl}\p{Zp}]|[\u200C\u200D])+$/u;
+const ICE_URL_PATTERN = /^(stun|stuns|turn|turns):[^\s]+$/;
+
+/** A call, request, user or pool id: 1–128 characters of `A–Z a–z 0–9 . _ : -`. */
+export const Id = z
+  .string()
+  .min(1, { error: 'must not be empty' })
+  .max(MAX_ID_LENGTH, { error: `must be at most ${MAX_ID_LENGTH} characters`, abort: true })
+  .regex(ID_PATTERN, { error: 'may only contain letters, digits, ".", "_", ":" and "-"' });
+
+/** An opaque signed token (auth or resume). */
+export const Token = z
+  .string()
+  .min(1, { error: 'must not be empty' })
+  .max(MAX_TOKEN_LENGTH, { error: `must be at most ${MAX_TOKEN_LENGTH} characters`, abort: true })
+  .regex(TOKEN_PATTERN, { error: 'must be a base64 or base64url token' });
+
+/** A display name shown to the other party. */
+export const DisplayName = z
+  .string()
+  .min(1, { error: 'must not be empty' })
+  .max(MAX_NAME_LENGTH, { error: `must be at most ${MAX_NAME_LENGTH} characters`, abort: true })
+  .regex(NAME_PATTERN, { error: 'must contain visible text and no control characters' });
+
+/** A session description: starts with `v=0` and is at most `MAX_SDP_BYTES` bytes of UTF-8. */
+export const Sdp = z
+  .string()
+  .refine((sdp) => fitsInBytes(sdp, MAX_SDP_BYTES), {
+    error: `must be at most ${MAX_SDP_BYTES} bytes of UTF-8`,
+    abort: true,
+  })
+  .refine((sdp) => sdp.startsWith('v=0'), { error: 'must be an SDP starting with "v=0"' });
+
+/** Epoch milliseconds, as supplied by an adapter's clock. */
+export const EpochMs = z.int({ error: 'must be an integer number of milliseconds' }).nonnegative();
+
+const Attempt = z.int().min(1).max(MAX_ATTEMPT);
+
+/**
+ * The JSON form of an `RTCIceCandidate` (`candidate.toJSON()`). An empty `candidate` string is the
+ * end-of-candidates marker, so it is allowed.
+ */
+export const IceCandidate = z.strictObject({
+  candidate: z
+    .string()
+    .refine((line) => fitsInBytes(line, MAX_CANDIDATE_BYTES), {
+      error: `must be at most ${MAX_CANDIDATE_BYTES} bytes of UTF-8`,
+      abort: true,
+    })
+    .refine((line) => line === '' || line.startsWith('candidate:'), {
+      error: 'must be empty or an ICE candidate line starting with "candidate:"',
+    }),
+  sdpMid: z.string().max(256).nullable().optional(),
+  sdpMLineIndex: z.int().min(0).max(65_535).nullable().optional(),
+  usernameFragment: z.string().max(256).nullable().optional(),
+});
+export type IceCandidate = z.infer<typeof IceCandidate>;
+
+const IceUrl = z
+  .string()
+  .max(512, { abort: true })
+  .regex(ICE_URL_PATTERN, { error: 'must be a stun:, stuns:, turn: or turns: URL' });
+
+/** The part of `RTCIceServer` a server hands to clients. */
+export const IceServer = z.strictObject({
+  urls: z.union([IceUrl, z.array(IceUrl).min(1).max(MAX_ICE_SERVERS)]),
+  username: z.string().max(512).optional(),
+  credential: z.string().max(512).optional(),
+});
+export type IceServer = z.infer<typeof IceServer>;
+
+export const PROTOCOL_ERROR_CODES = [
+  'invalid-payload',
+  'unknown-event',
+  'unauthorized',
+  'forbidden',
+  'not-found',
+  'conflict',
+  'rate-limited',
+  'internal',
+] as const;
+export const ProtocolErrorCode = z.enum(PROTOCOL_ERROR_CODES);
+export type ProtocolErrorCode = z.infer<typeof ProtocolErrorCode>;
+
+/** A typed error: `message` is one sentence a user may see; `field` names the offending field. */
+export const ProtocolError = z.strictObject({
+  code: ProtocolErrorCode,
+  message: z.string().min(1).max(MAX_ERROR_MESSAGE_LENGTH),
+  field: z.string().min(1).max(256).optional(),
+});
+export type ProtocolError = z.infer<typeof ProtocolError>;
+
+export const CALL_END_REASONS = [
+  'hangup',
+  'media-failed',
+  'reconnect-timeout',
+  'reassigned',
+  'error',
+] as const;
+export const CallEndReason = z.enum(CALL_END_REASONS);
+export type CallEndReason = z.infer<typeof CallEndReason>;
+
+export const SessionRole = z.enum(['visitor', 'agent']);
+export type SessionRole = z.infer<typeof SessionRole>;
+/** Who sends offers (the initial one and every ICE-restart offer), so the two peers never glare. */
+export const MediaRole = z.enum(['offerer', 'answerer']);
+export type MediaRole = z.infer<typeof MediaRole>;
+export const CallLeg = z.enum(['agent', 'visitor']);
+export type CallLeg = z.infer<typeof CallLeg>;
+
+// ---------------------------------------------------------------------------------------------
+// Handshake
+
+/** Sent in Socket.IO's `auth` option, never as a message, so it cannot be overtaken by emits. */
+export const HandshakeAuth = z.strictObject({
+  token: Token,
+  resumeToken: Token.optional(),
+});
+export type HandshakeAuth = z.infer<typeof HandshakeAuth>;
+
+// ---------------------------------------------------------------------------------------------
+// Client → server
+
+const CallSdp = z.strictObject({ callId: Id, sdp: Sdp });
+const RequestRef = z.strictObject({ requestId: Id });
+const CallRef = z.strictObject({ callId: Id });
+
+export const clientEventSchemas = {
+  'session.resume': z.strictObject({ resumeToken: Token }),
+  'visitor.request': z.strictObject({ pool: Id, name: DisplayName.optional() }),
+  'visitor.cancel': RequestRef,
+  'agent.presence': z.strictObject({ status: z.enum(['available', 'away']) }),
+  'agent.accept': RequestRef,
+  'agent.reject': RequestRef,
+  'signal.offer': CallSdp,
+  'signal.answer': CallSdp,
+  'signal.candidate': z.strictObject({ callId: Id, candidate: IceCandidate }),
+  /** The offerer's ICE-restart offer. */
+  'signal.iceRestart': CallSdp,
+  'call.media': z.strictObject({
+    callId: Id,
+    state: z.enum(['connected', 'reconnecting', 'failed']),
+    attempt: Attempt.optional(),
+  }),
+  'call.telemetry': z.strictObject({
+    callId: Id,
+    attempt: Attempt,
+    at: EpochMs,
+    durationMs: z.number().nonnegative().max(86_400_000),
+    outcome: z.enum(['recovered', 'failed']),
+  }),
+  'call.hangup': CallRef,
+} as const;
+
+const NoData = z.strictObject({});
+
+/** What a successful acknowledgement carries besides `ok: true`, per client event. */
+export const clientAckDataSchemas = {
+  'session.resume': NoData,
+  'visitor.request': z.strictObject({ requestId: Id }),
+  'visitor.cancel': NoData,
+  'agent.presence': NoData,
+  'agent.accept': NoData,
+  'agent.reject': NoData,
+  'signal.offer': NoData,
+  'signal.answer': NoData,
+  'signal.candidate': NoData,
+  'signal.iceRestart': NoData,
+  'call.media': NoData,
+  'call.telemetry': NoData,
+  'call.hangup': NoData,
+} as const satisfies Record<keyof typeof clientEventSchemas, z.ZodObject>;
+
+export type ClientEventName = keyof typeof clientEventSchemas;
+export type ClientPayload<E extends ClientEventName> = z.infer<(typeof clientEventSchemas)[E]>;
+// zod infers an empty strict object as `Record<string, never>`, which would swallow `ok: true`.
+type NoKeysAsEmpty<T> = string extends keyof T ? Record<never, never> : T;
+export type ClientAckData<E extends ClientEventName> = NoKeysAsEmpty<
+  z.infer<(typeof clientAckDataSchemas)[E]>
+>;
+
+/** The reply to every client event: `{ ok: true, ...data }` or `{ ok: false, error }`. */
+export type Ack<Data extends object = Record<never, never>> =
+  | ({ ok: true } & Data)
+  | { ok: false; error: ProtocolError };
+export type ClientAck<E extends ClientEventName> = Ack<ClientAckData<E>>;
+
+const AckFailure = z.strictObject({ ok: z.literal(false), error: ProtocolError });
+
+function ackSchema(data: z.ZodObject): z.ZodType {
+  return z.discriminatedUnion('ok', [data.extend({ ok: z.literal(true) }), AckFailure]);
+}
+
+export const CLIENT_EVENT_NAMES = Object.keys(clientEventSchemas) as ClientEventName[];
+
+// ---------------------------------------------------------------------------------------------
+// Server → client
+
+const RelayedSdp = z.strictObject({ callId: Id, sdp: Sdp });
+
+export const serverEventSchemas = {
+  'session.ready': z.strictObject({ resumeToken: Token, role: SessionRole, userId: Id }),
+  'session.resumed': z.strictObject({
+    call: z
+      .strictObject({
+        callId: Id,
+        role: MediaRole,
+        peerName: DisplayName,
+        state: z.enum(['connecting', 'active', 'paused']),
+      })
+      .nullable(),
+  }),
+  'session.expired': z.strictObject({}),
+  'routing.update': z.strictObject({
+    requestId: Id,
+    state: z.enum(['searching', 'ringing', 'reassigning', 'queued']),
+    agentName: DisplayName.optional(),
+    position: z.int().min(1).max(1_000_000).optional(),
+  }),
+  'routing.ended': z.strictObject({
+    requestId: Id,
+    reason: z.enum(['no-agents', 'reassign-limit', 'cancelled']),
+  }),
+  'agent.ring': z.strictObject({ requestId: Id, visitorName: DisplayName, expiresAt: EpochMs }),
+  'agent.ringCancelled': RequestRef,
+  'call.accepted': z.strictObject({
+    callId: Id,
+    role: MediaRole,
+    peerName: DisplayName,
+    iceServers: z.array(IceServer).max(MAX_ICE_SERVERS),
+    iceTransportPolicy: z.enum(['all', 'relay']).optional(),
+  }),
+  'signal.offer': RelayedSdp,
+  'signal.answer': RelayedSdp,
+  'signal.iceRestart': RelayedSdp,
+  'signal.candidate': z.strictObject({ callId: Id, candidate: IceCandidate }),
+  'call.paused': z.strictObject({ callId: Id, leg: CallLeg }),
+  'call.resumed': CallRef,
+  'call.ended': z.strictObject({ callId: Id, reason: CallEndReason }),
+  error: ProtocolError,
+} as const;
+
+export type ServerEventName = keyof typeof serverEventSchemas;
+export type ServerPayload<E extends ServerEventName> = z.infer<(typeof serverEventSchemas)[E]>;
+
+export const SERVER_EVENT_NAMES = Object.keys(serverEventSchemas) as ServerEventName[];
+
+// ---------------------------------------------------------------------------------------------
+// Socket.IO event maps
+
+/** Socket.IO's `ClientToServerEvents` generic: each event is acknowledged with an `Ack`. */
+export type ClientToServerEvents = {
+  [E in ClientEventName]: (payload: ClientPayload<E>, ack?: (reply: ClientAck<E>) => void) => void;
+};
+
+/** Socket.IO's `ServerToClientEvents` generic. */
+export type ServerToClientEvents = {
+  [E in ServerEventName]: (payload: ServerPayload<E>) => void;
+};
+
+// ---------------------------------------------------------------------------------------------
+// Parsing
+
+export type ParsedClientEvent = {
+  [E in ClientEventName]: { ok: true; event: E; data: ClientPayload<E> };
+}[ClientEventName];
+export type ParsedServerEvent = {
+  [E in ServerEventName]: { ok: true; event: E; data: ServerPayload<E> };
+}[ServerEventName];
+export type ParseFailure = { ok: false; error: ProtocolError };
+
+const MAX_FIELD_SEGMENT = 64;
+const MAX_FIELD_LENGTH = 256;
+
+const ARTICLES: Record<string, string> = {
+  string: 'a string',
+  number: 'a number',
+  int: 'an integer',
+  boolean: 'a boolean',
+  object: 'an object',
+  array: 'an array',
+  null: 'null',
+};
+
+type RawIssue = z.core.$ZodRawIssue;
+
+// Renders an issue as a fragment that follows the field name ("must be a string"), so a reply is
+// one sentence naming the field. Schema-level messages override this map and are written as
+// fragments too. No fragment quotes the input: it may be huge or hostile.
+function issueFragment(issue: RawIssue): string {
+  switch (issue.code) {
+    case 'invalid_type':
+      if (issue.input === undefined) return 'is required';
+      return `must be ${ARTICLES[issue.expected] ?? issue.expected}`;
+    case 'invalid_value':
+      if (issue.input === undefined) return 'is required';
+      return `must be one of ${issue.values.map((value) => JSON.stringify(value)).join(', ')}`;
+    case 'too_big':
+      return issue.origin === 'string'
+        ? `must be at most ${String(issue.maximum)} characters`
+        : issue.origin === 'array'
+          ? `must have at most ${String(issue.maximum)} items`
+          : `must be at most ${String(issue.maximum)}`;
+    case 'too_small':
+      return issue.origin === 'string'
+        ? `must be at least ${String(issue.minimum)} characters`
+        : issue.origin === 'array'
+          ? `must have at least ${String(issue.minimum)} items`
+          : `must be at least ${String(issue.minimum)}`;
+    case 'invalid_union':
+      if (issue.input === undefined) return 'is required';
+      return 'does not match any allowed form';
+    case 'unrecognized_keys':
+      return 'is not an allowed field';
+    default:
+      return 'is invalid';
+  }
+}
+
+// Attacker-chosen keys end up in the field path, so they are clipped before they reach a reply.
+function fieldPath(path: readonly PropertyKey[]): string | undefined {
+  if (path.length === 0) return undefined;
+  const dotted = path
+    .map((segment) => {
+      const text = typeof segment === 'symbol' ? '(symbol)' : String(segment) || '(empty)';
+      return text.length > MAX_FIELD_SEGMENT ? `${text.slice(0, MAX_FIELD_SEGMENT)}…` : text;
+    })
+    .join('.');
+  return dotted.length > MAX_FIELD_LENGTH ? `${dotted.slice(0, MAX_FIELD_LENGTH)}…` : dotted;
+}
+
+function invalidPayload(issue: z.core.$ZodIssue | undefined): ParseFailure {
+  if (issue === undefined) {
+    return { ok: false, error: { code: 'invalid-payload', message: 'The payload is invalid.' } };
+  }
+  const path =
+    issue.code === 'unrecognized_keys' && issue.keys[0] !== undefined
+      ? [...issue.path, issue.keys[0]]
+      : issue.path;
+  const field = fieldPath(path);
+  if (field === undefined) {
+    const message =
+      issue.code === 'invalid_type'
+        ? 'The payload must be an object.'
+        : `The payload ${issue.message}.`;
+    return { ok: false, error: { code: 'invalid-payload', message } };
+  }
+  return {
+    ok: false,
+    error: { code: 'invalid-payload', message: `Field "${field}" ${issue.message}.`, field },
+  };
+}
+
+function unreadablePayload(): ParseFailure {
+  return {
+    ok: false,
+    error: { code: 'invalid-payload', message: 'The payload could not be read.' },
+  };
+}
+
+function unknownEvent(): ParseFailure {
+  return { ok: false, error: { code: 'unknown-event', message: 'This event is not part of the protocol.' } };
+}
+
+function validate(schema: z.ZodType, payload: unknown): { ok: true; data: unknown } | ParseFailure {
+  try {
+    const result = schema.safeParse(payload, { error: issueFragment });
+    return result.success ? { ok: true, data: result.data } : invalidPayload(result.error.issues[0]);
+  } catch {
+    // Throwing getters and hostile proxies surface here; zod itself never throws from safeParse.
+    return unreadablePayload();
+  }
+}
+
+// `Object.hasOwn` keeps names such as `__proto__` or `toString` from resolving through the prototype.
+function lookup<M extends object>(schemas: M, event: unknown): M[keyof M] | undefined {
+  if (typeof event !== 'string' || !Object.hasOwn(schemas, event)) return undefined;
+  return schemas[event as keyof M];
+}
+
+/** Validates a payload received by the server. Never throws. */
+export function parseClientEvent(event: string, payload: unknown): ParsedClientEvent | ParseFailure {
+  const schema = lookup(clientEventSchemas, event);
+  if (schema === undefined) return unknownEvent();
+  const result = validate(schema, payload);
+  return result.ok ? ({ ok: true, event, data: result.data } as ParsedClientEvent) : result;
+}
+
+/** Validates a payload received by a client. Never throws. */
+export function parseServerEvent(event: string, payload: unknown): ParsedServerEvent | ParseFailure {
+  const schema = lookup(serverEventSchemas, event);
+  if (schema === undefined) return unknownEvent();
+  const result = validate(schema, payload);
+  return result.ok ? ({ ok: true, event, data: result.data } as ParsedServerEvent) : result;
+}
+
+const clientAckSchemas = Object.fromEntries(
+  CLIENT_EVENT_NAMES.map((event) => [event, ackSchema(clientAckDataSchemas[event])]),
+) as Record<ClientEventName, z.ZodType>;
+
+/**
+ * Validates the acknowledgement a client received for `event`. A malformed reply becomes a
+ * failure, so callers handle exactly one shape. Never throws.
+ */
+export function parseClientAck<E extends ClientEventName>(
+  event: E,
+  reply: unknown,
+): { ok: true; ack: ClientAck<E> } | ParseFailure {
+  const schema = lookup(clientAckSchemas, event);
+  if (schema === undefined) return unknownEvent();
+  const result = validate(schema, reply);
+  return result.ok ? { ok: true, ack: result.data as ClientAck<E> } : result;
+}
+
+/** Validates the Socket.IO handshake `auth` object. Never throws. */
+export function parseHandshakeAuth(auth: unknown): { ok: true; data: HandshakeAuth } | ParseFailure {
+  const result = validate(HandshakeAuth, auth);
+  return result.ok ? { ok: true, data: result.data as HandshakeAuth } : result;
+}
