@@ -29,8 +29,10 @@ export interface ModelSpec<M extends AnyStateMachine> {
   serializeState?: (snapshot: SnapshotFrom<M>) => string;
   /** Projection of context compared between the model and the live actor after every step (default: all). */
   compareContext?: (context: SnapshotFrom<M>['context']) => unknown;
-  /** How many simple paths to run on top of the shortest paths (default 60). */
+  /** How many simple paths to run on top of the shortest and edge paths (default 60). */
   maxSimplePaths?: number;
+  /** How many events a simple path may hold at most (default 8). */
+  simplePathDepth?: number;
 }
 
 type Snapshot = AnyMachineSnapshot;
@@ -88,6 +90,8 @@ function matchesDescriptor(descriptor: string, type: string): boolean {
  */
 function eventsFor<M extends AnyStateMachine>(spec: ModelSpec<M>) {
   return (snapshot: Snapshot): AnyEvent[] => {
+    // A finished actor ignores everything; the pure transition function would not.
+    if (snapshot.status !== 'active') return [];
     const listed = (typeof spec.events === 'function' ? spec.events(snapshot as SnapshotFrom<M>) : spec.events ?? []) as AnyEvent[];
     const events: AnyEvent[] = [];
     const delayed: { event: AnyEvent; ms: number }[] = [];
@@ -153,7 +157,8 @@ export function generatePaths<M extends AnyStateMachine>(spec: ModelSpec<M>): Mo
     shortest.flatMap((path) => path.steps.slice(1).map((step, i) => `${serialize(path.steps[i]!.state)}|${JSON.stringify(step.event)}`)),
   );
   const edges: Path[] = [];
-  for (const [from, { transitions }] of Object.entries(model.getAdjacencyMap() as Record<string, { transitions: Record<string, { event: AnyEvent; state: Snapshot }> }>)) {
+  const adjacency = model.getAdjacencyMap() as unknown as Adjacency;
+  for (const [from, { transitions }] of Object.entries(adjacency)) {
     const head = toState.get(from);
     if (!head) continue;
     for (const { event, state } of Object.values(transitions)) {
@@ -162,9 +167,49 @@ export function generatePaths<M extends AnyStateMachine>(spec: ModelSpec<M>): Mo
     }
   }
   const seen = new Set([...shortest, ...edges].map(pathKey));
-  const simple = (model.getSimplePaths() as unknown as Path[]).filter((path) => !seen.has(pathKey(path)));
+  const simple = boundedSimplePaths(adjacency, serialize, serialize(shortest[0]!.steps[0]!.state), spec.simplePathDepth ?? 8)
+    .filter((path) => !seen.has(pathKey(path)));
   simple.sort((a, b) => a.steps.length - b.steps.length || pathKey(a).localeCompare(pathKey(b)));
   return { shortest, edges, simple: spread(simple, spec.maxSimplePaths ?? 60) };
+}
+
+type Adjacency = Record<string, { state: Snapshot; transitions: Record<string, { event: AnyEvent; state: Snapshot }> }>;
+
+/**
+ * Maximal simple paths from the initial state, at most `depth` events long, over xstate/graph's adjacency
+ * map. xstate/graph's own getSimplePaths enumerates every simple path, which grows exponentially with the
+ * context-distinguished states of a real machine, so the enumeration is bounded here and stops early.
+ */
+function boundedSimplePaths(
+  adjacency: Adjacency,
+  keyOf: (snapshot: Snapshot) => string,
+  start: string,
+  depth: number,
+  cap = 5000,
+): Path[] {
+  const paths: Path[] = [];
+  const initial = adjacency[start];
+  if (!initial) return paths;
+  const visited = new Set([start]);
+  const steps: Path['steps'] = [{ event: { type: 'xstate.init' }, state: initial.state }];
+  const walk = (key: string) => {
+    if (paths.length >= cap) return;
+    const next = Object.values(adjacency[key]?.transitions ?? {}).filter(({ state }) => !visited.has(keyOf(state)));
+    if (steps.length > depth || next.length === 0) {
+      if (steps.length > 1) paths.push({ state: steps.at(-1)!.state, steps: [...steps], weight: steps.length - 1 });
+      return;
+    }
+    for (const { event, state } of next) {
+      const nextKey = keyOf(state);
+      visited.add(nextKey);
+      steps.push({ event, state });
+      walk(nextKey);
+      steps.pop();
+      visited.delete(nextKey);
+    }
+  };
+  walk(start);
+  return paths;
 }
 
 export interface Coverage {
