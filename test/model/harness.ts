@@ -150,7 +150,14 @@ export function generatePaths<M extends AnyStateMachine>(spec: ModelSpec<M>): Mo
   const serialize = (snapshot: Snapshot) =>
     spec.serializeState ? spec.serializeState(snapshot as SnapshotFrom<M>) : defaultSerialize(snapshot);
   const shortest = model.getShortestPaths() as unknown as Path[];
-  const toState = new Map(shortest.map((path) => [serialize(path.state), path]));
+  // getShortestPaths drops paths contained in longer ones, so every prefix is a shortest path too.
+  const toState = new Map<string, Path>();
+  for (const path of shortest) {
+    path.steps.forEach((step, i) => {
+      const key = serialize(step.state);
+      if (!toState.has(key)) toState.set(key, { state: step.state, steps: path.steps.slice(0, i + 1), weight: i });
+    });
+  }
   // Shortest and simple paths never revisit a state, so an edge back to a visited state (a hang-up, a
   // recovery) would go untested; every such edge gets a path of its own.
   const taken = new Set(
@@ -236,6 +243,8 @@ export function executePath<M extends AnyStateMachine>(
     inspect: (inspection) => {
       if (inspection.type === '@xstate.microstep') {
         for (const t of (inspection as unknown as { _transitions: AnyTransitionDefinition[] })._transitions) seenTransitions.add(t);
+        // A state left by an eventless transition never shows in a settled snapshot, only in its microstep.
+        for (const node of (inspection.snapshot as Snapshot)._nodes as AnyStateNode[]) seenStates.add(node);
       }
     },
   });

@@ -1,0 +1,318 @@
+import { describe, expect, it, vi } from 'vitest';
+import { createActor, SimulatedClock } from 'xstate';
+import {
+  callSessionMachine,
+  defaultCallSessionTimings,
+  type CallSessionContext,
+  type CallSessionEvent,
+  type CallSessionInput,
+  type Leg,
+} from './callSession.machine.ts';
+
+const TIMEOUT = defaultCallSessionTimings.reconnectionTimeout;
+/** Epoch ms of the simulated clock's zero. */
+const BASE = 1_700_000_000_000;
+
+const EFFECTS = ['notifyPaused', 'notifyResumed', 'notifyEnded', 'requestReassignment'] as const;
+type Effect = (typeof EFFECTS)[number];
+
+function start(patch: Partial<CallSessionInput> = {}, snapshot?: unknown) {
+  const effects: Effect[] = [];
+  const spies = Object.fromEntries(
+    EFFECTS.map((name) => [name, vi.fn((_: { context: CallSessionContext }) => void effects.push(name))]),
+  ) as Record<Effect, ReturnType<typeof vi.fn>>;
+  const clock = new SimulatedClock();
+  const input: CallSessionInput = { callId: 'call-1', at: BASE, ...patch };
+  const machine = callSessionMachine.provide({ actions: spies as never });
+  const actor = createActor(machine, snapshot ? { clock, snapshot: snapshot as never, input } : { clock, input });
+  actor.start();
+  const at = () => BASE + clock.now();
+  type LegEventType = Exclude<CallSessionEvent['type'], 'leg.attempt' | 'call.hangup' | 'timers.rearm'>;
+  const leg = (type: LegEventType, which: Leg) => actor.send({ type, leg: which, at: at() } as CallSessionEvent);
+  return { actor, clock, spies, effects, at, leg };
+}
+type Run = ReturnType<typeof start>;
+
+const value = (run: Run) => run.actor.getSnapshot().value;
+const context = (run: Run) => run.actor.getSnapshot().context;
+const session = (run: Run) => (value(run) as { active: { session: string } }).active?.session;
+
+describe('callSession: legs', () => {
+  it('starts live with both legs up, and the defaults from DESIGN', () => {
+    const run = start();
+    expect(value(run)).toEqual({ active: { agent: 'up', visitor: 'up', session: 'live' } });
+    expect(context(run)).toMatchObject({
+      callId: 'call-1',
+      timings: { reconnectionTimeout: 30_000 },
+      legs: { agent: { socket: 'up', media: 'connected' }, visitor: { socket: 'up', media: 'connected' } },
+      disconnections: [],
+      reconnectionAttempts: [],
+      totalPauseMs: 0,
+      pausedAt: null,
+      endReason: null,
+    });
+    expect(context(start({ timings: { reconnectionTimeout: 45_000 } })).timings.reconnectionTimeout).toBe(45_000);
+  });
+
+  it("a socket drop loses the leg and pauses the session, telling both peers once", () => {
+    const run = start();
+    run.clock.increment(500);
+    run.leg('leg.socketLost', 'visitor');
+    expect(value(run)).toEqual({ active: { agent: 'up', visitor: 'lost', session: 'paused' } });
+    expect(run.effects).toEqual(['notifyPaused']);
+    expect(context(run).pausedAt).toBe(BASE + 500);
+    expect(context(run).disconnections).toEqual([{ leg: 'visitor', at: BASE + 500, cause: 'socket' }]);
+  });
+
+  it('media reconnecting loses the leg even while its socket is up', () => {
+    const run = start();
+    run.leg('leg.mediaReconnecting', 'agent');
+    expect(value(run)).toEqual({ active: { agent: 'lost', visitor: 'up', session: 'paused' } });
+    expect(context(run).disconnections).toEqual([{ leg: 'agent', at: BASE, cause: 'media' }]);
+  });
+
+  it('a leg is up again only when its socket is back and its media reports connected', () => {
+    const run = start();
+    run.leg('leg.mediaReconnecting', 'agent');
+    run.leg('leg.socketLost', 'agent');
+    run.leg('leg.socketBack', 'agent');
+    expect(session(run)).toBe('paused');
+    run.leg('leg.socketLost', 'agent');
+    run.leg('leg.mediaConnected', 'agent');
+    expect(session(run)).toBe('paused');
+    run.leg('leg.socketBack', 'agent');
+    expect(value(run)).toEqual({ active: { agent: 'up', visitor: 'up', session: 'live' } });
+    // A loss while already lost is the same disconnection.
+    expect(context(run).disconnections).toHaveLength(1);
+  });
+
+  it('after a loss of the socket alone, the socket coming back is enough (the media kept flowing)', () => {
+    const run = start();
+    run.leg('leg.socketLost', 'agent');
+    run.clock.increment(2_000);
+    run.leg('leg.socketBack', 'agent');
+    expect(session(run)).toBe('live');
+    expect(run.effects).toEqual(['notifyPaused', 'notifyResumed']);
+    expect(context(run)).toMatchObject({ totalPauseMs: 2_000, pausedAt: null });
+  });
+
+  it('reports about one leg never touch the other', () => {
+    const run = start();
+    run.leg('leg.socketLost', 'visitor');
+    run.leg('leg.mediaFailed', 'visitor');
+    run.leg('leg.socketBack', 'agent');
+    run.leg('leg.mediaConnected', 'agent');
+    expect(value(run)).toEqual({ active: { agent: 'up', visitor: 'lost', session: 'paused' } });
+    expect(context(run).legs).toEqual({
+      agent: { socket: 'up', media: 'connected' },
+      visitor: { socket: 'down', media: 'failed' },
+    });
+  });
+});
+
+describe('callSession: pause and resume', () => {
+  it('stays paused while any leg is lost, and resumes when both are back', () => {
+    const run = start();
+    run.leg('leg.socketLost', 'agent');
+    run.clock.increment(1_000);
+    run.leg('leg.mediaReconnecting', 'visitor');
+    expect(run.effects).toEqual(['notifyPaused']);
+    run.clock.increment(1_000);
+    run.leg('leg.socketBack', 'agent');
+    expect(session(run)).toBe('paused');
+    run.clock.increment(1_000);
+    run.leg('leg.mediaConnected', 'visitor');
+    expect(session(run)).toBe('live');
+    expect(run.effects).toEqual(['notifyPaused', 'notifyResumed']);
+    expect(context(run).totalPauseMs).toBe(3_000);
+  });
+
+  it('accumulates totalPauseMs over several pauses, from the events’ times', () => {
+    const run = start();
+    run.actor.send({ type: 'leg.socketLost', leg: 'agent', at: BASE + 10_000 });
+    run.actor.send({ type: 'leg.socketBack', leg: 'agent', at: BASE + 14_000 });
+    run.actor.send({ type: 'leg.mediaReconnecting', leg: 'visitor', at: BASE + 20_000 });
+    run.actor.send({ type: 'leg.mediaConnected', leg: 'visitor', at: BASE + 20_250 });
+    expect(context(run).totalPauseMs).toBe(4_250);
+    expect(context(run).disconnections).toEqual([
+      { leg: 'agent', at: BASE + 10_000, cause: 'socket' },
+      { leg: 'visitor', at: BASE + 20_000, cause: 'media' },
+    ]);
+  });
+
+  it('one timer, measured from the start of the pause: a second lost leg does not restart it', () => {
+    const run = start();
+    run.leg('leg.socketLost', 'visitor');
+    run.clock.increment(TIMEOUT - 5_000);
+    run.leg('leg.socketLost', 'agent');
+    run.leg('leg.socketBack', 'visitor');
+    run.clock.increment(4_999);
+    expect(session(run)).toBe('paused');
+    run.clock.increment(1);
+    expect(value(run)).toBe('ended');
+  });
+
+  it('a resume cancels the timer, and the next pause gets the full time again', () => {
+    const run = start();
+    run.leg('leg.socketLost', 'visitor');
+    run.clock.increment(TIMEOUT - 1);
+    run.leg('leg.socketBack', 'visitor');
+    run.leg('leg.mediaReconnecting', 'visitor');
+    run.clock.increment(TIMEOUT - 1);
+    expect(session(run)).toBe('paused');
+    run.clock.increment(1);
+    expect(value(run)).toBe('ended');
+  });
+});
+
+describe('callSession: the end of a call', () => {
+  it('timeout with the agent’s leg lost ends with agent-lost and asks routing to reassign the visitor', () => {
+    const run = start();
+    run.leg('leg.socketLost', 'agent');
+    run.clock.increment(TIMEOUT - 1);
+    expect(session(run)).toBe('paused');
+    run.clock.increment(1);
+    expect(value(run)).toBe('ended');
+    expect(run.actor.getSnapshot().status).toBe('done');
+    expect(context(run)).toMatchObject({ endReason: 'agent-lost', endedBy: null, endedAt: BASE + TIMEOUT, totalPauseMs: TIMEOUT });
+    expect(run.effects).toEqual(['notifyPaused', 'requestReassignment', 'notifyEnded']);
+  });
+
+  it('timeout with both legs lost counts as the agent lost', () => {
+    const run = start();
+    run.leg('leg.socketLost', 'visitor');
+    run.leg('leg.mediaReconnecting', 'agent');
+    run.clock.increment(TIMEOUT);
+    expect(context(run).endReason).toBe('agent-lost');
+    expect(run.spies.requestReassignment).toHaveBeenCalledTimes(1);
+  });
+
+  it('timeout with only the visitor’s leg lost ends with reconnect-timeout', () => {
+    const run = start();
+    run.leg('leg.socketLost', 'agent');
+    run.leg('leg.mediaReconnecting', 'visitor');
+    run.leg('leg.socketBack', 'agent');
+    run.clock.increment(TIMEOUT);
+    expect(context(run).endReason).toBe('reconnect-timeout');
+    expect(run.spies.requestReassignment).not.toHaveBeenCalled();
+    expect(run.spies.notifyEnded).toHaveBeenCalledTimes(1);
+  });
+
+  it('both media failed ends the call at once with media-failed', () => {
+    const run = start();
+    run.leg('leg.mediaFailed', 'agent');
+    expect(session(run)).toBe('paused');
+    run.clock.increment(3_000);
+    run.leg('leg.mediaReconnecting', 'visitor');
+    expect(session(run)).toBe('paused');
+    run.leg('leg.mediaFailed', 'visitor');
+    expect(value(run)).toBe('ended');
+    expect(context(run)).toMatchObject({ endReason: 'media-failed', endedAt: BASE + 3_000, totalPauseMs: 3_000, pausedAt: null });
+    expect(run.spies.requestReassignment).not.toHaveBeenCalled();
+    expect(run.spies.notifyEnded).toHaveBeenCalledTimes(1);
+  });
+
+  it('one side failing is not enough to end the call', () => {
+    const run = start();
+    run.leg('leg.mediaFailed', 'visitor');
+    run.leg('leg.socketLost', 'agent');
+    expect(session(run)).toBe('paused');
+    run.leg('leg.mediaConnected', 'visitor');
+    run.leg('leg.socketBack', 'agent');
+    expect(session(run)).toBe('live');
+  });
+
+  it.each(['agent', 'visitor'] as const)('call.hangup by the %s ends the call, live or paused', (by) => {
+    const live = start();
+    live.actor.send({ type: 'call.hangup', by, at: BASE + 7 });
+    expect(value(live)).toBe('ended');
+    expect(context(live)).toMatchObject({ endReason: 'hangup', endedBy: by, endedAt: BASE + 7 });
+    expect(live.effects).toEqual(['notifyEnded']);
+
+    const paused = start();
+    paused.leg('leg.socketLost', 'agent');
+    paused.actor.send({ type: 'call.hangup', by, at: BASE + 1_500 });
+    expect(context(paused)).toMatchObject({ endReason: 'hangup', endedBy: by, totalPauseMs: 1_500, pausedAt: null });
+    paused.clock.increment(TIMEOUT);
+    expect(paused.spies.requestReassignment).not.toHaveBeenCalled();
+  });
+});
+
+describe('callSession: telemetry', () => {
+  it('records every reconnection attempt, live or paused', () => {
+    const run = start();
+    run.leg('leg.mediaReconnecting', 'visitor');
+    run.actor.send({ type: 'leg.attempt', leg: 'visitor', at: BASE + 10_000, durationMs: 10_000, outcome: 'failed' });
+    run.actor.send({ type: 'leg.attempt', leg: 'visitor', at: BASE + 10_140, durationMs: 140, outcome: 'recovered' });
+    run.leg('leg.mediaConnected', 'visitor');
+    run.actor.send({ type: 'leg.attempt', leg: 'agent', at: BASE + 10_150, durationMs: 150, outcome: 'recovered' });
+    expect(context(run).reconnectionAttempts).toEqual([
+      { leg: 'visitor', at: BASE + 10_000, durationMs: 10_000, outcome: 'failed' },
+      { leg: 'visitor', at: BASE + 10_140, durationMs: 140, outcome: 'recovered' },
+      { leg: 'agent', at: BASE + 10_150, durationMs: 150, outcome: 'recovered' },
+    ]);
+  });
+
+  it('a pause whose events arrive out of order never counts negative time', () => {
+    const run = start();
+    run.actor.send({ type: 'leg.socketLost', leg: 'agent', at: BASE + 5_000 });
+    run.actor.send({ type: 'leg.socketBack', leg: 'agent', at: BASE + 4_990 });
+    expect(context(run).totalPauseMs).toBe(0);
+  });
+
+  it('the context stays JSON-serializable', () => {
+    const run = start();
+    const seen: unknown[] = [];
+    run.actor.subscribe((s) => seen.push(s.context));
+    run.leg('leg.socketLost', 'agent');
+    run.actor.send({ type: 'leg.attempt', leg: 'agent', at: run.at(), durationMs: 5, outcome: 'recovered' });
+    run.leg('leg.socketBack', 'agent');
+    run.leg('leg.mediaFailed', 'agent');
+    run.clock.increment(TIMEOUT);
+    expect(value(run)).toBe('ended');
+    for (const c of seen) expect(JSON.parse(JSON.stringify(c))).toEqual(c);
+  });
+});
+
+describe('callSession: server restart', () => {
+  it('a restored paused session re-arms its one timer with the time left', () => {
+    const run = start();
+    run.leg('leg.socketLost', 'agent');
+    run.clock.increment(12_000);
+    const persisted = JSON.parse(JSON.stringify(run.actor.getPersistedSnapshot()));
+    run.actor.stop();
+
+    const restored = start({}, persisted);
+    restored.clock.set(12_000 + 3_000);
+    expect(session(restored)).toBe('paused');
+    restored.actor.send({ type: 'timers.rearm', at: restored.at() });
+    expect(context(restored).timerMs).toBe(TIMEOUT - 15_000);
+    // A re-arm is not a new pause.
+    expect(restored.effects).toEqual([]);
+    expect(context(restored).pausedAt).toBe(BASE);
+    restored.clock.increment(TIMEOUT - 15_000 - 1);
+    expect(session(restored)).toBe('paused');
+    restored.clock.increment(1);
+    expect(value(restored)).toBe('ended');
+    expect(context(restored)).toMatchObject({ endReason: 'agent-lost', totalPauseMs: TIMEOUT });
+    expect(restored.effects).toEqual(['requestReassignment', 'notifyEnded']);
+  });
+
+  it('a deadline that passed during the restart fires at once', () => {
+    const run = start();
+    run.leg('leg.mediaReconnecting', 'visitor');
+    const persisted = run.actor.getPersistedSnapshot();
+    const restored = start({}, persisted);
+    restored.clock.set(TIMEOUT + 60_000);
+    restored.actor.send({ type: 'timers.rearm', at: restored.at() });
+    restored.clock.increment(0);
+    expect(context(restored)).toMatchObject({ endReason: 'reconnect-timeout', endedAt: BASE + TIMEOUT + 60_000 });
+  });
+
+  it('timers.rearm while live changes nothing', () => {
+    const run = start();
+    const before = run.actor.getSnapshot();
+    run.actor.send({ type: 'timers.rearm', at: BASE + 99 });
+    expect(run.actor.getSnapshot().context).toEqual(before.context);
+  });
+});

@@ -1,0 +1,349 @@
+/**
+ * callSession: one actor per live call, on the server. It pauses the call while either leg (agent or
+ * visitor) is lost, resumes it when both are back, and ends it when the legs do not come back within
+ * `reconnectionTimeout`, or when both media connections failed (see DESIGN §2).
+ *
+ * Every event carries `at` (epoch ms, server clock); the machine has no clock of its own, and its
+ * telemetry (disconnections, reconnection attempts, pause time) is computed from those `at`s.
+ */
+import { assign, setup } from 'xstate';
+
+export type Leg = 'agent' | 'visitor';
+
+/**
+ * What the server knows of one leg. A socket drop leaves `media` at its last report: the media usually
+ * keeps flowing peer to peer while the socket reconnects, and the client reports again once it is back.
+ */
+export interface LegStatus {
+  socket: 'up' | 'down';
+  media: 'connected' | 'reconnecting' | 'failed';
+}
+
+export interface CallSessionTimings {
+  /** How long a paused call waits for its lost legs; covers the peers' maxAttempts × attemptTimeout. */
+  reconnectionTimeout: number;
+}
+
+export const defaultCallSessionTimings: CallSessionTimings = {
+  reconnectionTimeout: 30_000,
+};
+
+export interface CallSessionInput {
+  callId: string;
+  timings?: Partial<CallSessionTimings>;
+  at?: number;
+}
+
+export type CallSessionEvent =
+  | { type: 'leg.socketLost'; leg: Leg; at: number }
+  | { type: 'leg.socketBack'; leg: Leg; at: number }
+  | { type: 'leg.mediaReconnecting'; leg: Leg; at: number }
+  | { type: 'leg.mediaConnected'; leg: Leg; at: number }
+  | { type: 'leg.mediaFailed'; leg: Leg; at: number }
+  | { type: 'leg.attempt'; leg: Leg; at: number; durationMs: number; outcome: 'recovered' | 'failed' }
+  | { type: 'call.hangup'; by: Leg; at: number }
+  | { type: 'timers.rearm'; at: number };
+
+/** Why the call ended. `agent-lost` means the visitor is being reassigned to another agent. */
+export type CallSessionEndReason = 'hangup' | 'media-failed' | 'reconnect-timeout' | 'agent-lost';
+
+export interface CallDisconnection {
+  leg: Leg;
+  at: number;
+  cause: 'socket' | 'media';
+}
+
+export interface CallReconnectionAttempt {
+  leg: Leg;
+  at: number;
+  durationMs: number;
+  outcome: 'recovered' | 'failed';
+}
+
+export interface CallSessionContext {
+  callId: string;
+  timings: CallSessionTimings;
+  legs: Record<Leg, LegStatus>;
+  /** Every time a leg went from up to lost. */
+  disconnections: CallDisconnection[];
+  reconnectionAttempts: CallReconnectionAttempt[];
+  /** Time spent paused in completed pauses; a pause in progress is added when it ends. */
+  totalPauseMs: number;
+  /** When the pause in progress began; null while live. */
+  pausedAt: number | null;
+  endReason: CallSessionEndReason | null;
+  /** Who hung up, when the call ended by a hang-up. */
+  endedBy: Leg | null;
+  endedAt: number | null;
+  /** When the pause timer is due (epoch ms), so a restored actor can re-arm it with the time left. */
+  deadlineAt: number | null;
+  /** Duration the pause timer was (re)armed with. */
+  timerMs: number;
+  startedAt: number;
+}
+
+export function initialCallSessionContext({ input }: { input: CallSessionInput }): CallSessionContext {
+  return {
+    callId: input.callId,
+    timings: { ...defaultCallSessionTimings, ...input.timings },
+    legs: {
+      agent: { socket: 'up', media: 'connected' },
+      visitor: { socket: 'up', media: 'connected' },
+    },
+    disconnections: [],
+    reconnectionAttempts: [],
+    totalPauseMs: 0,
+    pausedAt: null,
+    endReason: null,
+    endedBy: null,
+    endedAt: null,
+    deadlineAt: null,
+    timerMs: 0,
+    startedAt: input.at ?? 0,
+  };
+}
+
+/** The time of the event being handled; the pause timer's event carries none and fires at its deadline. */
+function nowOf(context: CallSessionContext, event: { type: string }): number {
+  const at = (event as { at?: unknown }).at;
+  if (typeof at === 'number') return at;
+  return context.deadlineAt ?? context.startedAt;
+}
+
+function eventLeg(event: { type: string }): Leg | null {
+  const leg = (event as { leg?: unknown }).leg;
+  return leg === 'agent' || leg === 'visitor' ? leg : null;
+}
+
+/** The leg's status once the event is applied; unchanged for events that say nothing about it. */
+function applyToLeg(status: LegStatus, event: { type: string }): LegStatus {
+  switch (event.type) {
+    case 'leg.socketLost':
+      return { ...status, socket: 'down' };
+    case 'leg.socketBack':
+      return { ...status, socket: 'up' };
+    case 'leg.mediaReconnecting':
+      return { ...status, media: 'reconnecting' };
+    case 'leg.mediaConnected':
+      return { ...status, media: 'connected' };
+    case 'leg.mediaFailed':
+      return { ...status, media: 'failed' };
+    default:
+      return status;
+  }
+}
+
+function isUp(status: LegStatus): boolean {
+  return status.socket === 'up' && status.media === 'connected';
+}
+
+export const callSessionMachine = setup({
+  types: {
+    context: {} as CallSessionContext,
+    events: {} as CallSessionEvent,
+    input: {} as CallSessionInput,
+  },
+  actions: {
+    applyLegEvent: assign(({ context, event }) => {
+      const leg = eventLeg(event);
+      if (!leg) return {};
+      return { legs: { ...context.legs, [leg]: applyToLeg(context.legs[leg], event) } };
+    }),
+    recordDisconnection: assign(({ context, event }, params: { cause: CallDisconnection['cause'] }) => {
+      const leg = eventLeg(event);
+      if (!leg) return {};
+      return { disconnections: [...context.disconnections, { leg, at: nowOf(context, event), cause: params.cause }] };
+    }),
+    recordAttempt: assign(({ context, event }) => {
+      if (event.type !== 'leg.attempt') return {};
+      const { leg, at, durationMs, outcome } = event;
+      return { reconnectionAttempts: [...context.reconnectionAttempts, { leg, at, durationMs, outcome }] };
+    }),
+    startPause: assign(({ context, event }) => {
+      const at = nowOf(context, event);
+      const duration = context.timings.reconnectionTimeout;
+      return { pausedAt: at, deadlineAt: at + duration, timerMs: duration };
+    }),
+    closePause: assign(({ context, event }) => {
+      if (context.pausedAt === null) return {};
+      // Events from different sockets may arrive slightly out of order; a negative pause is meaningless.
+      const pauseMs = Math.max(0, nowOf(context, event) - context.pausedAt);
+      return { totalPauseMs: context.totalPauseMs + pauseMs, pausedAt: null };
+    }),
+    rearmTimer: assign(({ context, event }) => {
+      const at = nowOf(context, event);
+      // A deadline that passed while the server was down fires at once; it then counts as having fired now.
+      const deadlineAt = Math.max(context.deadlineAt ?? at, at);
+      return { deadlineAt, timerMs: deadlineAt - at };
+    }),
+    endWith: assign(({ context, event }, params: { reason: CallSessionEndReason }) => ({
+      endReason: params.reason,
+      endedBy: event.type === 'call.hangup' ? event.by : null,
+      endedAt: nowOf(context, event),
+    })),
+    // Effects the server performs; it reads the call and the legs from the actor's context.
+    notifyPaused: () => {},
+    notifyResumed: () => {},
+    notifyEnded: () => {},
+    requestReassignment: () => {},
+  },
+  guards: {
+    isLeg: ({ event }, params: { leg: Leg }) => eventLeg(event) === params.leg,
+    legRecovers: ({ context, event }, params: { leg: Leg }) =>
+      eventLeg(event) === params.leg && isUp(applyToLeg(context.legs[params.leg], event)),
+    anyLegLost: ({ context }) => !isUp(context.legs.agent) || !isUp(context.legs.visitor),
+    allLegsUp: ({ context }) => isUp(context.legs.agent) && isUp(context.legs.visitor),
+    bothMediaFailed: ({ context }) => context.legs.agent.media === 'failed' && context.legs.visitor.media === 'failed',
+    agentLegLost: ({ context }) => !isUp(context.legs.agent),
+  },
+  delays: {
+    reconnectionTimeout: ({ context }) => context.timerMs,
+  },
+}).createMachine({
+  id: 'callSession',
+  description: 'One live call between an agent and a visitor: pause while a leg is lost, resume, or end.',
+  context: initialCallSessionContext,
+  initial: 'active',
+  states: {
+    active: {
+      description: 'The call is on: both legs are tracked, and the session is live or paused.',
+      type: 'parallel',
+      on: {
+        'leg.attempt': { actions: 'recordAttempt' },
+        'call.hangup': { target: 'ended', actions: ['closePause', { type: 'endWith', params: { reason: 'hangup' } }] },
+      },
+      states: {
+        agent: {
+          description: "The agent's leg: its socket and its media connection.",
+          initial: 'up',
+          states: {
+            up: {
+              description: "The agent's socket is up and its media is connected.",
+              on: {
+                'leg.socketLost': {
+                  guard: { type: 'isLeg', params: { leg: 'agent' } },
+                  target: 'lost',
+                  actions: ['applyLegEvent', { type: 'recordDisconnection', params: { cause: 'socket' } }],
+                },
+                'leg.mediaReconnecting': {
+                  guard: { type: 'isLeg', params: { leg: 'agent' } },
+                  target: 'lost',
+                  actions: ['applyLegEvent', { type: 'recordDisconnection', params: { cause: 'media' } }],
+                },
+                'leg.mediaFailed': {
+                  guard: { type: 'isLeg', params: { leg: 'agent' } },
+                  target: 'lost',
+                  actions: ['applyLegEvent', { type: 'recordDisconnection', params: { cause: 'media' } }],
+                },
+              },
+            },
+            lost: {
+              description: "The agent's socket is down or its media is not connected; up again only when both are back.",
+              on: {
+                'leg.socketBack': [
+                  { guard: { type: 'legRecovers', params: { leg: 'agent' } }, target: 'up', actions: 'applyLegEvent' },
+                  { guard: { type: 'isLeg', params: { leg: 'agent' } }, actions: 'applyLegEvent' },
+                ],
+                'leg.mediaConnected': [
+                  { guard: { type: 'legRecovers', params: { leg: 'agent' } }, target: 'up', actions: 'applyLegEvent' },
+                  { guard: { type: 'isLeg', params: { leg: 'agent' } }, actions: 'applyLegEvent' },
+                ],
+                'leg.socketLost': { guard: { type: 'isLeg', params: { leg: 'agent' } }, actions: 'applyLegEvent' },
+                'leg.mediaReconnecting': { guard: { type: 'isLeg', params: { leg: 'agent' } }, actions: 'applyLegEvent' },
+                'leg.mediaFailed': { guard: { type: 'isLeg', params: { leg: 'agent' } }, actions: 'applyLegEvent' },
+              },
+            },
+          },
+        },
+        visitor: {
+          description: "The visitor's leg: its socket and its media connection.",
+          initial: 'up',
+          states: {
+            up: {
+              description: "The visitor's socket is up and its media is connected.",
+              on: {
+                'leg.socketLost': {
+                  guard: { type: 'isLeg', params: { leg: 'visitor' } },
+                  target: 'lost',
+                  actions: ['applyLegEvent', { type: 'recordDisconnection', params: { cause: 'socket' } }],
+                },
+                'leg.mediaReconnecting': {
+                  guard: { type: 'isLeg', params: { leg: 'visitor' } },
+                  target: 'lost',
+                  actions: ['applyLegEvent', { type: 'recordDisconnection', params: { cause: 'media' } }],
+                },
+                'leg.mediaFailed': {
+                  guard: { type: 'isLeg', params: { leg: 'visitor' } },
+                  target: 'lost',
+                  actions: ['applyLegEvent', { type: 'recordDisconnection', params: { cause: 'media' } }],
+                },
+              },
+            },
+            lost: {
+              description: "The visitor's socket is down or its media is not connected; up again only when both are back.",
+              on: {
+                'leg.socketBack': [
+                  { guard: { type: 'legRecovers', params: { leg: 'visitor' } }, target: 'up', actions: 'applyLegEvent' },
+                  { guard: { type: 'isLeg', params: { leg: 'visitor' } }, actions: 'applyLegEvent' },
+                ],
+                'leg.mediaConnected': [
+                  { guard: { type: 'legRecovers', params: { leg: 'visitor' } }, target: 'up', actions: 'applyLegEvent' },
+                  { guard: { type: 'isLeg', params: { leg: 'visitor' } }, actions: 'applyLegEvent' },
+                ],
+                'leg.socketLost': { guard: { type: 'isLeg', params: { leg: 'visitor' } }, actions: 'applyLegEvent' },
+                'leg.mediaReconnecting': { guard: { type: 'isLeg', params: { leg: 'visitor' } }, actions: 'applyLegEvent' },
+                'leg.mediaFailed': { guard: { type: 'isLeg', params: { leg: 'visitor' } }, actions: 'applyLegEvent' },
+              },
+            },
+          },
+        },
+        session: {
+          description: 'Whether the call is flowing or paused, with the one pause timer.',
+          initial: 'live',
+          states: {
+            live: {
+              description: 'Both legs are up.',
+              always: { guard: 'anyLegLost', target: 'paused', actions: ['startPause', 'notifyPaused'] },
+            },
+            paused: {
+              description:
+                'At least one leg is lost; both peers were told. One timer, measured from the start of the pause, bounds the wait.',
+              always: [
+                // Neither side can recover by itself any more, so waiting out the timer would only delay the end.
+                {
+                  guard: 'bothMediaFailed',
+                  target: '#callSession.ended',
+                  actions: ['closePause', { type: 'endWith', params: { reason: 'media-failed' } }],
+                },
+                { guard: 'allLegsUp', target: 'live', actions: ['closePause', 'notifyResumed'] },
+              ],
+              after: {
+                reconnectionTimeout: [
+                  {
+                    guard: 'agentLegLost',
+                    target: '#callSession.ended',
+                    actions: ['closePause', { type: 'endWith', params: { reason: 'agent-lost' } }, 'requestReassignment'],
+                  },
+                  {
+                    target: '#callSession.ended',
+                    actions: ['closePause', { type: 'endWith', params: { reason: 'reconnect-timeout' } }],
+                  },
+                ],
+              },
+              on: {
+                'timers.rearm': { target: 'paused', reenter: true, actions: 'rearmTimer' },
+              },
+            },
+          },
+        },
+      },
+    },
+    ended: {
+      description: 'The call is over; endReason says why.',
+      type: 'final',
+      entry: 'notifyEnded',
+    },
+  },
+});
+
+export type CallSessionMachine = typeof callSessionMachine;
