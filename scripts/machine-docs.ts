@@ -84,7 +84,7 @@ function collectEdges(graph: DirectedGraphNode, lines: string[]): void {
   for (const transition of transitions) {
     if (seen.has(transition)) continue;
     seen.add(transition);
-    const targets: AnyStateNode[] = transition.target?.length ? transition.target : [node];
+    const targets: readonly AnyStateNode[] = transition.target?.length ? transition.target : [node];
     for (const target of targets) {
       lines.push(`  ${endpoint(node)} --> ${endpoint(target)} : ${edgeLabel(transition)}`);
     }

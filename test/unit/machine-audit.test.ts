@@ -37,7 +37,7 @@ describe('config audit', () => {
         b: { after: { 500: 'a' } },
       },
     } as never);
-    const audit = auditConfig(machine);
+    const audit = auditConfig(machine as never);
     expect(audit.inline).toEqual([
       'bad.a entry: inline action',
       'bad.a on go guard: inline guard',

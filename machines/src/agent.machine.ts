@@ -1,0 +1,337 @@
+import { assign, forwardTo, sendTo, setup } from 'xstate';
+import { peerConnectionMachine, type PeerConnectionEvent, type PeerConnectionOutput } from './peerConnection.machine.ts';
+
+export type AgentPresence = 'offline' | 'available' | 'away';
+
+/** Reasons the server gives when it ends the agent's call. */
+export type AgentServerEndReason = 'visitor-hangup' | 'cancelled' | 'reconnect-timeout' | 'media-failed' | 'reassigned' | 'error';
+
+/** Why the agent's last call ended, as kept in `lastCallEnd`. */
+export type AgentCallEndReason = AgentServerEndReason | 'hangup' | 'logout' | 'connect-failed';
+
+export interface AgentCallEnd {
+  requestId: string | null;
+  callId: string | null;
+  visitorName: string | null;
+  reason: AgentCallEndReason;
+}
+
+export interface AgentTimings {
+  /** How long a ring waits for accept or reject before it counts as ring-no-answer. */
+  ringTimeout: number;
+  /** How long the first media connection may take after the agent accepted. */
+  connectTimeout: number;
+}
+
+// ringTimeout matches the routing actor's, so the dashboard stops ringing when the server moves on.
+// connectTimeout is longer than Chromium's fixed 15 s to `failed`, so the browser normally decides.
+export const defaultAgentTimings: AgentTimings = {
+  ringTimeout: 15_000,
+  connectTimeout: 20_000,
+};
+
+export interface AgentInput {
+  timings?: Partial<AgentTimings>;
+}
+
+export interface AgentContext {
+  timings: AgentTimings;
+  requestId: string | null;
+  visitorName: string | null;
+  /** Epoch ms at which the current ring counts as unanswered; drives the dashboard countdown. */
+  ringExpiresAt: number | null;
+  callId: string | null;
+  lastCallEnd: AgentCallEnd | null;
+  /** Last known state of the signaling socket, handed to the media child when it starts. */
+  signalingUp: boolean;
+}
+
+/** Adapter events about the agent's RTCPeerConnection and socket; forwarded to the media child. */
+export type AgentMediaEvent = Exclude<PeerConnectionEvent, { type: 'hangup' }>;
+
+export type AgentEvent =
+  // the agent
+  | { type: 'login' }
+  | { type: 'logout' }
+  | { type: 'presence.away' }
+  | { type: 'presence.available' }
+  | { type: 'accept' }
+  | { type: 'reject' }
+  | { type: 'hangup' }
+  | { type: 'dismiss' }
+  // the server
+  | { type: 'ring'; requestId: string; visitorName: string; at: number }
+  | { type: 'ring.cancelled' }
+  | { type: 'call.accepted'; callId: string }
+  | { type: 'peer.paused' }
+  | { type: 'peer.resumed' }
+  | { type: 'call.ended'; reason: AgentServerEndReason }
+  // the adapter
+  | AgentMediaEvent
+  // the media child finishing; listed so adapters and tests can type it
+  | { type: 'xstate.done.actor.media'; output: PeerConnectionOutput };
+
+export const agentMachine = setup({
+  types: {
+    context: {} as AgentContext,
+    children: {} as { media: 'peerConnection' },
+    events: {} as AgentEvent,
+    input: {} as AgentInput,
+  },
+  actors: {
+    peerConnection: peerConnectionMachine,
+  },
+  delays: {
+    ringTimeout: ({ context }) => context.timings.ringTimeout,
+    connectTimeout: ({ context }) => context.timings.connectTimeout,
+  },
+  guards: {
+    mediaFailed: ({ event }) => event.type === 'xstate.done.actor.media' && event.output?.outcome === 'failed',
+  },
+  actions: {
+    // Effects for the adapter; no-ops here so the machine stays pure.
+    /** Publish the agent's presence to the server. */
+    setPresence: (_, _params: { presence: AgentPresence }) => {},
+    /** Accept `context.requestId`. */
+    acceptRing: () => {},
+    /** Reject `context.requestId`; the server rings the next agent. */
+    rejectRing: () => {},
+    /** Tell the server the ring went unanswered, so the request moves on without waiting for its own timer. */
+    reportRingTimeout: () => {},
+    /** Leave the call; the server tells the visitor. */
+    sendHangup: () => {},
+    /** Tell the server the agent logged out; it reassigns any visitor of theirs. */
+    notifyLogout: () => {},
+    /** Tell the server this side gave up on the media (`context.lastCallEnd` says why). */
+    reportCallFailure: () => {},
+    /** Create the RTCPeerConnection and send the offer (the agent is the offerer). */
+    startMedia: () => {},
+    /** Close the RTCPeerConnection and release the camera. */
+    stopMedia: () => {},
+
+    rememberRing: assign(({ context, event }) =>
+      event.type === 'ring'
+        ? {
+            requestId: event.requestId,
+            visitorName: event.visitorName,
+            ringExpiresAt: event.at + context.timings.ringTimeout,
+            callId: null,
+          }
+        : {},
+    ),
+    clearRingDeadline: assign({ ringExpiresAt: null }),
+    rememberCallId: assign({
+      callId: ({ context, event }) => (event.type === 'call.accepted' ? event.callId : context.callId),
+    }),
+    clearCall: assign({ requestId: null, visitorName: null, ringExpiresAt: null, callId: null }),
+    recordCallEnd: assign(({ context }, params: { reason: AgentCallEndReason }) => ({
+      lastCallEnd: {
+        requestId: context.requestId,
+        callId: context.callId,
+        visitorName: context.visitorName,
+        reason: params.reason,
+      },
+    })),
+    recordServerEnd: assign(({ context, event }) =>
+      event.type === 'call.ended'
+        ? {
+            lastCallEnd: {
+              requestId: context.requestId,
+              callId: context.callId,
+              visitorName: context.visitorName,
+              reason: event.reason,
+            },
+          }
+        : {},
+    ),
+    markSignalingUp: assign({ signalingUp: true }),
+    markSignalingDown: assign({ signalingUp: false }),
+    forwardToMedia: forwardTo('media'),
+    // The child's input is static, so it starts believing signaling is up; tell it the truth, or its
+    // first restart attempt could be spent on an offer that cannot be delivered.
+    syncSignalingToMedia: sendTo('media', ({ context }): AgentMediaEvent =>
+      context.signalingUp ? { type: 'signal.up' } : { type: 'signal.down' },
+    ),
+  },
+}).createMachine({
+  id: 'agent',
+  description: "The agent's presence and calls: offline, available or away, then ringing, connecting and in call.",
+  context: ({ input }) => ({
+    timings: { ...defaultAgentTimings, ...input.timings },
+    requestId: null,
+    visitorName: null,
+    ringExpiresAt: null,
+    callId: null,
+    lastCallEnd: null,
+    signalingUp: true,
+  }),
+  initial: 'offline',
+  on: {
+    // Works from any state (DESIGN §2); the call states override it to end their call first.
+    logout: {
+      target: '.offline',
+      actions: [{ type: 'setPresence', params: { presence: 'offline' } }, 'notifyLogout'],
+    },
+    'signal.up': { actions: 'markSignalingUp' },
+    'signal.down': { actions: 'markSignalingDown' },
+  },
+  states: {
+    offline: {
+      description: 'Logged out; the server routes nothing here.',
+      entry: 'clearCall',
+      on: {
+        login: {
+          target: 'available',
+          actions: { type: 'setPresence', params: { presence: 'available' } },
+        },
+      },
+    },
+    available: {
+      description: 'Waiting for calls; the only state in which a ring is taken.',
+      entry: 'clearCall',
+      on: {
+        'presence.away': {
+          target: 'away',
+          actions: { type: 'setPresence', params: { presence: 'away' } },
+        },
+        ring: { target: 'ringing', actions: 'rememberRing' },
+      },
+    },
+    away: {
+      description: 'Logged in but taking no calls.',
+      entry: 'clearCall',
+      on: {
+        'presence.available': {
+          target: 'available',
+          actions: { type: 'setPresence', params: { presence: 'available' } },
+        },
+      },
+    },
+    ringing: {
+      description: 'A visitor is waiting; accept, reject, or let it run out (ring-no-answer).',
+      exit: 'clearRingDeadline',
+      after: {
+        ringTimeout: { target: 'available', actions: 'reportRingTimeout' },
+      },
+      on: {
+        accept: { target: 'connecting', actions: 'acceptRing' },
+        reject: { target: 'available', actions: 'rejectRing' },
+        'ring.cancelled': { target: 'available' },
+        // Going away is one of the routing actor's reassignment triggers, so the ring is not rejected explicitly.
+        'presence.away': {
+          target: 'away',
+          actions: { type: 'setPresence', params: { presence: 'away' } },
+        },
+      },
+    },
+    // The media child lives only in `inCall`, and `connecting` watches the first connection itself, as
+    // on the visitor's side: the child's restart logic only ever runs on a connection that has worked
+    // once. The `ice.connected` that ends `connecting` is handed to the new child.
+    connecting: {
+      description: 'The agent accepted; the first media connection is being set up.',
+      entry: 'startMedia',
+      after: {
+        connectTimeout: {
+          target: 'callFailed',
+          actions: [{ type: 'recordCallEnd', params: { reason: 'connect-failed' } }, 'stopMedia', 'reportCallFailure'],
+        },
+      },
+      on: {
+        'call.accepted': { actions: 'rememberCallId' },
+        'ice.connected': { target: 'inCall' },
+        'ice.failed': {
+          target: 'callFailed',
+          actions: [{ type: 'recordCallEnd', params: { reason: 'connect-failed' } }, 'stopMedia', 'reportCallFailure'],
+        },
+        hangup: {
+          target: 'available',
+          actions: [{ type: 'recordCallEnd', params: { reason: 'hangup' } }, 'stopMedia', 'sendHangup'],
+        },
+        'call.ended': { target: 'available', actions: ['recordServerEnd', 'stopMedia'] },
+        logout: {
+          target: 'offline',
+          actions: [
+            { type: 'recordCallEnd', params: { reason: 'logout' } },
+            'stopMedia',
+            'sendHangup',
+            { type: 'setPresence', params: { presence: 'offline' } },
+            'notifyLogout',
+          ],
+        },
+      },
+    },
+    inCall: {
+      description: 'Talking to the visitor: the media connection and the visitor\'s presence run side by side.',
+      type: 'parallel',
+      exit: 'stopMedia',
+      on: {
+        hangup: {
+          target: 'available',
+          actions: [{ type: 'recordCallEnd', params: { reason: 'hangup' } }, 'sendHangup'],
+        },
+        'call.ended': { target: 'available', actions: 'recordServerEnd' },
+        logout: {
+          target: 'offline',
+          actions: [
+            { type: 'recordCallEnd', params: { reason: 'logout' } },
+            'sendHangup',
+            { type: 'setPresence', params: { presence: 'offline' } },
+            'notifyLogout',
+          ],
+        },
+        'ice.connected': { actions: 'forwardToMedia' },
+        'ice.disconnected': { actions: 'forwardToMedia' },
+        'ice.failed': { actions: 'forwardToMedia' },
+        'network.online': { actions: 'forwardToMedia' },
+        'signal.up': { actions: ['markSignalingUp', 'forwardToMedia'] },
+        'signal.down': { actions: ['markSignalingDown', 'forwardToMedia'] },
+      },
+      states: {
+        media: {
+          description:
+            'The peerConnection child (the offerer) restarts ICE on failure; its snapshot drives the overlay and the indicator.',
+          entry: ['forwardToMedia', 'syncSignalingToMedia'],
+          invoke: {
+            id: 'media',
+            src: 'peerConnection',
+            input: { role: 'offerer' },
+            onDone: [
+              {
+                guard: 'mediaFailed',
+                target: '#agent.callFailed',
+                actions: [{ type: 'recordCallEnd', params: { reason: 'media-failed' } }, 'reportCallFailure'],
+              },
+              // Closed without our hang-up (e.g. the page tore the connection down): leave like one.
+              {
+                target: '#agent.available',
+                actions: [{ type: 'recordCallEnd', params: { reason: 'hangup' } }, 'sendHangup'],
+              },
+            ],
+          },
+        },
+        peer: {
+          description: 'Whether the visitor is still there, as reported by the server.',
+          initial: 'present',
+          states: {
+            present: {
+              description: "The visitor's leg is up.",
+              on: { 'peer.paused': { target: 'paused' } },
+            },
+            paused: {
+              description: 'The visitor dropped out; the server holds the call for them to come back.',
+              on: { 'peer.resumed': { target: 'present' } },
+            },
+          },
+        },
+      },
+    },
+    callFailed: {
+      description: 'The media could not be connected or reconnected; the dashboard shows it until dismissed.',
+      on: {
+        dismiss: { target: 'available' },
+      },
+    },
+  },
+});
+
+export type AgentMachine = typeof agentMachine;

@@ -1,0 +1,109 @@
+import { describe, expect, it } from 'vitest';
+import { createActor, SimulatedClock } from 'xstate';
+import { agentMachine, defaultAgentTimings, type AgentEvent } from './agent.machine.ts';
+import { defaultPeerConnectionTimings } from './peerConnection.machine.ts';
+import { agentView, ringSecondsLeft } from './agent.view.ts';
+
+function viewAfter(events: AgentEvent[], advance: number[] = []) {
+  const clock = new SimulatedClock();
+  const actor = createActor(agentMachine, { clock, input: {} });
+  actor.start();
+  for (const event of events) actor.send(event);
+  for (const ms of advance) clock.increment(ms);
+  return agentView(actor.getSnapshot());
+}
+
+const login: AgentEvent = { type: 'login' };
+const ring: AgentEvent = { type: 'ring', requestId: 'req-1', visitorName: 'Vera', at: 50_000 };
+const connecting = [login, ring, { type: 'accept' } as const];
+const inCall = [...connecting, { type: 'ice.connected', at: 51_000 } as const];
+const { attemptTimeout, disconnectedGrace } = defaultPeerConnectionTimings;
+
+describe('agentView', () => {
+  it('shows presence and its controls', () => {
+    const quiet = { ringing: null, connection: null, overlay: null, message: null, showVideo: false };
+    expect(viewAfter([])).toEqual({ ...quiet, presence: 'offline', controls: ['login'] });
+    expect(viewAfter([login])).toEqual({ ...quiet, presence: 'available', controls: ['away', 'logout'] });
+    expect(viewAfter([login, { type: 'presence.away' }])).toEqual({
+      ...quiet,
+      presence: 'away',
+      controls: ['available', 'logout'],
+    });
+  });
+
+  it('rings with the visitor, accept and reject, and the deadline for the countdown', () => {
+    const view = viewAfter([login, ring]);
+    expect(view.presence).toBe('busy');
+    expect(view.controls).toEqual(['accept', 'reject']);
+    expect(view.ringing).toEqual({
+      requestId: 'req-1',
+      visitorName: 'Vera',
+      expiresAt: 50_000 + defaultAgentTimings.ringTimeout,
+    });
+  });
+
+  it('counts the ring down in whole seconds, never below zero', () => {
+    expect(ringSecondsLeft(65_000, 50_000)).toBe(15);
+    expect(ringSecondsLeft(65_000, 64_001)).toBe(1);
+    expect(ringSecondsLeft(65_000, 65_000)).toBe(0);
+    expect(ringSecondsLeft(65_000, 70_000)).toBe(0);
+  });
+
+  it('is amber while the first connection is set up', () => {
+    expect(viewAfter(connecting)).toMatchObject({
+      connection: 'amber',
+      message: 'Connecting to Vera…',
+      controls: ['hangup'],
+      showVideo: true,
+      ringing: null,
+    });
+  });
+
+  it('is green in a connected call', () => {
+    expect(viewAfter(inCall)).toEqual({
+      presence: 'busy',
+      ringing: null,
+      connection: 'green',
+      overlay: null,
+      message: null,
+      controls: ['hangup'],
+      showVideo: true,
+    });
+  });
+
+  it('is amber while unstable, without an overlay', () => {
+    const view = viewAfter([...inCall, { type: 'ice.disconnected', at: 60_000 }]);
+    expect(view.connection).toBe('amber');
+    expect(view.overlay).toBeNull();
+  });
+
+  it('is amber with the "Reconnecting… (attempt n of 3)" overlay during an ICE restart', () => {
+    const first = viewAfter([...inCall, { type: 'ice.disconnected', at: 60_000 }], [disconnectedGrace]);
+    expect(first).toMatchObject({ connection: 'amber', overlay: 'Reconnecting… (attempt 1 of 3)' });
+    const third = viewAfter([...inCall, { type: 'ice.failed', at: 60_000 }], [attemptTimeout, attemptTimeout]);
+    expect(third.overlay).toBe('Reconnecting… (attempt 3 of 3)');
+  });
+
+  it('is amber with a message while the visitor is paused', () => {
+    expect(viewAfter([...inCall, { type: 'peer.paused' }])).toMatchObject({
+      connection: 'amber',
+      message: 'Connection lost, waiting for the visitor…',
+    });
+    expect(viewAfter([...inCall, { type: 'peer.paused' }, { type: 'peer.resumed' }]).connection).toBe('green');
+  });
+
+  it('is red with "We couldn\'t reconnect the call" when the media fails, until dismissed', () => {
+    const failed = [...inCall, { type: 'ice.failed', at: 60_000 } as const];
+    expect(viewAfter(failed, [attemptTimeout, attemptTimeout, attemptTimeout])).toEqual({
+      presence: 'busy',
+      ringing: null,
+      connection: 'red',
+      overlay: null,
+      message: "We couldn't reconnect the call",
+      controls: ['dismiss'],
+      showVideo: false,
+    });
+    expect(viewAfter([...connecting, { type: 'ice.failed', at: 52_000 }]).connection).toBe('red');
+    expect(viewAfter([...connecting, { type: 'ice.failed', at: 52_000 }, { type: 'dismiss' }]).presence).toBe('available');
+  });
+});
