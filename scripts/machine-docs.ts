@@ -54,14 +54,14 @@ function renderNode(graph: DirectedGraphNode, lines: string[], indent: string): 
   const id = mermaidId(node);
   if (node.path.length) lines.push(`${indent}state "${node.key}" as ${id}`);
   if (!graph.children.length) return;
-  const inner = indent + '  ';
+  const inner = node.path.length ? indent + '  ' : indent;
   if (node.path.length) lines.push(`${indent}state ${id} {`);
   const regions = graph.children;
   regions.forEach((child, i) => {
     if (node.type === 'compound' && node.initial?.target?.[0] === child.stateNode) {
       lines.push(`${inner}[*] --> ${mermaidId(child.stateNode)}`);
     }
-    renderNode(child, lines, node.path.length ? inner : indent);
+    renderNode(child, lines, inner);
     if (child.stateNode.type === 'final') lines.push(`${inner}${mermaidId(child.stateNode)} --> [*]`);
     if (node.type === 'parallel' && i < regions.length - 1) lines.push(`${inner}--`);
   });
