@@ -1,0 +1,354 @@
+import { describe, expect, it, vi } from 'vitest';
+import { createActor, SimulatedClock } from 'xstate';
+import {
+  defaultPeerConnectionTimings,
+  peerConnectionMachine,
+  type PeerConnectionEmitted,
+  type PeerConnectionInput,
+} from './peerConnection.machine.ts';
+
+const T = defaultPeerConnectionTimings;
+
+function start(input: PeerConnectionInput = { role: 'offerer' }) {
+  const effects: string[] = [];
+  const record = (name: string) => vi.fn(() => void effects.push(name));
+  const spies = {
+    rollbackLocalOffer: record('rollbackLocalOffer'),
+    restartIce: record('restartIce'),
+    sendRestartOffer: record('sendRestartOffer'),
+  };
+  const clock = new SimulatedClock();
+  const actor = createActor(peerConnectionMachine.provide({ actions: spies }), { clock, input });
+  const emitted: PeerConnectionEmitted[] = [];
+  actor.on('*', (event) => void emitted.push(event));
+  actor.start();
+  return { actor, clock, spies, effects, emitted };
+}
+
+/** Started and connected, at t = 0 of the simulated clock. */
+function startConnected(input?: PeerConnectionInput) {
+  const run = start(input);
+  run.actor.send({ type: 'ice.connected', at: 0 });
+  return run;
+}
+
+/** SimulatedClock arms a timer set during a flush from the advanced time, so step through each one. */
+function advance(run: ReturnType<typeof start>, ms: number, times: number) {
+  for (let i = 0; i < times; i++) run.clock.increment(ms);
+}
+
+const value = (run: ReturnType<typeof start>) => run.actor.getSnapshot().value;
+const context = (run: ReturnType<typeof start>) => run.actor.getSnapshot().context;
+
+describe('peerConnection: first connection', () => {
+  it('starts in connecting with defaults from DESIGN', () => {
+    const run = start({ role: 'answerer' });
+    expect(value(run)).toBe('connecting');
+    expect(context(run)).toEqual({
+      role: 'answerer',
+      attempts: 0,
+      maxAttempts: 3,
+      timings: T,
+      signalingUp: true,
+      outageStartedAt: null,
+      lastRecovery: null,
+    });
+  });
+
+  it('ice.connected in connecting → connected', () => {
+    const run = start();
+    run.actor.send({ type: 'ice.connected', at: 5 });
+    expect(value(run)).toBe('connected');
+  });
+
+  it('ice.failed in connecting → reconnecting and starts an attempt', () => {
+    const run = start();
+    run.actor.send({ type: 'ice.failed', at: 100 });
+    expect(value(run)).toEqual({ reconnecting: 'attempting' });
+    expect(context(run).attempts).toBe(1);
+    expect(context(run).outageStartedAt).toBe(100);
+  });
+
+  it('fails after connectTimeout in connecting, with no attempt spent', () => {
+    const run = start();
+    run.clock.increment(T.connectTimeout - 1);
+    expect(value(run)).toBe('connecting');
+    run.clock.increment(1);
+    expect(value(run)).toBe('failed');
+    expect(run.actor.getSnapshot().status).toBe('done');
+    expect(run.actor.getSnapshot().output).toEqual({ outcome: 'failed' });
+    expect(run.emitted).toEqual([{ type: 'failed', attempts: 0 }]);
+    expect(run.spies.restartIce).not.toHaveBeenCalled();
+  });
+
+  it('timings and maxAttempts come from input', () => {
+    const run = start({ role: 'offerer', maxAttempts: 5, timings: { connectTimeout: 50 } });
+    expect(context(run).maxAttempts).toBe(5);
+    expect(context(run).timings).toEqual({ ...T, connectTimeout: 50 });
+    run.clock.increment(50);
+    expect(value(run)).toBe('failed');
+  });
+});
+
+describe('peerConnection: unstable', () => {
+  it('ice.disconnected in connected → unstable and remembers when the outage began', () => {
+    const run = startConnected();
+    run.actor.send({ type: 'ice.disconnected', at: 1000 });
+    expect(value(run)).toBe('unstable');
+    expect(context(run).outageStartedAt).toBe(1000);
+  });
+
+  it('ice.connected in unstable → connected without spending an attempt', () => {
+    const run = startConnected();
+    run.actor.send({ type: 'ice.disconnected', at: 1000 });
+    run.clock.increment(T.disconnectedGrace - 1);
+    run.actor.send({ type: 'ice.connected', at: 2999 });
+    expect(value(run)).toBe('connected');
+    expect(context(run).attempts).toBe(0);
+    expect(context(run).outageStartedAt).toBeNull();
+    expect(run.spies.restartIce).not.toHaveBeenCalled();
+    // The grace timer left with the state: nothing happens when it would have fired.
+    advance(run, T.disconnectedGrace, 3);
+    expect(value(run)).toBe('connected');
+  });
+
+  it('after disconnectedGrace in unstable → reconnecting', () => {
+    const run = startConnected();
+    run.actor.send({ type: 'ice.disconnected', at: 1000 });
+    run.clock.increment(T.disconnectedGrace - 1);
+    expect(value(run)).toBe('unstable');
+    run.clock.increment(1);
+    expect(value(run)).toEqual({ reconnecting: 'attempting' });
+    expect(context(run).attempts).toBe(1);
+  });
+});
+
+describe('peerConnection: immediate restarts', () => {
+  it('ice.failed in connected → reconnecting at once', () => {
+    const run = startConnected();
+    run.actor.send({ type: 'ice.failed', at: 7 });
+    expect(value(run)).toEqual({ reconnecting: 'attempting' });
+    expect(context(run).outageStartedAt).toBe(7);
+  });
+
+  it('ice.failed in unstable → reconnecting at once, keeping the original outage start', () => {
+    const run = startConnected();
+    run.actor.send({ type: 'ice.disconnected', at: 5000 });
+    run.actor.send({ type: 'ice.failed', at: 15000 });
+    expect(value(run)).toEqual({ reconnecting: 'attempting' });
+    expect(context(run).outageStartedAt).toBe(5000);
+  });
+
+  it('network.online in unstable → reconnecting at once', () => {
+    const run = startConnected();
+    run.actor.send({ type: 'ice.disconnected', at: 5000 });
+    run.actor.send({ type: 'network.online' });
+    expect(value(run)).toEqual({ reconnecting: 'attempting' });
+  });
+});
+
+describe('peerConnection: attempts', () => {
+  it('offerer: increments, then rolls back, restarts ICE and sends the restart offer, in that order', () => {
+    const run = startConnected({ role: 'offerer' });
+    const attemptsSeenByEffects: number[] = [];
+    run.spies.rollbackLocalOffer.mockImplementation(() => {
+      attemptsSeenByEffects.push(run.actor.getSnapshot().context.attempts);
+      run.effects.push('rollbackLocalOffer');
+    });
+    run.actor.send({ type: 'ice.failed', at: 0 });
+    expect(run.effects).toEqual(['rollbackLocalOffer', 'restartIce', 'sendRestartOffer']);
+    expect(run.emitted).toEqual([{ type: 'attempt.started', attempt: 1, maxAttempts: 3 }]);
+    expect(context(run).attempts).toBe(1);
+  });
+
+  it('answerer: rolls back and restarts ICE but never sends a restart offer', () => {
+    const run = startConnected({ role: 'answerer' });
+    run.actor.send({ type: 'ice.failed', at: 0 });
+    run.clock.increment(T.attemptTimeout);
+    run.clock.increment(T.attemptTimeout);
+    expect(run.spies.restartIce).toHaveBeenCalledTimes(3);
+    expect(run.spies.rollbackLocalOffer).toHaveBeenCalledTimes(3);
+    expect(run.spies.sendRestartOffer).not.toHaveBeenCalled();
+  });
+
+  it('shows the current attempt number while attempting', () => {
+    const run = startConnected();
+    run.actor.send({ type: 'ice.failed', at: 0 });
+    const seen = [context(run).attempts];
+    run.clock.increment(T.attemptTimeout);
+    seen.push(context(run).attempts);
+    run.clock.increment(T.attemptTimeout);
+    seen.push(context(run).attempts);
+    expect(seen).toEqual([1, 2, 3]);
+    expect(value(run)).toEqual({ reconnecting: 'attempting' });
+  });
+
+  it('each attempt is bounded by attemptTimeout and retried until maxAttempts are spent → failed', () => {
+    const run = startConnected();
+    run.actor.send({ type: 'ice.failed', at: 0 });
+    advance(run, T.attemptTimeout, 2);
+    run.clock.increment(T.attemptTimeout - 1);
+    expect(value(run)).toEqual({ reconnecting: 'attempting' });
+    run.clock.increment(1);
+    expect(value(run)).toBe('failed');
+    expect(context(run).attempts).toBe(3);
+    expect(run.actor.getSnapshot().output).toEqual({ outcome: 'failed' });
+    expect(run.emitted).toEqual([
+      { type: 'attempt.started', attempt: 1, maxAttempts: 3 },
+      { type: 'attempt.failed', attempt: 1, maxAttempts: 3 },
+      { type: 'attempt.started', attempt: 2, maxAttempts: 3 },
+      { type: 'attempt.failed', attempt: 2, maxAttempts: 3 },
+      { type: 'attempt.started', attempt: 3, maxAttempts: 3 },
+      { type: 'attempt.failed', attempt: 3, maxAttempts: 3 },
+      { type: 'failed', attempts: 3 },
+    ]);
+    expect(run.spies.restartIce).toHaveBeenCalledTimes(3);
+  });
+
+  it('a restart offer is sent once per attempt, never more', () => {
+    const run = startConnected({ role: 'offerer', maxAttempts: 2 });
+    run.actor.send({ type: 'ice.failed', at: 0 });
+    advance(run, T.attemptTimeout, 10);
+    expect(run.spies.sendRestartOffer).toHaveBeenCalledTimes(2);
+    expect(value(run)).toBe('failed');
+  });
+});
+
+describe('peerConnection: signaling', () => {
+  it('tracks signalingUp from signal.up/signal.down in every state', () => {
+    const run = start();
+    run.actor.send({ type: 'signal.down' });
+    expect(context(run).signalingUp).toBe(false);
+    run.actor.send({ type: 'ice.connected', at: 0 });
+    run.actor.send({ type: 'signal.up' });
+    expect(context(run).signalingUp).toBe(true);
+    run.actor.send({ type: 'signal.down' });
+    run.actor.send({ type: 'ice.disconnected', at: 0 });
+    run.actor.send({ type: 'signal.up' });
+    expect(value(run)).toBe('unstable');
+    expect(context(run).signalingUp).toBe(true);
+  });
+
+  it('signal.down while attempting → waitingForSignaling, giving the attempt back', () => {
+    const run = startConnected();
+    run.actor.send({ type: 'ice.failed', at: 0 });
+    run.clock.increment(T.attemptTimeout); // attempt 2 now
+    run.actor.send({ type: 'signal.down' });
+    expect(value(run)).toEqual({ reconnecting: 'waitingForSignaling' });
+    expect(context(run).attempts).toBe(1);
+    expect(context(run).signalingUp).toBe(false);
+    expect(run.emitted.at(-1)).toEqual({ type: 'attempt.abandoned', attempt: 2, maxAttempts: 3 });
+    // No attempt timer is left: waiting indefinitely spends nothing.
+    advance(run, T.attemptTimeout, 10);
+    expect(value(run)).toEqual({ reconnecting: 'waitingForSignaling' });
+    expect(context(run).attempts).toBe(1);
+  });
+
+  it('entering reconnecting while signaling is down waits without spending an attempt', () => {
+    const run = startConnected();
+    run.actor.send({ type: 'signal.down' });
+    run.actor.send({ type: 'ice.failed', at: 0 });
+    expect(value(run)).toEqual({ reconnecting: 'waitingForSignaling' });
+    expect(context(run).attempts).toBe(0);
+    expect(run.spies.restartIce).not.toHaveBeenCalled();
+  });
+
+  it('signal.up in waitingForSignaling → attempting', () => {
+    const run = startConnected();
+    run.actor.send({ type: 'signal.down' });
+    run.actor.send({ type: 'ice.failed', at: 0 });
+    run.actor.send({ type: 'signal.up' });
+    expect(value(run)).toEqual({ reconnecting: 'attempting' });
+    expect(context(run).attempts).toBe(1);
+    expect(run.spies.restartIce).toHaveBeenCalledTimes(1);
+  });
+
+  it('flapping signaling never lets attempts exceed maxAttempts', () => {
+    const run = startConnected();
+    run.actor.send({ type: 'ice.failed', at: 0 });
+    for (let i = 0; i < 10; i++) {
+      run.actor.send({ type: 'signal.down' });
+      run.actor.send({ type: 'signal.up' });
+    }
+    expect(context(run).attempts).toBe(1);
+    advance(run, T.attemptTimeout, 3);
+    expect(value(run)).toBe('failed');
+    expect(context(run).attempts).toBe(3);
+  });
+});
+
+describe('peerConnection: recovery', () => {
+  it('ice.connected during reconnecting → connected, resets attempts, records and emits the recovery', () => {
+    const run = startConnected();
+    run.actor.send({ type: 'ice.disconnected', at: 5000 });
+    run.clock.increment(T.disconnectedGrace);
+    run.clock.increment(T.attemptTimeout); // attempt 2
+    run.actor.send({ type: 'ice.connected', at: 17100 });
+    expect(value(run)).toBe('connected');
+    expect(context(run).attempts).toBe(0);
+    expect(context(run).outageStartedAt).toBeNull();
+    expect(context(run).lastRecovery).toEqual({ attempts: 2, durationMs: 12100 });
+    expect(run.emitted.at(-1)).toEqual({ type: 'recovered', attempts: 2, durationMs: 12100 });
+    // The attempt timer is gone with the state.
+    advance(run, T.attemptTimeout, 5);
+    expect(value(run)).toBe('connected');
+  });
+
+  it('ice.connected while waiting for signaling also recovers', () => {
+    const run = startConnected();
+    run.actor.send({ type: 'signal.down' });
+    run.actor.send({ type: 'ice.failed', at: 100 });
+    run.actor.send({ type: 'ice.connected', at: 400 });
+    expect(value(run)).toBe('connected');
+    expect(run.emitted.at(-1)).toEqual({ type: 'recovered', attempts: 0, durationMs: 300 });
+  });
+
+  it('a later outage starts again from attempt 1', () => {
+    const run = startConnected();
+    run.actor.send({ type: 'ice.failed', at: 0 });
+    advance(run, T.attemptTimeout, 2);
+    run.actor.send({ type: 'ice.connected', at: 20000 });
+    run.actor.send({ type: 'ice.failed', at: 30000 });
+    expect(context(run).attempts).toBe(1);
+    expect(context(run).outageStartedAt).toBe(30000);
+  });
+});
+
+describe('peerConnection: hangup', () => {
+  it.each([
+    ['connecting', []],
+    ['connected', [{ type: 'ice.connected', at: 0 }]],
+    ['unstable', [{ type: 'ice.connected', at: 0 }, { type: 'ice.disconnected', at: 1 }]],
+    ['attempting', [{ type: 'ice.failed', at: 0 }]],
+    ['waitingForSignaling', [{ type: 'signal.down' }, { type: 'ice.failed', at: 0 }]],
+  ] as const)('hangup from %s → closed (final), timers cancelled', (_name, before) => {
+    const run = start();
+    for (const event of before) run.actor.send(event);
+    run.actor.send({ type: 'hangup' });
+    expect(value(run)).toBe('closed');
+    expect(run.actor.getSnapshot().status).toBe('done');
+    expect(run.actor.getSnapshot().output).toEqual({ outcome: 'closed' });
+    const emittedBefore = run.emitted.length;
+    advance(run, T.disconnectedGrace, 50);
+    expect(run.emitted.length).toBe(emittedBefore);
+  });
+
+  it('a final state is never left', () => {
+    const run = start();
+    run.actor.send({ type: 'hangup' });
+    run.actor.send({ type: 'ice.connected', at: 0 });
+    run.actor.send({ type: 'ice.failed', at: 0 });
+    expect(value(run)).toBe('closed');
+  });
+});
+
+describe('peerConnection: context stays serializable', () => {
+  it('round-trips through JSON in every phase', () => {
+    const run = startConnected();
+    run.actor.send({ type: 'ice.disconnected', at: 0 });
+    run.clock.increment(T.disconnectedGrace);
+    run.actor.send({ type: 'ice.connected', at: 3000 });
+    const ctx = context(run);
+    expect(JSON.parse(JSON.stringify(ctx))).toEqual(ctx);
+  });
+});
