@@ -297,6 +297,7 @@ export function describeModel<M extends AnyStateMachine>(spec: ModelSpec<M>): vo
 
     it('covers every state and transition', () => {
       const coverage = measure(states, transitions, seenStates, seenTransitions);
+      console.log(`model paths ${spec.name}: shortest ${shortest.length} edge ${edges.length} simple ${simple.length}`);
       console.log(
         `model coverage ${spec.name}: states ${coverage.states.covered}/${coverage.states.total} transitions ${coverage.transitions.covered}/${coverage.transitions.total}`,
       );
