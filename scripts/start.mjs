@@ -1,5 +1,6 @@
-// `npm start`: the server is not built yet, so this lists the statecharts that are, with their states.
-import { spawnSync } from 'node:child_process';
+// `npm start`: the callchart server (HTTP API and Socket.IO on one port, SQLite in ./data).
+import { spawn } from 'node:child_process';
 
-const result = spawnSync(process.execPath, ['--import', 'tsx', 'scripts/summary.ts'], { stdio: 'inherit' });
-process.exit(result.status ?? 1);
+const child = spawn(process.execPath, ['--import', 'tsx', 'server/src/main.ts'], { stdio: 'inherit' });
+for (const signal of ['SIGINT', 'SIGTERM']) process.on(signal, () => child.kill(signal));
+child.on('exit', (code, signal) => process.exit(code ?? (signal ? 1 : 0)));

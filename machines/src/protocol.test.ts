@@ -42,6 +42,7 @@ const clientSamples = {
   'agent.presence': { status: 'available' },
   'agent.accept': { requestId: 'req-1' },
   'agent.reject': { requestId: 'req-1' },
+  'agent.logout': {},
   'signal.offer': { callId: 'call-1', sdp: SDP },
   'signal.answer': { callId: 'call-1', sdp: SDP },
   'signal.candidate': { callId: 'call-1', candidate: CANDIDATE },

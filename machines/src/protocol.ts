@@ -199,6 +199,8 @@ export const clientEventSchemas = {
   'agent.presence': z.strictObject({ status: z.enum(['available', 'away']) }),
   'agent.accept': RequestRef,
   'agent.reject': RequestRef,
+  /** Ends the agent's presence; a call in progress ends for the agent and the visitor is reassigned. */
+  'agent.logout': z.strictObject({}),
   'signal.offer': CallSdp,
   'signal.answer': CallSdp,
   'signal.candidate': z.strictObject({ callId: Id, candidate: IceCandidate }),
@@ -229,6 +231,7 @@ export const clientAckDataSchemas = {
   'agent.presence': NoData,
   'agent.accept': NoData,
   'agent.reject': NoData,
+  'agent.logout': NoData,
   'signal.offer': NoData,
   'signal.answer': NoData,
   'signal.candidate': NoData,

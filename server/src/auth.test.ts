@@ -1,0 +1,141 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { SignJWT, decodeJwt } from 'jose';
+import { afterEach, describe, expect, it } from 'vitest';
+import { AuthError, createAuth, hashPassword, resolveAuthSecret, verifyPassword } from './auth.ts';
+import { openStore } from './store.ts';
+
+const SECRET = 'test-secret-that-is-long-enough-for-hs256';
+const agent = { id: 'ada', name: 'Ada Lovelace', pools: ['support', 'sales'], roles: ['agent'] };
+
+async function rejection(promise: Promise<unknown>): Promise<AuthError> {
+  try {
+    await promise;
+  } catch (error) {
+    if (error instanceof AuthError) return error;
+    throw error;
+  }
+  throw new Error('expected the token to be refused');
+}
+
+describe('passwords', () => {
+  it('hashes with a fresh salt, stores the parameters, and verifies', async () => {
+    const first = await hashPassword('correct horse');
+    const second = await hashPassword('correct horse');
+    expect(first).toMatch(/^scrypt\$32768\$8\$3\$[\w-]+\$[\w-]+$/);
+    expect(first).not.toBe(second);
+    expect(await verifyPassword('correct horse', first)).toBe(true);
+    expect(await verifyPassword('correct horse', second)).toBe(true);
+    expect(await verifyPassword('correct horsf', first)).toBe(false);
+    expect(await verifyPassword('', first)).toBe(false);
+  });
+
+  it('refuses hashes it did not write, including ones with runaway parameters', async () => {
+    const good = await hashPassword('pw');
+    expect(await verifyPassword('pw', 'plain-text')).toBe(false);
+    expect(await verifyPassword('pw', good.replace('$32768$', '$1073741824$'))).toBe(false);
+    expect(await verifyPassword('pw', good.replace('$32768$', '$1000$'))).toBe(false);
+    expect(await verifyPassword('pw', good.replace(/\$[\w-]+$/, '$'))).toBe(false);
+  });
+});
+
+describe('tokens', () => {
+  const auth = createAuth({ secret: SECRET, agentTtlSeconds: 3600, visitorTtlSeconds: 60 });
+
+  it('issues an agent token that verifies to the agent, with the claims the spec names', async () => {
+    const before = Date.now();
+    const { token, expiresAt } = await auth.issueAgentToken(agent);
+    expect(await auth.verifyToken(token)).toEqual({ kind: 'agent', agentId: 'ada', name: 'Ada Lovelace', pools: ['support', 'sales'], roles: ['agent'] });
+    expect(await auth.verifyToken(token, 'agent')).toMatchObject({ kind: 'agent' });
+    const claims = decodeJwt(token);
+    expect(claims).toMatchObject({ iss: 'callchart', aud: 'agent', sub: 'ada' });
+    expect(claims.exp! * 1000).toBe(expiresAt);
+    expect(expiresAt).toBeGreaterThanOrEqual(Math.floor(before / 1000) * 1000 + 3_600_000);
+    expect(expiresAt).toBeLessThanOrEqual(Date.now() + 3_600_000);
+  });
+
+  it('issues a short-lived visitor token', async () => {
+    const { token, expiresAt } = await auth.issueVisitorToken({ visitorId: 'visitor-1', name: 'Vera' });
+    expect(await auth.verifyToken(token)).toEqual({ kind: 'visitor', visitorId: 'visitor-1', name: 'Vera' });
+    expect(decodeJwt(token)).toMatchObject({ aud: 'visitor', sub: 'visitor-1' });
+    expect(expiresAt - Date.now()).toBeLessThanOrEqual(60_000);
+  });
+
+  it('refuses a tampered token', async () => {
+    const { token } = await auth.issueAgentToken(agent);
+    const [header, payload, signature] = token.split('.') as [string, string, string];
+    const forged = Buffer.from(JSON.stringify({ ...decodeJwt(token), roles: ['inspector'] })).toString('base64url');
+    expect((await rejection(auth.verifyToken(`${header}.${forged}.${signature}`))).code).toBe('unauthorized');
+    const flipped = signature.startsWith('A') ? `B${signature.slice(1)}` : `A${signature.slice(1)}`;
+    await rejection(auth.verifyToken(`${header}.${payload}.${flipped}`));
+    await rejection(auth.verifyToken('not-a-token'));
+    await rejection(auth.verifyToken(''));
+  });
+
+  it('refuses a token signed with another secret', async () => {
+    const other = createAuth({ secret: 'another-secret-that-is-long-enough-too', agentTtlSeconds: 3600, visitorTtlSeconds: 60 });
+    const { token } = await other.issueAgentToken(agent);
+    await rejection(auth.verifyToken(token));
+  });
+
+  it('refuses an expired token', async () => {
+    const realNow = Date.now();
+    const past = createAuth({ secret: SECRET, agentTtlSeconds: 1, visitorTtlSeconds: 1, now: () => realNow - 10_000 });
+    const { token } = await past.issueVisitorToken({ visitorId: 'visitor-1', name: 'Vera' });
+    expect(await past.verifyToken(token)).toMatchObject({ visitorId: 'visitor-1' });
+    const error = await rejection(auth.verifyToken(token));
+    expect(error.reason).toMatch(/EXPIRED/);
+  });
+
+  it('refuses a token for another audience, an unexpected kind, or without the issuer', async () => {
+    const key = new TextEncoder().encode(SECRET);
+    const now = Math.floor(Date.now() / 1000);
+    const base = () =>
+      new SignJWT({ name: 'Ada Lovelace', pools: [], roles: ['inspector'] })
+        .setProtectedHeader({ alg: 'HS256' })
+        .setSubject('ada')
+        .setIssuedAt(now)
+        .setExpirationTime(now + 60);
+    await rejection(auth.verifyToken(await base().setIssuer('callchart').setAudience('admin').sign(key)));
+    await rejection(auth.verifyToken(await base().setAudience('agent').sign(key)));
+    await rejection(auth.verifyToken(await base().setIssuer('callchart').setAudience(['agent', 'visitor']).sign(key)));
+
+    const visitor = await auth.issueVisitorToken({ visitorId: 'visitor-1', name: 'Vera' });
+    await rejection(auth.verifyToken(visitor.token, 'agent'));
+    const agentToken = await auth.issueAgentToken(agent);
+    await rejection(auth.verifyToken(agentToken.token, 'visitor'));
+  });
+
+  it('refuses an unsigned token', async () => {
+    const { token } = await auth.issueAgentToken(agent);
+    const payload = token.split('.')[1]!;
+    const header = Buffer.from(JSON.stringify({ alg: 'none', typ: 'JWT' })).toString('base64url');
+    await rejection(auth.verifyToken(`${header}.${payload}.`));
+  });
+});
+
+describe('resolveAuthSecret', () => {
+  let dir: string | undefined;
+  afterEach(() => {
+    if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('prefers AUTH_SECRET, and otherwise keeps one generated secret across restarts', async () => {
+    dir = mkdtempSync(path.join(tmpdir(), 'callchart-auth-'));
+    const file = path.join(dir, 'db.sqlite');
+    let store = openStore(file);
+    expect(resolveAuthSecret({ authSecret: SECRET }, store)).toBe(SECRET);
+    const generated = resolveAuthSecret({ authSecret: null }, store);
+    expect(generated).toMatch(/^[\w-]{43}$/);
+    const { token } = await createAuth({ secret: generated, agentTtlSeconds: 60, visitorTtlSeconds: 60 }).issueAgentToken(agent);
+    store.close();
+
+    store = openStore(file);
+    const again = resolveAuthSecret({ authSecret: null }, store);
+    store.close();
+    expect(again).toBe(generated);
+    const restarted = createAuth({ secret: again, agentTtlSeconds: 60, visitorTtlSeconds: 60 });
+    expect(await restarted.verifyToken(token)).toMatchObject({ agentId: 'ada' });
+  });
+});

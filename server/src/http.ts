@@ -1,0 +1,321 @@
+/**
+ * The HTTP API: agent login, visitor sessions, and call history with its reconnection telemetry.
+ * Everything under /api answers JSON, errors included, as `{ error: { code, message, field? } }`, so
+ * the widget and the dashboard handle one shape. Pages and Socket.IO are mounted beside it.
+ */
+import { randomUUID } from 'node:crypto';
+import { DisplayName, Id } from '@callchart/machines/protocol';
+import express, { type ErrorRequestHandler, type Express, type Request, type RequestHandler, type Router } from 'express';
+import { z } from 'zod';
+import { authenticateAgent, isInspector, MAX_PASSWORD_LENGTH } from './agents.ts';
+import { AuthError, type Auth, type Principal } from './auth.ts';
+import type { ServerConfig } from './config.ts';
+import { toCsv } from './csv.ts';
+import type { Logger } from './logger.ts';
+import type { CallRecord, Store, TelemetryRecord } from './store.ts';
+import { firstIssue, issueFragment } from './validation.ts';
+
+export const MAX_BODY_BYTES = 16 * 1024;
+export const DEFAULT_HISTORY_PAGE = 50;
+export const MAX_HISTORY_PAGE = 100;
+const DEFAULT_VISITOR_NAME = 'Visitor';
+
+export type HttpErrorCode =
+  | 'invalid-payload'
+  | 'unauthorized'
+  | 'forbidden'
+  | 'not-found'
+  | 'payload-too-large'
+  | 'unsupported-media-type'
+  | 'internal';
+
+/** An error a client is meant to see: `message` is one sentence, `field` names what to fix. */
+export class HttpError extends Error {
+  override readonly name = 'HttpError';
+  constructor(
+    readonly status: number,
+    readonly code: HttpErrorCode,
+    message: string,
+    readonly field?: string,
+  ) {
+    super(message);
+  }
+}
+
+export interface HttpDeps {
+  store: Store;
+  auth: Auth;
+  config: ServerConfig;
+  logger: Logger;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Request shapes
+
+const LoginBody = z.strictObject({
+  email: z.string().trim().min(1).max(254),
+  password: z.string().min(1).max(MAX_PASSWORD_LENGTH),
+});
+
+const VisitorSessionBody = z.strictObject({
+  name: DisplayName.optional(),
+});
+
+const CallListQuery = z.object({
+  limit: z
+    .string()
+    .regex(/^\d+$/, { error: 'must be a whole number' })
+    .transform(Number)
+    .pipe(z.number().min(1).max(MAX_HISTORY_PAGE))
+    .default(DEFAULT_HISTORY_PAGE),
+  before: Id.optional(),
+});
+
+const ExportQuery = z.object({
+  format: z.enum(['json', 'csv']).default('json'),
+});
+
+function parse<T>(schema: z.ZodType<T>, value: unknown, where: 'body' | 'query'): T {
+  const result = schema.safeParse(value, { error: issueFragment });
+  if (result.success) return result.data;
+  const { field, fragment } = firstIssue(result.error);
+  const message = field === undefined ? `The ${where} ${fragment}.` : `Field "${field}" ${fragment}.`;
+  throw new HttpError(400, 'invalid-payload', message, field);
+}
+
+// express.json() leaves `req.body` undefined both when there is no body and when it is not JSON; only
+// the first may be read as an empty object.
+function jsonBody(req: Request): unknown {
+  if (req.body !== undefined) return req.body;
+  const length = req.headers['content-length'];
+  const hasBody = req.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0');
+  if (hasBody) throw new HttpError(415, 'unsupported-media-type', 'The body must be JSON (application/json).');
+  return {};
+}
+
+// ---------------------------------------------------------------------------------------------
+// Who is asking
+
+const BEARER = /^Bearer\s+(\S+)\s*$/i;
+
+async function principalOf(req: Request, auth: Auth): Promise<Principal> {
+  const match = BEARER.exec(req.headers.authorization ?? '');
+  if (match?.[1] === undefined) throw new AuthError('no bearer token');
+  return auth.verifyToken(match[1]);
+}
+
+async function requireAgent(req: Request, auth: Auth): Promise<Extract<Principal, { kind: 'agent' }>> {
+  const principal = await principalOf(req, auth);
+  if (principal.kind !== 'agent') throw new HttpError(403, 'forbidden', 'Only agents can see call history.');
+  return principal;
+}
+
+// An agent may not learn that someone else's call exists, so those calls are "not found" too.
+function visibleCall(store: Store, id: string, agent: Extract<Principal, { kind: 'agent' }>): CallRecord {
+  const parsed = Id.safeParse(id);
+  const call = parsed.success ? store.calls.get(parsed.data) : undefined;
+  if (call === undefined || (!isInspector(agent.roles) && call.agentId !== agent.agentId)) {
+    throw new HttpError(404, 'not-found', 'There is no such call.');
+  }
+  return call;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Telemetry views
+
+export interface CallTelemetry {
+  disconnections: { leg: string; at: number; cause: string | null }[];
+  reconnectionAttempts: { leg: string; at: number; durationMs: number; outcome: string }[];
+  totalPauseMs: number;
+}
+
+function telemetryOf(call: CallRecord, records: readonly TelemetryRecord[]): CallTelemetry {
+  const telemetry: CallTelemetry = { disconnections: [], reconnectionAttempts: [], totalPauseMs: call.totalPauseMs };
+  for (const record of records) {
+    if (record.kind === 'disconnection') {
+      telemetry.disconnections.push({ leg: record.leg, at: record.at, cause: record.cause });
+    } else {
+      telemetry.reconnectionAttempts.push({
+        leg: record.leg,
+        at: record.at,
+        durationMs: record.durationMs,
+        outcome: record.outcome,
+      });
+    }
+  }
+  return telemetry;
+}
+
+const CSV_HEADER = [
+  'call_id',
+  'visitor_name',
+  'agent_name',
+  'kind',
+  'leg',
+  'at',
+  'duration_ms',
+  'outcome',
+  'cause',
+  'total_pause_ms',
+] as const;
+
+function telemetryCsv(call: CallRecord, records: readonly TelemetryRecord[]): string {
+  return toCsv(
+    CSV_HEADER,
+    records.map((record) => [
+      call.id,
+      call.visitorName,
+      call.agentName,
+      record.kind,
+      record.leg,
+      new Date(record.at).toISOString(),
+      record.kind === 'reconnection-attempt' ? record.durationMs : null,
+      record.kind === 'reconnection-attempt' ? record.outcome : null,
+      record.kind === 'disconnection' ? record.cause : null,
+      call.totalPauseMs,
+    ]),
+  );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Routes
+
+/** The /api routes with their own JSON body parser and error handler; mount at /api. */
+export function createApiRouter({ store, auth, logger }: HttpDeps): Router {
+  const router = express.Router();
+  const log = logger.child({ component: 'http' });
+
+  router.use((_req, res, next) => {
+    // Tokens and call history must not be kept by shared caches or the browser's back button.
+    res.set('Cache-Control', 'no-store');
+    next();
+  });
+  router.use(express.json({ limit: MAX_BODY_BYTES }));
+
+  router.post('/agents/login', async (req, res) => {
+    const { email, password } = parse(LoginBody, jsonBody(req), 'body');
+    const agent = await authenticateAgent(store, email, password);
+    if (agent === null) {
+      log.info('agent login refused');
+      throw new HttpError(401, 'unauthorized', 'The email or password is incorrect.');
+    }
+    const { token, expiresAt } = await auth.issueAgentToken(agent);
+    log.info({ agentId: agent.id }, 'agent logged in');
+    res.json({ token, expiresAt, agent: { id: agent.id, name: agent.name, pools: agent.pools, roles: agent.roles } });
+  });
+
+  router.post('/visitor-session', async (req, res) => {
+    const { name = DEFAULT_VISITOR_NAME } = parse(VisitorSessionBody, jsonBody(req), 'body');
+    const visitorId = `visitor-${randomUUID()}`;
+    const { token, expiresAt } = await auth.issueVisitorToken({ visitorId, name });
+    log.debug({ visitorId }, 'visitor session issued');
+    res.status(201).json({ token, visitorId, name, expiresAt });
+  });
+
+  router.get('/calls', async (req, res) => {
+    const agent = await requireAgent(req, auth);
+    const { limit, before } = parse(CallListQuery, req.query, 'query');
+    const calls = store.calls.list({
+      limit,
+      ...(before === undefined ? {} : { before }),
+      ...(isInspector(agent.roles) ? {} : { agentId: agent.agentId }),
+    });
+    const last = calls.at(-1);
+    res.json({ calls, next: calls.length === limit && last !== undefined ? last.id : null });
+  });
+
+  router.get('/calls/:id', async (req, res) => {
+    const agent = await requireAgent(req, auth);
+    const call = visibleCall(store, req.params.id, agent);
+    res.json({
+      call,
+      events: store.events.forCall(call.id),
+      telemetry: telemetryOf(call, store.telemetry.forCall(call.id)),
+    });
+  });
+
+  router.get('/calls/:id/export', async (req, res) => {
+    const agent = await requireAgent(req, auth);
+    const { format } = parse(ExportQuery, req.query, 'query');
+    const call = visibleCall(store, req.params.id, agent);
+    const records = store.telemetry.forCall(call.id);
+    // Ids may hold ':', which some file systems refuse in a file name.
+    const filename = `call-${call.id.replaceAll(':', '_')}.${format}`;
+    res.attachment(filename);
+    if (format === 'csv') {
+      res.type('text/csv; charset=utf-8').send(telemetryCsv(call, records));
+    } else {
+      res.type('application/json').send(
+        `${JSON.stringify({ call, telemetry: telemetryOf(call, records), events: store.events.forCall(call.id) }, null, 2)}\n`,
+      );
+    }
+  });
+
+  router.use(() => {
+    throw new HttpError(404, 'not-found', 'There is no such API endpoint.');
+  });
+  router.use(apiErrorHandler(log));
+  return router;
+}
+
+interface BodyParserError {
+  type: string;
+  status: number;
+}
+
+function isBodyParserError(error: unknown): error is BodyParserError {
+  return (
+    typeof error === 'object' &&
+    error !== null &&
+    typeof (error as { type?: unknown }).type === 'string' &&
+    typeof (error as { status?: unknown }).status === 'number'
+  );
+}
+
+function toHttpError(error: unknown): HttpError | undefined {
+  if (error instanceof HttpError) return error;
+  if (error instanceof AuthError) return new HttpError(401, 'unauthorized', 'Sign in again: the token is missing, invalid or expired.');
+  if (!isBodyParserError(error)) return undefined;
+  switch (error.type) {
+    case 'entity.too.large':
+      return new HttpError(413, 'payload-too-large', `The body must be at most ${String(MAX_BODY_BYTES)} bytes.`);
+    case 'entity.parse.failed':
+      return new HttpError(400, 'invalid-payload', 'The body must be a JSON object.');
+    case 'charset.unsupported':
+    case 'encoding.unsupported':
+      return new HttpError(415, 'unsupported-media-type', 'The body must be JSON in UTF-8.');
+    default:
+      return error.status >= 400 && error.status < 500
+        ? new HttpError(400, 'invalid-payload', 'The body could not be read.')
+        : undefined;
+  }
+}
+
+function apiErrorHandler(log: Logger): ErrorRequestHandler {
+  return (error: unknown, req, res, _next) => {
+    const known = toHttpError(error);
+    if (known === undefined) {
+      log.error({ err: error, method: req.method, path: req.path }, 'request failed');
+    } else if (error instanceof AuthError) {
+      log.info({ reason: error.reason, path: req.path }, 'request unauthorized');
+    }
+    const reply = known ?? new HttpError(500, 'internal', 'Something went wrong on our side. Please try again.');
+    if (reply.status === 401) res.set('WWW-Authenticate', 'Bearer');
+    res.status(reply.status).json({
+      error: { code: reply.code, message: reply.message, ...(reply.field === undefined ? {} : { field: reply.field }) },
+    });
+  };
+}
+
+const healthz: RequestHandler = (_req, res) => {
+  res.json({ ok: true });
+};
+
+/** The express app: /api and /healthz. The server adds its pages and attaches Socket.IO to it. */
+export function createHttpApp(deps: HttpDeps): Express {
+  const app = express();
+  app.disable('x-powered-by');
+  app.get('/healthz', healthz);
+  app.use('/api', createApiRouter(deps));
+  return app;
+}

@@ -1,0 +1,50 @@
+import { Writable } from 'node:stream';
+import { describe, expect, it } from 'vitest';
+import { callLogger, createLogger, requestLogger } from './logger.ts';
+
+function capture(): { stream: Writable; lines: () => Record<string, unknown>[] } {
+  const chunks: string[] = [];
+  const stream = new Writable({
+    write(chunk: Buffer, _encoding, done) {
+      chunks.push(chunk.toString());
+      done();
+    },
+  });
+  return {
+    stream,
+    lines: () =>
+      chunks
+        .join('')
+        .split('\n')
+        .filter((line) => line !== '')
+        .map((line) => JSON.parse(line) as Record<string, unknown>),
+  };
+}
+
+describe('createLogger', () => {
+  it('writes JSON lines at or above its level, with callId on everything a call logger writes', () => {
+    const { stream, lines } = capture();
+    const logger = createLogger('info', stream);
+    logger.debug('hidden');
+    const call = callLogger(logger, 'call-7', { requestId: 'req-3' });
+    call.info({ leg: 'agent', attempt: 2 }, 'reconnection attempt');
+    call.child({ leg: 'visitor' }).warn('leg lost');
+    requestLogger(logger, 'req-3').info('reassigning');
+
+    expect(lines()).toEqual([
+      expect.objectContaining({ level: 30, msg: 'reconnection attempt', callId: 'call-7', requestId: 'req-3', leg: 'agent', attempt: 2, service: 'callchart' }),
+      expect.objectContaining({ level: 40, msg: 'leg lost', callId: 'call-7', leg: 'visitor' }),
+      expect.objectContaining({ level: 30, msg: 'reassigning', requestId: 'req-3' }),
+    ]);
+    expect(lines()[2]).not.toHaveProperty('callId');
+  });
+
+  it('redacts credentials', () => {
+    const { stream, lines } = capture();
+    const logger = createLogger('info', stream);
+    logger.info({ password: 'pw', token: 'tk', body: { password: 'pw2' }, headers: { authorization: 'Bearer tk' } }, 'login');
+    const text = JSON.stringify(lines());
+    expect(text).not.toMatch(/pw|tk/);
+    expect(lines()[0]).toMatchObject({ password: '[redacted]', token: '[redacted]', body: { password: '[redacted]' } });
+  });
+});

@@ -1,0 +1,98 @@
+/**
+ * Which agents are online, in which pools, and whether they are free. Routing actors receive this view
+ * as `agents.updated`; they make the choices, this only reports facts.
+ */
+import type { AgentInfo } from '@callchart/machines';
+
+export type ChosenStatus = 'available' | 'away';
+
+interface OnlineAgent {
+  id: string;
+  name: string;
+  pools: string[];
+  chosen: ChosenStatus;
+  sockets: Set<string>;
+  /** Requests that hold this agent (rung or in a call); a held agent is busy for everyone else. */
+  heldBy: Set<string>;
+}
+
+export class Presence {
+  private readonly agents = new Map<string, OnlineAgent>();
+  private readonly listeners = new Set<() => void>();
+
+  constructor(private readonly lastAssignedAt: (agentId: string) => number | null) {}
+
+  /** Subscribing returns the function that unsubscribes. */
+  onChange(listener: () => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  private changed(): void {
+    for (const listener of this.listeners) listener();
+  }
+
+  connect(agent: { id: string; name: string; pools: string[] }, socketId: string, chosen?: ChosenStatus): void {
+    const known = this.agents.get(agent.id);
+    if (known) {
+      known.sockets.add(socketId);
+      if (chosen) known.chosen = chosen;
+    } else {
+      this.agents.set(agent.id, { ...agent, chosen: chosen ?? 'available', sockets: new Set([socketId]), heldBy: new Set() });
+    }
+    this.changed();
+  }
+
+  /** Returns true when that was the agent's last socket. */
+  disconnect(agentId: string, socketId: string): boolean {
+    const agent = this.agents.get(agentId);
+    if (!agent) return false;
+    agent.sockets.delete(socketId);
+    const gone = agent.sockets.size === 0;
+    this.changed();
+    return gone;
+  }
+
+  /** Logging out forgets the agent until it connects again. */
+  remove(agentId: string): void {
+    if (this.agents.delete(agentId)) this.changed();
+  }
+
+  setChosen(agentId: string, chosen: ChosenStatus): void {
+    const agent = this.agents.get(agentId);
+    if (!agent || agent.chosen === chosen) return;
+    agent.chosen = chosen;
+    this.changed();
+  }
+
+  hold(agentId: string, requestId: string): void {
+    const agent = this.agents.get(agentId);
+    if (!agent) return;
+    agent.heldBy.add(requestId);
+    this.changed();
+  }
+
+  release(agentId: string, requestId: string): void {
+    const agent = this.agents.get(agentId);
+    if (!agent?.heldBy.delete(requestId)) return;
+    this.changed();
+  }
+
+  isOnline(agentId: string): boolean {
+    return (this.agents.get(agentId)?.sockets.size ?? 0) > 0;
+  }
+
+  chosen(agentId: string): ChosenStatus | null {
+    return this.agents.get(agentId)?.chosen ?? null;
+  }
+
+  view(): AgentInfo[] {
+    return [...this.agents.values()].map((agent) => ({
+      id: agent.id,
+      name: agent.name,
+      pools: agent.pools,
+      status: agent.sockets.size === 0 ? 'offline' : agent.heldBy.size > 0 ? 'busy' : agent.chosen,
+      lastAssignedAt: this.lastAssignedAt(agent.id),
+    }));
+  }
+}

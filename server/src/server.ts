@@ -1,0 +1,77 @@
+/**
+ * The composition root: one process serving the HTTP API and Socket.IO on one port, with the store, the
+ * auth, the switchboard (routing and callSession actors) and the socket layer wired together.
+ */
+import { createServer, type Server as HttpServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { Server } from 'socket.io';
+import type { ClientToServerEvents, ServerToClientEvents } from '@callchart/machines';
+import { loadAgentsFile, seedAgents } from './agents.ts';
+import { createAuth, resolveAuthSecret } from './auth.ts';
+import type { ServerConfig } from './config.ts';
+import { createHttpApp } from './http.ts';
+import { createLogger, type Logger } from './logger.ts';
+import { ResumeSessions } from './resume.ts';
+import { attachSocketLayer } from './socket.ts';
+import { openStore, type Store } from './store.ts';
+import { Switchboard } from './switchboard.ts';
+
+/** Socket.IO's own cap on one message; the protocol's per-field limits are far below it. */
+const MAX_MESSAGE_BYTES = 256 * 1024;
+
+export interface CallchartServer {
+  http: HttpServer;
+  io: Server<ClientToServerEvents, ServerToClientEvents>;
+  store: Store;
+  switchboard: Switchboard;
+  logger: Logger;
+  /** The port actually bound (useful with PORT=0). */
+  port: number;
+  close(): Promise<void>;
+}
+
+export async function startServer(config: ServerConfig, options: { logger?: Logger } = {}): Promise<CallchartServer> {
+  const logger = options.logger ?? createLogger(config.logLevel);
+  const store = openStore(config.databasePath);
+  await seedAgents(store, loadAgentsFile(config.agentsFile));
+  const secret = resolveAuthSecret(config, store);
+  const auth = createAuth({ secret, agentTtlSeconds: config.tokenTtlSeconds.agent, visitorTtlSeconds: config.tokenTtlSeconds.visitor });
+
+  const app = createHttpApp({ store, auth, config, logger });
+  const http = createServer(app);
+  const io = new Server<ClientToServerEvents, ServerToClientEvents>(http, {
+    maxHttpBufferSize: MAX_MESSAGE_BYTES,
+    // The client's signaling machine owns reconnection and resume; the server keeps no recovery buffer.
+    connectionStateRecovery: undefined,
+    pingInterval: 10_000,
+    pingTimeout: 5_000,
+  });
+
+  const switchboard = new Switchboard({ io, store, config, logger });
+  const resume = new ResumeSessions(secret, config.timings.resumeWindowMs);
+  const detach = attachSocketLayer({ io, auth, switchboard, resume, logger, resumeWindowMs: config.timings.resumeWindowMs });
+  const restored = switchboard.restore();
+  if (restored.requests || restored.calls) logger.info(restored, 'restored actors from the store');
+
+  await new Promise<void>((resolve, reject) => {
+    http.once('error', reject);
+    http.listen(config.port, config.host, () => resolve());
+  });
+  const port = (http.address() as AddressInfo).port;
+  logger.info({ port, host: config.host, database: config.databasePath }, 'callchart server listening');
+
+  return {
+    http,
+    io,
+    store,
+    switchboard,
+    logger,
+    port,
+    async close() {
+      detach();
+      switchboard.stop();
+      await new Promise<void>((resolve) => io.close(() => resolve()));
+      store.close();
+    },
+  };
+}

@@ -1,0 +1,232 @@
+/**
+ * Socket.IO binding: authenticates every connection from its handshake, validates every payload with the
+ * protocol schemas, and hands valid events to the switchboard. A bad payload gets an error reply naming
+ * the field and changes nothing; a socket can only address its own request and its own call.
+ */
+import type { Server, Socket } from 'socket.io';
+import {
+  CLIENT_EVENT_NAMES,
+  parseClientEvent,
+  parseHandshakeAuth,
+  type ClientEventName,
+  type ClientPayload,
+  type ClientToServerEvents,
+  type ProtocolError,
+  type ServerToClientEvents,
+} from '@callchart/machines';
+import type { Auth, Principal } from './auth.ts';
+import type { Logger } from './logger.ts';
+import type { ResumeSessions } from './resume.ts';
+import { Switchboard, SwitchboardError } from './switchboard.ts';
+
+type Io = Server<ClientToServerEvents, ServerToClientEvents>;
+interface SocketData {
+  principal: Principal;
+  resumeToken?: string;
+}
+type CallchartSocket = Socket<ClientToServerEvents, ServerToClientEvents, Record<string, never>, SocketData>;
+type Reply = (reply: unknown) => void;
+
+export interface SocketLayerOptions {
+  io: Io;
+  auth: Auth;
+  switchboard: Switchboard;
+  resume: ResumeSessions;
+  logger: Logger;
+  resumeWindowMs: number;
+}
+
+const CLIENT_EVENTS = new Set<string>(CLIENT_EVENT_NAMES);
+
+function identity(principal: Principal): { kind: 'agent' | 'visitor'; id: string; key: string } {
+  const id = principal.kind === 'agent' ? principal.agentId : principal.visitorId;
+  return { kind: principal.kind, id, key: `${principal.kind}:${id}` };
+}
+
+class HandlerError extends Error {
+  constructor(readonly error: ProtocolError) {
+    super(error.message);
+  }
+}
+
+const forbidden = (message: string) => new HandlerError({ code: 'forbidden', message });
+
+export function attachSocketLayer(options: SocketLayerOptions): () => void {
+  const { io, auth, switchboard, resume, logger } = options;
+  const goneTimers = new Map<string, NodeJS.Timeout>();
+
+  io.use(async (socket, next) => {
+    const parsed = parseHandshakeAuth(socket.handshake.auth);
+    if (!parsed.ok) return next(new Error('unauthorized'));
+    try {
+      (socket.data as SocketData).principal = await auth.verifyToken(parsed.data.token);
+      if (parsed.data.resumeToken) (socket.data as SocketData).resumeToken = parsed.data.resumeToken;
+      next();
+    } catch {
+      next(new Error('unauthorized'));
+    }
+  });
+
+  async function takeUpSession(socket: CallchartSocket, token: string): Promise<boolean> {
+    const who = identity(socket.data.principal);
+    if (!(await resume.canResume(token, who.key))) {
+      socket.emit('session.expired', {});
+      return false;
+    }
+    for (const room of switchboard.roomsFor(who)) socket.join(room);
+    socket.emit('session.resumed', { call: switchboard.callFor(who) });
+    logger.info({ who: who.key, call: switchboard.callFor(who)?.callId ?? null }, 'session resumed');
+    return true;
+  }
+
+  const handlers: { [E in ClientEventName]: (socket: CallchartSocket, data: ClientPayload<E>) => Promise<object | void> | object | void } = {
+    'session.resume': async (socket, data) => {
+      await takeUpSession(socket, data.resumeToken);
+    },
+    'visitor.request': (socket, data) => {
+      const principal = socket.data.principal;
+      if (principal.kind !== 'visitor') throw forbidden('Only visitors can ask for a call.');
+      const name = data.name ?? principal.name;
+      return { requestId: switchboard.request({ visitorId: principal.visitorId, name }, data.pool) };
+    },
+    'visitor.cancel': (socket, data) => {
+      const principal = socket.data.principal;
+      if (principal.kind !== 'visitor') throw forbidden('Only visitors can cancel a call request.');
+      switchboard.cancel(principal.visitorId, data.requestId);
+    },
+    'agent.presence': (socket, data) => {
+      const principal = socket.data.principal;
+      if (principal.kind !== 'agent') throw forbidden('Only agents have a presence.');
+      switchboard.presence.setChosen(principal.agentId, data.status);
+      if (data.status === 'away') switchboard.agentLost(principal.agentId, 'away');
+      logger.info({ agentId: principal.agentId, status: data.status }, 'agent presence');
+    },
+    'agent.accept': (socket, data) => {
+      const principal = socket.data.principal;
+      if (principal.kind !== 'agent') throw forbidden('Only agents can accept a call.');
+      switchboard.accept(principal.agentId, data.requestId);
+    },
+    'agent.reject': (socket, data) => {
+      const principal = socket.data.principal;
+      if (principal.kind !== 'agent') throw forbidden('Only agents can reject a call.');
+      switchboard.reject(principal.agentId, data.requestId);
+    },
+    'agent.logout': (socket) => {
+      const principal = socket.data.principal;
+      if (principal.kind !== 'agent') throw forbidden('Only agents can log out.');
+      switchboard.agentLost(principal.agentId, 'logout');
+      switchboard.presence.remove(principal.agentId);
+      logger.info({ agentId: principal.agentId }, 'agent logged out');
+    },
+    'signal.offer': (socket, data) => void relay(socket, 'signal.offer', data),
+    'signal.answer': (socket, data) => void relay(socket, 'signal.answer', data),
+    'signal.candidate': (socket, data) => void relay(socket, 'signal.candidate', data),
+    'signal.iceRestart': (socket, data) => {
+      const leg = relay(socket, 'signal.iceRestart', data);
+      logger.info({ callId: data.callId, leg }, 'ICE restart offer relayed');
+    },
+    'call.media': (socket, data) => {
+      const { leg } = legOf(socket, data.callId);
+      const type = data.state === 'connected' ? 'leg.mediaConnected' : data.state === 'reconnecting' ? 'leg.mediaReconnecting' : 'leg.mediaFailed';
+      switchboard.callEvent(data.callId, leg, type);
+      logger.info({ callId: data.callId, leg, media: data.state, attempt: data.attempt }, 'media state');
+    },
+    'call.telemetry': (socket, data) => {
+      const { leg } = legOf(socket, data.callId);
+      switchboard.callAttempt(data.callId, leg, { at: data.at, durationMs: data.durationMs, outcome: data.outcome });
+    },
+    'call.hangup': (socket, data) => {
+      const { leg } = legOf(socket, data.callId);
+      switchboard.hangup(data.callId, leg);
+    },
+  };
+
+  function legOf(socket: CallchartSocket, callId: string) {
+    const who = identity(socket.data.principal);
+    return switchboard.legOf(callId, { kind: who.kind, id: who.id } as never);
+  }
+
+  function relay<E extends 'signal.offer' | 'signal.answer' | 'signal.candidate' | 'signal.iceRestart'>(
+    socket: CallchartSocket,
+    event: E,
+    data: ClientPayload<E>,
+  ) {
+    const { leg, peerRoom } = legOf(socket, data.callId);
+    (io.to(peerRoom).emit as (event: string, payload: unknown) => boolean)(event, data);
+    return leg;
+  }
+
+  io.on('connection', (rawSocket) => {
+    const socket = rawSocket as unknown as CallchartSocket;
+    const principal = socket.data.principal;
+    const who = identity(principal);
+    const wasConnected = resume.isConnected(who.key);
+    resume.connected(who.key);
+    clearTimeout(goneTimers.get(who.key));
+    goneTimers.delete(who.key);
+    socket.join(who.kind === 'agent' ? `agent:${who.id}` : `visitor:${who.id}`);
+
+    socket.onAny((event: string, payload: unknown, ...rest: unknown[]) => {
+      const ack = [payload, ...rest].findLast((arg) => typeof arg === 'function') as Reply | undefined;
+      void handle(socket, event, typeof payload === 'function' ? undefined : payload, ack);
+    });
+
+    socket.on('disconnect', (reason) => {
+      const last = resume.disconnected(who.key);
+      logger.info({ who: who.key, reason, last }, 'socket disconnected');
+      if (who.kind === 'agent') switchboard.presence.disconnect(who.id, socket.id);
+      if (!last) return;
+      if (who.kind === 'agent') {
+        switchboard.agentLost(who.id, 'socket');
+      } else {
+        switchboard.visitorLost(who.id);
+        const timer = setTimeout(() => {
+          goneTimers.delete(who.key);
+          if (!resume.isConnected(who.key)) switchboard.visitorGone(who.id);
+        }, options.resumeWindowMs);
+        timer.unref();
+        goneTimers.set(who.key, timer);
+      }
+    });
+
+    void (async () => {
+      const resumeToken = socket.data.resumeToken;
+      const resumed = resumeToken ? await takeUpSession(socket, resumeToken) : false;
+      if (who.kind === 'agent' && principal.kind === 'agent') {
+        switchboard.presence.connect({ id: principal.agentId, name: principal.name, pools: principal.pools }, socket.id);
+        if (resumed || wasConnected) switchboard.agentReturned(who.id);
+      } else if (resumed) {
+        switchboard.visitorReturned(who.id);
+      }
+      socket.emit('session.ready', { resumeToken: await resume.issue(who.key), role: who.kind, userId: who.id });
+    })().catch((error: unknown) => logger.error({ err: error }, 'connection setup failed'));
+  });
+
+  async function handle(socket: CallchartSocket, event: string, payload: unknown, ack: Reply | undefined): Promise<void> {
+    const reply = (value: unknown) => {
+      if (ack) ack(value);
+    };
+    const fail = (error: ProtocolError) => {
+      logger.warn({ who: identity(socket.data.principal).key, event: CLIENT_EVENTS.has(event) ? event : '(unknown)', error }, 'rejected client event');
+      reply({ ok: false, error });
+      if (!ack) socket.emit('error', error);
+    };
+    const parsed = parseClientEvent(event, payload);
+    if (!parsed.ok) return fail(parsed.error);
+    try {
+      const handler = handlers[parsed.event] as (socket: CallchartSocket, data: unknown) => Promise<object | void> | object | void;
+      const data = await handler(socket, parsed.data);
+      reply({ ok: true, ...(data ?? {}) });
+    } catch (error) {
+      if (error instanceof HandlerError) return fail(error.error);
+      if (error instanceof SwitchboardError) return fail({ code: error.code, message: error.message });
+      logger.error({ err: error, event }, 'client event failed');
+      fail({ code: 'internal', message: 'Something went wrong on our side.' });
+    }
+  }
+
+  return () => {
+    for (const timer of goneTimers.values()) clearTimeout(timer);
+    goneTimers.clear();
+  };
+}

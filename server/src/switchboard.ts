@@ -1,0 +1,548 @@
+/**
+ * The adapter between sockets and the server's machines: one routing actor per visitor request and one
+ * callSession actor per live call. It turns socket facts into machine events and the machines' named
+ * effects into emits and store writes. Who gets rung, when a call pauses, resumes, ends or is reassigned:
+ * the machines decide all of that.
+ */
+import { randomUUID } from 'node:crypto';
+import type { Server } from 'socket.io';
+import type { Actor } from 'xstate';
+import {
+  callSessionMachine,
+  routingMachine,
+  type CallSessionEndReason,
+  type ClientToServerEvents,
+  type Leg,
+  type ServerPayload,
+  type ServerToClientEvents,
+  type ServerEventName,
+  type CallEndReason,
+} from '@callchart/machines';
+import { hostActor } from './actorHost.ts';
+import type { ServerConfig } from './config.ts';
+import { callLogger, requestLogger, type Logger } from './logger.ts';
+import { Presence } from './presence.ts';
+import type { Store } from './store.ts';
+
+type Io = Server<ClientToServerEvents, ServerToClientEvents>;
+type RoutingActor = Actor<typeof routingMachine>;
+type CallActor = Actor<typeof callSessionMachine>;
+
+export const agentRoom = (agentId: string) => `agent:${agentId}`;
+export const visitorRoom = (visitorId: string) => `visitor:${visitorId}`;
+export const callRoom = (callId: string) => `call:${callId}`;
+
+interface RequestEntry {
+  requestId: string;
+  visitorId: string;
+  visitorName: string;
+  pool: string;
+  createdAt: number;
+  actor: RoutingActor;
+  /** The call this request is in now, if any. */
+  callId: string | null;
+}
+
+interface CallEntry {
+  callId: string;
+  requestId: string;
+  agentId: string;
+  agentName: string;
+  visitorId: string;
+  visitorName: string;
+  actor: CallActor;
+}
+
+/** The wire's reason for a callSession end reason: an agent lost for good means the visitor moves on. */
+const wireEndReason: Record<CallSessionEndReason, CallEndReason> = {
+  hangup: 'hangup',
+  'media-failed': 'media-failed',
+  'reconnect-timeout': 'reconnect-timeout',
+  'agent-lost': 'reassigned',
+};
+
+export class SwitchboardError extends Error {
+  constructor(
+    readonly code: 'forbidden' | 'not-found' | 'conflict',
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export interface SwitchboardOptions {
+  io: Io;
+  store: Store;
+  config: ServerConfig;
+  logger: Logger;
+  now?: () => number;
+}
+
+export class Switchboard {
+  readonly presence: Presence;
+  private readonly requests = new Map<string, RequestEntry>();
+  private readonly calls = new Map<string, CallEntry>();
+  private readonly io: Io;
+  private readonly store: Store;
+  private readonly config: ServerConfig;
+  private readonly logger: Logger;
+  readonly now: () => number;
+
+  constructor(options: SwitchboardOptions) {
+    this.io = options.io;
+    this.store = options.store;
+    this.config = options.config;
+    this.logger = options.logger;
+    this.now = options.now ?? Date.now;
+    this.presence = new Presence((agentId) => this.store.agents.get(agentId)?.lastAssignedAt ?? null);
+    this.presence.onChange(() => this.broadcastAgents());
+  }
+
+  private emit<E extends ServerEventName>(room: string, event: E, payload: ServerPayload<E>): void {
+    (this.io.to(room).emit as (event: string, payload: unknown) => boolean)(event, payload);
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Routing actors
+
+  private routingMachine(entry: () => RequestEntry) {
+    const notifyVisitor = (payload: Omit<ServerPayload<'routing.update'>, 'requestId'>) => {
+      const { requestId, visitorId } = entry();
+      this.emit(visitorRoom(visitorId), 'routing.update', { requestId, ...payload });
+    };
+    const agentName = (agentId: string | null) => (agentId ? this.store.agents.get(agentId)?.name : undefined);
+    return routingMachine.provide({
+      actions: {
+        ringAgent: ({ context }) => {
+          const agentId = context.currentAgentId!;
+          this.presence.hold(agentId, context.requestId);
+          this.emit(agentRoom(agentId), 'agent.ring', {
+            requestId: context.requestId,
+            visitorName: entry().visitorName,
+            expiresAt: context.deadlineAt ?? this.now() + context.timings.ringTimeout,
+          });
+        },
+        cancelRing: ({ context }) => {
+          const agentId = context.currentAgentId;
+          if (!agentId) return;
+          this.presence.release(agentId, context.requestId);
+          this.emit(agentRoom(agentId), 'agent.ringCancelled', { requestId: context.requestId });
+        },
+        connectCall: ({ context }) => this.connectCall(entry(), context.currentAgentId!),
+        notifyVisitorSearching: () => notifyVisitor({ state: 'searching' }),
+        notifyVisitorRinging: ({ context }) => {
+          const name = agentName(context.currentAgentId);
+          notifyVisitor(name ? { state: 'ringing', agentName: name } : { state: 'ringing' });
+        },
+        notifyVisitorReassigning: ({ context }) => {
+          this.endCallForReassignment(entry(), context.lastTrigger?.cause ?? 'reassigned');
+          notifyVisitor({ state: 'reassigning' });
+        },
+        notifyQueued: ({ context }) => {
+          notifyVisitor(context.queuePosition ? { state: 'queued', position: context.queuePosition } : { state: 'queued' });
+        },
+        notifyNoAgents: () => this.emit(visitorRoom(entry().visitorId), 'routing.ended', { requestId: entry().requestId, reason: 'no-agents' }),
+        notifyExhausted: () =>
+          this.emit(visitorRoom(entry().visitorId), 'routing.ended', { requestId: entry().requestId, reason: 'reassign-limit' }),
+      },
+    });
+  }
+
+  private startRequest(entry: Omit<RequestEntry, 'actor'>, snapshot?: unknown): RequestEntry {
+    const full = entry as RequestEntry;
+    const logger = requestLogger(this.logger, entry.requestId);
+    full.actor = hostActor({
+      kind: 'routing',
+      actorId: `routing:${entry.requestId}`,
+      requestId: entry.requestId,
+      callId: null,
+      machine: this.routingMachine(() => full),
+      input: {
+        requestId: entry.requestId,
+        visitorId: entry.visitorId,
+        pool: entry.pool,
+        agents: this.presence.view(),
+        maxReassignments: this.config.maxReassignments,
+        timings: {
+          ringTimeout: this.config.timings.ringTimeoutMs,
+          agentGrace: this.config.timings.agentGraceMs,
+          maxQueueWait: this.config.timings.maxQueueWaitMs,
+        },
+        at: entry.createdAt,
+      },
+      snapshot,
+      store: this.store,
+      logger,
+      now: this.now,
+      onSnapshot: (next, previous) => {
+        if (previous && previous.context.reassignments < next.context.reassignments) {
+          logger.info({ requestId: entry.requestId, trigger: next.context.lastTrigger, reassignments: next.context.reassignments }, 'reassignment');
+        }
+        this.store.requests.update(entry.requestId, { state: String(next.value) });
+        if (next.status === 'done') this.finishRequest(full, next.context.endReason ?? 'cancelled');
+        if (previous?.value !== next.value && (next.value === 'queued' || previous?.value === 'queued')) this.updateQueuePositions();
+      },
+    });
+    this.requests.set(entry.requestId, full);
+    return full;
+  }
+
+  private finishRequest(entry: RequestEntry, reason: string): void {
+    this.requests.delete(entry.requestId);
+    this.store.requests.update(entry.requestId, { endedAt: this.now(), endReason: reason });
+    if (reason === 'cancelled') {
+      this.emit(visitorRoom(entry.visitorId), 'routing.ended', { requestId: entry.requestId, reason: 'cancelled' });
+    }
+  }
+
+  /** Queue positions are a fact across requests, so they are computed here and told to each request. */
+  private updateQueuePositions(): void {
+    const queued = [...this.requests.values()]
+      .filter((entry) => entry.actor.getSnapshot().value === 'queued')
+      .sort((a, b) => a.createdAt - b.createdAt || a.requestId.localeCompare(b.requestId));
+    const byPool = new Map<string, number>();
+    for (const entry of queued) {
+      const position = (byPool.get(entry.pool) ?? 0) + 1;
+      byPool.set(entry.pool, position);
+      if (entry.actor.getSnapshot().context.queuePosition !== position) {
+        entry.actor.send({ type: 'queue.position', position, at: this.now() });
+      }
+    }
+  }
+
+  private broadcastAgents(): void {
+    const agents = this.presence.view();
+    const at = this.now();
+    for (const entry of [...this.requests.values()]) entry.actor.send({ type: 'agents.updated', agents, at });
+  }
+
+  request(visitor: { visitorId: string; name: string }, pool: string): string {
+    const existing = [...this.requests.values()].find((entry) => entry.visitorId === visitor.visitorId);
+    if (existing) throw new SwitchboardError('conflict', 'You already have a call request in progress.');
+    const requestId = `req_${randomUUID()}`;
+    const createdAt = this.now();
+    this.store.requests.create({ id: requestId, visitorId: visitor.visitorId, visitorName: visitor.name, pool, state: 'searching', createdAt });
+    const entry = this.startRequest({ requestId, visitorId: visitor.visitorId, visitorName: visitor.name, pool, createdAt, callId: null });
+    entry.actor.start();
+    return requestId;
+  }
+
+  private ownRequest(visitorId: string, requestId: string): RequestEntry {
+    const entry = this.requests.get(requestId);
+    if (!entry) throw new SwitchboardError('not-found', 'There is no such call request.');
+    if (entry.visitorId !== visitorId) throw new SwitchboardError('forbidden', 'This call request belongs to someone else.');
+    return entry;
+  }
+
+  cancel(visitorId: string, requestId: string): void {
+    this.ownRequest(visitorId, requestId).actor.send({ type: 'visitor.cancelled', at: this.now() });
+  }
+
+  /** An agent may only answer a ring that is ringing for them right now. */
+  private ringFor(agentId: string, requestId: string): RequestEntry {
+    const entry = this.requests.get(requestId);
+    const snapshot = entry?.actor.getSnapshot();
+    if (!entry || !snapshot || snapshot.value !== 'ringing' || snapshot.context.currentAgentId !== agentId) {
+      throw new SwitchboardError('forbidden', 'This call is not ringing for you.');
+    }
+    return entry;
+  }
+
+  accept(agentId: string, requestId: string): void {
+    this.ringFor(agentId, requestId).actor.send({ type: 'agent.accepted', agentId, at: this.now() });
+  }
+
+  reject(agentId: string, requestId: string): void {
+    this.ringFor(agentId, requestId).actor.send({ type: 'agent.rejected', agentId, at: this.now() });
+  }
+
+  /** Away, logout and a dropped last socket reach every request that holds the agent. */
+  agentLost(agentId: string, cause: 'socket' | 'away' | 'logout'): void {
+    const at = this.now();
+    for (const entry of [...this.requests.values()]) {
+      if (entry.actor.getSnapshot().context.currentAgentId === agentId) entry.actor.send({ type: 'agent.lost', agentId, cause, at });
+    }
+    if (cause === 'socket') this.legEvent('agent', agentId, 'leg.socketLost');
+  }
+
+  agentReturned(agentId: string): void {
+    const at = this.now();
+    for (const entry of [...this.requests.values()]) {
+      const snapshot = entry.actor.getSnapshot();
+      if (snapshot.context.currentAgentId !== agentId) continue;
+      if (snapshot.value === 'agentLost') entry.actor.send({ type: 'agent.returned', agentId, at });
+      // A ring sent while the agent's socket was away (or before a restart) is sent again.
+      if (snapshot.value === 'ringing') {
+        this.emit(agentRoom(agentId), 'agent.ring', {
+          requestId: entry.requestId,
+          visitorName: entry.visitorName,
+          expiresAt: snapshot.context.deadlineAt ?? at,
+        });
+      }
+    }
+    this.legEvent('agent', agentId, 'leg.socketBack');
+  }
+
+  visitorLost(visitorId: string): void {
+    this.legEvent('visitor', visitorId, 'leg.socketLost');
+  }
+
+  visitorReturned(visitorId: string): void {
+    this.legEvent('visitor', visitorId, 'leg.socketBack');
+  }
+
+  /** A visitor who did not come back within the resume window gives up a request not yet in a call. */
+  visitorGone(visitorId: string): void {
+    for (const entry of [...this.requests.values()]) {
+      if (entry.visitorId === visitorId && !entry.callId) entry.actor.send({ type: 'visitor.cancelled', at: this.now() });
+    }
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Calls
+
+  private callMachine(entry: () => CallEntry) {
+    return callSessionMachine.provide({
+      actions: {
+        notifyPaused: ({ context }) => {
+          const leg: Leg = context.legs.agent.socket === 'up' && context.legs.agent.media === 'connected' ? 'visitor' : 'agent';
+          this.emit(callRoom(context.callId), 'call.paused', { callId: context.callId, leg });
+        },
+        notifyResumed: ({ context }) => this.emit(callRoom(context.callId), 'call.resumed', { callId: context.callId }),
+        notifyEnded: () => {},
+        requestReassignment: () => {
+          const request = this.requests.get(entry().requestId);
+          request?.actor.send({ type: 'session.agentTimedOut', at: this.now() });
+        },
+      },
+    });
+  }
+
+  private startCall(entry: Omit<CallEntry, 'actor'>, snapshot?: unknown): CallEntry {
+    const full = entry as CallEntry;
+    const logger = callLogger(this.logger, entry.callId, { requestId: entry.requestId });
+    full.actor = hostActor({
+      kind: 'callSession',
+      actorId: `callSession:${entry.callId}`,
+      requestId: entry.requestId,
+      callId: entry.callId,
+      machine: this.callMachine(() => full),
+      input: { callId: entry.callId, timings: { reconnectionTimeout: this.config.timings.reconnectionTimeoutMs }, at: this.now() },
+      snapshot,
+      store: this.store,
+      logger,
+      now: this.now,
+      onSnapshot: (next, previous) => {
+        const before = previous?.context;
+        for (const d of next.context.disconnections.slice(before?.disconnections.length ?? 0)) {
+          this.store.telemetry.append({ callId: entry.callId, kind: 'disconnection', leg: d.leg, at: d.at, cause: d.cause });
+          logger.info({ callId: entry.callId, leg: d.leg, cause: d.cause }, 'leg lost');
+        }
+        for (const a of next.context.reconnectionAttempts.slice(before?.reconnectionAttempts.length ?? 0)) {
+          this.store.telemetry.append({ callId: entry.callId, kind: 'reconnection-attempt', leg: a.leg, at: a.at, durationMs: a.durationMs, outcome: a.outcome });
+          logger.info({ callId: entry.callId, leg: a.leg, durationMs: a.durationMs, outcome: a.outcome }, 'reconnection attempt');
+        }
+        const paused = typeof next.value === 'object' && JSON.stringify(next.value).includes('"paused"');
+        this.store.calls.update(entry.callId, { state: next.status === 'done' ? 'ended' : paused ? 'paused' : 'active', totalPauseMs: next.context.totalPauseMs });
+        if (next.status === 'done') this.finishCall(full, next.context.endReason ?? 'hangup');
+      },
+    });
+    this.calls.set(entry.callId, full);
+    return full;
+  }
+
+  private connectCall(request: RequestEntry, agentId: string): void {
+    const agent = this.store.agents.get(agentId);
+    if (!agent) return;
+    const callId = `call_${randomUUID()}`;
+    const at = this.now();
+    this.store.calls.create({
+      id: callId,
+      requestId: request.requestId,
+      visitorId: request.visitorId,
+      visitorName: request.visitorName,
+      agentId,
+      pool: request.pool,
+      state: 'active',
+      startedAt: at,
+    });
+    this.store.agents.markAssigned(agentId, at);
+    request.callId = callId;
+    const entry = this.startCall({
+      callId,
+      requestId: request.requestId,
+      agentId,
+      agentName: agent.name,
+      visitorId: request.visitorId,
+      visitorName: request.visitorName,
+    });
+    this.io.in(agentRoom(agentId)).socketsJoin(callRoom(callId));
+    this.io.in(visitorRoom(request.visitorId)).socketsJoin(callRoom(callId));
+    entry.actor.start();
+    const ice = { iceServers: this.config.ice.servers, iceTransportPolicy: this.config.ice.transportPolicy };
+    this.emit(agentRoom(agentId), 'call.accepted', { callId, role: 'offerer', peerName: request.visitorName, ...ice });
+    this.emit(visitorRoom(request.visitorId), 'call.accepted', { callId, role: 'answerer', peerName: agent.name, ...ice });
+    callLogger(this.logger, callId).info({ requestId: request.requestId, agentId, visitorId: request.visitorId }, 'call connected');
+  }
+
+  private finishCall(entry: CallEntry, reason: CallSessionEndReason): void {
+    this.calls.delete(entry.callId);
+    const at = this.now();
+    this.store.calls.update(entry.callId, { state: 'ended', endedAt: at, endReason: reason === 'agent-lost' ? 'reassigned' : reason });
+    this.emit(callRoom(entry.callId), 'call.ended', { callId: entry.callId, reason: wireEndReason[reason] });
+    this.io.in(callRoom(entry.callId)).socketsLeave(callRoom(entry.callId));
+    this.presence.release(entry.agentId, entry.requestId);
+    const request = this.requests.get(entry.requestId);
+    if (request?.callId === entry.callId) {
+      request.callId = null;
+      // agent-lost hands the request back to routing, which reassigns; any other end finishes it.
+      if (reason !== 'agent-lost') request.actor.send({ type: 'call.ended', at });
+    }
+    callLogger(this.logger, entry.callId).info({ reason }, 'call ended');
+  }
+
+  /** Routing moved the visitor on: the old agent's call is over for that agent. */
+  private endCallForReassignment(request: RequestEntry, cause: string): void {
+    const callId = request.callId;
+    const entry = callId ? this.calls.get(callId) : undefined;
+    if (!entry) return;
+    request.callId = null;
+    entry.actor.stop();
+    this.calls.delete(entry.callId);
+    this.store.snapshots.delete(`callSession:${entry.callId}`);
+    this.store.calls.update(entry.callId, { state: 'ended', endedAt: this.now(), endReason: 'reassigned' });
+    this.store.events.append({ callId: entry.callId, requestId: request.requestId, actor: 'server', type: 'reassigned', cause, at: this.now() });
+    this.emit(agentRoom(entry.agentId), 'call.ended', { callId: entry.callId, reason: 'reassigned' });
+    this.io.in(callRoom(entry.callId)).socketsLeave(callRoom(entry.callId));
+    this.presence.release(entry.agentId, request.requestId);
+    callLogger(this.logger, entry.callId).info({ cause }, 'call reassigned');
+  }
+
+  /** The live call a principal is a leg of, checked so a socket can only address its own call. */
+  legOf(callId: string, principal: { kind: 'agent'; id: string } | { kind: 'visitor'; id: string }): { entry: CallEntry; leg: Leg; peerRoom: string } {
+    const entry = this.calls.get(callId);
+    if (!entry) throw new SwitchboardError('not-found', 'There is no such live call.');
+    if (principal.kind === 'agent' && entry.agentId === principal.id) return { entry, leg: 'agent', peerRoom: visitorRoom(entry.visitorId) };
+    if (principal.kind === 'visitor' && entry.visitorId === principal.id) return { entry, leg: 'visitor', peerRoom: agentRoom(entry.agentId) };
+    throw new SwitchboardError('forbidden', 'You are not part of this call.');
+  }
+
+  callEvent(callId: string, leg: Leg, event: 'leg.mediaConnected' | 'leg.mediaReconnecting' | 'leg.mediaFailed'): void {
+    this.calls.get(callId)?.actor.send({ type: event, leg, at: this.now() });
+  }
+
+  callAttempt(callId: string, leg: Leg, attempt: { at: number; durationMs: number; outcome: 'recovered' | 'failed' }): void {
+    this.calls.get(callId)?.actor.send({ type: 'leg.attempt', leg, ...attempt });
+  }
+
+  hangup(callId: string, leg: Leg): void {
+    this.calls.get(callId)?.actor.send({ type: 'call.hangup', by: leg, at: this.now() });
+  }
+
+  private legEvent(leg: Leg, id: string, type: 'leg.socketLost' | 'leg.socketBack'): void {
+    const at = this.now();
+    for (const entry of this.calls.values()) {
+      if ((leg === 'agent' ? entry.agentId : entry.visitorId) === id) entry.actor.send({ type, leg, at });
+    }
+  }
+
+  /** What a resuming client is told about its call. */
+  callFor(principal: { kind: 'agent' | 'visitor'; id: string }): ServerPayload<'session.resumed'>['call'] {
+    for (const entry of this.calls.values()) {
+      const mine = principal.kind === 'agent' ? entry.agentId === principal.id : entry.visitorId === principal.id;
+      if (!mine) continue;
+      const snapshot = entry.actor.getSnapshot();
+      const paused = JSON.stringify(snapshot.value).includes('"paused"');
+      return {
+        callId: entry.callId,
+        role: principal.kind === 'agent' ? 'offerer' : 'answerer',
+        peerName: principal.kind === 'agent' ? entry.visitorName : entry.agentName,
+        state: paused ? 'paused' : 'active',
+      };
+    }
+    return null;
+  }
+
+  /** Rooms a (re)connecting socket belongs in. */
+  roomsFor(principal: { kind: 'agent' | 'visitor'; id: string }): string[] {
+    const rooms = [principal.kind === 'agent' ? agentRoom(principal.id) : visitorRoom(principal.id)];
+    for (const entry of this.calls.values()) {
+      if ((principal.kind === 'agent' ? entry.agentId : entry.visitorId) === principal.id) rooms.push(callRoom(entry.callId));
+    }
+    return rooms;
+  }
+
+  hasState(principal: { kind: 'agent' | 'visitor'; id: string }): boolean {
+    if (this.roomsFor(principal).length > 1) return true;
+    return [...this.requests.values()].some((entry) =>
+      principal.kind === 'visitor' ? entry.visitorId === principal.id : entry.actor.getSnapshot().context.currentAgentId === principal.id,
+    );
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Restart recovery
+
+  /**
+   * Restores every persisted actor. Nobody's socket survived the restart, so every leg starts lost (the
+   * call pauses until both peers resume), and every timer is re-armed with the time it had left.
+   */
+  restore(): { requests: number; calls: number } {
+    const at = this.now();
+    let requests = 0;
+    let calls = 0;
+    for (const record of this.store.snapshots.all()) {
+      try {
+        if (record.kind === 'routing') {
+          const row = this.store.requests.get(record.requestId);
+          if (!row) continue;
+          const entry = this.startRequest(
+            { requestId: row.id, visitorId: row.visitorId, visitorName: row.visitorName, pool: row.pool, createdAt: row.createdAt, callId: null },
+            record.snapshot,
+          );
+          const agentId = entry.actor.getSnapshot().context.currentAgentId;
+          if (agentId) this.presence.hold(agentId, row.id);
+          requests++;
+        } else if (record.callId) {
+          const row = this.store.calls.get(record.callId);
+          if (!row) continue;
+          this.startCall(
+            { callId: row.id, requestId: row.requestId, agentId: row.agentId, agentName: row.agentName, visitorId: row.visitorId, visitorName: row.visitorName },
+            record.snapshot,
+          );
+          this.presence.hold(row.agentId, row.requestId);
+          calls++;
+        }
+      } catch (error) {
+        this.logger.error({ err: error, actorId: record.actorId }, 'could not restore an actor; discarding its snapshot');
+        this.store.snapshots.delete(record.actorId);
+      }
+    }
+    for (const entry of this.calls.values()) {
+      const request = this.requests.get(entry.requestId);
+      if (request) request.callId = entry.callId;
+    }
+    for (const entry of [...this.requests.values()]) {
+      entry.actor.start();
+      entry.actor.send({ type: 'timers.rearm', at });
+    }
+    for (const entry of [...this.calls.values()]) {
+      entry.actor.start();
+      entry.actor.send({ type: 'timers.rearm', at });
+      entry.actor.send({ type: 'leg.socketLost', leg: 'agent', at });
+      entry.actor.send({ type: 'leg.socketLost', leg: 'visitor', at });
+    }
+    return { requests, calls };
+  }
+
+  /** Stops every actor without ending anything: their snapshots stay in the store for the next start. */
+  stop(): void {
+    for (const entry of this.requests.values()) entry.actor.stop();
+    for (const entry of this.calls.values()) entry.actor.stop();
+    this.requests.clear();
+    this.calls.clear();
+  }
+
+  stats(): { requests: number; calls: number } {
+    return { requests: this.requests.size, calls: this.calls.size };
+  }
+}

@@ -1,0 +1,71 @@
+import type { ModelSpec } from './harness.ts';
+import {
+  callSessionMachine,
+  type CallSessionContext,
+  type CallSessionEvent,
+  type Leg,
+  type LegStatus,
+} from '../../machines/src/callSession.machine.ts';
+
+const AT = 1_000;
+const LEGS: Leg[] = ['agent', 'visitor'];
+
+const isUp = (status: LegStatus) => status.socket === 'up' && status.media === 'connected';
+const other = (leg: Leg): Leg => (leg === 'agent' ? 'visitor' : 'agent');
+
+function legEvents(leg: Leg, types: CallSessionEvent['type'][]): CallSessionEvent[] {
+  return types.map((type) => ({ type, leg, at: AT }) as CallSessionEvent);
+}
+
+/**
+ * The reports a lost leg may receive next, by its status. Each of a lost leg's transitions is reachable
+ * from one of these; offering every report in every status would only add paths that cross the same
+ * transitions in another order (simple paths grow factorially with them).
+ */
+function lostLegReports(leg: Leg, status: LegStatus): CallSessionEvent[] {
+  const key = `${status.socket}/${status.media}`;
+  switch (key) {
+    case 'down/connected':
+      return legEvents(leg, ['leg.socketBack', 'leg.mediaReconnecting']);
+    case 'down/reconnecting':
+      return legEvents(leg, ['leg.socketBack', 'leg.mediaConnected']);
+    case 'up/reconnecting':
+      return legEvents(leg, ['leg.mediaConnected', 'leg.socketLost', 'leg.mediaFailed']);
+    case 'up/failed':
+      // The other leg failing too is the one way both legs end the call together.
+      return [...legEvents(leg, ['leg.mediaConnected']), ...legEvents(other(leg), ['leg.mediaFailed'])];
+    default:
+      return [];
+  }
+}
+
+// Once the call has ended, the legs' last statuses steer nothing; and the telemetry arrays only ever
+// grow and steer nothing either. Both are checked by the behaviour tests instead.
+function behaviour(context: CallSessionContext) {
+  const { disconnections: _d, reconnectionAttempts: _r, ...rest } = context;
+  if (context.endReason === null) return rest;
+  const { endReason, endedBy, endedAt, totalPauseMs, pausedAt } = context;
+  return { endReason, endedBy, endedAt, totalPauseMs, pausedAt };
+}
+
+export const callSessionSpec: ModelSpec<typeof callSessionMachine> = {
+  name: 'callSession',
+  machine: callSessionMachine,
+  input: { callId: 'c1', at: AT },
+  // One leg is disturbed at a time (every pair of leg statuses would be a state of its own).
+  events: (snapshot): CallSessionEvent[] => {
+    const { legs } = snapshot.context;
+    const events: CallSessionEvent[] = [
+      { type: 'call.hangup', by: 'agent', at: AT },
+      { type: 'call.hangup', by: 'visitor', at: AT },
+      { type: 'leg.attempt', leg: 'agent', at: AT, durationMs: 120, outcome: 'recovered' },
+      { type: 'timers.rearm', at: AT },
+    ];
+    const lost = LEGS.find((leg) => !isUp(legs[leg]));
+    if (lost) events.push(...lostLegReports(lost, legs[lost]));
+    else for (const leg of LEGS) events.push(...legEvents(leg, ['leg.socketLost', 'leg.mediaReconnecting', 'leg.mediaFailed']));
+    return events;
+  },
+  serializeState: (snapshot) => JSON.stringify({ value: snapshot.value, status: snapshot.status, context: behaviour(snapshot.context) }),
+  compareContext: behaviour,
+};

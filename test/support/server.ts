@@ -1,0 +1,257 @@
+/**
+ * Integration-test support: a real callchart server on a free loopback port with a real SQLite file, and
+ * real socket.io-client connections. Either in this process (`startTestServer`) or as a child process that
+ * a test can SIGKILL and start again on the same database (`spawnServer`).
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { io, type Socket } from 'socket.io-client';
+import type { ClientAck, ClientEventName, ClientPayload, ServerPayload, ServerEventName } from '@callchart/machines';
+import { loadConfig } from '../../server/src/config.ts';
+import { startServer, type CallchartServer } from '../../server/src/server.ts';
+
+export const repoRoot = path.resolve(import.meta.dirname, '../..');
+
+export const DEMO = {
+  ada: { email: 'ada@example.com', password: 'demo-ada', id: 'ada', name: 'Ada Lovelace' },
+  grace: { email: 'grace@example.com', password: 'demo-grace', id: 'grace', name: 'Grace Hopper' },
+  alan: { email: 'alan@example.com', password: 'demo-alan', id: 'alan', name: 'Alan Turing' },
+  inspector: { email: 'inspector@example.com', password: 'demo-inspector', id: 'inspector', name: 'Call Inspector' },
+} as const;
+export type DemoAgent = keyof typeof DEMO;
+
+export function tempDatabase(): { path: string; remove: () => void } {
+  const dir = mkdtempSync(path.join(tmpdir(), 'callchart-test-'));
+  return { path: path.join(dir, 'callchart.db'), remove: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+export interface TestServer {
+  server: CallchartServer;
+  url: string;
+  databasePath: string;
+  close(): Promise<void>;
+}
+
+/** Timings short enough for tests; any of them can be overridden with the server's env names. */
+export const FAST_TIMINGS: Record<string, string> = {
+  RING_TIMEOUT_MS: '600',
+  AGENT_GRACE_MS: '600',
+  MAX_QUEUE_WAIT_MS: '1500',
+  RECONNECTION_TIMEOUT_MS: '1000',
+  RESUME_WINDOW_MS: '2000',
+};
+
+export async function startTestServer(env: Record<string, string> = {}): Promise<TestServer> {
+  const db = tempDatabase();
+  const config = loadConfig({
+    PORT: '0',
+    HOST: '127.0.0.1',
+    DATABASE_PATH: db.path,
+    LOG_LEVEL: 'silent',
+    AGENTS_FILE: path.join(repoRoot, 'server/config/agents.json'),
+    ...FAST_TIMINGS,
+    ...env,
+  });
+  const server = await startServer(config);
+  return {
+    server,
+    url: `http://127.0.0.1:${server.port}`,
+    databasePath: db.path,
+    async close() {
+      await server.close();
+      db.remove();
+    },
+  };
+}
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const probe = createServer();
+    probe.once('error', reject);
+    probe.listen(0, '127.0.0.1', () => {
+      const { port } = probe.address() as { port: number };
+      probe.close(() => resolve(port));
+    });
+  });
+}
+
+export interface SpawnedServer {
+  url: string;
+  child: ChildProcess;
+  output: () => string;
+  kill(signal?: NodeJS.Signals): Promise<void>;
+}
+
+/** The real entry point in a child process, so a test can kill it like an operator's crash would. */
+export async function spawnServer(env: Record<string, string>): Promise<SpawnedServer> {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'server/src/main.ts'], {
+    cwd: repoRoot,
+    env: { ...process.env, HOST: '127.0.0.1', LOG_LEVEL: 'info', ...FAST_TIMINGS, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  child.stdout!.on('data', (chunk) => (output += chunk));
+  child.stderr!.on('data', (chunk) => (output += chunk));
+  const url = `http://127.0.0.1:${env.PORT}`;
+  const deadline = Date.now() + 20_000;
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`server exited early:\n${output}`);
+    if (output.includes('callchart server listening')) break;
+    if (Date.now() > deadline) {
+      child.kill('SIGKILL');
+      throw new Error(`server did not start:\n${output}`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  return {
+    url,
+    child,
+    output: () => output,
+    async kill(signal = 'SIGKILL') {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      const exited = new Promise((resolve) => child.once('exit', resolve));
+      child.kill(signal);
+      await exited;
+    },
+  };
+}
+
+async function postJson<T>(url: string, body: unknown, token?: string): Promise<{ status: number; body: T }> {
+  const response = await fetch(url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) },
+    body: JSON.stringify(body),
+  });
+  return { status: response.status, body: (await response.json()) as T };
+}
+
+export async function agentToken(url: string, agent: DemoAgent): Promise<string> {
+  const { status, body } = await postJson<{ token: string }>(`${url}/api/agents/login`, {
+    email: DEMO[agent].email,
+    password: DEMO[agent].password,
+  });
+  if (status !== 200) throw new Error(`login failed for ${agent}: ${status}`);
+  return body.token;
+}
+
+export async function visitorToken(url: string, name = 'Vera Visitor'): Promise<{ token: string; visitorId: string }> {
+  const { status, body } = await postJson<{ token: string; visitorId: string }>(`${url}/api/visitor-session`, { name });
+  if (status !== 201) throw new Error(`visitor session failed: ${status}`);
+  return body;
+}
+
+export async function getJson<T>(url: string, token: string): Promise<{ status: number; body: T }> {
+  const response = await fetch(url, { headers: { authorization: `Bearer ${token}` } });
+  return { status: response.status, body: (await response.json()) as T };
+}
+
+/** A socket.io-client connection that records every server event, so tests can await them in order. */
+export class TestClient {
+  readonly socket: Socket;
+  readonly events: { event: string; payload: unknown }[] = [];
+  private waiters: { event: string; match: (payload: unknown) => boolean; resolve: (payload: unknown) => void }[] = [];
+  resumeToken: string | null = null;
+
+  constructor(url: string, token: string, resumeToken?: string) {
+    this.socket = io(url, {
+      auth: resumeToken ? { token, resumeToken } : { token },
+      reconnection: false,
+      transports: ['websocket'],
+      forceNew: true,
+    });
+    this.socket.onAny((event: string, payload: unknown) => {
+      this.events.push({ event, payload });
+      if (event === 'session.ready') this.resumeToken = (payload as { resumeToken: string }).resumeToken;
+      for (const waiter of [...this.waiters]) {
+        if (waiter.event === event && waiter.match(payload)) {
+          this.waiters.splice(this.waiters.indexOf(waiter), 1);
+          waiter.resolve(payload);
+        }
+      }
+    });
+  }
+
+  static async connect(url: string, token: string, resumeToken?: string): Promise<TestClient> {
+    const client = new TestClient(url, token, resumeToken);
+    await client.next('session.ready');
+    return client;
+  }
+
+  /** The first matching event not yet consumed, already received or still to come. */
+  next<E extends ServerEventName>(
+    event: E,
+    match: (payload: ServerPayload<E>) => boolean = () => true,
+    timeoutMs = 5_000,
+  ): Promise<ServerPayload<E>> {
+    const index = this.events.findIndex((e) => e.event === event && match(e.payload as ServerPayload<E>));
+    if (index >= 0) {
+      const [found] = this.events.splice(index, 1);
+      return Promise.resolve(found!.payload as ServerPayload<E>);
+    }
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.waiters = this.waiters.filter((w) => w.resolve !== done);
+        reject(new Error(`timed out waiting for ${event}; saw ${this.events.map((e) => e.event).join(', ') || 'nothing'}`));
+      }, timeoutMs);
+      const done = (payload: unknown) => {
+        clearTimeout(timer);
+        const index = this.events.findIndex((e) => e.payload === payload);
+        if (index >= 0) this.events.splice(index, 1);
+        resolve(payload as ServerPayload<E>);
+      };
+      this.waiters.push({ event, match: match as (payload: unknown) => boolean, resolve: done });
+    });
+  }
+
+  /** True when no such event has arrived (for "nothing else happened" checks after a settle time). */
+  saw(event: ServerEventName): boolean {
+    return this.events.some((e) => e.event === event);
+  }
+
+  emit<E extends ClientEventName>(event: E, payload: ClientPayload<E>): Promise<ClientAck<E>> {
+    return this.socket.timeout(5_000).emitWithAck(event, payload) as Promise<ClientAck<E>>;
+  }
+
+  /** Sends anything at all, for malformed-input tests. */
+  emitRaw(event: string, payload: unknown): Promise<unknown> {
+    return this.socket.timeout(5_000).emitWithAck(event, payload);
+  }
+
+  close(): void {
+    this.socket.disconnect();
+  }
+}
+
+export async function connectFailure(url: string, auth: unknown): Promise<string> {
+  const socket = io(url, { auth: auth as Record<string, unknown>, reconnection: false, transports: ['websocket'], forceNew: true });
+  try {
+    return await new Promise<string>((resolve, reject) => {
+      socket.once('connect_error', (error) => resolve(error.message));
+      socket.once('connect', () => reject(new Error('connected, but should have been refused')));
+    });
+  } finally {
+    socket.disconnect();
+  }
+}
+
+export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+export const SAMPLE_SDP = 'v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n';
+export const SAMPLE_CANDIDATE = {
+  candidate: 'candidate:1 1 udp 2122260223 127.0.0.1 54400 typ host',
+  sdpMid: '0',
+  sdpMLineIndex: 0,
+};
+
+/** A visitor and the agents it may reach, connected; the helper every scenario starts from. */
+export async function visitorAndAgents(url: string, agents: DemoAgent[], visitorName = 'Vera Visitor') {
+  const connected = Object.fromEntries(
+    await Promise.all(agents.map(async (agent) => [agent, await TestClient.connect(url, await agentToken(url, agent))] as const)),
+  ) as Record<DemoAgent, TestClient>;
+  const session = await visitorToken(url, visitorName);
+  const visitor = await TestClient.connect(url, session.token);
+  return { agents: connected, visitor, visitorId: session.visitorId, visitorTokenValue: session.token };
+}
