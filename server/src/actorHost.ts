@@ -19,6 +19,8 @@ export interface HostOptions<M extends AnyStateMachine> {
   store: Store;
   logger: Logger;
   now: () => number;
+  /** Sees every inspection event of the actor (the live inspector and the model tests listen here). */
+  inspect?: (inspection: InspectionEvent) => void;
   /** Called after each persisted transition, with the previous and the new snapshot. */
   onSnapshot?: (next: SnapshotFrom<M>, previous: SnapshotFrom<M> | null) => void;
 }
@@ -33,6 +35,16 @@ export function stateName(value: unknown): string {
   return String(value);
 }
 
+/**
+ * Who and why, beyond the event's type: the agent a routing event is about and the reason it was lost, the
+ * leg of a call event. Kept with the transition, so the store tells an agent going away from a dropped socket.
+ */
+export function eventDetail(event: { type: string }): Record<string, unknown> | null {
+  const { agentId, cause, leg, by } = event as { agentId?: unknown; cause?: unknown; leg?: unknown; by?: unknown };
+  const detail = Object.fromEntries(Object.entries({ agentId, cause, leg, by }).filter(([, value]) => typeof value === 'string'));
+  return Object.keys(detail).length > 0 ? detail : null;
+}
+
 export function hostActor<M extends AnyStateMachine>(options: HostOptions<M>): Actor<M> {
   const { kind, actorId, requestId, callId, store, logger, now } = options;
   let previous: AnyMachineSnapshot | null = null;
@@ -44,12 +56,13 @@ export function hostActor<M extends AnyStateMachine>(options: HostOptions<M>): A
     ...(options.snapshot ? { snapshot: options.snapshot as never } : { input: options.input as never }),
     inspect: (inspection: InspectionEvent) => {
       if (inspection.actorRef !== actor) return;
+      options.inspect?.(inspection);
       // Microsteps, not settled snapshots, so transient states (routing's `searching`) are logged too.
       if (inspection.type === '@xstate.microstep') {
         const to = stateName((inspection.snapshot as AnyMachineSnapshot).value);
         if (to !== lastState) {
           const cause = inspection.event.type;
-          store.events.append({ callId, requestId, actor: kind, type: 'transition', fromState: lastState, toState: to, cause, at: now() });
+          store.events.append({ callId, requestId, actor: kind, type: 'transition', fromState: lastState, toState: to, cause, detail: eventDetail(inspection.event), at: now() });
           logger.info({ requestId, callId, actor: kind, from: lastState, to, cause }, `${kind} ${lastState ?? '(start)'} -> ${to}`);
           lastState = to;
         }
@@ -68,7 +81,7 @@ export function hostActor<M extends AnyStateMachine>(options: HostOptions<M>): A
       if (lastState === null || stateName(snapshot.value) !== lastState) {
         const to = stateName(snapshot.value);
         const cause = inspection.event.type;
-        store.events.append({ callId, requestId, actor: kind, type: 'transition', fromState: lastState, toState: to, cause, at: now() });
+        store.events.append({ callId, requestId, actor: kind, type: 'transition', fromState: lastState, toState: to, cause, detail: eventDetail(inspection.event), at: now() });
         logger.info({ requestId, callId, actor: kind, from: lastState, to, cause }, `${kind} ${lastState ?? '(start)'} -> ${to}`);
         lastState = to;
       }

@@ -18,9 +18,18 @@ interface OnlineAgent {
 
 export class Presence {
   private readonly agents = new Map<string, OnlineAgent>();
+  /** Holds on agents not connected since the start: a restored ring or call must keep them busy when they come back. */
+  private readonly pendingHolds = new Map<string, Set<string>>();
   private readonly listeners = new Set<() => void>();
 
-  constructor(private readonly lastAssignedAt: (agentId: string) => number | null) {}
+  constructor(
+    private readonly lastAssignedAt: (agentId: string) => number | null,
+    /** An agent's chosen status outlives its sockets (and a server restart) until it changes or logs out. */
+    private readonly memory: { recall(agentId: string): ChosenStatus | null; remember(agentId: string, status: ChosenStatus | null): void } = {
+      recall: () => null,
+      remember: () => {},
+    },
+  ) {}
 
   /** Subscribing returns the function that unsubscribes. */
   onChange(listener: () => void): () => void {
@@ -38,7 +47,9 @@ export class Presence {
       known.sockets.add(socketId);
       if (chosen) known.chosen = chosen;
     } else {
-      this.agents.set(agent.id, { ...agent, chosen: chosen ?? 'available', sockets: new Set([socketId]), heldBy: new Set() });
+      const heldBy = this.pendingHolds.get(agent.id) ?? new Set<string>();
+      this.pendingHolds.delete(agent.id);
+      this.agents.set(agent.id, { ...agent, chosen: chosen ?? this.memory.recall(agent.id) ?? 'available', sockets: new Set([socketId]), heldBy });
     }
     this.changed();
   }
@@ -55,11 +66,13 @@ export class Presence {
 
   /** Logging out forgets the agent until it connects again. */
   remove(agentId: string): void {
+    this.memory.remember(agentId, null);
     if (this.agents.delete(agentId)) this.changed();
   }
 
   setChosen(agentId: string, chosen: ChosenStatus): void {
     const agent = this.agents.get(agentId);
+    this.memory.remember(agentId, chosen);
     if (!agent || agent.chosen === chosen) return;
     agent.chosen = chosen;
     this.changed();
@@ -67,12 +80,16 @@ export class Presence {
 
   hold(agentId: string, requestId: string): void {
     const agent = this.agents.get(agentId);
-    if (!agent) return;
+    if (!agent) {
+      this.pendingHolds.set(agentId, (this.pendingHolds.get(agentId) ?? new Set()).add(requestId));
+      return;
+    }
     agent.heldBy.add(requestId);
     this.changed();
   }
 
   release(agentId: string, requestId: string): void {
+    this.pendingHolds.get(agentId)?.delete(requestId);
     const agent = this.agents.get(agentId);
     if (!agent?.heldBy.delete(requestId)) return;
     this.changed();

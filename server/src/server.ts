@@ -14,7 +14,7 @@ import { createLogger, type Logger } from './logger.ts';
 import { ResumeSessions } from './resume.ts';
 import { attachSocketLayer } from './socket.ts';
 import { openStore, type Store } from './store.ts';
-import { Switchboard } from './switchboard.ts';
+import { Switchboard, type SwitchboardOptions } from './switchboard.ts';
 
 /** Socket.IO's own cap on one message; the protocol's per-field limits are far below it. */
 const MAX_MESSAGE_BYTES = 256 * 1024;
@@ -30,7 +30,12 @@ export interface CallchartServer {
   close(): Promise<void>;
 }
 
-export async function startServer(config: ServerConfig, options: { logger?: Logger } = {}): Promise<CallchartServer> {
+export interface StartOptions {
+  logger?: Logger;
+  inspect?: SwitchboardOptions['inspect'];
+}
+
+export async function startServer(config: ServerConfig, options: StartOptions = {}): Promise<CallchartServer> {
   const logger = options.logger ?? createLogger(config.logLevel);
   const store = openStore(config.databasePath);
   await seedAgents(store, loadAgentsFile(config.agentsFile));
@@ -47,7 +52,7 @@ export async function startServer(config: ServerConfig, options: { logger?: Logg
     pingTimeout: 5_000,
   });
 
-  const switchboard = new Switchboard({ io, store, config, logger });
+  const switchboard = new Switchboard({ io, store, config, logger, inspect: options.inspect });
   const resume = new ResumeSessions(secret, config.timings.resumeWindowMs);
   const detach = attachSocketLayer({ io, auth, switchboard, resume, logger, resumeWindowMs: config.timings.resumeWindowMs });
   const restored = switchboard.restore();

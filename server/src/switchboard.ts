@@ -6,7 +6,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { Server } from 'socket.io';
-import type { Actor } from 'xstate';
+import type { Actor, InspectionEvent } from 'xstate';
 import {
   callSessionMachine,
   routingMachine,
@@ -76,6 +76,8 @@ export interface SwitchboardOptions {
   config: ServerConfig;
   logger: Logger;
   now?: () => number;
+  /** Receives the inspection events of every routing and callSession actor. */
+  inspect?: (inspection: InspectionEvent, actor: { kind: 'routing' | 'callSession'; requestId: string; callId: string | null }) => void;
 }
 
 export class Switchboard {
@@ -87,14 +89,23 @@ export class Switchboard {
   private readonly config: ServerConfig;
   private readonly logger: Logger;
   readonly now: () => number;
+  private readonly inspect: SwitchboardOptions['inspect'];
 
   constructor(options: SwitchboardOptions) {
+    this.inspect = options.inspect;
     this.io = options.io;
     this.store = options.store;
     this.config = options.config;
     this.logger = options.logger;
     this.now = options.now ?? Date.now;
-    this.presence = new Presence((agentId) => this.store.agents.get(agentId)?.lastAssignedAt ?? null);
+    const setting = (agentId: string) => `presence.${agentId}`;
+    this.presence = new Presence((agentId) => this.store.agents.get(agentId)?.lastAssignedAt ?? null, {
+      recall: (agentId) => {
+        const value = this.store.settings.get(setting(agentId));
+        return value === 'away' || value === 'available' ? value : null;
+      },
+      remember: (agentId, status) => this.store.settings.set(setting(agentId), status ?? 'available'),
+    });
     this.presence.onChange(() => this.broadcastAgents());
   }
 
@@ -157,6 +168,7 @@ export class Switchboard {
       requestId: entry.requestId,
       callId: null,
       machine: this.routingMachine(() => full),
+      inspect: (inspection) => this.inspect?.(inspection, { kind: 'routing', requestId: entry.requestId, callId: null }),
       input: {
         requestId: entry.requestId,
         visitorId: entry.visitorId,
@@ -193,13 +205,18 @@ export class Switchboard {
     if (reason === 'cancelled') {
       this.emit(visitorRoom(entry.visitorId), 'routing.ended', { requestId: entry.requestId, reason: 'cancelled' });
     }
+    // Routing accepts a cancel mid-call. A call left running without its request would keep the agent and let
+    // the visitor open a second request beside it, so its session is told that the visitor hung up.
+    if (entry.callId) this.hangup(entry.callId, 'visitor');
   }
 
   /** Queue positions are a fact across requests, so they are computed here and told to each request. */
   private updateQueuePositions(): void {
     const queued = [...this.requests.values()]
       .filter((entry) => entry.actor.getSnapshot().value === 'queued')
-      .sort((a, b) => a.createdAt - b.createdAt || a.requestId.localeCompare(b.requestId));
+      // The sort is stable, so requests made in the same millisecond keep the order they arrived in (the
+      // map's), rather than the order of their random ids.
+      .sort((a, b) => a.createdAt - b.createdAt);
     const byPool = new Map<string, number>();
     for (const entry of queued) {
       const position = (byPool.get(entry.pool) ?? 0) + 1;
@@ -211,9 +228,10 @@ export class Switchboard {
   }
 
   private broadcastAgents(): void {
-    const agents = this.presence.view();
     const at = this.now();
-    for (const entry of [...this.requests.values()]) entry.actor.send({ type: 'agents.updated', agents, at });
+    // A view per request, taken when it is sent: a request earlier in the loop may ring (hold) an agent, and
+    // a view taken before the loop would offer that same agent to every queued request after it.
+    for (const entry of [...this.requests.values()]) entry.actor.send({ type: 'agents.updated', agents: this.presence.view(), at });
   }
 
   request(visitor: { visitorId: string; name: string }, pool: string): string {
@@ -327,6 +345,7 @@ export class Switchboard {
       requestId: entry.requestId,
       callId: entry.callId,
       machine: this.callMachine(() => full),
+      inspect: (inspection) => this.inspect?.(inspection, { kind: 'callSession', requestId: entry.requestId, callId: entry.callId }),
       input: { callId: entry.callId, timings: { reconnectionTimeout: this.config.timings.reconnectionTimeoutMs }, at: this.now() },
       snapshot,
       store: this.store,
@@ -540,6 +559,14 @@ export class Switchboard {
     for (const entry of this.calls.values()) entry.actor.stop();
     this.requests.clear();
     this.calls.clear();
+  }
+
+  routingSnapshot(requestId: string) {
+    return this.requests.get(requestId)?.actor.getSnapshot();
+  }
+
+  callSnapshot(callId: string) {
+    return this.calls.get(callId)?.actor.getSnapshot();
   }
 
   stats(): { requests: number; calls: number } {

@@ -30,7 +30,8 @@ function lostLegReports(leg: Leg, status: LegStatus): CallSessionEvent[] {
     case 'down/reconnecting':
       return legEvents(leg, ['leg.socketBack', 'leg.mediaConnected']);
     case 'up/reconnecting':
-      return legEvents(leg, ['leg.mediaConnected', 'leg.socketLost', 'leg.mediaFailed']);
+      // A second report of reconnecting is the next restart attempt starting.
+      return legEvents(leg, ['leg.mediaConnected', 'leg.socketLost', 'leg.mediaFailed', 'leg.mediaReconnecting']);
     case 'up/failed':
       // The other leg failing too is the one way both legs end the call together.
       return [...legEvents(leg, ['leg.mediaConnected']), ...legEvents(other(leg), ['leg.mediaFailed'])];

@@ -25,6 +25,8 @@ export interface ModelSpec<M extends AnyStateMachine> {
   input?: InputFrom<M>;
   /** Events with payloads; accepted event types that are not listed are explored as `{ type }`. */
   events?: EventFromLogic<M>[] | ((snapshot: SnapshotFrom<M>) => EventFromLogic<M>[]);
+  /** Events to leave out of the exploration (listed or not), e.g. those a slower target cannot produce. */
+  filterEvents?: (snapshot: SnapshotFrom<M>, event: EventFromLogic<M>) => boolean;
   /** Abstraction of a snapshot that bounds the state space (default: value and full context). */
   serializeState?: (snapshot: SnapshotFrom<M>) => string;
   /** Projection of context compared between the model and the live actor after every step (default: all). */
@@ -108,7 +110,8 @@ function eventsFor<M extends AnyStateMachine>(spec: ModelSpec<M>) {
       const shortest = Math.min(...delayed.map((d) => d.ms));
       events.push(...delayed.filter((d) => d.ms === shortest).map((d) => d.event));
     }
-    return events;
+    const keep = spec.filterEvents;
+    return keep ? events.filter((event) => keep(snapshot as SnapshotFrom<M>, event as EventFromLogic<M>)) : events;
   };
 }
 
@@ -325,3 +328,39 @@ export function measure(
     },
   };
 }
+
+/** A transition's identity across `machine.provide()` copies, which rebuild every state node. */
+export function transitionKey(t: AnyTransitionDefinition): string {
+  const siblings = t.eventType ? (t.source.transitions.get(t.eventType) ?? []) : (t.source.always ?? []);
+  return `${t.source.id}|${t.eventType || 'always'}|${siblings.indexOf(t)}`;
+}
+
+/**
+ * The fewest paths (greedily) whose runs on the bare machine take every transition that the given paths
+ * take together: what a slower target, such as the real server, needs to run to cover as much.
+ */
+export function coveringPaths<M extends AnyStateMachine>(spec: ModelSpec<M>, candidates: Path[]): Path[] {
+  const taken = candidates.map((path) => {
+    const transitions = new Set<AnyTransitionDefinition>();
+    executePath(spec, path, new Set(), transitions);
+    return new Set([...transitions].map(transitionKey));
+  });
+  const uncovered = new Set(taken.flatMap((keys) => [...keys]));
+  const chosen: Path[] = [];
+  while (uncovered.size) {
+    let best = -1;
+    let bestGain = 0;
+    taken.forEach((keys, i) => {
+      const gain = [...keys].filter((key) => uncovered.has(key)).length;
+      if (gain > bestGain || (gain === bestGain && gain > 0 && candidates[i]!.steps.length < candidates[best]!.steps.length)) {
+        best = i;
+        bestGain = gain;
+      }
+    });
+    if (best < 0) break;
+    for (const key of taken[best]!) uncovered.delete(key);
+    chosen.push(candidates[best]!);
+  }
+  return chosen;
+}
+

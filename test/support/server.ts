@@ -11,7 +11,7 @@ import path from 'node:path';
 import { io, type Socket } from 'socket.io-client';
 import type { ClientAck, ClientEventName, ClientPayload, ServerPayload, ServerEventName } from '@callchart/machines';
 import { loadConfig } from '../../server/src/config.ts';
-import { startServer, type CallchartServer } from '../../server/src/server.ts';
+import { startServer, type CallchartServer, type StartOptions } from '../../server/src/server.ts';
 
 export const repoRoot = path.resolve(import.meta.dirname, '../..');
 
@@ -32,6 +32,8 @@ export interface TestServer {
   server: CallchartServer;
   url: string;
   databasePath: string;
+  /** Stops the server (its actors' snapshots stay in the database) and starts it again on the same port. */
+  restart(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -44,7 +46,7 @@ export const FAST_TIMINGS: Record<string, string> = {
   RESUME_WINDOW_MS: '2000',
 };
 
-export async function startTestServer(env: Record<string, string> = {}): Promise<TestServer> {
+export async function startTestServer(env: Record<string, string> = {}, options: StartOptions = {}): Promise<TestServer> {
   const db = tempDatabase();
   const config = loadConfig({
     PORT: '0',
@@ -55,16 +57,22 @@ export async function startTestServer(env: Record<string, string> = {}): Promise
     ...FAST_TIMINGS,
     ...env,
   });
-  const server = await startServer(config);
-  return {
-    server,
-    url: `http://127.0.0.1:${server.port}`,
+  const first = await startServer(config, options);
+  const port = first.port;
+  const handle: TestServer = {
+    server: first,
+    url: `http://127.0.0.1:${port}`,
     databasePath: db.path,
+    async restart() {
+      await handle.server.close();
+      handle.server = await startServer({ ...config, port }, options);
+    },
     async close() {
-      await server.close();
+      await handle.server.close();
       db.remove();
     },
   };
+  return handle;
 }
 
 export async function freePort(): Promise<number> {
