@@ -62,6 +62,7 @@ const serverSamples = {
   'session.ready': { resumeToken: TOKEN, role: 'visitor', userId: 'visitor-7' },
   'session.resumed': {
     call: { callId: 'call-1', role: 'answerer', peerName: 'Grace', state: 'paused' },
+    request: null,
   },
   'session.expired': {},
   'routing.update': { requestId: 'req-1', state: 'ringing', agentName: 'Grace' },
@@ -443,8 +444,9 @@ describe('protocol: server → client events', () => {
   });
 
   it('accepts session.resumed without a call and names nested call fields', () => {
-    expect(parseServerEvent('session.resumed', { call: null }).ok).toBe(true);
-    expectInvalidField(parseServerEvent('session.resumed', { call: { callId: 'c', role: 'offerer', peerName: 'G' } }), 'call.state');
+    expect(parseServerEvent('session.resumed', { call: null, request: null }).ok).toBe(true);
+    expect(parseServerEvent('session.resumed', { call: null, request: { requestId: 'r', state: 'queued', position: 2 } }).ok).toBe(true);
+    expectInvalidField(parseServerEvent('session.resumed', { call: { callId: 'c', role: 'offerer', peerName: 'G' }, request: null }), 'call.state');
   });
 
   it('validates ICE servers by index', () => {

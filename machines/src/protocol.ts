@@ -279,6 +279,15 @@ export const serverEventSchemas = {
         state: z.enum(['connecting', 'active', 'paused']),
       })
       .nullable(),
+    /** Where a request not yet in a call stands, so a client that was away catches up on what it missed. */
+    request: z
+      .strictObject({
+        requestId: Id,
+        state: z.enum(['ringing', 'queued']),
+        agentName: DisplayName.optional(),
+        position: z.int().min(1).max(1_000_000).optional(),
+      })
+      .nullable(),
   }),
   'session.expired': z.strictObject({}),
   'routing.update': z.strictObject({

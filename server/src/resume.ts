@@ -48,7 +48,9 @@ export class ResumeSessions {
     } catch {
       return false;
     }
-    if ((this.sockets.get(principalKey) ?? 0) > 0) return true;
+    // The asking socket is already counted as connected: only another live socket of the person (a second
+    // tab) keeps the session open regardless of the window.
+    if ((this.sockets.get(principalKey) ?? 0) > 1) return true;
     const since = this.lastDisconnectAt.get(principalKey) ?? this.startedAt;
     return this.now() - since <= this.windowMs;
   }

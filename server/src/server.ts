@@ -54,9 +54,11 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
 
   const switchboard = new Switchboard({ io, store, config, logger, inspect: options.inspect });
   const resume = new ResumeSessions(secret, config.timings.resumeWindowMs);
-  const detach = attachSocketLayer({ io, auth, switchboard, resume, logger, resumeWindowMs: config.timings.resumeWindowMs });
+  const sockets = attachSocketLayer({ io, auth, switchboard, resume, logger, resumeWindowMs: config.timings.resumeWindowMs });
   const restored = switchboard.restore();
   if (restored.requests || restored.calls) logger.info(restored, 'restored actors from the store');
+  // Every socket was lost with the old process: waiting visitors get the resume window, as after a drop.
+  for (const visitorId of switchboard.waitingVisitors()) sockets.awaitVisitor(visitorId);
 
   await new Promise<void>((resolve, reject) => {
     http.once('error', reject);
@@ -73,7 +75,7 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
     logger,
     port,
     async close() {
-      detach();
+      sockets.detach();
       switchboard.stop();
       await new Promise<void>((resolve) => io.close(() => resolve()));
       store.close();

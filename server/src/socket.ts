@@ -51,9 +51,21 @@ class HandlerError extends Error {
 
 const forbidden = (message: string) => new HandlerError({ code: 'forbidden', message });
 
-export function attachSocketLayer(options: SocketLayerOptions): () => void {
+export function attachSocketLayer(options: SocketLayerOptions): { awaitVisitor(visitorId: string): void; detach(): void } {
   const { io, auth, switchboard, resume, logger } = options;
   const goneTimers = new Map<string, NodeJS.Timeout>();
+
+  /** A visitor without a socket keeps its request for the resume window, then gives it up. */
+  function awaitVisitor(visitorId: string): void {
+    const key = `visitor:${visitorId}`;
+    clearTimeout(goneTimers.get(key));
+    const timer = setTimeout(() => {
+      goneTimers.delete(key);
+      if (!resume.isConnected(key)) switchboard.visitorGone(visitorId);
+    }, options.resumeWindowMs);
+    timer.unref();
+    goneTimers.set(key, timer);
+  }
 
   io.use(async (socket, next) => {
     const parsed = parseHandshakeAuth(socket.handshake.auth);
@@ -74,14 +86,18 @@ export function attachSocketLayer(options: SocketLayerOptions): () => void {
       return false;
     }
     for (const room of switchboard.roomsFor(who)) socket.join(room);
-    socket.emit('session.resumed', { call: switchboard.callFor(who) });
+    socket.emit('session.resumed', { call: switchboard.callFor(who), request: who.kind === 'visitor' ? switchboard.requestFor(who.id) : null });
     logger.info({ who: who.key, call: switchboard.callFor(who)?.callId ?? null }, 'session resumed');
     return true;
   }
 
   const handlers: { [E in ClientEventName]: (socket: CallchartSocket, data: ClientPayload<E>) => Promise<object | void> | object | void } = {
     'session.resume': async (socket, data) => {
-      await takeUpSession(socket, data.resumeToken);
+      if (!(await takeUpSession(socket, data.resumeToken))) return;
+      // Same facts as a resume in the handshake: without them the call would wait for a leg that is back.
+      const who = identity(socket.data.principal);
+      if (who.kind === 'agent') switchboard.agentReturned(who.id);
+      else switchboard.visitorReturned(who.id);
     },
     'visitor.request': (socket, data) => {
       const principal = socket.data.principal;
@@ -114,8 +130,10 @@ export function attachSocketLayer(options: SocketLayerOptions): () => void {
     'agent.logout': (socket) => {
       const principal = socket.data.principal;
       if (principal.kind !== 'agent') throw forbidden('Only agents can log out.');
-      switchboard.agentLost(principal.agentId, 'logout');
+      // Gone from presence first: releasing the agent's ring or call would otherwise show it free for a moment,
+      // and a visitor waiting in line would be rung to an agent who is logging out.
       switchboard.presence.remove(principal.agentId);
+      switchboard.agentLost(principal.agentId, 'logout');
       logger.info({ agentId: principal.agentId }, 'agent logged out');
     },
     'signal.offer': (socket, data) => void relay(socket, 'signal.offer', data),
@@ -180,12 +198,7 @@ export function attachSocketLayer(options: SocketLayerOptions): () => void {
         switchboard.agentLost(who.id, 'socket');
       } else {
         switchboard.visitorLost(who.id);
-        const timer = setTimeout(() => {
-          goneTimers.delete(who.key);
-          if (!resume.isConnected(who.key)) switchboard.visitorGone(who.id);
-        }, options.resumeWindowMs);
-        timer.unref();
-        goneTimers.set(who.key, timer);
+        awaitVisitor(who.id);
       }
     });
 
@@ -195,6 +208,7 @@ export function attachSocketLayer(options: SocketLayerOptions): () => void {
       if (who.kind === 'agent' && principal.kind === 'agent') {
         switchboard.presence.connect({ id: principal.agentId, name: principal.name, pools: principal.pools }, socket.id);
         if (resumed || wasConnected) switchboard.agentReturned(who.id);
+        switchboard.resendRings(who.id);
       } else if (resumed) {
         switchboard.visitorReturned(who.id);
       }
@@ -225,8 +239,11 @@ export function attachSocketLayer(options: SocketLayerOptions): () => void {
     }
   }
 
-  return () => {
-    for (const timer of goneTimers.values()) clearTimeout(timer);
-    goneTimers.clear();
+  return {
+    awaitVisitor,
+    detach() {
+      for (const timer of goneTimers.values()) clearTimeout(timer);
+      goneTimers.clear();
+    },
   };
 }

@@ -287,18 +287,48 @@ export class Switchboard {
     const at = this.now();
     for (const entry of [...this.requests.values()]) {
       const snapshot = entry.actor.getSnapshot();
-      if (snapshot.context.currentAgentId !== agentId) continue;
-      if (snapshot.value === 'agentLost') entry.actor.send({ type: 'agent.returned', agentId, at });
-      // A ring sent while the agent's socket was away (or before a restart) is sent again.
-      if (snapshot.value === 'ringing') {
-        this.emit(agentRoom(agentId), 'agent.ring', {
-          requestId: entry.requestId,
-          visitorName: entry.visitorName,
-          expiresAt: snapshot.context.deadlineAt ?? at,
-        });
+      if (snapshot.context.currentAgentId === agentId && snapshot.value === 'agentLost') {
+        entry.actor.send({ type: 'agent.returned', agentId, at });
       }
     }
     this.legEvent('agent', agentId, 'leg.socketBack');
+  }
+
+  /** A ring sent while the agent had no socket (or before a restart) reaches whichever socket it opens next. */
+  resendRings(agentId: string): void {
+    const at = this.now();
+    for (const entry of this.requests.values()) {
+      const snapshot = entry.actor.getSnapshot();
+      if (snapshot.context.currentAgentId !== agentId || snapshot.value !== 'ringing') continue;
+      this.emit(agentRoom(agentId), 'agent.ring', {
+        requestId: entry.requestId,
+        visitorName: entry.visitorName,
+        expiresAt: snapshot.context.deadlineAt ?? at,
+      });
+    }
+  }
+
+  /** Where a visitor's request stands, for a visitor resuming before its call exists. */
+  requestFor(visitorId: string): ServerPayload<'session.resumed'>['request'] {
+    for (const entry of this.requests.values()) {
+      if (entry.visitorId !== visitorId) continue;
+      const { value, context } = entry.actor.getSnapshot();
+      if (value === 'ringing') {
+        const name = context.currentAgentId ? this.store.agents.get(context.currentAgentId)?.name : undefined;
+        return name ? { requestId: entry.requestId, state: 'ringing', agentName: name } : { requestId: entry.requestId, state: 'ringing' };
+      }
+      if (value === 'queued') {
+        return context.queuePosition
+          ? { requestId: entry.requestId, state: 'queued', position: context.queuePosition }
+          : { requestId: entry.requestId, state: 'queued' };
+      }
+    }
+    return null;
+  }
+
+  /** Visitors whose restored requests wait for them: each gets the resume window to come back. */
+  waitingVisitors(): string[] {
+    return [...new Set([...this.requests.values()].filter((entry) => !entry.callId).map((entry) => entry.visitorId))];
   }
 
   visitorLost(visitorId: string): void {
