@@ -106,7 +106,17 @@ export class Switchboard {
       },
       remember: (agentId, status) => this.store.settings.set(setting(agentId), status ?? 'available'),
     });
-    this.presence.onChange(() => this.broadcastAgents());
+    // Presence changes are coalesced and delivered after the current transition: an effect that holds an
+    // agent must not drive every other routing actor from inside its own action.
+    let pending = false;
+    this.presence.onChange(() => {
+      if (pending) return;
+      pending = true;
+      queueMicrotask(() => {
+        pending = false;
+        this.broadcastAgents();
+      });
+    });
   }
 
   private emit<E extends ServerEventName>(room: string, event: E, payload: ServerPayload<E>): void {
@@ -139,7 +149,11 @@ export class Switchboard {
           this.presence.release(agentId, context.requestId);
           this.emit(agentRoom(agentId), 'agent.ringCancelled', { requestId: context.requestId });
         },
-        connectCall: ({ context }) => this.connectCall(entry(), context.currentAgentId!),
+        // The call's own actor starts after this transition, not inside routing's action.
+        connectCall: ({ context }) => {
+          const agentId = context.currentAgentId!;
+          queueMicrotask(() => this.connectCall(entry(), agentId));
+        },
         notifyVisitorSearching: () => notifyVisitor({ state: 'searching' }),
         notifyVisitorRinging: ({ context }) => {
           const name = agentName(context.currentAgentId);
@@ -359,8 +373,9 @@ export class Switchboard {
         notifyResumed: ({ context }) => this.emit(callRoom(context.callId), 'call.resumed', { callId: context.callId }),
         notifyEnded: () => {},
         requestReassignment: () => {
-          const request = this.requests.get(entry().requestId);
-          request?.actor.send({ type: 'session.agentTimedOut', at: this.now() });
+          const at = this.now();
+          // After this transition, not inside it: the routing actor's own effects end this very call.
+          queueMicrotask(() => this.requests.get(entry().requestId)?.actor.send({ type: 'session.agentTimedOut', at }));
         },
       },
     });
@@ -438,7 +453,10 @@ export class Switchboard {
     this.calls.delete(entry.callId);
     const at = this.now();
     this.store.calls.update(entry.callId, { state: 'ended', endedAt: at, endReason: reason === 'agent-lost' ? 'reassigned' : reason });
-    this.emit(callRoom(entry.callId), 'call.ended', { callId: entry.callId, reason: wireEndReason[reason] });
+    // An agent lost for good ends the call for the agent only: the visitor's request goes on, and the visitor
+    // hears `routing.update` reassigning instead (a call.ended would end its whole session).
+    const endedFor = reason === 'agent-lost' ? agentRoom(entry.agentId) : callRoom(entry.callId);
+    this.emit(endedFor, 'call.ended', { callId: entry.callId, reason: wireEndReason[reason] });
     this.io.in(callRoom(entry.callId)).socketsLeave(callRoom(entry.callId));
     this.presence.release(entry.agentId, entry.requestId);
     const request = this.requests.get(entry.requestId);
