@@ -94,7 +94,11 @@ class Reference {
     if (this.endReason) return;
     const before = this.legs[leg];
     const after: LegStatus = { ...before };
-    if (type === 'leg.socketLost') after.socket = 'down';
+    // Without its socket the server hears nothing of the leg's media, so the last report no longer holds.
+    if (type === 'leg.socketLost') {
+      after.socket = 'down';
+      after.media = 'unreported';
+    }
     if (type === 'leg.socketBack') after.socket = 'up';
     if (type === 'leg.mediaReconnecting') after.media = 'reconnecting';
     if (type === 'leg.mediaConnected') after.media = 'connected';

@@ -86,14 +86,20 @@ describe('callSession: legs', () => {
     expect(context(run).disconnections).toHaveLength(1);
   });
 
-  it('after a loss of the socket alone, the socket coming back is enough (the media kept flowing)', () => {
+  it('a socket drop leaves the media unreported: the socket back alone keeps the call paused, the report resumes it', () => {
     const run = start();
     run.leg('leg.socketLost', 'agent');
+    expect(context(run).legs.agent).toEqual({ socket: 'down', media: 'unreported' });
     run.clock.increment(2_000);
     run.leg('leg.socketBack', 'agent');
-    expect(session(run)).toBe('live');
+    expect(value(run)).toEqual({ active: { agent: 'lost', visitor: 'up', session: 'paused' } });
+    expect(context(run).legs.agent).toEqual({ socket: 'up', media: 'unreported' });
+    expect(run.effects).toEqual(['notifyPaused']);
+    run.clock.increment(500);
+    run.leg('leg.mediaConnected', 'agent');
+    expect(value(run)).toEqual({ active: { agent: 'up', visitor: 'up', session: 'live' } });
     expect(run.effects).toEqual(['notifyPaused', 'notifyResumed']);
-    expect(context(run)).toMatchObject({ totalPauseMs: 2_000, pausedAt: null });
+    expect(context(run)).toMatchObject({ totalPauseMs: 2_500, pausedAt: null });
   });
 
   it('reports about one leg never touch the other', () => {
@@ -119,6 +125,7 @@ describe('callSession: pause and resume', () => {
     expect(run.effects).toEqual(['notifyPaused']);
     run.clock.increment(1_000);
     run.leg('leg.socketBack', 'agent');
+    run.leg('leg.mediaConnected', 'agent');
     expect(session(run)).toBe('paused');
     run.clock.increment(1_000);
     run.leg('leg.mediaConnected', 'visitor');
@@ -130,7 +137,8 @@ describe('callSession: pause and resume', () => {
   it('accumulates totalPauseMs over several pauses, from the events’ times', () => {
     const run = start();
     run.actor.send({ type: 'leg.socketLost', leg: 'agent', at: BASE + 10_000 });
-    run.actor.send({ type: 'leg.socketBack', leg: 'agent', at: BASE + 14_000 });
+    run.actor.send({ type: 'leg.socketBack', leg: 'agent', at: BASE + 13_900 });
+    run.actor.send({ type: 'leg.mediaConnected', leg: 'agent', at: BASE + 14_000 });
     run.actor.send({ type: 'leg.mediaReconnecting', leg: 'visitor', at: BASE + 20_000 });
     run.actor.send({ type: 'leg.mediaConnected', leg: 'visitor', at: BASE + 20_250 });
     expect(context(run).totalPauseMs).toBe(4_250);
@@ -157,6 +165,7 @@ describe('callSession: pause and resume', () => {
     run.leg('leg.socketLost', 'visitor');
     run.clock.increment(TIMEOUT - 1);
     run.leg('leg.socketBack', 'visitor');
+    run.leg('leg.mediaConnected', 'visitor');
     run.leg('leg.mediaReconnecting', 'visitor');
     run.clock.increment(TIMEOUT - 1);
     expect(session(run)).toBe('paused');
@@ -192,6 +201,7 @@ describe('callSession: the end of a call', () => {
     run.leg('leg.socketLost', 'agent');
     run.leg('leg.mediaReconnecting', 'visitor');
     run.leg('leg.socketBack', 'agent');
+    run.leg('leg.mediaConnected', 'agent');
     run.clock.increment(TIMEOUT);
     expect(context(run).endReason).toBe('reconnect-timeout');
     expect(run.spies.requestReassignment).not.toHaveBeenCalled();
@@ -219,6 +229,7 @@ describe('callSession: the end of a call', () => {
     expect(session(run)).toBe('paused');
     run.leg('leg.mediaConnected', 'visitor');
     run.leg('leg.socketBack', 'agent');
+    run.leg('leg.mediaConnected', 'agent');
     expect(session(run)).toBe('live');
   });
 
@@ -256,7 +267,9 @@ describe('callSession: telemetry', () => {
   it('a pause whose events arrive out of order never counts negative time', () => {
     const run = start();
     run.actor.send({ type: 'leg.socketLost', leg: 'agent', at: BASE + 5_000 });
-    run.actor.send({ type: 'leg.socketBack', leg: 'agent', at: BASE + 4_990 });
+    run.actor.send({ type: 'leg.socketBack', leg: 'agent', at: BASE + 4_980 });
+    run.actor.send({ type: 'leg.mediaConnected', leg: 'agent', at: BASE + 4_990 });
+    expect(session(run)).toBe('live');
     expect(context(run).totalPauseMs).toBe(0);
   });
 

@@ -11,12 +11,13 @@ import { assign, setup } from 'xstate';
 export type Leg = 'agent' | 'visitor';
 
 /**
- * What the server knows of one leg. A socket drop leaves `media` at its last report: the media usually
- * keeps flowing peer to peer while the socket reconnects, and the client reports again once it is back.
+ * What the server knows of one leg. A socket drop makes `media` `unreported`: whatever the media did
+ * while the socket was away, the server cannot know, and only a fresh report from the client over its
+ * socket may bring the leg back up.
  */
 export interface LegStatus {
   socket: 'up' | 'down';
-  media: 'connected' | 'reconnecting' | 'failed';
+  media: 'connected' | 'reconnecting' | 'failed' | 'unreported';
 }
 
 export interface CallSessionTimings {
@@ -119,7 +120,7 @@ function eventLeg(event: { type: string }): Leg | null {
 function applyToLeg(status: LegStatus, event: { type: string }): LegStatus {
   switch (event.type) {
     case 'leg.socketLost':
-      return { ...status, socket: 'down' };
+      return { socket: 'down', media: 'unreported' };
     case 'leg.socketBack':
       return { ...status, socket: 'up' };
     case 'leg.mediaReconnecting':

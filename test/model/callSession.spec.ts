@@ -25,10 +25,15 @@ function legEvents(leg: Leg, types: CallSessionEvent['type'][]): CallSessionEven
 function lostLegReports(leg: Leg, status: LegStatus): CallSessionEvent[] {
   const key = `${status.socket}/${status.media}`;
   switch (key) {
-    case 'down/connected':
-      return legEvents(leg, ['leg.socketBack', 'leg.mediaReconnecting']);
-    case 'down/reconnecting':
+    case 'down/unreported':
+      // A media report before the socket is back is the one way the socket coming back finds the media
+      // connected; no client can send it, but the machine accepts it.
       return legEvents(leg, ['leg.socketBack', 'leg.mediaConnected']);
+    case 'down/connected':
+      return legEvents(leg, ['leg.socketBack']);
+    case 'up/unreported':
+      // The client's first report after its socket came back: its media held, or it broke too.
+      return legEvents(leg, ['leg.mediaConnected', 'leg.mediaReconnecting']);
     case 'up/reconnecting':
       // A second report of reconnecting is the next restart attempt starting.
       return legEvents(leg, ['leg.mediaConnected', 'leg.socketLost', 'leg.mediaFailed', 'leg.mediaReconnecting']);
