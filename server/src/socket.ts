@@ -206,9 +206,11 @@ export function attachSocketLayer(options: SocketLayerOptions): { awaitVisitor(v
       const resumeToken = socket.data.resumeToken;
       const resumed = resumeToken ? await takeUpSession(socket, resumeToken) : false;
       if (who.kind === 'agent' && principal.kind === 'agent') {
+        // Rings from before this socket first: coming online can ring the agent for a waiting visitor, and that
+        // ring, already sent, would otherwise arrive twice.
+        switchboard.resendRings(who.id);
         switchboard.presence.connect({ id: principal.agentId, name: principal.name, pools: principal.pools }, socket.id);
         if (resumed || wasConnected) switchboard.agentReturned(who.id);
-        switchboard.resendRings(who.id);
       } else if (resumed) {
         switchboard.visitorReturned(who.id);
       }

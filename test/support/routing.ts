@@ -173,8 +173,3 @@ export function ringOrder<A extends DemoAgent>(t: TestServer, agents: readonly A
     return a < b ? -1 : 1;
   });
 }
-
-/** Routing updates the visitor received and has not consumed yet, in order. */
-export function pendingUpdates(visitor: TestClient): unknown[] {
-  return visitor.events.filter((e) => e.event === 'routing.update').map((e) => e.payload);
-}
