@@ -1,0 +1,162 @@
+/**
+ * The agent's client: the signaling actor and the agent actor, wired to the server and to an
+ * RTCPeerConnection. The dashboard sends the agent actor its user events (`login`, `accept`, `reject`,
+ * `hangup`, `presence.away`, ...) and renders from the two actors' snapshots; this module only translates.
+ */
+import { createActor, type Actor } from 'xstate';
+import { agentMachine, type AgentMachine, type AgentServerEndReason, type AgentTimings, type ServerPayload } from '@callchart/machines';
+import { createCallMedia, type CallStreams } from './callMedia.ts';
+import { createConnection, type ConnectionOptions, type SignalingActor } from './connection.ts';
+import type { RtcEnvironment } from './mediaSession.ts';
+import { all } from './on.ts';
+
+export type AgentActor = Actor<AgentMachine>;
+
+export interface AgentClientOptions extends ConnectionOptions {
+  rtc: RtcEnvironment;
+  timings?: Partial<AgentTimings>;
+  constraints?: MediaStreamConstraints;
+}
+
+export interface AgentClient extends CallStreams {
+  readonly call: AgentActor;
+  readonly signaling: SignalingActor;
+  /**
+   * Closes the call's connection and the socket, and stops both actors. It does not hang up: to the
+   * server this is a lost socket, and it holds the call for the reconnection timeout. Send `hangup` first.
+   */
+  stop(): void;
+}
+
+/** The server says `hangup` for whoever hung up; the agent's own hang-up has ended the call already. */
+const agentEndReason: Record<ServerPayload<'call.ended'>['reason'], AgentServerEndReason> = {
+  hangup: 'visitor-hangup',
+  'media-failed': 'media-failed',
+  'reconnect-timeout': 'reconnect-timeout',
+  reassigned: 'reassigned',
+  error: 'error',
+};
+
+export function createAgentClient(options: AgentClientOptions): AgentClient {
+  const connection = createConnection(options);
+  const onError = options.onError ?? (() => {});
+  const media = createCallMedia({ rtc: options.rtc, connection, onError, ...(options.constraints ? { constraints: options.constraints } : {}) });
+
+  const machine = agentMachine.provide({
+    actors: { peerConnection: media.peerConnectionMachine },
+    actions: {
+      setPresence: (_, { presence }) => {
+        // Going offline is `agent.logout`, sent by `notifyLogout`; the wire's presence has no `offline`.
+        if (presence !== 'offline') connection.send('agent.presence', { status: presence });
+      },
+      acceptRing: ({ context }) => {
+        if (context.requestId) connection.send('agent.accept', { requestId: context.requestId });
+      },
+      rejectRing: ({ context }) => {
+        if (context.requestId) connection.send('agent.reject', { requestId: context.requestId });
+      },
+      // The protocol has no ring-no-answer message, and `agent.reject` would record a refusal the agent
+      // never made; the routing actor's own ringTimeout, the same 15 s, moves the request on.
+      reportRingTimeout: () => {},
+      sendHangup: ({ context }) => {
+        if (context.callId) connection.send('call.hangup', { callId: context.callId });
+      },
+      notifyLogout: () => connection.send('agent.logout', {}),
+      reportCallFailure: ({ context }) => {
+        const callId = context.callId ?? context.lastCallEnd?.callId;
+        if (callId) connection.send('call.media', { callId, state: 'failed' });
+      },
+      startMedia: () => media.start(),
+      stopMedia: () => media.stop(),
+    },
+  });
+  const call = createActor(machine, {
+    input: options.timings ? { timings: options.timings } : {},
+    ...(options.inspect ? { inspect: options.inspect } : {}),
+  });
+
+  const ownsCall = (id: string) => call.getSnapshot().context.callId === id;
+
+  const unbind = all([
+    media.attach(call),
+    connection.onReply((event, payload, ack) => {
+      // The ring moved on before the accept arrived (another agent, a cancel): the server refuses it, and
+      // no `call.accepted` will ever come for it.
+      if (event !== 'agent.accept' || ack.ok) return;
+      const snapshot = call.getSnapshot();
+      if (snapshot.matches('connecting') && snapshot.context.callId === null && snapshot.context.requestId === (payload as { requestId: string }).requestId) {
+        call.send({ type: 'call.ended', reason: 'cancelled' });
+      }
+    }),
+    connection.onServerEvents({
+      'agent.ring': ({ requestId, visitorName }) => call.send({ type: 'ring', requestId, visitorName, at: Date.now() }),
+      'agent.ringCancelled': ({ requestId }) => {
+        if (call.getSnapshot().context.requestId === requestId) call.send({ type: 'ring.cancelled' });
+      },
+      'call.accepted': (accepted) => {
+        call.send({ type: 'call.accepted', callId: accepted.callId });
+        if (ownsCall(accepted.callId)) media.accepted(accepted);
+        // Accepted on the server for a ring this side has already left (hung up or logged out before
+        // the server's answer arrived): without a hang-up the call would wait for this leg forever.
+        else connection.send('call.hangup', { callId: accepted.callId });
+      },
+      'call.paused': ({ callId, leg }) => {
+        // Only the visitor's absence is the peer pausing; this side's own loss shows as its reconnecting media.
+        if (ownsCall(callId) && leg === 'visitor') call.send({ type: 'peer.paused' });
+      },
+      'call.resumed': ({ callId }) => {
+        if (ownsCall(callId)) call.send({ type: 'peer.resumed' });
+      },
+      'call.ended': ({ callId, reason }) => {
+        if (ownsCall(callId)) call.send({ type: 'call.ended', reason: agentEndReason[reason] });
+      },
+      'session.resumed': ({ call: resumed }) => {
+        if (resumed && ownsCall(resumed.callId)) {
+          media.reportState(resumed.callId);
+          return;
+        }
+        // The call ended while this socket was away, so its `call.ended` never arrived; an agent who
+        // stays away past the grace loses the visitor to another agent.
+        const snapshot = call.getSnapshot();
+        if (resumed === null && (snapshot.matches('connecting') || snapshot.matches('inCall'))) {
+          call.send({ type: 'call.ended', reason: 'reassigned' });
+        }
+      },
+      'signal.offer': (payload) => media.receive({ event: 'signal.offer', payload }),
+      'signal.iceRestart': (payload) => media.receive({ event: 'signal.iceRestart', payload }),
+      'signal.answer': (payload) => media.receive({ event: 'signal.answer', payload }),
+      'signal.candidate': (payload) => media.receive({ event: 'signal.candidate', payload }),
+    }),
+    connection.onRejoin(() => {
+      // The server kept nothing of this session: a ring or call it had is over on its side.
+      const snapshot = call.getSnapshot();
+      if (snapshot.matches('ringing')) call.send({ type: 'ring.cancelled' });
+      else if (snapshot.matches('connecting') || snapshot.matches('inCall')) call.send({ type: 'call.ended', reason: 'reassigned' });
+    }),
+  ]);
+
+  call.start();
+  const unforward = connection.forwardSignalState(call);
+  const unnetwork = connection.forwardNetworkOnline(call);
+  connection.start();
+
+  return {
+    call,
+    signaling: connection.actor,
+    get localStream() {
+      return media.localStream;
+    },
+    get remoteStream() {
+      return media.remoteStream;
+    },
+    subscribeStreams: (listener) => media.subscribeStreams(listener),
+    stop() {
+      unnetwork();
+      unforward();
+      unbind();
+      call.stop();
+      media.stop();
+      connection.stop();
+    },
+  };
+}

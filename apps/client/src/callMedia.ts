@@ -1,0 +1,155 @@
+/**
+ * The media side of a call client, shared by the visitor and the agent: it opens a media session once
+ * the call machine asked for media (`startMedia`) and the server accepted the call with its ICE
+ * servers, whichever comes first, routes relayed signaling to it, reports the media child's state, and
+ * publishes the streams for the UI.
+ */
+import type { ActorRefFrom, AnyActorRef } from 'xstate';
+import { peerConnectionMachine, type PeerConnectionMachine } from '@callchart/machines';
+import type { Connection } from './connection.ts';
+import type { ErrorListener } from './errors.ts';
+import { startMediaSession, type CallAccepted, type MediaSession, type RelayedSignal, type RtcEnvironment } from './mediaSession.ts';
+import { reportMedia, type MediaReporter } from './mediaReports.ts';
+import type { Unsubscribe } from './on.ts';
+
+/** What both call machines' snapshots have in common, as far as media goes. */
+interface CallSnapshotLike {
+  context: { callId: string | null };
+  children: { media?: ActorRefFrom<PeerConnectionMachine> | undefined };
+}
+
+export interface CallMediaOptions {
+  rtc: RtcEnvironment;
+  connection: Connection;
+  onError: ErrorListener;
+  constraints?: MediaStreamConstraints;
+}
+
+export interface CallStreams {
+  readonly localStream: MediaStream | null;
+  readonly remoteStream: MediaStream | null;
+  /** For `useSyncExternalStore`: called whenever either stream changes. */
+  subscribeStreams(listener: () => void): Unsubscribe;
+}
+
+export interface CallMedia extends CallStreams {
+  /** The call machine's child, with its effects bound to whichever connection is current. */
+  readonly peerConnectionMachine: PeerConnectionMachine;
+  /** Binds the call actor: its `ice.*` events, its callId and its media child. */
+  attach(call: AnyActorRef & { getSnapshot(): CallSnapshotLike }): Unsubscribe;
+  /** The server accepted a call; `call` must already have been sent its `call.accepted`. */
+  accepted(payload: CallAccepted): void;
+  /** The call machine's `startMedia`. */
+  start(): void;
+  /** The call machine's `stopMedia`. */
+  stop(): void;
+  setMuted(muted: boolean): void;
+  /** Reports the media state of `callId` again, if it is the call in progress (after a resume). */
+  reportState(callId: string): void;
+  receive(message: RelayedSignal): void;
+  readonly session: MediaSession | null;
+}
+
+export function createCallMedia(options: CallMediaOptions): CallMedia {
+  const { connection, onError } = options;
+  let call: (AnyActorRef & { getSnapshot(): CallSnapshotLike }) | null = null;
+  let offer: CallAccepted | null = null;
+  let wanted = false;
+  let session: MediaSession | null = null;
+  let muted = false;
+  let reporter: { callId: string; reporter: MediaReporter } | null = null;
+  const streamListeners = new Set<() => void>();
+  const notifyStreams = () => {
+    for (const listener of streamListeners) listener();
+  };
+
+  const open = () => {
+    if (!wanted || !offer || session || !call) return;
+    // A `call.accepted` the machine did not take (a stale one, or one for a call it already left) must
+    // not open a connection for a call this side is not in.
+    if (call.getSnapshot().context.callId !== offer.callId) return;
+    const target = call;
+    session = startMediaSession({
+      rtc: options.rtc,
+      accepted: offer,
+      signal: ({ event, payload }) => connection.send(event, payload as never),
+      deliver: (event) => target.send(event),
+      onStreams: notifyStreams,
+      onError,
+      ...(options.constraints ? { constraints: options.constraints } : {}),
+    });
+    session.setMuted(muted);
+  };
+
+  const machine = peerConnectionMachine.provide({
+    actions: {
+      rollbackLocalOffer: () => session?.effects.rollbackLocalOffer(),
+      restartIce: () => session?.effects.restartIce(),
+      sendRestartOffer: () => session?.effects.sendRestartOffer(),
+    },
+  });
+
+  return {
+    peerConnectionMachine: machine,
+    attach(actor) {
+      call = actor;
+      let media: unknown = undefined;
+      const follow = (snapshot: CallSnapshotLike) => {
+        const child = snapshot.children.media;
+        if (child === media) return;
+        media = child;
+        reporter?.reporter.stop();
+        reporter = null;
+        const callId = snapshot.context.callId;
+        if (child && callId) {
+          reporter = { callId, reporter: reportMedia(child, callId, ({ event, payload }) => connection.send(event, payload as never)) };
+        }
+      };
+      const subscription = actor.subscribe(follow);
+      return () => {
+        subscription.unsubscribe();
+        reporter?.reporter.stop();
+        reporter = null;
+        call = null;
+      };
+    },
+    accepted(payload) {
+      offer = payload;
+      open();
+    },
+    start() {
+      wanted = true;
+      open();
+    },
+    stop() {
+      wanted = false;
+      offer = null;
+      muted = false;
+      session?.close();
+      session = null;
+    },
+    setMuted(value) {
+      muted = value;
+      session?.setMuted(value);
+    },
+    reportState(callId) {
+      if (reporter?.callId === callId) reporter.reporter.reportState();
+    },
+    receive(message) {
+      if (session && message.payload.callId === session.callId) session.receive(message);
+    },
+    get session() {
+      return session;
+    },
+    get localStream() {
+      return session?.localStream() ?? null;
+    },
+    get remoteStream() {
+      return session?.remoteStream() ?? null;
+    },
+    subscribeStreams(listener) {
+      streamListeners.add(listener);
+      return () => streamListeners.delete(listener);
+    },
+  };
+}

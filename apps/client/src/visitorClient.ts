@@ -1,0 +1,195 @@
+/**
+ * The visitor's client: the signaling actor and the visitorCall actor, wired to the server and to an
+ * RTCPeerConnection. The widget sends the call actor its user events (`call.request`, `hangup`,
+ * `mute.toggle`, ...) and renders from the two actors' snapshots; this module only translates.
+ */
+import { createActor, type Actor } from 'xstate';
+import {
+  visitorCallMachine,
+  type ServerPayload,
+  type VisitorCallMachine,
+  type VisitorCallTimings,
+  type VisitorServerEndReason,
+} from '@callchart/machines';
+import { createCallMedia, type CallStreams } from './callMedia.ts';
+import { createConnection, type ConnectionOptions, type SignalingActor } from './connection.ts';
+import type { RtcEnvironment } from './mediaSession.ts';
+import { all } from './on.ts';
+
+export type VisitorCallActor = Actor<VisitorCallMachine>;
+
+export interface VisitorClientOptions extends ConnectionOptions {
+  /** The agent pool a `call.request` without one goes to. */
+  pool: string;
+  rtc: RtcEnvironment;
+  timings?: Partial<VisitorCallTimings>;
+  constraints?: MediaStreamConstraints;
+}
+
+export interface VisitorClient extends CallStreams {
+  readonly call: VisitorCallActor;
+  readonly signaling: SignalingActor;
+  /**
+   * Closes the call's connection and the socket, and stops both actors. It does not hang up: to the
+   * server this is a lost socket, and it holds the call for the reconnection timeout. Send `hangup` first.
+   */
+  stop(): void;
+}
+
+/** The server says `hangup` for whoever hung up; the visitor's own hang-up has ended the call already. */
+const visitorEndReason: Record<Exclude<ServerPayload<'call.ended'>['reason'], 'reassigned'>, VisitorServerEndReason> = {
+  hangup: 'agent-hangup',
+  'media-failed': 'media-failed',
+  'reconnect-timeout': 'reconnect-timeout',
+  error: 'error',
+};
+
+export function createVisitorClient(options: VisitorClientOptions): VisitorClient {
+  const connection = createConnection(options);
+  const onError = options.onError ?? (() => {});
+  const media = createCallMedia({ rtc: options.rtc, connection, onError, ...(options.constraints ? { constraints: options.constraints } : {}) });
+  // The server names the request in the request's acknowledgement and in every routing message.
+  let requestId: string | null = null;
+  let cancelWhenKnown = false;
+
+  const learnRequest = (id: string) => {
+    if (requestId !== null) return;
+    requestId = id;
+    if (cancelWhenKnown) {
+      cancelWhenKnown = false;
+      connection.send('visitor.cancel', { requestId: id });
+    }
+  };
+
+  const machine = visitorCallMachine.provide({
+    actors: { peerConnection: media.peerConnectionMachine },
+    actions: {
+      requestCall: ({ context }) => {
+        requestId = null;
+        cancelWhenKnown = false;
+        connection.send('visitor.request', { pool: context.pool ?? options.pool });
+      },
+      cancelRequest: () => {
+        if (requestId) connection.send('visitor.cancel', { requestId });
+        else cancelWhenKnown = true;
+      },
+      sendHangup: ({ context }) => {
+        if (context.callId) connection.send('call.hangup', { callId: context.callId });
+      },
+      reportCallFailure: ({ context }) => {
+        if (context.callId) connection.send('call.media', { callId: context.callId, state: 'failed' });
+      },
+      setMuted: ({ context }) => media.setMuted(context.muted),
+      startMedia: () => media.start(),
+      stopMedia: () => media.stop(),
+    },
+  });
+  const call = createActor(machine, {
+    input: { pool: options.pool, ...(options.timings ? { timings: options.timings } : {}) },
+    ...(options.inspect ? { inspect: options.inspect } : {}),
+  });
+
+  const ownsRequest = (id: string) => requestId === null || requestId === id;
+  const ownsCall = (id: string) => call.getSnapshot().context.callId === id;
+
+  const unbind = all([
+    media.attach(call),
+    connection.onReply((event, _payload, ack) => {
+      if (event === 'visitor.request' && ack.ok && 'requestId' in ack && typeof ack.requestId === 'string') learnRequest(ack.requestId);
+    }),
+    connection.onServerEvents({
+      'routing.update': (update) => {
+        if (!ownsRequest(update.requestId)) return;
+        learnRequest(update.requestId);
+        switch (update.state) {
+          case 'searching':
+            return call.send({ type: 'routing.searching' });
+          case 'ringing':
+            return call.send({ type: 'routing.ringing', agentName: update.agentName ?? '' });
+          case 'reassigning':
+            return call.send({ type: 'routing.reassigning' });
+          case 'queued':
+            // The switchboard numbers the queue right after a request joins it; the update without a
+            // position is followed at once by one with it.
+            if (update.position !== undefined) call.send({ type: 'routing.queued', position: update.position });
+            return;
+        }
+      },
+      'routing.ended': ({ requestId: id, reason }) => {
+        if (ownsRequest(id)) call.send({ type: 'routing.ended', reason });
+      },
+      'call.accepted': (accepted) => {
+        call.send({ type: 'call.accepted', callId: accepted.callId, agentName: accepted.peerName });
+        media.accepted(accepted);
+      },
+      'call.paused': ({ callId, leg }) => {
+        // Only the agent's absence is the peer pausing; this side's own loss shows as its reconnecting media.
+        if (ownsCall(callId) && leg === 'agent') call.send({ type: 'peer.paused' });
+      },
+      'call.resumed': ({ callId }) => {
+        if (ownsCall(callId)) call.send({ type: 'peer.resumed' });
+      },
+      'call.ended': ({ callId, reason }) => {
+        // `reassigned` ends the agent's call, not the visitor's: routing's `reassigning` moves the visitor on.
+        if (!ownsCall(callId) || reason === 'reassigned') return;
+        call.send({ type: 'call.ended', reason: visitorEndReason[reason] });
+      },
+      'session.resumed': ({ call: resumed, request }) => {
+        const snapshot = call.getSnapshot();
+        if (resumed && ownsCall(resumed.callId)) {
+          media.reportState(resumed.callId);
+          return;
+        }
+        const inCallOrConnecting = snapshot.matches('connecting') || snapshot.matches('inCall');
+        // Where the request stands now, told once more: this socket missed the updates while it was away.
+        if (request && ownsRequest(request.requestId) && (snapshot.matches('waiting') || inCallOrConnecting)) {
+          learnRequest(request.requestId);
+          // A call this side was in is gone, and the request goes on: the agent was replaced meanwhile.
+          if (inCallOrConnecting) call.send({ type: 'routing.reassigning' });
+          if (request.state === 'ringing') call.send({ type: 'routing.ringing', agentName: request.agentName ?? '' });
+          else if (request.position !== undefined) call.send({ type: 'routing.queued', position: request.position });
+          return;
+        }
+        // The call ended while this socket was away, so its `call.ended` never arrived.
+        if (resumed === null && inCallOrConnecting) {
+          call.send({ type: 'call.ended', reason: 'reconnect-timeout' });
+        }
+      },
+      'signal.offer': (payload) => media.receive({ event: 'signal.offer', payload }),
+      'signal.iceRestart': (payload) => media.receive({ event: 'signal.iceRestart', payload }),
+      'signal.answer': (payload) => media.receive({ event: 'signal.answer', payload }),
+      'signal.candidate': (payload) => media.receive({ event: 'signal.candidate', payload }),
+    }),
+    connection.onRejoin(() => {
+      // The server kept nothing of this session: any request or call it had is over on its side.
+      const snapshot = call.getSnapshot();
+      if (snapshot.matches('waiting')) call.send({ type: 'routing.ended', reason: 'cancelled' });
+      else if (snapshot.matches('connecting') || snapshot.matches('inCall')) call.send({ type: 'call.ended', reason: 'reconnect-timeout' });
+    }),
+  ]);
+
+  call.start();
+  const unforward = connection.forwardSignalState(call);
+  const unnetwork = connection.forwardNetworkOnline(call);
+  connection.start();
+
+  return {
+    call,
+    signaling: connection.actor,
+    get localStream() {
+      return media.localStream;
+    },
+    get remoteStream() {
+      return media.remoteStream;
+    },
+    subscribeStreams: (listener) => media.subscribeStreams(listener),
+    stop() {
+      unnetwork();
+      unforward();
+      unbind();
+      call.stop();
+      media.stop();
+      connection.stop();
+    },
+  };
+}
