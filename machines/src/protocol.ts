@@ -351,6 +351,8 @@ export type ParseFailure = { ok: false; error: ProtocolError };
 const MAX_FIELD_SEGMENT = 64;
 const MAX_FIELD_LENGTH = 256;
 
+type RawIssue = z.core.$ZodRawIssue;
+
 const ARTICLES: Record<string, string> = {
   string: 'a string',
   number: 'a number',
@@ -361,31 +363,32 @@ const ARTICLES: Record<string, string> = {
   null: 'null',
 };
 
-type RawIssue = z.core.$ZodRawIssue;
-
-// Renders an issue as a fragment that follows the field name ("must be a string"), so a reply is
-// one sentence naming the field. Schema-level messages override this map and are written as
-// fragments too. No fragment quotes the input: it may be huge or hostile.
-function issueFragment(issue: RawIssue): string {
+/**
+ * A zod error map that words each issue as a fragment following the field's name ("must be a string"), so
+ * an error is one sentence naming the field. The server words its configuration and HTTP errors with it
+ * too, so whoever reads them sees one style. Messages written on a schema override it, and are fragments
+ * too. No fragment quotes the input: it may be huge, hostile or secret.
+ */
+export function issueFragment(issue: RawIssue): string {
   switch (issue.code) {
     case 'invalid_type':
       if (issue.input === undefined) return 'is required';
       return `must be ${ARTICLES[issue.expected] ?? issue.expected}`;
     case 'invalid_value':
       if (issue.input === undefined) return 'is required';
-      return `must be one of ${issue.values.map((value) => JSON.stringify(value)).join(', ')}`;
+      return `must be one of ${issue.values.map((value) => String(value)).join(', ')}`;
     case 'too_big':
-      return issue.origin === 'string'
-        ? `must be at most ${String(issue.maximum)} characters`
-        : issue.origin === 'array'
-          ? `must have at most ${String(issue.maximum)} items`
-          : `must be at most ${String(issue.maximum)}`;
+      if (issue.origin === 'string') return `must be at most ${String(issue.maximum)} characters`;
+      if (issue.origin === 'array') return `must have at most ${String(issue.maximum)} items`;
+      return `must be at most ${String(issue.maximum)}`;
     case 'too_small':
-      return issue.origin === 'string'
-        ? `must be at least ${String(issue.minimum)} characters`
-        : issue.origin === 'array'
-          ? `must have at least ${String(issue.minimum)} items`
-          : `must be at least ${String(issue.minimum)}`;
+      if (issue.origin === 'string') {
+        return issue.minimum === 1 ? 'must not be empty' : `must be at least ${String(issue.minimum)} characters`;
+      }
+      if (issue.origin === 'array') {
+        return issue.minimum === 1 ? 'must not be empty' : `must have at least ${String(issue.minimum)} items`;
+      }
+      return `must be at least ${String(issue.minimum)}`;
     case 'invalid_union':
       if (issue.input === undefined) return 'is required';
       return 'does not match any allowed form';

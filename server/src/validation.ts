@@ -1,54 +1,10 @@
 /**
  * How a zod failure becomes one sentence that names the offending field, for the environment and for
- * HTTP bodies alike. The wire protocol words its errors the same way, so a client that shows them gets
- * one style everywhere.
+ * HTTP bodies alike, worded by the wire protocol's own error map so a client sees one style everywhere.
  */
 import { z } from 'zod';
 
-const ARTICLES: Record<string, string> = {
-  string: 'a string',
-  number: 'a number',
-  int: 'an integer',
-  boolean: 'a boolean',
-  object: 'an object',
-  array: 'an array',
-  null: 'null',
-};
-
-/**
- * A zod error map that words each issue as a fragment following the field's name ("must be a string").
- * Messages written on a schema override it, and are fragments too. No fragment quotes the input: it may
- * be huge, hostile or secret.
- */
-export function issueFragment(issue: z.core.$ZodRawIssue): string {
-  switch (issue.code) {
-    case 'invalid_type':
-      if (issue.input === undefined) return 'is required';
-      return `must be ${ARTICLES[issue.expected] ?? issue.expected}`;
-    case 'invalid_value':
-      if (issue.input === undefined) return 'is required';
-      return `must be one of ${issue.values.map((value) => String(value)).join(', ')}`;
-    case 'too_big':
-      if (issue.origin === 'string') return `must be at most ${String(issue.maximum)} characters`;
-      if (issue.origin === 'array') return `must have at most ${String(issue.maximum)} items`;
-      return `must be at most ${String(issue.maximum)}`;
-    case 'too_small':
-      if (issue.origin === 'string') {
-        return issue.minimum === 1 ? 'must not be empty' : `must be at least ${String(issue.minimum)} characters`;
-      }
-      if (issue.origin === 'array') {
-        return issue.minimum === 1 ? 'must not be empty' : `must have at least ${String(issue.minimum)} items`;
-      }
-      return `must be at least ${String(issue.minimum)}`;
-    case 'invalid_union':
-      if (issue.input === undefined) return 'is required';
-      return 'does not match any allowed form';
-    case 'unrecognized_keys':
-      return 'is not an allowed field';
-    default:
-      return 'is invalid';
-  }
-}
+export { issueFragment } from '@callchart/machines';
 
 export interface FieldIssue {
   /** Dotted path with `[i]` for array items (`iceServers[0].urls`); undefined when the whole value is wrong. */
