@@ -4,7 +4,8 @@
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { createActor, SimulatedClock, transition, type AnyStateNode, type SnapshotFrom } from 'xstate';
+import { createActor, SimulatedClock, transition, type SnapshotFrom } from 'xstate';
+import { reachability } from '../../test/support/reachability.ts';
 import { agentMachine, type AgentEvent } from './agent.machine.ts';
 
 type Snapshot = SnapshotFrom<typeof agentMachine>;
@@ -40,48 +41,10 @@ const mediaOutcomes: AgentEvent[] = [
   { type: 'xstate.done.actor.media', output: { outcome: 'closed' } },
 ];
 
-function pendingDelays(snapshot: Snapshot): AgentEvent[] {
-  const nodes = (snapshot as unknown as { _nodes: AnyStateNode[] })._nodes;
-  return nodes.flatMap((node) => node.after.map((t) => ({ type: t.eventType }) as unknown as AgentEvent));
-}
-
-const isGoal = (snapshot: Snapshot) => snapshot.matches('available') || snapshot.matches('offline');
-const keyOf = (snapshot: Snapshot) => JSON.stringify([snapshot.value, snapshot.context]);
-
-// Reachability depends on value and context only, so answers are shared across runs.
-const reachable = new Map<string, boolean>();
-
 // `logout` is left out of the search on purpose: it would make every state trivially good, and it
 // is checked on its own.
-function goalReachable(start: Snapshot, maxDepth = 4): boolean {
-  const startKey = keyOf(start);
-  const known = reachable.get(startKey);
-  if (known !== undefined) return known;
-  let found = isGoal(start);
-  const seen = new Set([startKey]);
-  let frontier = [start];
-  const events = alphabet.filter((event) => event.type !== 'logout');
-  for (let depth = 0; depth < maxDepth && !found && frontier.length; depth++) {
-    const next: Snapshot[] = [];
-    for (const snapshot of frontier) {
-      for (const event of [...events, ...mediaOutcomes, ...pendingDelays(snapshot)]) {
-        const [after] = transition(agentMachine, snapshot, event);
-        const key = keyOf(after);
-        if (seen.has(key)) continue;
-        if (isGoal(after)) {
-          found = true;
-          break;
-        }
-        seen.add(key);
-        next.push(after);
-      }
-      if (found) break;
-    }
-    frontier = next;
-  }
-  reachable.set(startKey, found);
-  return found;
-}
+const search = reachability(agentMachine, [...alphabet.filter((event) => event.type !== 'logout'), ...mediaOutcomes], (snapshot) => snapshot.matches('available') || snapshot.matches('offline'));
+const goalReachable = (snapshot: Snapshot, maxDepth?: number) => search.reachable(snapshot, maxDepth);
 
 const stepArb: fc.Arbitrary<Step> = fc.oneof(
   { weight: 4, arbitrary: fc.constantFrom(...alphabet).map((event): Step => ({ kind: 'event', event })) },
@@ -99,7 +62,7 @@ describe('agent properties', () => {
     actor.send({ type: 'ice.failed', at: 3_000 });
     // From inCall, back to available takes one step (hangup), but not zero.
     expect(goalReachable(actor.getSnapshot(), 0)).toBe(false);
-    reachable.clear();
+    search.clear();
     expect(goalReachable(actor.getSnapshot(), 1)).toBe(true);
     actor.stop();
   });

@@ -4,7 +4,8 @@
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { createActor, SimulatedClock, transition, type AnyStateNode, type SnapshotFrom } from 'xstate';
+import { createActor, SimulatedClock, type SnapshotFrom } from 'xstate';
+import { reachability } from '../../test/support/reachability.ts';
 import { visitorCallMachine, type VisitorCallEvent } from './visitorCall.machine.ts';
 
 type Snapshot = SnapshotFrom<typeof visitorCallMachine>;
@@ -43,45 +44,8 @@ const mediaOutcomes: VisitorCallEvent[] = [
   { type: 'xstate.done.actor.media', output: { outcome: 'closed' } },
 ];
 
-function pendingDelays(snapshot: Snapshot): VisitorCallEvent[] {
-  const nodes = (snapshot as unknown as { _nodes: AnyStateNode[] })._nodes;
-  return nodes.flatMap((node) => node.after.map((t) => ({ type: t.eventType }) as unknown as VisitorCallEvent));
-}
-
-const isGoal = (snapshot: Snapshot) => snapshot.matches('ended') || snapshot.matches('inCall');
-const keyOf = (snapshot: Snapshot) => JSON.stringify([snapshot.value, snapshot.context]);
-
-// Reachability depends on value and context only, so answers are shared across runs.
-const reachable = new Map<string, boolean>();
-
-function goalReachable(start: Snapshot, maxDepth = 4): boolean {
-  const startKey = keyOf(start);
-  const known = reachable.get(startKey);
-  if (known !== undefined) return known;
-  let found = isGoal(start);
-  const seen = new Set([startKey]);
-  let frontier = [start];
-  for (let depth = 0; depth < maxDepth && !found && frontier.length; depth++) {
-    const next: Snapshot[] = [];
-    for (const snapshot of frontier) {
-      for (const event of [...alphabet, ...mediaOutcomes, ...pendingDelays(snapshot)]) {
-        const [after] = transition(visitorCallMachine, snapshot, event);
-        const key = keyOf(after);
-        if (seen.has(key)) continue;
-        if (isGoal(after)) {
-          found = true;
-          break;
-        }
-        seen.add(key);
-        next.push(after);
-      }
-      if (found) break;
-    }
-    frontier = next;
-  }
-  reachable.set(startKey, found);
-  return found;
-}
+const search = reachability(visitorCallMachine, [...alphabet, ...mediaOutcomes], (snapshot) => snapshot.matches('ended') || snapshot.matches('inCall'));
+const goalReachable = (snapshot: Snapshot, maxDepth?: number) => search.reachable(snapshot, maxDepth);
 
 const stepArb: fc.Arbitrary<Step> = fc.oneof(
   { weight: 4, arbitrary: fc.constantFrom(...alphabet).map((event): Step => ({ kind: 'event', event })) },
@@ -93,7 +57,7 @@ describe('visitorCall properties', () => {
     const idle = createActor(visitorCallMachine, { input: {} }).getSnapshot();
     // From idle, an end takes two steps (request, cancel): one is not enough.
     expect(goalReachable(idle, 1)).toBe(false);
-    reachable.clear();
+    search.clear();
     expect(goalReachable(idle, 2)).toBe(true);
   });
 
