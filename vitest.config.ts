@@ -4,6 +4,7 @@ export default defineConfig({
   test: {
     include: ['machines/src/**/*.test.ts', 'server/src/**/*.test.ts', 'apps/client/src/**/*.test.ts', 'test/**/*.test.ts'],
     testTimeout: 60_000,
+    globalSetup: ['test/support/build-apps.ts'],
     reporters: ['default'],
   },
 });

@@ -11,6 +11,7 @@ import { createAuth, resolveAuthSecret } from './auth.ts';
 import type { ServerConfig } from './config.ts';
 import { createHttpApp } from './http.ts';
 import { createLogger, type Logger } from './logger.ts';
+import { mountPages } from './pages.ts';
 import { ResumeSessions } from './resume.ts';
 import { attachSocketLayer } from './socket.ts';
 import { openStore, type Store } from './store.ts';
@@ -43,6 +44,7 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
   const auth = createAuth({ secret, agentTtlSeconds: config.tokenTtlSeconds.agent, visitorTtlSeconds: config.tokenTtlSeconds.visitor });
 
   const app = createHttpApp({ store, auth, config, logger });
+  mountPages(app);
   const http = createServer(app);
   const io = new Server<ClientToServerEvents, ServerToClientEvents>(http, {
     maxHttpBufferSize: MAX_MESSAGE_BYTES,

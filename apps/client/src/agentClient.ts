@@ -149,6 +149,9 @@ export function createAgentClient(options: AgentClientOptions): AgentClient {
     get remoteStream() {
       return media.remoteStream;
     },
+    get peerConnection() {
+      return media.peerConnection;
+    },
     subscribeStreams: (listener) => media.subscribeStreams(listener),
     stop() {
       unnetwork();

@@ -30,6 +30,8 @@ export interface CallStreams {
   readonly remoteStream: MediaStream | null;
   /** For `useSyncExternalStore`: called whenever either stream changes. */
   subscribeStreams(listener: () => void): Unsubscribe;
+  /** The current call's connection, for developer tools and tests (`getStats()`); null between calls. */
+  readonly peerConnection: RTCPeerConnection | null;
 }
 
 export interface CallMedia extends CallStreams {
@@ -146,6 +148,9 @@ export function createCallMedia(options: CallMediaOptions): CallMedia {
     },
     get remoteStream() {
       return session?.remoteStream() ?? null;
+    },
+    get peerConnection() {
+      return session?.pc ?? null;
     },
     subscribeStreams(listener) {
       streamListeners.add(listener);

@@ -182,6 +182,9 @@ export function createVisitorClient(options: VisitorClientOptions): VisitorClien
     get remoteStream() {
       return media.remoteStream;
     },
+    get peerConnection() {
+      return media.peerConnection;
+    },
     subscribeStreams: (listener) => media.subscribeStreams(listener),
     stop() {
       unnetwork();

@@ -1,0 +1,110 @@
+/**
+ * The logged-in dashboard: presence, the current call (ring, video, failure) and call history. Every
+ * call-related text and control comes from `agentView()` over the agent actor and its media child.
+ */
+import { useEffect, useState } from 'react';
+import { useSelector } from '@xstate/react';
+import { agentView, type AgentView } from '@callchart/machines';
+import type { AgentClient } from '@callchart/client';
+import { CallArea } from './CallArea.tsx';
+import { History } from './History.tsx';
+import { outboxDrained, useAgentClient } from './useAgentClient.ts';
+import type { AgentSession } from './session.ts';
+
+const SESSION_EXPIRED = 'Your session has expired. Please log in again.';
+
+export function Console({ session, onLoggedOut }: { session: AgentSession; onLoggedOut: (reason?: string) => void }) {
+  const client = useAgentClient(session.token);
+  return (
+    <div className="app">
+      {client ? (
+        <Connected client={client} session={session} onLoggedOut={onLoggedOut} />
+      ) : (
+        <p className="subtle page-pad" role="status">
+          Starting…
+        </p>
+      )}
+    </div>
+  );
+}
+
+function Connected({ client, session, onLoggedOut }: { client: AgentClient; session: AgentSession; onLoggedOut: (reason?: string) => void }) {
+  const snapshot = useSelector(client.call, (s) => s);
+  const media = useSelector(client.call, (s) => s.children.media);
+  // The indicator and the overlay read the media child's snapshot, which changes without the agent's.
+  useSelector(media, (s) => s);
+  const unauthorized = useSelector(client.signaling, (s) => s.matches('unauthorized'));
+  const signalingReady = useSelector(client.signaling, (s) => s.matches({ connected: 'ready' }));
+  const [loggingOut, setLoggingOut] = useState(false);
+
+  const view = agentView(snapshot);
+
+  useEffect(() => {
+    // The server refused the token on a reconnect (it expired); the machine never retries that.
+    if (unauthorized) onLoggedOut(SESSION_EXPIRED);
+  }, [unauthorized, onLoggedOut]);
+
+  const logOut = async () => {
+    setLoggingOut(true);
+    client.call.send({ type: 'logout' });
+    await outboxDrained(client);
+    onLoggedOut();
+  };
+
+  return (
+    <>
+      <header className="topbar">
+        <div className="brand">
+          <span className="brand-mark" aria-hidden="true" />
+          <span>Acme Support</span>
+          <span className="brand-sub">Agent dashboard</span>
+        </div>
+        <div className="topbar-right">
+          <span className="agent-name">
+            {session.agent.name}
+            <span className={`link-state ${signalingReady ? 'up' : 'down'}`}>{signalingReady ? 'Online' : 'Connecting to server…'}</span>
+          </span>
+          <Presence view={view} client={client} />
+          <button type="button" className="button ghost" onClick={() => void logOut()} disabled={loggingOut}>
+            Log out
+          </button>
+        </div>
+      </header>
+      <main className="content">
+        <CallArea client={client} view={view} snapshot={snapshot} />
+        <History token={session.token} client={client} onUnauthorized={() => onLoggedOut(SESSION_EXPIRED)} />
+      </main>
+    </>
+  );
+}
+
+function Presence({ view, client }: { view: AgentView; client: AgentClient }) {
+  const options = [
+    { control: 'available', label: 'Available', event: { type: 'presence.available' } },
+    { control: 'away', label: 'Away', event: { type: 'presence.away' } },
+  ] as const;
+  return (
+    <div className="presence" role="group" aria-label="Presence">
+      {options.map(({ control, label, event }) => {
+        const current = view.presence === control;
+        return (
+          <button
+            key={control}
+            type="button"
+            className={`presence-option ${control}`}
+            aria-pressed={current}
+            // Only the change the machine offers: no presence change while ringing or in a call.
+            disabled={!current && !view.controls.includes(control)}
+            onClick={() => {
+              if (!current) client.call.send(event);
+            }}
+          >
+            <span className="dot" aria-hidden="true" />
+            {label}
+          </button>
+        );
+      })}
+      {view.presence === 'busy' && <span className="busy-tag">Busy</span>}
+    </div>
+  );
+}

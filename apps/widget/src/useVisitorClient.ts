@@ -1,0 +1,78 @@
+/**
+ * Starts the visitor's client once a session token is in hand, and replaces it when the server stops
+ * accepting the token (it expired while the page sat open): the signaling machine never retries bad
+ * credentials, so a fresh session is the only way back.
+ */
+import { useCallback, useEffect, useState } from 'react';
+import { createVisitorClient, type VisitorClient } from '@callchart/client';
+import { fetchVisitorSession, SessionError } from './session.ts';
+
+export type ClientBoot =
+  | { status: 'starting' }
+  | { status: 'ready'; client: VisitorClient; renew: () => void }
+  | { status: 'failed'; message: string; retry: () => void };
+
+/** `window.callchart`, for developers in the console and for browser tests. */
+export interface CallchartGlobal {
+  call: VisitorClient['call'];
+  signaling: VisitorClient['signaling'];
+  getStats: () => Promise<RTCStatsReport> | undefined;
+}
+
+function expose(client: VisitorClient): CallchartGlobal {
+  const value: CallchartGlobal = { call: client.call, signaling: client.signaling, getStats: () => client.peerConnection?.getStats() };
+  Object.assign(window, { callchart: value });
+  return value;
+}
+
+export interface VisitorClientConfig {
+  origin: string;
+  pool: string;
+  visitorName?: string | undefined;
+}
+
+export function useVisitorClient({ origin, pool, visitorName }: VisitorClientConfig): ClientBoot {
+  const [generation, setGeneration] = useState(0);
+  const [boot, setBoot] = useState<ClientBoot>({ status: 'starting' });
+  const restart = useCallback(() => setGeneration((n) => n + 1), []);
+
+  useEffect(() => {
+    let client: VisitorClient | null = null;
+    let cancelled = false;
+    setBoot({ status: 'starting' });
+    fetchVisitorSession(origin, visitorName).then(
+      (session) => {
+        if (cancelled) return;
+        client = createVisitorClient({
+          url: origin,
+          token: session.token,
+          pool,
+          rtc: {
+            RTCPeerConnection: window.RTCPeerConnection,
+            getUserMedia: navigator.mediaDevices ? (constraints) => navigator.mediaDevices.getUserMedia(constraints) : undefined,
+          },
+          onError: (error) => console.warn(`[callchart] ${error.message}`, error.details),
+        });
+        const current = client;
+        expose(current);
+        setBoot({ status: 'ready', client: current, renew: restart });
+      },
+      (error: unknown) => {
+        if (cancelled) return;
+        console.warn('[callchart] visitor session failed', error);
+        const message = error instanceof SessionError ? error.message : 'Video calls are not available right now. Please try again later.';
+        setBoot({ status: 'failed', message, retry: restart });
+      },
+    );
+    return () => {
+      cancelled = true;
+      if (client) {
+        // Leaving the page or replacing the client: a call in progress is hung up, not left to time out.
+        client.call.send({ type: 'hangup' });
+        client.stop();
+      }
+    };
+  }, [origin, pool, visitorName, generation, restart]);
+
+  return boot;
+}

@@ -1,0 +1,20 @@
+import react from '@vitejs/plugin-react';
+import { defineConfig } from 'vite';
+
+// One classic script a host page embeds with a single tag: an IIFE with its CSS inlined into the bundle.
+export default defineConfig({
+  plugins: [react()],
+  // Library mode leaves process.env alone, and React would then ship its development build.
+  define: { 'process.env.NODE_ENV': JSON.stringify('production') },
+  build: {
+    outDir: 'dist',
+    emptyOutDir: true,
+    sourcemap: true,
+    lib: {
+      entry: 'src/main.tsx',
+      name: 'CallchartWidget',
+      formats: ['iife'],
+      fileName: () => 'widget.js',
+    },
+  },
+});
