@@ -26,7 +26,7 @@ describe('loadConfig', () => {
         ringTimeoutMs: 15_000,
         agentGraceMs: 10_000,
         maxQueueWaitMs: 120_000,
-        reconnectionTimeoutMs: 30_000,
+        reconnectionTimeoutMs: 35_000,
         resumeWindowMs: 30_000,
       },
       maxReassignments: 5,

@@ -112,7 +112,9 @@ const environment = z.object({
   AGENT_GRACE_MS: wholeNumber(1, DAY_MS).default(10_000),
   MAX_QUEUE_WAIT_MS: wholeNumber(1, DAY_MS).default(120_000),
   MAX_REASSIGNMENTS: wholeNumber(0, 1_000).default(5),
-  RECONNECTION_TIMEOUT_MS: wholeNumber(1, DAY_MS).default(30_000),
+  // Longer than the peers' own window (3 attempts × 10 s, which starts when the pause does): a call whose
+  // media failed on both sides must end as media-failed, not be reassigned by a timer that won the race.
+  RECONNECTION_TIMEOUT_MS: wholeNumber(1, DAY_MS).default(35_000),
   RESUME_WINDOW_MS: wholeNumber(1, DAY_MS).default(30_000),
   LOG_LEVEL: z.enum(LOG_LEVELS).default('info'),
 });
