@@ -119,6 +119,18 @@ describe('agent', () => {
     expect(effects.reportRingTimeout).toHaveBeenCalledTimes(1);
   });
 
+  it("counts down to the server's ring deadline when the ring carries one", () => {
+    const { actor, clock, effects } = start();
+    actor.send({ type: 'login' });
+    actor.send({ ...ring, expiresAt: ring.at + 8_000 });
+    expect(actor.getSnapshot().context.ringExpiresAt).toBe(ring.at + 8_000);
+    clock.increment(7_999);
+    expect(actor.getSnapshot().value).toBe('ringing');
+    clock.increment(1);
+    expect(actor.getSnapshot().value).toBe('available');
+    expect(effects.reportRingTimeout).toHaveBeenCalledTimes(1);
+  });
+
   it('stops ringing when the server withdraws the ring', () => {
     const { actor, effects } = toRinging();
     actor.send({ type: 'ring.cancelled' });

@@ -40,6 +40,8 @@ export interface AgentContext {
   visitorName: string | null;
   /** Epoch ms at which the current ring counts as unanswered; drives the dashboard countdown. */
   ringExpiresAt: number | null;
+  /** How long the current ring may still go unanswered from when it arrived: the server's deadline wins. */
+  ringMs: number;
   callId: string | null;
   lastCallEnd: AgentCallEnd | null;
   /** Last known state of the signaling socket, handed to the media child when it starts. */
@@ -60,7 +62,8 @@ export type AgentEvent =
   | { type: 'hangup' }
   | { type: 'dismiss' }
   // the server
-  | { type: 'ring'; requestId: string; visitorName: string; at: number }
+  /** `expiresAt` is the server's ring-no-answer deadline; without it the agent's own `ringTimeout` applies. */
+  | { type: 'ring'; requestId: string; visitorName: string; at: number; expiresAt?: number }
   | { type: 'ring.cancelled' }
   | { type: 'call.accepted'; callId: string }
   | { type: 'peer.paused' }
@@ -82,7 +85,7 @@ export const agentMachine = setup({
     peerConnection: peerConnectionMachine,
   },
   delays: {
-    ringTimeout: ({ context }) => context.timings.ringTimeout,
+    ringTimeout: ({ context }) => context.ringMs,
     connectTimeout: ({ context }) => context.timings.connectTimeout,
   },
   guards: {
@@ -114,7 +117,8 @@ export const agentMachine = setup({
         ? {
             requestId: event.requestId,
             visitorName: event.visitorName,
-            ringExpiresAt: event.at + context.timings.ringTimeout,
+            ringExpiresAt: event.expiresAt ?? event.at + context.timings.ringTimeout,
+            ringMs: Math.max(0, (event.expiresAt ?? event.at + context.timings.ringTimeout) - event.at),
             callId: null,
           }
         : {},
@@ -161,6 +165,7 @@ export const agentMachine = setup({
     requestId: null,
     visitorName: null,
     ringExpiresAt: null,
+    ringMs: 0,
     callId: null,
     lastCallEnd: null,
     signalingUp: true,

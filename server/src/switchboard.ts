@@ -495,7 +495,12 @@ export class Switchboard {
   }
 
   callEvent(callId: string, leg: Leg, event: 'leg.mediaConnected' | 'leg.mediaReconnecting' | 'leg.mediaFailed'): void {
-    this.calls.get(callId)?.actor.send({ type: event, leg, at: this.now() });
+    const entry = this.calls.get(callId);
+    if (!entry) return;
+    const at = this.now();
+    // A peer connection is up for both ends at once, so the first report of it dates the call's start.
+    if (event === 'leg.mediaConnected' && this.store.calls.get(callId)?.connectedAt === null) this.store.calls.update(callId, { connectedAt: at });
+    entry.actor.send({ type: event, leg, at });
   }
 
   callAttempt(callId: string, leg: Leg, attempt: { at: number; durationMs: number; outcome: 'recovered' | 'failed' }): void {

@@ -51,6 +51,7 @@ describe('a call from request to hang-up', () => {
     expect(detail.status).toBe(200);
     expect(detail.body.call).toMatchObject({ id: callId, requestId, agentId: 'ada', state: 'ended', endReason: 'hangup' });
     expect(detail.body.call.endedAt).toEqual(expect.any(Number));
+    expect(detail.body.call.connectedAt).toEqual(expect.any(Number));
     const routingStates = t.server.store.events.forRequest(requestId).filter((e) => e.actor === 'routing').map((e) => e.toState);
     expect(routingStates).toEqual(['searching', 'ringing', 'connected', 'done']);
     expect(t.server.store.snapshots.all()).toEqual([]);

@@ -89,7 +89,7 @@ export function createAgentClient(options: AgentClientOptions): AgentClient {
       }
     }),
     connection.onServerEvents({
-      'agent.ring': ({ requestId, visitorName }) => call.send({ type: 'ring', requestId, visitorName, at: Date.now() }),
+      'agent.ring': ({ requestId, visitorName, expiresAt }) => call.send({ type: 'ring', requestId, visitorName, at: Date.now(), expiresAt }),
       'agent.ringCancelled': ({ requestId }) => {
         if (call.getSnapshot().context.requestId === requestId) call.send({ type: 'ring.cancelled' });
       },
