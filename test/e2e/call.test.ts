@@ -1,0 +1,62 @@
+/**
+ * The everyday call in the real widget and dashboard: a visitor calls, Ada accepts, both see and hear
+ * each other through the relay, the visitor hangs up, and Ada finds the call in her history.
+ */
+import type { Browser } from 'playwright-core';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { launchBrowser } from '../support/browser.ts';
+import { acceptAndConnect, acceptButton, hangUpButton, requestCall, TEXT } from '../support/call-steps.ts';
+import { openAgent, openVisitor, screenshot, startApp, status, visitorCallId, waitForCall, waitForText, type App } from '../support/e2e.ts';
+import { TurnServer } from '../support/turn.ts';
+
+describe('a video call between the widget and the dashboard', () => {
+  let browser: Browser;
+  let turn: TurnServer;
+  let app: App | undefined;
+
+  beforeAll(async () => {
+    turn = await TurnServer.create();
+    await turn.start();
+    browser = await launchBrowser();
+  }, 30_000);
+
+  afterEach(async () => {
+    for (const context of browser.contexts()) await context.close();
+    await app?.close();
+  });
+
+  afterAll(async () => {
+    await browser?.close();
+    await turn?.dispose();
+  });
+
+  it('connects a visitor to Ada with two-way media, hangs up, and lists the call in her history', async () => {
+    app = await startApp(turn);
+    const visitor = await openVisitor(browser, app);
+    await screenshot(visitor.page, 'widget-idle');
+    const ada = await openAgent(browser, app, 'ada', { screenshotLogin: 'dashboard-login' });
+    await screenshot(ada.page, 'dashboard-available');
+
+    await requestCall(visitor);
+    await status(visitor.page, TEXT.ringing('ada'));
+    await acceptButton(ada.page).waitFor();
+    await screenshot(visitor.page, 'widget-ringing');
+    await screenshot(ada.page, 'dashboard-ringing');
+
+    await acceptAndConnect(visitor, ada);
+    await screenshot(visitor.page, 'widget-in-call');
+    await screenshot(ada.page, 'dashboard-in-call');
+    const callId = await visitorCallId(visitor.page);
+
+    await hangUpButton(visitor.page).click();
+    await status(visitor.page, 'The call has ended');
+    await visitor.page.getByRole('button', { name: 'Call an agent' }).waitFor();
+    await screenshot(visitor.page, 'widget-call-ended');
+
+    const history = ada.page.getByRole('region', { name: /history/i });
+    await waitForText(ada.page, history.locator(`tr[data-call-id="${callId}"]`), 'Visitor');
+    await screenshot(ada.page, 'dashboard-history');
+    const details = await waitForCall(app, callId, (d) => d.call.endedAt !== null);
+    expect(details.call).toMatchObject({ agentId: 'ada', endReason: 'hangup', connectedAt: expect.any(Number) });
+  }, 60_000);
+});

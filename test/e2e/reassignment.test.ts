@@ -1,0 +1,92 @@
+/**
+ * Reassignment as a visitor lives it: an agent who vanishes mid-call, an agent who rejects, one who lets
+ * it ring out, and nobody left at all.
+ */
+import type { Browser } from 'playwright-core';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { launchBrowser, waitForMediaFlowing } from '../support/browser.ts';
+import { acceptAndConnect, acceptButton, connectCall, hangUpButton, rejectButton, requestCall, ringingAgent, TEXT } from '../support/call-steps.ts';
+import { openAgent, openVisitor, screenshot, startApp, status, visitorCallId, type App, type Person } from '../support/e2e.ts';
+import type { DemoAgent } from '../support/server.ts';
+import { TurnServer } from '../support/turn.ts';
+
+describe('reassigning a visitor to another agent', () => {
+  let browser: Browser;
+  let turn: TurnServer;
+  let app: App | undefined;
+
+  beforeAll(async () => {
+    turn = await TurnServer.create();
+    await turn.start();
+    browser = await launchBrowser();
+  }, 30_000);
+
+  afterEach(async () => {
+    for (const context of browser.contexts()) await context.close();
+    await app?.close();
+  });
+
+  afterAll(async () => {
+    await browser?.close();
+    await turn?.dispose();
+  });
+
+  it('waits for an agent whose page closed mid-call, then connects the visitor to Grace', async () => {
+    app = await startApp(turn, { AGENT_GRACE_MS: '4000' });
+    const visitor = await openVisitor(browser, app);
+    const ada = await openAgent(browser, app, 'ada');
+    await connectCall(visitor, ada, 'ada');
+    const firstCall = await visitorCallId(visitor.page);
+    // Grace logs in only now, so Ada was the one rung first.
+    const grace = await openAgent(browser, app, 'grace');
+
+    await ada.context.close();
+    await status(visitor.page, TEXT.agentLost, 5_000);
+    await screenshot(visitor.page, 'widget-agent-lost');
+    await status(visitor.page, TEXT.ringing('grace'), 10_000);
+    await acceptAndConnect(visitor, grace);
+    expect(await visitorCallId(visitor.page)).not.toBe(firstCall);
+  }, 60_000);
+
+  it('moves past a rejection and a ring-out to the third agent, and says so when nobody is left', async () => {
+    app = await startApp(turn, { RING_TIMEOUT_MS: '3000', MAX_QUEUE_WAIT_MS: '2500' });
+    const visitor = await openVisitor(browser, app);
+    const agents: Partial<Record<DemoAgent, Person>> = {};
+    for (const name of ['ada', 'grace', 'alan'] as const) agents[name] = await openAgent(browser, app, name);
+
+    await requestCall(visitor);
+    const first = await ringingAgent(agents);
+    await status(visitor.page, TEXT.ringing(first));
+    await rejectButton(agents[first]!.page).click();
+
+    const second = await ringingAgent(without(agents, first));
+    await status(visitor.page, TEXT.ringing(second));
+    await screenshot(visitor.page, 'widget-reassigning-ringing');
+    // No click: the ring runs out on the server's timer.
+    const third = await ringingAgent(without(agents, first, second), 6_000);
+    await status(visitor.page, TEXT.ringing(third));
+    expect(await acceptButton(agents[second]!.page).isVisible()).toBe(false);
+    await acceptAndConnect(visitor, agents[third]!);
+    await hangUpButton(visitor.page).click();
+    await status(visitor.page, 'The call has ended');
+
+    // One steps away and the others log out: either way nobody is free to take the next call.
+    const away = agents[third]!.page;
+    await away.getByRole('group', { name: 'Presence' }).getByRole('button', { name: 'Away' }).click();
+    await away.locator('[aria-pressed="true"]', { hasText: 'Away' }).waitFor();
+    await screenshot(away, 'dashboard-away');
+    for (const name of [first, second]) {
+      await agents[name]!.page.getByRole('button', { name: 'Log out' }).click();
+    }
+    await requestCall(visitor);
+    await status(visitor.page, TEXT.queued(1));
+    await screenshot(visitor.page, 'widget-queued');
+    await status(visitor.page, TEXT.noAgents, 10_000);
+    await visitor.page.getByRole('button', { name: 'Retry' }).waitFor();
+    await screenshot(visitor.page, 'widget-no-agents');
+  }, 60_000);
+});
+
+function without(agents: Partial<Record<DemoAgent, Person>>, ...names: DemoAgent[]): Partial<Record<DemoAgent, Person>> {
+  return Object.fromEntries(Object.entries(agents).filter(([name]) => !names.includes(name as DemoAgent)));
+}

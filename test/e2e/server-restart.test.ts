@@ -1,0 +1,81 @@
+/**
+ * The server crashes mid-call (SIGKILL) and comes back on the same port and database. The media path
+ * never touches the server, so the call must keep flowing while both clients back off, reconnect and
+ * resume the same call.
+ */
+import type { Browser, Page } from 'playwright-core';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { launchBrowser, waitForMediaFlowing } from '../support/browser.ts';
+import { connectCall, hangUpButton } from '../support/call-steps.ts';
+import { openAgent, openVisitor, startApp, status, visitorCallId, waitForCall, type App } from '../support/e2e.ts';
+import { TurnServer } from '../support/turn.ts';
+
+const signalingState = (page: Page) =>
+  page.evaluate(() => {
+    const signaling = (window as unknown as { callchart?: { signaling?: { getSnapshot(): { value: unknown } } } }).callchart?.signaling;
+    return JSON.stringify(signaling?.getSnapshot().value ?? null);
+  });
+
+async function waitForSignaling(page: Page, state: RegExp, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await signalingState(page);
+    if (state.test(value)) return;
+    if (Date.now() > deadline) throw new Error(`signaling on ${page.url()} stayed ${value}, expected ${String(state)}`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+describe('a server crash mid-call', () => {
+  let browser: Browser;
+  let turn: TurnServer;
+  let app: App | undefined;
+
+  beforeAll(async () => {
+    turn = await TurnServer.create();
+    await turn.start();
+    browser = await launchBrowser();
+  }, 30_000);
+
+  afterEach(async () => {
+    for (const context of browser.contexts()) await context.close();
+    await app?.close();
+  });
+
+  afterAll(async () => {
+    await browser?.close();
+    await turn?.dispose();
+  });
+
+  it('keeps the media flowing while the server is down, and both clients resume the same call', async () => {
+    app = await startApp(turn);
+    const visitor = await openVisitor(browser, app);
+    const ada = await openAgent(browser, app, 'ada');
+    await connectCall(visitor, ada, 'ada');
+    const callId = await visitorCallId(visitor.page);
+
+    const killedAt = Date.now();
+    await app.kill();
+    await Promise.all([waitForSignaling(visitor.page, /reconnecting/, 5_000), waitForSignaling(ada.page, /reconnecting/, 5_000)]);
+    // Down long enough for more than one backoff step: the clients must keep trying, not give up.
+    await Promise.all([waitForMediaFlowing(visitor.page), waitForMediaFlowing(ada.page)]);
+    await new Promise((resolve) => setTimeout(resolve, 2_500));
+    await Promise.all([waitForMediaFlowing(visitor.page), waitForMediaFlowing(ada.page)]);
+
+    const restart = await app.crashAndRestart();
+    await Promise.all([waitForSignaling(visitor.page, /connected/, 35_000), waitForSignaling(ada.page, /connected/, 35_000)]);
+    console.log(
+      `server crash: down ${restart.listeningAt - killedAt} ms; both clients signaling again ` +
+        `${Date.now() - restart.listeningAt} ms after the new server listened`,
+    );
+    expect(await visitorCallId(visitor.page)).toBe(callId);
+    await Promise.all([waitForMediaFlowing(visitor.page), waitForMediaFlowing(ada.page)]);
+    expect(await hangUpButton(ada.page).isVisible()).toBe(true);
+
+    // The restored server still runs this call: a hang-up now ends it on both sides and in the store.
+    await hangUpButton(ada.page).click();
+    await status(visitor.page, 'The call has ended');
+    const details = await waitForCall(app, callId, (d) => d.call.endedAt !== null);
+    expect(details.call.endReason).toMatch(/hangup/);
+  }, 90_000);
+});

@@ -1,0 +1,152 @@
+/**
+ * The real app for browser scenarios: the server's own entry point as a child process (so a scenario can
+ * SIGKILL it), relaying all media through a local TURN server, with the widget at `/` and the dashboard at
+ * `/agent` opened by people who each have their own browser context.
+ */
+import { mkdirSync } from 'node:fs';
+import path from 'node:path';
+import type { Browser, BrowserContext, Locator, Page } from 'playwright-core';
+import { newPerson, openPage, pageLog } from './browser.ts';
+import { agentToken, DEMO, freePort, getJson, repoRoot, spawnServer, tempDatabase, type DemoAgent, type SpawnedServer } from './server.ts';
+import type { TurnServer } from './turn.ts';
+
+/**
+ * Short where a scenario waits on the server, long where a person must act first or where the call must
+ * outlast the clients' own recovery: three ICE restart attempts of 10 s each must fit in the pause.
+ */
+export const BROWSER_TIMINGS: Record<string, string> = {
+  RING_TIMEOUT_MS: '8000',
+  AGENT_GRACE_MS: '4000',
+  MAX_QUEUE_WAIT_MS: '2500',
+  RECONNECTION_TIMEOUT_MS: '40000',
+  RESUME_WINDOW_MS: '30000',
+};
+
+export interface App {
+  url: string;
+  server: SpawnedServer;
+  /** SIGKILLs the server and starts it again on the same port and database, as after a crash. */
+  crashAndRestart(downMs?: number): Promise<{ killedAt: number; listeningAt: number }>;
+  kill(): Promise<void>;
+  close(): Promise<void>;
+}
+
+export async function startApp(turn: TurnServer, env: Record<string, string> = {}): Promise<App> {
+  const db = tempDatabase();
+  const port = await freePort();
+  const fullEnv = {
+    PORT: String(port),
+    DATABASE_PATH: db.path,
+    LOG_LEVEL: 'info',
+    ...BROWSER_TIMINGS,
+    ...turn.serverEnv,
+    ...env,
+  };
+  const app: App = {
+    url: `http://127.0.0.1:${port}`,
+    server: await spawnServer(fullEnv),
+    async crashAndRestart(downMs = 0) {
+      const killedAt = Date.now();
+      await app.server.kill('SIGKILL');
+      if (downMs > 0) await new Promise((resolve) => setTimeout(resolve, downMs));
+      app.server = await spawnServer(fullEnv);
+      return { killedAt, listeningAt: Date.now() };
+    },
+    kill: () => app.server.kill('SIGKILL'),
+    async close() {
+      await app.server.kill('SIGKILL');
+      db.remove();
+    },
+  };
+  return app;
+}
+
+export interface Person {
+  context: BrowserContext;
+  page: Page;
+}
+
+/** Resolves once `text` shows inside one of the elements `locator` finds; fails naming what the page showed instead. */
+export async function waitForText(page: Page, locator: Locator, text: string | RegExp, timeoutMs = 10_000): Promise<void> {
+  try {
+    // The text itself, not its region: the widget's overlay is drawn over the video, out of the region's box.
+    await locator.getByText(text).first().waitFor({ state: 'visible', timeout: timeoutMs });
+  } catch (error) {
+    const shown = await locator.allInnerTexts().catch(() => []);
+    throw new Error(
+      `${page.url()} never showed ${String(text)} within ${timeoutMs} ms; it showed ${JSON.stringify(shown)}\n` +
+        `${(error as Error).message.split('\n')[0]}\n${pageLog(page)}`,
+    );
+  }
+}
+
+/** What a person reads in the page's live status regions (the widget's and the dashboard's call status). */
+export const status = (page: Page, text: string | RegExp, timeoutMs?: number) => waitForText(page, page.getByRole('status'), text, timeoutMs);
+
+export async function openVisitor(browser: Browser, app: App): Promise<Person> {
+  const context = await newPerson(browser);
+  const page = await openPage(context, `${app.url}/`);
+  await waitForText(page, page.getByRole('button'), 'Call an agent', 15_000);
+  return { context, page };
+}
+
+export async function openAgent(browser: Browser, app: App, agent: DemoAgent, { screenshotLogin }: { screenshotLogin?: string } = {}): Promise<Person> {
+  const context = await newPerson(browser);
+  const page = await openPage(context, `${app.url}/agent`);
+  await waitForText(page, page.getByRole('button'), 'Log in', 15_000);
+  if (screenshotLogin) await screenshot(page, screenshotLogin);
+  await page.getByLabel('Email').fill(DEMO[agent].email);
+  await page.getByLabel('Password').fill(DEMO[agent].password);
+  await page.getByRole('button', { name: 'Log in' }).click();
+  await page.getByRole('button', { name: 'Log out' }).waitFor({ timeout: 15_000 });
+  const available = page.getByRole('group', { name: 'Presence' }).getByRole('button', { name: 'Available' });
+  await available.waitFor();
+  if ((await available.getAttribute('aria-pressed')) !== 'true') await available.click();
+  await page.locator('[aria-pressed="true"]', { hasText: 'Available' }).waitFor();
+  return { context, page };
+}
+
+/** The call id the visitor's call actor holds, for reading the server's record of the call. */
+export async function visitorCallId(page: Page): Promise<string> {
+  const id = await page.evaluate(() => {
+    const call = (window as unknown as { callchart?: { call?: { getSnapshot(): { context: { callId: string | null } } } } }).callchart?.call;
+    return call?.getSnapshot().context.callId ?? null;
+  });
+  if (!id) throw new Error(`the visitor page holds no call id\n${pageLog(page)}`);
+  return id;
+}
+
+export interface CallDetails {
+  call: { id: string; agentId: string; state: string; endReason: string | null; connectedAt: number | null; endedAt: number | null };
+  telemetry: {
+    disconnections: { leg: string; at: number; cause: string }[];
+    reconnectionAttempts: { leg: string; at: number; durationMs: number | null; outcome: string }[];
+    totalPauseMs: number;
+  };
+}
+
+export async function callDetails(app: App, callId: string, agent: DemoAgent = 'inspector'): Promise<CallDetails> {
+  const { status: code, body } = await getJson<CallDetails>(`${app.url}/api/calls/${encodeURIComponent(callId)}`, await agentToken(app.url, agent));
+  if (code !== 200) throw new Error(`GET /api/calls/${callId} answered ${code}: ${JSON.stringify(body)}`);
+  return body;
+}
+
+/** Polls the server's record until `done` holds, since the store is written just after the UI changes. */
+export async function waitForCall(app: App, callId: string, done: (details: CallDetails) => boolean, timeoutMs = 10_000): Promise<CallDetails> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const details = await callDetails(app, callId);
+    if (done(details)) return details;
+    if (Date.now() > deadline) throw new Error(`call ${callId} never reached the expected record: ${JSON.stringify(details)}`);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+}
+
+const SCREENSHOTS = path.join(repoRoot, 'docs/screenshots');
+
+/** Writes docs/screenshots/<name>.png: the documentation's picture of this UI state. */
+export async function screenshot(page: Page, name: string): Promise<void> {
+  mkdirSync(SCREENSHOTS, { recursive: true });
+  // Video frames and spinners move; what the picture documents is the layout and the text.
+  await page.screenshot({ path: path.join(SCREENSHOTS, `${name}.png`), animations: 'disabled' });
+}

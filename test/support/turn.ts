@@ -1,0 +1,203 @@
+/**
+ * A relay-only TURN server (Debian's coturn) on 127.0.0.1, for browser tests whose ICE fault must be real.
+ * With `iceTransportPolicy: 'relay'` every media path runs through this process, so SIGKILLing it breaks
+ * ICE the way a lost network path does, and starting it again on the same ports lets an ICE restart recover.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { createSocket } from 'node:dgram';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+
+export const TURNSERVER_PATH = '/usr/bin/turnserver';
+export const TURN_USER = { username: 'test', credential: 'test' } as const;
+const REALM = 'callchart';
+const RELAY_PORT_COUNT = 40;
+
+export interface IceServerConfig {
+  urls: string;
+  username: string;
+  credential: string;
+}
+
+export function requireTurnserver(): void {
+  if (!existsSync(TURNSERVER_PATH)) {
+    throw new Error(
+      `coturn is not installed (${TURNSERVER_PATH} is missing). The browser suite needs it for its real ICE ` +
+        'faults; `.ci/run` installs it with apt-get (apt-get install -y coturn).',
+    );
+  }
+}
+
+function udpPortFree(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = createSocket('udp4');
+    socket.once('error', () => resolve(false));
+    socket.bind(port, '127.0.0.1', () => socket.close(() => resolve(true)));
+  });
+}
+
+function tcpPortFree(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const probe = createServer();
+    probe.once('error', () => resolve(false));
+    probe.listen(port, '127.0.0.1', () => probe.close(() => resolve(true)));
+  });
+}
+
+/** coturn listens on UDP and TCP; both must be free or it starts half-working without saying so. */
+async function freeListeningPort(): Promise<number> {
+  for (let tries = 0; tries < 50; tries++) {
+    const port = 20_000 + Math.floor(Math.random() * 10_000);
+    if ((await udpPortFree(port)) && (await tcpPortFree(port))) return port;
+  }
+  throw new Error('no free port for the TURN listener');
+}
+
+/**
+ * A window of relay ports that nothing else holds, drawn from above the kernel's usual ephemeral range
+ * start so that parallel runs (each with its own window) rarely collide.
+ */
+async function freeRelayRange(): Promise<{ min: number; max: number }> {
+  for (let tries = 0; tries < 50; tries++) {
+    const min = 30_000 + Math.floor(Math.random() * 2_500) * 10;
+    const max = min + RELAY_PORT_COUNT - 1;
+    let free = true;
+    for (let port = min; port <= max && free; port++) free = await udpPortFree(port);
+    if (free) return { min, max };
+  }
+  throw new Error('no free range of relay ports for the TURN server');
+}
+
+/** Resolves once the server answers a STUN Binding request, i.e. it is really serving, not just started. */
+async function waitForStun(port: number, deadline: number, exited: () => string | null): Promise<void> {
+  const socket = createSocket('udp4');
+  await new Promise<void>((resolve) => socket.bind(0, '127.0.0.1', resolve));
+  try {
+    for (;;) {
+      const why = exited();
+      if (why) throw new Error(why);
+      if (Date.now() > deadline) throw new Error(`the TURN server on 127.0.0.1:${port} did not answer STUN`);
+      const request = Buffer.alloc(20);
+      request.writeUInt16BE(0x0001, 0);
+      request.writeUInt16BE(0, 2);
+      request.writeUInt32BE(0x2112a442, 4);
+      randomBytes(12).copy(request, 8);
+      const answered = await new Promise<boolean>((resolve) => {
+        const timer = setTimeout(() => {
+          socket.off('message', onMessage);
+          resolve(false);
+        }, 100);
+        const onMessage = (message: Buffer) => {
+          if (message.length >= 20 && message.subarray(8, 20).equals(request.subarray(8, 20))) {
+            clearTimeout(timer);
+            socket.off('message', onMessage);
+            resolve(true);
+          }
+        };
+        socket.on('message', onMessage);
+        socket.send(request, port, '127.0.0.1');
+      });
+      if (answered) return;
+    }
+  } finally {
+    socket.close();
+  }
+}
+
+export class TurnServer {
+  private child: ChildProcess | null = null;
+  private log = '';
+  private readonly dir = mkdtempSync(path.join(tmpdir(), 'callchart-turn-'));
+
+  private constructor(
+    readonly port: number,
+    readonly relayPorts: { min: number; max: number },
+  ) {}
+
+  /** Picks free ports once; `restart()` reuses them, as a relay coming back at the same address would. */
+  static async create(): Promise<TurnServer> {
+    requireTurnserver();
+    return new TurnServer(await freeListeningPort(), await freeRelayRange());
+  }
+
+  get iceServers(): IceServerConfig[] {
+    return [{ urls: `turn:127.0.0.1:${this.port}?transport=udp`, ...TURN_USER }];
+  }
+
+  /** The server env that makes every client of a callchart server relay through this TURN server only. */
+  get serverEnv(): Record<string, string> {
+    return { ICE_SERVERS: JSON.stringify(this.iceServers), ICE_TRANSPORT_POLICY: 'relay' };
+  }
+
+  get running(): boolean {
+    return this.child !== null && this.child.exitCode === null && this.child.signalCode === null;
+  }
+
+  output(): string {
+    return this.log;
+  }
+
+  async start(): Promise<void> {
+    if (this.running) return;
+    const child = spawn(
+      TURNSERVER_PATH,
+      [
+        '-n',
+        '--listening-ip=127.0.0.1',
+        '--relay-ip=127.0.0.1',
+        `--listening-port=${this.port}`,
+        '--lt-cred-mech',
+        `--user=${TURN_USER.username}:${TURN_USER.credential}`,
+        `--realm=${REALM}`,
+        '--allow-loopback-peers',
+        '--no-cli',
+        '--no-tls',
+        '--no-dtls',
+        `--min-port=${this.relayPorts.min}`,
+        `--max-port=${this.relayPorts.max}`,
+        '--log-file=stdout',
+        '--simple-log',
+        // Its defaults live under /var and are shared, so two relays on one machine would fight over them.
+        `--pidfile=${path.join(this.dir, 'turnserver.pid')}`,
+        `--db=${path.join(this.dir, 'turndb')}`,
+      ],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    this.child = child;
+    child.stdout!.on('data', (chunk) => (this.log += chunk));
+    child.stderr!.on('data', (chunk) => (this.log += chunk));
+    const exited = () =>
+      child.exitCode !== null || child.signalCode !== null
+        ? `the TURN server exited at start (${String(child.exitCode ?? child.signalCode)}):\n${this.log.slice(-2_000)}`
+        : null;
+    try {
+      await waitForStun(this.port, Date.now() + 10_000, exited);
+    } catch (error) {
+      await this.stop();
+      throw error;
+    }
+  }
+
+  /** SIGKILL: the relay vanishes mid-packet with no goodbye, which is the fault under test. */
+  async stop(): Promise<void> {
+    const child = this.child;
+    this.child = null;
+    if (!child || child.exitCode !== null || child.signalCode !== null) return;
+    const exited = new Promise((resolve) => child.once('exit', resolve));
+    child.kill('SIGKILL');
+    await exited;
+  }
+
+  async restart(): Promise<void> {
+    await this.stop();
+    await this.start();
+  }
+
+  async dispose(): Promise<void> {
+    await this.stop();
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}
