@@ -1,12 +1,13 @@
 /**
  * The everyday call in the real widget and dashboard: a visitor calls, Ada accepts, both see and hear
- * each other through the relay, the visitor hangs up, and Ada finds the call in her history.
+ * each other through the relay, the visitor hangs up, and Ada finds the call in her history. Also a call
+ * accepted while the relay is down, which stays in Connecting until the relay is back.
  */
 import type { Browser } from 'playwright-core';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { launchBrowser } from '../support/browser.ts';
-import { acceptAndConnect, acceptButton, hangUpButton, requestCall, TEXT } from '../support/call-steps.ts';
-import { openAgent, openVisitor, screenshot, startApp, status, visitorCallId, waitForCall, waitForText, type App } from '../support/e2e.ts';
+import { launchBrowser, waitForMediaFlowing } from '../support/browser.ts';
+import { acceptAndConnect, acceptButton, connectionIndicator, hangUpButton, requestCall, statusCleared, TEXT } from '../support/call-steps.ts';
+import { openAgent, openVisitor, ownCameraShowing, screenshot, startApp, status, visitorCallId, waitForCall, waitForText, type App } from '../support/e2e.ts';
 import { TurnServer } from '../support/turn.ts';
 
 describe('a video call between the widget and the dashboard', () => {
@@ -58,5 +59,32 @@ describe('a video call between the widget and the dashboard', () => {
     await screenshot(ada.page, 'dashboard-history');
     const details = await waitForCall(app, callId, (d) => d.call.endedAt !== null);
     expect(details.call).toMatchObject({ agentId: 'ada', endReason: 'hangup', connectedAt: expect.any(Number) });
+  }, 60_000);
+
+  it('shows Connecting on both sides while the relay is down, and connects once it is back', async () => {
+    app = await startApp(turn);
+    const visitor = await openVisitor(browser, app);
+    const ada = await openAgent(browser, app, 'ada');
+    await requestCall(visitor);
+    await acceptButton(ada.page).waitFor();
+
+    // Media only flows through the relay: without it the accepted call cannot get past connecting.
+    await turn.stop();
+    try {
+      await acceptButton(ada.page).click();
+      await Promise.all([status(visitor.page, TEXT.connecting('ada')), status(ada.page, 'Connecting to Visitor…')]);
+      await connectionIndicator(ada.page, 'amber', 'Connecting');
+      await Promise.all([ownCameraShowing(visitor.page), ownCameraShowing(ada.page)]);
+      await screenshot(visitor.page, 'widget-connecting');
+      await screenshot(ada.page, 'dashboard-connecting');
+      expect(await hangUpButton(visitor.page).isVisible()).toBe(true);
+    } finally {
+      await turn.start();
+    }
+
+    // Chromium keeps retrying its relay allocation for a while, so the same call connects without a new request.
+    await Promise.all([waitForMediaFlowing(visitor.page), waitForMediaFlowing(ada.page)]);
+    await Promise.all([statusCleared(visitor.page, TEXT.connecting('ada')), statusCleared(ada.page, 'Connecting to Visitor…')]);
+    await connectionIndicator(ada.page, 'green', 'Connection good');
   }, 60_000);
 });

@@ -6,7 +6,7 @@
 import type { Browser } from 'playwright-core';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { launchBrowser, waitForMediaFlowing, waitForMediaStopped } from '../support/browser.ts';
-import { connectCall, statusCleared, TEXT } from '../support/call-steps.ts';
+import { connectCall, connectionIndicator, statusCleared, TEXT } from '../support/call-steps.ts';
 import { openAgent, openVisitor, screenshot, startApp, status, visitorCallId, waitForCall, type App } from '../support/e2e.ts';
 import { TurnServer } from '../support/turn.ts';
 
@@ -55,6 +55,7 @@ describe('ICE restart when the relay fails mid-call', () => {
       status(visitor.page, TEXT.reconnecting, FIRST_ATTEMPT_MS),
       status(ada.page, TEXT.reconnecting, FIRST_ATTEMPT_MS),
     ]);
+    await connectionIndicator(ada.page, 'amber', 'Connection unstable');
     await screenshot(visitor.page, 'widget-reconnecting');
     await screenshot(ada.page, 'dashboard-reconnecting');
 
@@ -68,6 +69,7 @@ describe('ICE restart when the relay fails mid-call', () => {
     console.log(`ICE restart: media flowing on both pages ${recoveryMs} ms after the relay restarted`);
 
     await Promise.all([statusCleared(visitor.page, TEXT.reconnecting), statusCleared(ada.page, TEXT.reconnecting)]);
+    await connectionIndicator(ada.page, 'green', 'Connection good');
     const details = await waitForCall(app, callId, (d) => d.telemetry.reconnectionAttempts.some((a) => a.outcome === 'recovered'));
     expect(details.call.endedAt).toBeNull();
     expect(details.telemetry.disconnections.length).toBeGreaterThan(0);
@@ -97,6 +99,7 @@ describe('ICE restart when the relay fails mid-call', () => {
     })();
     await failedOnBoth.finally(() => (watching = false));
     await watch;
+    await connectionIndicator(ada.page, 'red', 'Connection lost');
     await screenshot(visitor.page, 'widget-call-failed');
     await screenshot(ada.page, 'dashboard-call-failed');
 

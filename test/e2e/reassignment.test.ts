@@ -6,7 +6,7 @@ import type { Browser } from 'playwright-core';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { launchBrowser, waitForMediaFlowing } from '../support/browser.ts';
 import { acceptAndConnect, acceptButton, connectCall, hangUpButton, rejectButton, requestCall, ringingAgent, TEXT } from '../support/call-steps.ts';
-import { openAgent, openVisitor, screenshot, startApp, status, visitorCallId, type App, type Person } from '../support/e2e.ts';
+import { openAgent, openVisitor, screenshot, ServerMessageHold, startApp, status, visitorCallId, type App, type Person } from '../support/e2e.ts';
 import type { DemoAgent } from '../support/server.ts';
 import { TurnServer } from '../support/turn.ts';
 
@@ -33,16 +33,22 @@ describe('reassigning a visitor to another agent', () => {
 
   it('waits for an agent whose page closed mid-call, then connects the visitor to Grace', async () => {
     app = await startApp(turn, { AGENT_GRACE_MS: '4000' });
-    const visitor = await openVisitor(browser, app);
+    const hold = new ServerMessageHold();
+    const visitor = await openVisitor(browser, app, { hold });
     const ada = await openAgent(browser, app, 'ada');
     await connectCall(visitor, ada, 'ada');
     const firstCall = await visitorCallId(visitor.page);
     // Grace logs in only now, so Ada was the one rung first.
     const grace = await openAgent(browser, app, 'grace');
 
+    // The server rings Grace in the same instant it tells the visitor about the reassignment.
+    hold.after(/"state":"reassigning"/);
     await ada.context.close();
     await status(visitor.page, TEXT.agentLost, 5_000);
     await screenshot(visitor.page, 'widget-agent-lost');
+    await status(visitor.page, TEXT.reassigning, 10_000);
+    await screenshot(visitor.page, 'widget-reassigning');
+    hold.release();
     await status(visitor.page, TEXT.ringing('grace'), 10_000);
     await acceptAndConnect(visitor, grace);
     expect(await visitorCallId(visitor.page)).not.toBe(firstCall);

@@ -1,13 +1,13 @@
 /**
  * The server crashes mid-call (SIGKILL) and comes back on the same port and database. The media path
  * never touches the server, so the call must keep flowing while both clients back off, reconnect and
- * resume the same call.
+ * resume the same call. A request made while the server is down waits in the visitor's outbox.
  */
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { launchBrowser, waitForMediaFlowing } from '../support/browser.ts';
-import { connectCall, hangUpButton } from '../support/call-steps.ts';
-import { openAgent, openVisitor, startApp, status, visitorCallId, waitForCall, type App } from '../support/e2e.ts';
+import { acceptAndConnect, acceptButton, connectCall, hangUpButton, requestCall, TEXT } from '../support/call-steps.ts';
+import { openAgent, openVisitor, screenshot, startApp, status, visitorCallId, waitForCall, type App } from '../support/e2e.ts';
 import { TurnServer } from '../support/turn.ts';
 
 const signalingState = (page: Page) =>
@@ -78,4 +78,23 @@ describe('a server crash mid-call', () => {
     const details = await waitForCall(app, callId, (d) => d.call.endedAt !== null);
     expect(details.call.endReason).toMatch(/hangup/);
   }, 90_000);
+
+  it('keeps a call request made while the server is down, and rings Ada once it is back', async () => {
+    // The visitor and Ada come back on their own backoff schedules; the request must not run out of queue
+    // time if the visitor's socket is the first one back.
+    app = await startApp(turn, { MAX_QUEUE_WAIT_MS: '30000' });
+    const visitor = await openVisitor(browser, app);
+    const ada = await openAgent(browser, app, 'ada');
+
+    await app.kill();
+    await waitForSignaling(visitor.page, /reconnecting/, 5_000);
+    await requestCall(visitor);
+    await status(visitor.page, TEXT.searching);
+    await screenshot(visitor.page, 'widget-searching');
+
+    await app.crashAndRestart();
+    await status(visitor.page, TEXT.ringing('ada'), 20_000);
+    await acceptButton(ada.page).waitFor({ timeout: 10_000 });
+    await acceptAndConnect(visitor, ada);
+  }, 60_000);
 });

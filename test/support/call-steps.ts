@@ -3,19 +3,24 @@
  */
 import type { Page } from 'playwright-core';
 import { waitForMediaFlowing } from './browser.ts';
-import { status, type Person } from './e2e.ts';
+import { status, waitForText, type Person } from './e2e.ts';
 import { DEMO, type DemoAgent } from './server.ts';
 
 export const TEXT = {
   searching: 'Finding an agent…',
   ringing: (agent: DemoAgent) => `Ringing ${DEMO[agent].name}…`,
   reassigning: 'Your agent is unavailable, connecting you to another agent…',
+  connecting: (agent: DemoAgent) => `Connecting to ${DEMO[agent].name}…`,
   reconnecting: /Reconnecting… \(attempt [123] of 3\)/,
   agentLost: 'Connection lost, waiting for your agent…',
   failed: "We couldn't reconnect the call",
   noAgents: 'No agents are available right now',
   queued: (position: number) => `You are number ${position} in line`,
 } as const;
+
+/** The dashboard's connection indicator: its colour, and the words that say the same to someone who cannot see it. */
+export const connectionIndicator = (page: Page, colour: 'green' | 'amber' | 'red', label: string, timeoutMs?: number) =>
+  waitForText(page, page.locator(`[data-connection="${colour}"]`), label, timeoutMs);
 
 export const acceptButton = (page: Page) => page.getByRole('button', { name: 'Accept' });
 export const rejectButton = (page: Page) => page.getByRole('button', { name: 'Reject' });

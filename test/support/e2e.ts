@@ -83,8 +83,52 @@ export async function waitForText(page: Page, locator: Locator, text: string | R
 /** What a person reads in the page's live status regions (the widget's and the dashboard's call status). */
 export const status = (page: Page, text: string | RegExp, timeoutMs?: number) => waitForText(page, page.getByRole('status'), text, timeoutMs);
 
-export async function openVisitor(browser: Browser, app: App): Promise<Person> {
+/**
+ * The server's messages to one page, passed through the test so that they can be held back. The server
+ * moves some requests through two states at once (reassigning, then ringing the next agent); holding
+ * what follows the first keeps it on screen long enough to be checked and photographed. Server and page
+ * run unchanged: it is the network between them that is slow, at the moment the test chooses.
+ */
+export class ServerMessageHold {
+  private trigger: RegExp | null = null;
+  private held: (() => void)[] | null = null;
+
+  /** Must run before the page loads: the page's WebSocket is replaced when its document starts. */
+  async route(context: BrowserContext): Promise<void> {
+    await context.routeWebSocket(/\/socket\.io\//, (pageSide) => {
+      const server = pageSide.connectToServer();
+      server.onMessage((message) => this.pass(() => pageSide.send(message), message));
+    });
+  }
+
+  /** Delivers the next server message matching `pattern`, then holds every later one until `release()`. */
+  after(pattern: RegExp): void {
+    this.trigger = pattern;
+  }
+
+  release(): void {
+    const held = this.held ?? [];
+    this.held = null;
+    this.trigger = null;
+    for (const deliver of held) deliver();
+  }
+
+  private pass(deliver: () => void, message: string | Buffer): void {
+    if (this.held) {
+      this.held.push(deliver);
+      return;
+    }
+    deliver();
+    if (this.trigger?.test(message.toString())) {
+      this.trigger = null;
+      this.held = [];
+    }
+  }
+}
+
+export async function openVisitor(browser: Browser, app: App, { hold }: { hold?: ServerMessageHold } = {}): Promise<Person> {
   const context = await newPerson(browser);
+  await hold?.route(context);
   const page = await openPage(context, `${app.url}/`);
   await waitForText(page, page.getByRole('button'), 'Call an agent', 15_000);
   return { context, page };
@@ -104,6 +148,17 @@ export async function openAgent(browser: Browser, app: App, agent: DemoAgent, { 
   if ((await available.getAttribute('aria-pressed')) !== 'true') await available.click();
   await page.locator('[aria-pressed="true"]', { hasText: 'Available' }).waitFor();
   return { context, page };
+}
+
+/** Resolves once the person's own camera shows in the page: a picture of a call must not show an empty preview. */
+export async function ownCameraShowing(page: Page, timeoutMs = 10_000): Promise<void> {
+  const preview = page.locator('video[data-role="local"]');
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (await preview.evaluate((video: HTMLVideoElement) => video.readyState >= HTMLMediaElement.HAVE_CURRENT_DATA, undefined, { timeout: 1_000 }).catch(() => false)) return;
+    if (Date.now() > deadline) throw new Error(`${page.url()} never showed the local camera within ${timeoutMs} ms\n${pageLog(page)}`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
 }
 
 /** The call id the visitor's call actor holds, for reading the server's record of the call. */
