@@ -56,6 +56,12 @@ const clientSamples = {
     outcome: 'recovered',
   },
   'call.hangup': { callId: 'call-1' },
+  'inspect.client': {
+    callId: 'call-1',
+    requestId: 'req-1',
+    actor: 'peerConnection',
+    entries: [{ at: 1_700_000_000_000, event: { type: 'ice.disconnected' }, state: 'unstable', context: { attempts: 0 } }],
+  },
 } satisfies { [E in ClientEventName]: ClientPayload<E> };
 
 const serverSamples = {

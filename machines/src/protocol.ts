@@ -28,6 +28,10 @@ export const MAX_ERROR_MESSAGE_LENGTH = 500;
 export const MAX_ATTEMPT = 1_000;
 /** Most ICE servers a call may be configured with, and most URLs per server. */
 export const MAX_ICE_SERVERS = 16;
+/** Inspection entries in one `inspect.client` message. */
+export const MAX_INSPECT_ENTRIES = 50;
+/** One inspection entry, as JSON. */
+export const MAX_INSPECT_ENTRY_BYTES = 8_192;
 
 /**
  * UTF-8 length of `text` without allocating an encoded copy. Lone surrogates count as 3 bytes,
@@ -192,6 +196,22 @@ const CallSdp = z.strictObject({ callId: Id, sdp: Sdp });
 const RequestRef = z.strictObject({ requestId: Id });
 const CallRef = z.strictObject({ callId: Id });
 
+export const INSPECTABLE_CLIENT_ACTORS = ['visitorCall', 'agent', 'peerConnection', 'signaling'] as const;
+
+// Events, state values and contexts are each machine's own shapes, so they stay open here; the server
+// sanitizes them before anyone sees them, and the byte cap bounds what it has to walk.
+const InspectClientEntry = z
+  .strictObject({
+    at: EpochMs,
+    actorId: Id.optional(),
+    event: z.looseObject({ type: z.string().min(1, { error: 'must not be empty' }).max(MAX_ID_LENGTH) }),
+    state: z.unknown(),
+    context: z.unknown().optional(),
+  })
+  .refine((entry) => fitsInBytes(JSON.stringify(entry) ?? '', MAX_INSPECT_ENTRY_BYTES), {
+    error: `must be at most ${MAX_INSPECT_ENTRY_BYTES} bytes of JSON`,
+  });
+
 export const clientEventSchemas = {
   'session.resume': z.strictObject({ resumeToken: Token }),
   'visitor.request': z.strictObject({ pool: Id, name: DisplayName.optional() }),
@@ -219,6 +239,21 @@ export const clientEventSchemas = {
     outcome: z.enum(['recovered', 'failed']),
   }),
   'call.hangup': CallRef,
+  /** The sender's own machines, for the live inspector; accepted only when the server enables it. */
+  'inspect.client': z
+    .strictObject({
+      callId: Id.optional(),
+      requestId: Id.optional(),
+      actor: z.enum(INSPECTABLE_CLIENT_ACTORS),
+      entries: z
+        .array(InspectClientEntry)
+        .min(1, { error: 'must not be empty' })
+        .max(MAX_INSPECT_ENTRIES, { error: `must have at most ${MAX_INSPECT_ENTRIES} entries` }),
+    })
+    .refine((data) => data.callId !== undefined || data.requestId !== undefined, {
+      error: 'is required when requestId is missing',
+      path: ['callId'],
+    }),
 } as const;
 
 const NoData = z.strictObject({});
@@ -239,6 +274,7 @@ export const clientAckDataSchemas = {
   'call.media': NoData,
   'call.telemetry': NoData,
   'call.hangup': NoData,
+  'inspect.client': NoData,
 } as const satisfies Record<keyof typeof clientEventSchemas, z.ZodObject>;
 
 export type ClientEventName = keyof typeof clientEventSchemas;

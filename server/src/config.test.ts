@@ -31,6 +31,7 @@ describe('loadConfig', () => {
       },
       maxReassignments: 5,
       logLevel: 'info',
+      inspectClients: false,
     });
     expect(config.agentsFile).toMatch(/server[/\\]config[/\\]agents\.json$/);
     expect(path.isAbsolute(config.agentsFile)).toBe(true);
@@ -54,6 +55,7 @@ describe('loadConfig', () => {
       RECONNECTION_TIMEOUT_MS: '400',
       RESUME_WINDOW_MS: '500',
       LOG_LEVEL: 'debug',
+      INSPECT_CLIENTS: 'on',
     });
     expect(config).toEqual({
       port: 0,
@@ -66,6 +68,7 @@ describe('loadConfig', () => {
       timings: { ringTimeoutMs: 100, agentGraceMs: 200, maxQueueWaitMs: 300, reconnectionTimeoutMs: 400, resumeWindowMs: 500 },
       maxReassignments: 0,
       logLevel: 'debug',
+      inspectClients: true,
     });
   });
 

@@ -39,6 +39,8 @@ export interface ServerConfig {
   /** Upper bound on how many times one visitor request moves to another agent. */
   maxReassignments: number;
   logLevel: LogLevel;
+  /** Whether clients may send their own machines' inspection entries to the live inspector. */
+  inspectClients: boolean;
 }
 
 /** A bad environment variable; `variable` names it, and the message is fit for the operator. */
@@ -117,6 +119,11 @@ const environment = z.object({
   RECONNECTION_TIMEOUT_MS: wholeNumber(1, DAY_MS).default(35_000),
   RESUME_WINDOW_MS: wholeNumber(1, DAY_MS).default(30_000),
   LOG_LEVEL: z.enum(LOG_LEVELS).default('info'),
+  // Off unless asked for: client entries are extra traffic and show a client's internals, a development aid.
+  INSPECT_CLIENTS: z
+    .enum(['on', 'off', 'true', 'false', '1', '0'], { error: 'must be on or off' })
+    .transform((value) => value === 'on' || value === 'true' || value === '1')
+    .default(false),
 });
 
 type EnvironmentVariable = keyof typeof environment.shape;
@@ -155,5 +162,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): ServerConfig {
     },
     maxReassignments: e.MAX_REASSIGNMENTS,
     logLevel: e.LOG_LEVEL,
+    inspectClients: e.INSPECT_CLIENTS,
   };
 }

@@ -10,6 +10,8 @@ import { loadAgentsFile, seedAgents } from './agents.ts';
 import { createAuth, resolveAuthSecret } from './auth.ts';
 import type { ServerConfig } from './config.ts';
 import { createHttpApp } from './http.ts';
+import { attachInspectNamespace } from './inspectNamespace.ts';
+import { Inspection } from './inspection.ts';
 import { createLogger, type Logger } from './logger.ts';
 import { mountPages } from './pages.ts';
 import { ResumeSessions } from './resume.ts';
@@ -25,6 +27,7 @@ export interface CallchartServer {
   io: Server<ClientToServerEvents, ServerToClientEvents>;
   store: Store;
   switchboard: Switchboard;
+  inspection: Inspection;
   logger: Logger;
   /** The port actually bound (useful with PORT=0). */
   port: number;
@@ -54,9 +57,28 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
     pingTimeout: 5_000,
   });
 
-  const switchboard = new Switchboard({ io, store, config, logger, inspect: options.inspect });
+  const inspection = new Inspection();
+  const switchboard = new Switchboard({
+    io,
+    store,
+    config,
+    logger,
+    inspect: (event, actor) => {
+      inspection.record(event, actor);
+      options.inspect?.(event, actor);
+    },
+  });
   const resume = new ResumeSessions(secret, config.timings.resumeWindowMs);
-  const sockets = attachSocketLayer({ io, auth, switchboard, resume, logger, resumeWindowMs: config.timings.resumeWindowMs });
+  const sockets = attachSocketLayer({
+    io,
+    auth,
+    switchboard,
+    resume,
+    logger,
+    resumeWindowMs: config.timings.resumeWindowMs,
+    clientInspection: config.inspectClients ? inspection : null,
+  });
+  attachInspectNamespace({ io: io as unknown as Server, auth, inspection, switchboard, store, logger });
   const restored = switchboard.restore();
   if (restored.requests || restored.calls) logger.info(restored, 'restored actors from the store');
   // Every socket was lost with the old process: waiting visitors get the resume window, as after a drop.
@@ -74,6 +96,7 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
     io,
     store,
     switchboard,
+    inspection,
     logger,
     port,
     async close() {

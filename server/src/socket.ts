@@ -15,6 +15,7 @@ import {
   type ServerToClientEvents,
 } from '@callchart/machines';
 import type { Auth, Principal } from './auth.ts';
+import type { Inspection } from './inspection.ts';
 import type { Logger } from './logger.ts';
 import type { ResumeSessions } from './resume.ts';
 import { Switchboard, SwitchboardError } from './switchboard.ts';
@@ -34,6 +35,8 @@ export interface SocketLayerOptions {
   resume: ResumeSessions;
   logger: Logger;
   resumeWindowMs: number;
+  /** Where `inspect.client` entries go; null when the server does not take them (INSPECT_CLIENTS off). */
+  clientInspection?: Inspection | null;
 }
 
 const CLIENT_EVENTS = new Set<string>(CLIENT_EVENT_NAMES);
@@ -156,6 +159,12 @@ export function attachSocketLayer(options: SocketLayerOptions): { awaitVisitor(v
     'call.hangup': (socket, data) => {
       const { leg } = legOf(socket, data.callId);
       switchboard.hangup(data.callId, leg);
+    },
+    'inspect.client': (socket, data) => {
+      if (!options.clientInspection) throw forbidden('This server does not take client inspection (INSPECT_CLIENTS is off).');
+      const who = identity(socket.data.principal);
+      const target = switchboard.requestOf({ kind: who.kind, id: who.id }, data);
+      options.clientInspection.addClient(target, who.kind, data.actor, data.entries);
     },
   };
 

@@ -53,6 +53,16 @@ interface CallEntry {
   actor: CallActor;
 }
 
+export interface LiveRequest {
+  requestId: string;
+  pool: string;
+  visitorName: string;
+  agentName: string | null;
+  createdAt: number;
+  state: unknown;
+  call: { callId: string; agentName: string; state: unknown } | null;
+}
+
 /** The wire's reason for a callSession end reason: an agent lost for good means the visitor moves on. */
 const wireEndReason: Record<CallSessionEndReason, CallEndReason> = {
   hangup: 'hangup',
@@ -620,6 +630,43 @@ export class Switchboard {
 
   callSnapshot(callId: string) {
     return this.calls.get(callId)?.actor.getSnapshot();
+  }
+
+  /** Live requests and their calls, for the inspector's list. */
+  live(): LiveRequest[] {
+    return [...this.requests.values()].map((entry) => {
+      const snapshot = entry.actor.getSnapshot();
+      const agentId = snapshot.context.currentAgentId;
+      const call = entry.callId ? this.calls.get(entry.callId) : undefined;
+      return {
+        requestId: entry.requestId,
+        pool: entry.pool,
+        visitorName: entry.visitorName,
+        agentName: call?.agentName ?? (agentId ? (this.store.agents.get(agentId)?.name ?? null) : null),
+        createdAt: entry.createdAt,
+        state: snapshot.value,
+        call: call ? { callId: call.callId, agentName: call.agentName, state: call.actor.getSnapshot().value } : null,
+      };
+    });
+  }
+
+  /**
+   * The request a principal may speak about: a visitor's own, or the one ringing or connected to an agent.
+   * With a callId, the call must be theirs (as for every call event).
+   */
+  requestOf(principal: { kind: 'agent' | 'visitor'; id: string }, ref: { requestId?: string | undefined; callId?: string | undefined }): { requestId: string; callId: string | null } {
+    if (ref.callId !== undefined) {
+      const { entry } = this.legOf(ref.callId, principal as { kind: 'agent'; id: string });
+      if (ref.requestId !== undefined && ref.requestId !== entry.requestId) throw new SwitchboardError('forbidden', 'This call belongs to another request.');
+      return { requestId: entry.requestId, callId: entry.callId };
+    }
+    const requestId = ref.requestId ?? '';
+    if (principal.kind === 'visitor') return { requestId: this.ownRequest(principal.id, requestId).requestId, callId: null };
+    const entry = this.requests.get(requestId);
+    if (!entry || entry.actor.getSnapshot().context.currentAgentId !== principal.id) {
+      throw new SwitchboardError('forbidden', 'This call request is not yours.');
+    }
+    return { requestId, callId: null };
   }
 
   stats(): { requests: number; calls: number } {

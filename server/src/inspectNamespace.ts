@@ -1,0 +1,123 @@
+/**
+ * The `/inspect` Socket.IO namespace: the live inspector's feed, for agents with the inspector role only.
+ * It lists the live requests and calls, replays a request's recent timeline and then streams it, and
+ * reads a finished call's transitions back from the store.
+ */
+import type { Server, Socket } from 'socket.io';
+import { Id, parseHandshakeAuth, type ProtocolError } from '@callchart/machines';
+import { z } from 'zod';
+import { isInspector } from './agents.ts';
+import type { Auth } from './auth.ts';
+import { historyEntries, type Inspection } from './inspection.ts';
+import type { Logger } from './logger.ts';
+import type { Store } from './store.ts';
+import type { Switchboard } from './switchboard.ts';
+import { firstIssue, issueFragment } from './validation.ts';
+
+export const INSPECT_NAMESPACE = '/inspect';
+
+const schemas = {
+  'inspect.calls': z.strictObject({}),
+  'inspect.subscribe': z.strictObject({ requestId: Id }),
+  'inspect.unsubscribe': z.strictObject({ requestId: Id }),
+  'inspect.history': z.strictObject({ callId: Id }),
+};
+type InspectEvent = keyof typeof schemas;
+type Reply = (reply: unknown) => void;
+
+export interface InspectNamespaceOptions {
+  io: Server;
+  auth: Auth;
+  inspection: Inspection;
+  switchboard: Switchboard;
+  store: Store;
+  logger: Logger;
+}
+
+export function attachInspectNamespace(options: InspectNamespaceOptions): void {
+  const { auth, inspection, switchboard, store, logger } = options;
+  const namespace = options.io.of(INSPECT_NAMESPACE);
+
+  namespace.use(async (socket, next) => {
+    const parsed = parseHandshakeAuth(socket.handshake.auth);
+    if (!parsed.ok) return next(new Error('unauthorized'));
+    try {
+      const principal = await auth.verifyToken(parsed.data.token);
+      if (principal.kind !== 'agent' || !isInspector(principal.roles)) return next(new Error('forbidden'));
+      socket.data.inspector = principal.agentId;
+      next();
+    } catch {
+      next(new Error('unauthorized'));
+    }
+  });
+
+  namespace.on('connection', (socket: Socket) => {
+    const subscriptions = new Map<string, () => void>();
+    const calls = () => ({ requests: switchboard.live() });
+    socket.emit('inspect.calls', calls());
+
+    const handlers: { [E in InspectEvent]: (data: z.infer<(typeof schemas)[E]>) => object } = {
+      'inspect.calls': () => calls(),
+      'inspect.subscribe': ({ requestId }) => {
+        // Replay and subscription happen in one turn, so no entry falls between them.
+        subscriptions.get(requestId)?.();
+        socket.emit('inspect.replay', { requestId, entries: inspection.timeline(requestId), actors: inspection.actorsOf(requestId) });
+        subscriptions.set(
+          requestId,
+          inspection.subscribe(requestId, (entry) => socket.emit('inspect.entry', entry)),
+        );
+        return {};
+      },
+      'inspect.unsubscribe': ({ requestId }) => {
+        subscriptions.get(requestId)?.();
+        subscriptions.delete(requestId);
+        return {};
+      },
+      'inspect.history': ({ callId }) => {
+        const call = store.calls.get(callId);
+        if (!call) throw new InspectError({ code: 'not-found', message: 'There is no such call.', field: 'callId' });
+        return { call: { id: call.id, requestId: call.requestId, state: call.state, endReason: call.endReason }, entries: historyEntries(store.events.forCall(callId)) };
+      },
+    };
+
+    socket.onAny((event: string, payload: unknown, ...rest: unknown[]) => {
+      const ack = [payload, ...rest].findLast((arg) => typeof arg === 'function') as Reply | undefined;
+      const reply = (value: unknown) => ack?.(value);
+      const fail = (error: ProtocolError) => {
+        logger.warn({ inspector: socket.data.inspector as string, event: event in schemas ? event : '(unknown)', error }, 'rejected inspector event');
+        reply({ ok: false, error });
+      };
+      if (!Object.hasOwn(schemas, event)) return fail({ code: 'unknown-event', message: 'There is no such inspector event.' });
+      const name = event as InspectEvent;
+      // An event sent with only an ack callback has no payload; it counts as `{}`.
+      const parsed = schemas[name].safeParse(typeof payload === 'function' || payload === undefined ? {} : payload, { error: issueFragment });
+      if (!parsed.success) {
+        const { field, fragment } = firstIssue(parsed.error);
+        return fail(
+          field
+            ? { code: 'invalid-payload', message: `Field "${field}" ${fragment}.`, field }
+            : { code: 'invalid-payload', message: `The payload ${fragment}.` },
+        );
+      }
+      try {
+        const data = (handlers[name] as (data: unknown) => object)(parsed.data);
+        reply({ ok: true, ...data });
+      } catch (error) {
+        if (error instanceof InspectError) return fail(error.error);
+        logger.error({ err: error, event }, 'inspector event failed');
+        fail({ code: 'internal', message: 'Something went wrong on our side.' });
+      }
+    });
+
+    socket.on('disconnect', () => {
+      for (const unsubscribe of subscriptions.values()) unsubscribe();
+      subscriptions.clear();
+    });
+  });
+}
+
+class InspectError extends Error {
+  constructor(readonly error: ProtocolError) {
+    super(error.message);
+  }
+}
