@@ -2,7 +2,7 @@
  * Reconnect backoff policy: a small pure module kept apart from IO, so the signaling machine only
  * decides *when* to call it and tests can check the numbers directly.
  *
- * Machines may not call `Math.random` and their context must stay serializable, so randomness
+ * Machines draw no random numbers of their own and their context must stay serializable, so randomness
  * comes from a seeded PRNG whose whole state is one uint32 that lives in context.
  */
 
