@@ -5,8 +5,9 @@
  */
 import { createActor, type Actor } from 'xstate';
 import { agentMachine, type AgentMachine, type AgentServerEndReason, type AgentTimings, type ServerPayload } from '@callchart/machines';
-import { createCallMedia, type CallStreams } from './callMedia.ts';
-import { createConnection, type ConnectionOptions, type SignalingActor } from './connection.ts';
+import { createCallMedia } from './callMedia.ts';
+import { relayToMedia, startCallClient, type CallClient } from './callClient.ts';
+import { createConnection, type ConnectionOptions } from './connection.ts';
 import type { RtcEnvironment } from './mediaSession.ts';
 import { all } from './on.ts';
 
@@ -18,15 +19,7 @@ export interface AgentClientOptions extends ConnectionOptions {
   constraints?: MediaStreamConstraints;
 }
 
-export interface AgentClient extends CallStreams {
-  readonly call: AgentActor;
-  readonly signaling: SignalingActor;
-  /**
-   * Closes the call's connection and the socket, and stops both actors. It does not hang up: to the
-   * server this is a lost socket, and it holds the call for the reconnection timeout. Send `hangup` first.
-   */
-  stop(): void;
-}
+export type AgentClient = CallClient<AgentActor>;
 
 /** The server says `hangup` for whoever hung up; the agent's own hang-up has ended the call already. */
 const agentEndReason: Record<ServerPayload<'call.ended'>['reason'], AgentServerEndReason> = {
@@ -122,10 +115,7 @@ export function createAgentClient(options: AgentClientOptions): AgentClient {
           call.send({ type: 'call.ended', reason: 'reassigned' });
         }
       },
-      'signal.offer': (payload) => media.receive({ event: 'signal.offer', payload }),
-      'signal.iceRestart': (payload) => media.receive({ event: 'signal.iceRestart', payload }),
-      'signal.answer': (payload) => media.receive({ event: 'signal.answer', payload }),
-      'signal.candidate': (payload) => media.receive({ event: 'signal.candidate', payload }),
+      ...relayToMedia(media),
     }),
     connection.onRejoin(() => {
       // The server kept nothing of this session: a ring or call it had is over on its side.
@@ -135,31 +125,5 @@ export function createAgentClient(options: AgentClientOptions): AgentClient {
     }),
   ]);
 
-  call.start();
-  const unforward = connection.forwardSignalState(call);
-  const unnetwork = connection.forwardNetworkOnline(call);
-  connection.start();
-
-  return {
-    call,
-    signaling: connection.actor,
-    get localStream() {
-      return media.localStream;
-    },
-    get remoteStream() {
-      return media.remoteStream;
-    },
-    get peerConnection() {
-      return media.peerConnection;
-    },
-    subscribeStreams: (listener) => media.subscribeStreams(listener),
-    stop() {
-      unnetwork();
-      unforward();
-      unbind();
-      call.stop();
-      media.stop();
-      connection.stop();
-    },
-  };
+  return startCallClient(call, connection, media, unbind);
 }

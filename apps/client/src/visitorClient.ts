@@ -11,8 +11,9 @@ import {
   type VisitorCallTimings,
   type VisitorServerEndReason,
 } from '@callchart/machines';
-import { createCallMedia, type CallStreams } from './callMedia.ts';
-import { createConnection, type ConnectionOptions, type SignalingActor } from './connection.ts';
+import { createCallMedia } from './callMedia.ts';
+import { relayToMedia, startCallClient, type CallClient } from './callClient.ts';
+import { createConnection, type ConnectionOptions } from './connection.ts';
 import type { RtcEnvironment } from './mediaSession.ts';
 import { all } from './on.ts';
 
@@ -26,15 +27,7 @@ export interface VisitorClientOptions extends ConnectionOptions {
   constraints?: MediaStreamConstraints;
 }
 
-export interface VisitorClient extends CallStreams {
-  readonly call: VisitorCallActor;
-  readonly signaling: SignalingActor;
-  /**
-   * Closes the call's connection and the socket, and stops both actors. It does not hang up: to the
-   * server this is a lost socket, and it holds the call for the reconnection timeout. Send `hangup` first.
-   */
-  stop(): void;
-}
+export type VisitorClient = CallClient<VisitorCallActor>;
 
 /** The server says `hangup` for whoever hung up; the visitor's own hang-up has ended the call already. */
 const visitorEndReason: Record<Exclude<ServerPayload<'call.ended'>['reason'], 'reassigned'>, VisitorServerEndReason> = {
@@ -155,10 +148,7 @@ export function createVisitorClient(options: VisitorClientOptions): VisitorClien
           call.send({ type: 'call.ended', reason: 'reconnect-timeout' });
         }
       },
-      'signal.offer': (payload) => media.receive({ event: 'signal.offer', payload }),
-      'signal.iceRestart': (payload) => media.receive({ event: 'signal.iceRestart', payload }),
-      'signal.answer': (payload) => media.receive({ event: 'signal.answer', payload }),
-      'signal.candidate': (payload) => media.receive({ event: 'signal.candidate', payload }),
+      ...relayToMedia(media),
     }),
     connection.onRejoin(() => {
       // The server kept nothing of this session: any request or call it had is over on its side.
@@ -168,31 +158,5 @@ export function createVisitorClient(options: VisitorClientOptions): VisitorClien
     }),
   ]);
 
-  call.start();
-  const unforward = connection.forwardSignalState(call);
-  const unnetwork = connection.forwardNetworkOnline(call);
-  connection.start();
-
-  return {
-    call,
-    signaling: connection.actor,
-    get localStream() {
-      return media.localStream;
-    },
-    get remoteStream() {
-      return media.remoteStream;
-    },
-    get peerConnection() {
-      return media.peerConnection;
-    },
-    subscribeStreams: (listener) => media.subscribeStreams(listener),
-    stop() {
-      unnetwork();
-      unforward();
-      unbind();
-      call.stop();
-      media.stop();
-      connection.stop();
-    },
-  };
+  return startCallClient(call, connection, media, unbind);
 }
