@@ -7,3 +7,4 @@ export * from './agent.view.ts';
 export * from './routing.machine.ts';
 export * from './callSession.machine.ts';
 export * from './protocol.ts';
+export * from './inspection.ts';

@@ -305,7 +305,8 @@ export const CLIENT_EVENT_NAMES = Object.keys(clientEventSchemas) as ClientEvent
 const RelayedSdp = z.strictObject({ callId: Id, sdp: Sdp });
 
 export const serverEventSchemas = {
-  'session.ready': z.strictObject({ resumeToken: Token, role: SessionRole, userId: Id }),
+  // `inspect`: the server takes `inspect.client` reports from this socket (a development setting).
+  'session.ready': z.strictObject({ resumeToken: Token, role: SessionRole, userId: Id, inspect: z.boolean().optional() }),
   'session.resumed': z.strictObject({
     call: z
       .strictObject({

@@ -1,6 +1,6 @@
 /**
  * The `/inspect` Socket.IO namespace: the live inspector's feed, for agents with the inspector role only.
- * It lists the live requests and calls, replays a request's recent timeline and then streams it, and
+ * It lists the live requests and calls (again whenever a server actor moves), replays a request's recent timeline and then streams it, and
  * reads a finished call's transitions back from the store.
  */
 import type { Server, Socket } from 'socket.io';
@@ -15,6 +15,8 @@ import type { Switchboard } from './switchboard.ts';
 import { firstIssue, issueFragment } from './validation.ts';
 
 export const INSPECT_NAMESPACE = '/inspect';
+/** How long the list of live requests waits for more changes before it goes out again. */
+const LIST_COALESCE_MS = 100;
 
 const schemas = {
   'inspect.calls': z.strictObject({}),
@@ -37,6 +39,18 @@ export interface InspectNamespaceOptions {
 export function attachInspectNamespace(options: InspectNamespaceOptions): void {
   const { auth, inspection, switchboard, store, logger } = options;
   const namespace = options.io.of(INSPECT_NAMESPACE);
+  const calls = () => ({ requests: switchboard.live() });
+
+  // A transition can move many requests at once (a restart, a queue advancing): one list per burst.
+  let listTimer: NodeJS.Timeout | null = null;
+  inspection.onServerChange(() => {
+    if (listTimer !== null || namespace.sockets.size === 0) return;
+    listTimer = setTimeout(() => {
+      listTimer = null;
+      namespace.emit('inspect.calls', calls());
+    }, LIST_COALESCE_MS);
+    listTimer.unref();
+  });
 
   namespace.use(async (socket, next) => {
     const parsed = parseHandshakeAuth(socket.handshake.auth);
@@ -53,7 +67,6 @@ export function attachInspectNamespace(options: InspectNamespaceOptions): void {
 
   namespace.on('connection', (socket: Socket) => {
     const subscriptions = new Map<string, () => void>();
-    const calls = () => ({ requests: switchboard.live() });
     socket.emit('inspect.calls', calls());
 
     const handlers: { [E in InspectEvent]: (data: z.infer<(typeof schemas)[E]>) => object } = {

@@ -1,55 +1,19 @@
+import type { InspectionEvent } from 'xstate';
 import { describe, expect, it } from 'vitest';
-import { Inspection, REDACTED, TIMELINE_LIMIT, historyEntries, sanitize, sanitizeEvent } from './inspection.ts';
+import { Inspection, REDACTED, TIMELINE_LIMIT, historyEntries } from './inspection.ts';
 
-describe('sanitize', () => {
-  it('redacts secrets and session descriptions at any depth, whatever the key case', () => {
-    const clean = sanitize({
-      type: 'signal.offer',
-      sdp: 'v=0\r\n…',
-      nested: { Token: 'abc', resumeToken: 'def', password: 'pw', candidate: { candidate: 'candidate:1 1 udp' } },
-      iceServers: [{ urls: 'turn:example.org', username: 'u', credential: 'c' }],
-      keep: 'visible',
-    });
-    expect(clean).toEqual({
-      type: 'signal.offer',
-      sdp: REDACTED,
-      nested: { Token: REDACTED, resumeToken: REDACTED, password: REDACTED, candidate: REDACTED },
-      iceServers: [{ urls: 'turn:example.org', username: 'u', credential: REDACTED }],
-      keep: 'visible',
-    });
-  });
-
-  it('leaves an absent secret absent rather than claiming one was there', () => {
-    expect(sanitize({ token: null, sdp: undefined })).toEqual({ token: null });
-  });
-
-  it('caps strings at 200 characters and arrays at 50 items, saying how much was cut', () => {
-    const clean = sanitize({ text: 'x'.repeat(1_000), list: Array.from({ length: 80 }, (_, i) => i) }) as { text: string; list: unknown[] };
-    expect(clean.text).toBe(`${'x'.repeat(200)}…`);
-    expect(clean.list).toHaveLength(51);
-    expect(clean.list.at(49)).toBe(49);
-    expect(clean.list.at(-1)).toBe('[+30 more]');
-  });
-
-  it('bounds nesting, so a cyclic or hostile value cannot run away', () => {
-    const cyclic: Record<string, unknown> = { name: 'loop' };
-    cyclic.self = cyclic;
-    expect(JSON.stringify(sanitize(cyclic))).toContain('[too deep]');
-  });
-
-  it('keeps plain JSON as it is and drops what JSON cannot hold', () => {
-    expect(sanitize({ a: 1, b: [true, null, 'x'], c: { d: 'e' } })).toEqual({ a: 1, b: [true, null, 'x'], c: { d: 'e' } });
-    expect(sanitize({ f: () => 1, s: Symbol('x'), n: 10n })).toEqual({ n: '10' });
-  });
-
-  it('redacts the fields of an event but keeps its type', () => {
-    expect(sanitizeEvent({ type: 'ice.failed', sdp: 'v=0' } as { type: string })).toEqual({ type: 'ice.failed', sdp: REDACTED });
-  });
-});
+/** What a server routing actor reports, as XState's inspect option would hand it over. */
+function routingSnapshot(requestId: string, value: string, status: 'active' | 'done' = 'active') {
+  return [
+    { type: '@xstate.snapshot', snapshot: { status, value, context: { requestId } }, event: { type: 'agent.rejected' } } as unknown as InspectionEvent,
+    { kind: 'routing' as const, requestId, callId: null },
+  ] as const;
+}
 
 describe('Inspection', () => {
   it('keeps the last entries of a request, sanitized, and streams new ones to subscribers', () => {
     const inspection = new Inspection(() => 5);
+    inspection.record(...routingSnapshot('req-1', 'searching'));
     const seen: unknown[] = [];
     const unsubscribe = inspection.subscribe('req-1', (entry) => seen.push(entry.event));
     for (let i = 0; i < TIMELINE_LIMIT + 20; i++) {
@@ -66,6 +30,36 @@ describe('Inspection', () => {
     inspection.addClient({ requestId: 'req-1', callId: null }, 'agent', 'agent', [{ at: 1, event: { type: 'go' }, state: 'available' }]);
     expect(seen).toHaveLength(TIMELINE_LIMIT + 20);
     expect(inspection.timeline('other')).toEqual([]);
+  });
+
+  it('keeps each actor’s latest view per request, the clients’ beside the server’s, until the request ends', () => {
+    const inspection = new Inspection(() => 5);
+    let changes = 0;
+    inspection.onServerChange(() => changes++);
+    inspection.record(...routingSnapshot('req-1', 'searching'));
+    inspection.record(...routingSnapshot('req-2', 'ringing'));
+    inspection.addClient({ requestId: 'req-1', callId: 'call-1' }, 'visitor', 'peerConnection', [
+      { at: 1, event: { type: 'ice.disconnected' }, state: 'unstable', context: { attempt: 0 } },
+      { at: 2, event: { type: 'ice.failed' }, state: { reconnecting: 'attempting' }, context: { attempt: 1 } },
+    ]);
+    inspection.addClient({ requestId: 'req-2', callId: null }, 'visitor', 'peerConnection', [{ at: 3, event: { type: 'x' }, state: 'connecting' }]);
+    expect(inspection.actorsOf('req-1')).toEqual([
+      { actorId: 'routing:req-1', kind: 'routing', side: 'server', requestId: 'req-1', callId: null, status: 'active', state: 'searching', context: { requestId: 'req-1' } },
+      { actorId: 'visitor:peerConnection', kind: 'peerConnection', side: 'visitor', requestId: 'req-1', callId: 'call-1', status: 'active', state: { reconnecting: 'attempting' }, context: { attempt: 1 } },
+    ]);
+    expect(inspection.actorsOf('req-2').map((view) => view.state)).toEqual(['ringing', 'connecting']);
+    expect(changes).toBe(2);
+
+    inspection.record(...routingSnapshot('req-1', 'done', 'done'));
+    expect(changes).toBe(3);
+    expect(inspection.actorsOf('req-1')).toEqual([]);
+    expect(inspection.timeline('req-1')).toEqual([]);
+    // An ended request, or one the server never had, takes no more client entries.
+    inspection.addClient({ requestId: 'req-1', callId: 'call-1' }, 'visitor', 'signaling', [{ at: 4, event: { type: 'late' }, state: 'connected' }]);
+    inspection.addClient({ requestId: 'req-9', callId: null }, 'agent', 'agent', [{ at: 4, event: { type: 'stray' }, state: 'ringing' }]);
+    expect(inspection.actorsOf('req-1')).toEqual([]);
+    expect(inspection.timeline('req-9')).toEqual([]);
+    expect(inspection.actorsOf('req-2')).toHaveLength(2);
   });
 
   it('turns stored transitions into timeline entries', () => {

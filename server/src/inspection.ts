@@ -5,7 +5,10 @@
  * kept or sent from here carries a session description, a token or a credential.
  */
 import type { AnyMachineSnapshot, InspectionEvent } from 'xstate';
+import { sanitize, sanitizeEvent } from '@callchart/machines';
 import type { CallEventRecord } from './store.ts';
+
+export { REDACTED, sanitize, sanitizeEvent } from '@callchart/machines';
 
 export type InspectedKind = 'routing' | 'callSession' | 'visitorCall' | 'agent' | 'peerConnection' | 'signaling';
 export type InspectedSide = 'server' | 'agent' | 'visitor';
@@ -24,7 +27,8 @@ export interface TimelineEntry {
 
 export interface ActorView {
   actorId: string;
-  kind: 'routing' | 'callSession';
+  kind: InspectedKind;
+  side: InspectedSide;
   requestId: string;
   callId: string | null;
   status: string;
@@ -33,40 +37,6 @@ export interface ActorView {
 }
 
 export const TIMELINE_LIMIT = 500;
-const MAX_STRING = 200;
-const MAX_ITEMS = 50;
-const MAX_DEPTH = 8;
-// Keys whose values are secrets or bulky session descriptions; matched case-insensitively at any depth.
-const REDACTED_KEYS = new Set(['sdp', 'token', 'resumetoken', 'password', 'candidate', 'credential', 'secret', 'authorization']);
-export const REDACTED = '[redacted]';
-
-/** A JSON copy that is safe and small enough to show: secrets redacted, strings, arrays and depth capped. */
-export function sanitize(value: unknown, depth = 0): unknown {
-  if (value === null || typeof value === 'number' || typeof value === 'boolean') return value;
-  if (typeof value === 'string') return value.length > MAX_STRING ? `${value.slice(0, MAX_STRING)}…` : value;
-  if (typeof value === 'bigint') return value.toString();
-  if (typeof value !== 'object') return undefined;
-  if (depth >= MAX_DEPTH) return '[too deep]';
-  if (Array.isArray(value)) {
-    const items = value.slice(0, MAX_ITEMS).map((item) => sanitize(item, depth + 1) ?? null);
-    if (value.length > MAX_ITEMS) items.push(`[+${value.length - MAX_ITEMS} more]`);
-    return items;
-  }
-  const entries = Object.entries(value as Record<string, unknown>);
-  const out: Record<string, unknown> = {};
-  for (const [key, item] of entries.slice(0, MAX_ITEMS)) {
-    const clean = REDACTED_KEYS.has(key.toLowerCase()) && item !== null && item !== undefined ? REDACTED : sanitize(item, depth + 1);
-    if (clean !== undefined) out[key.length > MAX_STRING ? key.slice(0, MAX_STRING) : key] = clean;
-  }
-  if (entries.length > MAX_ITEMS) out['[more]'] = entries.length - MAX_ITEMS;
-  return out;
-}
-
-export function sanitizeEvent(event: { type: string }): TimelineEntry['event'] {
-  const clean = sanitize(event) as Record<string, unknown>;
-  return { ...clean, type: String(clean.type ?? event.type) };
-}
-
 export interface ClientEntryInput {
   at: number;
   actorId?: string | undefined;
@@ -79,8 +49,10 @@ type Listener = (entry: TimelineEntry) => void;
 
 export class Inspection {
   private readonly timelines = new Map<string, TimelineEntry[]>();
+  /** The latest view of every actor, keyed by request and actor: each client names its actors only by kind. */
   private readonly actors = new Map<string, ActorView>();
   private readonly listeners = new Map<string, Set<Listener>>();
+  private readonly serverListeners = new Set<() => void>();
 
   constructor(private readonly now: () => number = Date.now) {}
 
@@ -93,7 +65,8 @@ export class Inspection {
     const actorId = actor.kind === 'routing' ? `routing:${actor.requestId}` : `callSession:${actor.callId ?? ''}`;
     const state = sanitize(snapshot.value);
     const context = sanitize(snapshot.context);
-    this.actors.set(actorId, { actorId, kind: actor.kind, requestId: actor.requestId, callId: actor.callId, status: snapshot.status, state, context });
+    const key = actorKey(actor.requestId, actorId);
+    this.actors.set(key, { actorId, kind: actor.kind, side: 'server', requestId: actor.requestId, callId: actor.callId, status: snapshot.status, state, context });
     this.append({
       at: this.now(),
       requestId: actor.requestId,
@@ -105,30 +78,36 @@ export class Inspection {
       state,
       context,
     });
-    if (snapshot.status !== 'active') this.actors.delete(actorId);
+    if (snapshot.status !== 'active') this.actors.delete(key);
     // A request's machines are all done once its routing actor is: its history is in the store from here on.
     if (actor.kind === 'routing' && snapshot.status !== 'active') {
       this.timelines.delete(actor.requestId);
       this.listeners.delete(actor.requestId);
+      for (const [other, view] of this.actors) if (view.requestId === actor.requestId) this.actors.delete(other);
     }
+    for (const listener of this.serverListeners) listener();
   };
 
   /** Entries a client reported about its own machines; the caller has checked the request is the sender's. */
   addClient(target: { requestId: string; callId: string | null }, side: 'agent' | 'visitor', kind: InspectedKind, entries: ClientEntryInput[]): void {
+    // A request that has ended takes no more entries: nothing would ever clear them.
+    if (!this.timelines.has(target.requestId)) return;
     for (const entry of entries) {
-      this.append({
-        at: entry.at,
-        requestId: target.requestId,
-        callId: target.callId,
-        // Prefixed by side, so a client can never pass itself off as a server actor.
-        actorId: `${side}:${entry.actorId ?? kind}`,
-        kind,
-        side,
-        event: sanitizeEvent(entry.event),
-        state: sanitize(entry.state) ?? null,
-        context: sanitize(entry.context) ?? null,
-      });
+      // Prefixed by side, so a client can never pass itself off as a server actor.
+      const actorId = `${side}:${entry.actorId ?? kind}`;
+      const state = sanitize(entry.state) ?? null;
+      const context = sanitize(entry.context) ?? null;
+      this.actors.set(actorKey(target.requestId, actorId), { actorId, kind, side, requestId: target.requestId, callId: target.callId, status: 'active', state, context });
+      this.append({ at: entry.at, requestId: target.requestId, callId: target.callId, actorId, kind, side, event: sanitizeEvent(entry.event), state, context });
     }
+  }
+
+  /** Called after every transition of a server actor, which is what the inspector's list of requests shows. */
+  onServerChange(listener: () => void): () => void {
+    this.serverListeners.add(listener);
+    return () => {
+      this.serverListeners.delete(listener);
+    };
   }
 
   private append(entry: TimelineEntry): void {
@@ -156,6 +135,10 @@ export class Inspection {
       this.listeners.get(requestId)?.delete(listener);
     };
   }
+}
+
+function actorKey(requestId: string, actorId: string): string {
+  return `${requestId} ${actorId}`;
 }
 
 /** A finished call's stored transitions as timeline entries (the store keeps states and causes, not contexts). */

@@ -223,7 +223,12 @@ export function attachSocketLayer(options: SocketLayerOptions): { awaitVisitor(v
       } else if (resumed) {
         switchboard.visitorReturned(who.id);
       }
-      socket.emit('session.ready', { resumeToken: await resume.issue(who.key), role: who.kind, userId: who.id });
+      socket.emit('session.ready', {
+        resumeToken: await resume.issue(who.key),
+        role: who.kind,
+        userId: who.id,
+        ...(options.clientInspection ? { inspect: true } : {}),
+      });
     })().catch((error: unknown) => logger.error({ err: error }, 'connection setup failed'));
   });
 

@@ -128,6 +128,18 @@ describe('the /inspect namespace', () => {
     expect(states.at(-1)).toBe('ended');
   });
 
+  it('pushes the list of live requests to open inspectors as requests start, connect and end', async () => {
+    t = await startTestServer();
+    const inspector = await connectInspector(t.url);
+    expect(await inspector.next<{ requests: LiveRequest[] }>('inspect.calls')).toEqual({ requests: [] });
+    const { agents, visitor } = await visitorAndAgents(t.url, ['ada']);
+    sockets.push(agents.ada, visitor);
+    const { requestId, callId } = await placeCall(visitor, agents.ada);
+    await inspector.next<{ requests: LiveRequest[] }>('inspect.calls', ({ requests }) => requests.some((r) => r.requestId === requestId && r.call?.callId === callId && r.state === 'connected'));
+    expect(await visitor.emit('call.hangup', { callId })).toEqual({ ok: true });
+    await inspector.next<{ requests: LiveRequest[] }>('inspect.calls', ({ requests }) => requests.length === 0);
+  });
+
   it('refuses agents without the inspector role and visitors, and names a bad field', async () => {
     t = await startTestServer();
     expect(await refusal(t.url, await agentToken(t.url, 'ada'))).toBe('forbidden');

@@ -65,7 +65,11 @@ export function createAgentClient(options: AgentClientOptions): AgentClient {
   });
   const call = createActor(machine, {
     input: options.timings ? { timings: options.timings } : {},
-    ...(options.inspect ? { inspect: options.inspect } : {}),
+    inspect: connection.inspect,
+  });
+  connection.reportInspectionFor(() => {
+    const { requestId } = call.getSnapshot().context;
+    return requestId === null ? null : { requestId };
   });
 
   const ownsCall = (id: string) => call.getSnapshot().context.callId === id;

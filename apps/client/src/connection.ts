@@ -6,7 +6,8 @@ import { io, type ManagerOptions, type Socket, type SocketOptions } from 'socket
 import { createActor, type Actor, type AnyActorRef, type InspectionEvent, type Observer } from 'xstate';
 import type { Ack, ClientEventName, ClientPayload, SignalingMachine, SignalingTimings } from '@callchart/machines';
 import type { ErrorListener } from './errors.ts';
-import { all, listen, type Unsubscribe } from './on.ts';
+import { all, listen, on, type Unsubscribe } from './on.ts';
+import { combineInspectors, createInspectionReporter, type InspectionTarget } from './inspectionReport.ts';
 import { onServerEvents, type ServerEventHandlers } from './serverEvents.ts';
 import { bindSignaling, randomSeed, signalingMachineFor } from './signaling.adapter.ts';
 
@@ -31,6 +32,10 @@ export interface ConnectionOptions {
 
 export interface Connection {
   readonly actor: SignalingActor;
+  /** The inspect observer for the client's other actors: the caller's `inspect` and the live-inspector report. */
+  readonly inspect: (event: InspectionEvent) => void;
+  /** Which request the live-inspector report files this client's transitions under. */
+  reportInspectionFor(target: () => InspectionTarget | null): void;
   /** Queues one message in the outbox; it goes out at once while the session is ready. */
   send<E extends ClientEventName>(event: E, payload: ClientPayload<E>): void;
   onServerEvents(handlers: ServerEventHandlers): Unsubscribe;
@@ -72,6 +77,13 @@ export function createConnection(options: ConnectionOptions): Connection {
       options.onRejoin?.();
     },
   });
+  const reporter = createInspectionReporter({
+    emit: (payload) => {
+      // The ack is only there so that a refusal comes back as a reply rather than an `error` event.
+      if (socket.connected) socket.emit('inspect.client', payload, () => {});
+    },
+  });
+  const inspect = combineInspectors(options.inspect, reporter.inspect);
   const actor = createActor(machine, {
     input: {
       timings: options.signaling?.timings,
@@ -79,14 +91,21 @@ export function createConnection(options: ConnectionOptions): Connection {
       outboxLimit: options.signaling?.outboxLimit,
       randomSeed: randomSeed(),
     },
-    ...(options.inspect ? { inspect: options.inspect } : {}),
+    inspect,
   });
   const network = options.network ?? defaultNetwork();
   const unbind = bindSignaling(socket, (event) => actor.send(event), { onError, ...(network ? { network } : {}) });
-  const subscriptions: Unsubscribe[] = [];
+  const subscriptions: Unsubscribe[] = [
+    // Every session says afresh whether the server takes reports: it may have restarted with another setting.
+    onServerEvents(socket, { 'session.ready': (ready) => reporter.setEnabled(ready.inspect === true) }, onError),
+    on(socket, 'disconnect', () => reporter.setEnabled(false)),
+    () => reporter.stop(),
+  ];
 
   return {
     actor,
+    inspect,
+    reportInspectionFor: (target) => reporter.setTargetSource(target),
     send(event, payload) {
       actor.send({ type: 'send', event, payload, at: Date.now() });
     },

@@ -79,8 +79,9 @@ export function createVisitorClient(options: VisitorClientOptions): VisitorClien
   });
   const call = createActor(machine, {
     input: { pool: options.pool, ...(options.timings ? { timings: options.timings } : {}) },
-    ...(options.inspect ? { inspect: options.inspect } : {}),
+    inspect: connection.inspect,
   });
+  connection.reportInspectionFor(() => (requestId === null ? null : { requestId }));
 
   const ownsRequest = (id: string) => requestId === null || requestId === id;
   const ownsCall = (id: string) => call.getSnapshot().context.callId === id;

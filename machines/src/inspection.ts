@@ -1,0 +1,39 @@
+/**
+ * What may leave a machine for the live inspector: a JSON copy of an event, state value or context with
+ * secrets and session descriptions redacted and sizes capped. Clients run it before they report their
+ * own machines and the server runs it again on everything it keeps, so neither trusts the other.
+ */
+const MAX_STRING = 200;
+const MAX_ITEMS = 50;
+const MAX_DEPTH = 8;
+// Keys whose values are secrets or bulky session descriptions; matched case-insensitively at any depth.
+const REDACTED_KEYS = new Set(['sdp', 'token', 'resumetoken', 'password', 'candidate', 'credential', 'secret', 'authorization']);
+export const REDACTED = '[redacted]';
+
+/** A JSON copy that is safe and small enough to show: secrets redacted, strings, arrays and depth capped. */
+export function sanitize(value: unknown, depth = 0): unknown {
+  if (value === null || typeof value === 'number' || typeof value === 'boolean') return value;
+  if (typeof value === 'string') return value.length > MAX_STRING ? `${value.slice(0, MAX_STRING)}…` : value;
+  if (typeof value === 'bigint') return value.toString();
+  if (typeof value !== 'object') return undefined;
+  if (depth >= MAX_DEPTH) return '[too deep]';
+  if (Array.isArray(value)) {
+    const items = value.slice(0, MAX_ITEMS).map((item) => sanitize(item, depth + 1) ?? null);
+    if (value.length > MAX_ITEMS) items.push(`[+${value.length - MAX_ITEMS} more]`);
+    return items;
+  }
+  const entries = Object.entries(value as Record<string, unknown>);
+  const out: Record<string, unknown> = {};
+  for (const [key, item] of entries.slice(0, MAX_ITEMS)) {
+    const clean = REDACTED_KEYS.has(key.toLowerCase()) && item !== null && item !== undefined ? REDACTED : sanitize(item, depth + 1);
+    if (clean !== undefined) out[key.length > MAX_STRING ? key.slice(0, MAX_STRING) : key] = clean;
+  }
+  if (entries.length > MAX_ITEMS) out['[more]'] = entries.length - MAX_ITEMS;
+  return out;
+}
+
+export function sanitizeEvent(event: { type: string }): { type: string } & Record<string, unknown> {
+  const clean = sanitize(event) as Record<string, unknown>;
+  return { ...clean, type: String(clean.type ?? event.type) };
+}
+
