@@ -7,3 +7,5 @@ export type { RtcEnvironment } from './mediaSession.ts';
 export { ClientError, type ClientErrorCode, type ClientErrorDetails, type ErrorListener } from './errors.ts';
 export { bindPeerConnection, peerConnectionEffects, type PeerConnectionEffects } from './peerConnection.adapter.ts';
 export { bindSignaling, randomSeed, signalingMachineFor } from './signaling.adapter.ts';
+export { inspectorForPage, statelyInspectorRequested, STATELY_SWITCH } from './statelyInspector.ts';
+export { ATTACHED_EVENT, type InspectionTarget } from './inspectionReport.ts';

@@ -1,4 +1,4 @@
-import { afterEach, describe, expect, it, vi } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { InspectionEvent } from 'xstate';
 import { MAX_INSPECT_ENTRY_BYTES, REDACTED, parseClientEvent, type ClientPayload } from '@callchart/machines';
 import { ATTACHED_EVENT, combineInspectors, createInspectionReporter, reportEntry, type InspectionTarget } from './inspectionReport.ts';
@@ -10,28 +10,26 @@ function snapshotEvent(machine: string, value: unknown, event: { type: string } 
 
 function reporter(target: InspectionTarget | null = { requestId: 'req-1' }) {
   const sent: ClientPayload<'inspect.client'>[] = [];
-  const report = createInspectionReporter({ emit: (payload) => sent.push(payload), now: () => 42, flushMs: 10 });
+  const report = createInspectionReporter({ emit: (payload) => sent.push(payload), now: () => 42 });
   let current = target;
   report.setTargetSource(() => current);
   return { report, sent, retarget: (next: InspectionTarget | null) => (current = next) };
 }
 
-afterEach(() => {
-  vi.useRealTimers();
-});
+/** Lets the reporter's end-of-task flush run. */
+const settle = () => new Promise<void>((resolve) => setImmediate(resolve));
 
 describe('the inspection reporter', () => {
-  it('sends nothing until the server says it takes reports, then every actor’s current state, then each transition', () => {
-    vi.useFakeTimers();
+  it('sends nothing until the server says it takes reports, then every actor’s current state, then each transition', async () => {
     const { report, sent } = reporter();
     report.inspect(snapshotEvent('signaling', { connected: 'ready' }, { type: 'session.ready', resumeToken: 'secret' }));
     report.inspect(snapshotEvent('visitorCall', { waiting: 'searching' }, { type: 'call.request' }, { pool: 'support' }));
-    vi.advanceTimersByTime(50);
+    await settle();
     expect(sent).toEqual([]);
 
     report.setEnabled(true);
     report.inspect(snapshotEvent('visitorCall', { waiting: 'ringing' }, { type: 'routing.ringing', agentName: 'Ada' }));
-    vi.advanceTimersByTime(10);
+    await settle();
     // Every payload is one the server's own schema accepts.
     for (const payload of sent) expect(parseClientEvent('inspect.client', payload).ok).toBe(true);
     expect(sent).toEqual([
@@ -47,14 +45,13 @@ describe('the inspection reporter', () => {
     ]);
   });
 
-  it('redacts secrets and session descriptions before they leave, and ignores other machines and other inspection events', () => {
-    vi.useFakeTimers();
+  it('redacts secrets and session descriptions before they leave, and ignores other machines and other inspection events', async () => {
     const { report, sent } = reporter({ callId: 'call-1' });
     report.setEnabled(true);
     report.inspect(snapshotEvent('peerConnection', 'connecting', { type: 'signal.offer', sdp: 'v=0 secret' }, { resumeToken: 'jwt', iceServers: [{ credential: 'pw' }] }));
     report.inspect(snapshotEvent('somethingElse', 'x', { type: 'y' }));
     report.inspect({ type: '@xstate.event', event: { type: 'z' } } as unknown as InspectionEvent);
-    vi.advanceTimersByTime(10);
+    await settle();
     expect(sent).toEqual([
       {
         callId: 'call-1',
@@ -64,31 +61,30 @@ describe('the inspection reporter', () => {
     ]);
   });
 
-  it('drops transitions without a request, re-attaches when the request changes or the session starts again, and forgets stopped actors', () => {
-    vi.useFakeTimers();
+  it('drops transitions without a request, re-attaches when the request changes or the session starts again, and forgets stopped actors', async () => {
     const { report, sent, retarget } = reporter(null);
     report.setEnabled(true);
     report.inspect(snapshotEvent('agent', 'available', { type: 'login' }));
     report.inspect(snapshotEvent('peerConnection', 'closed', { type: 'close' }, {}, 'stopped'));
-    vi.advanceTimersByTime(10);
+    await settle();
     expect(sent).toEqual([]);
 
     retarget({ requestId: 'req-2' });
     report.inspect(snapshotEvent('agent', 'ringing', { type: 'ring' }));
-    vi.advanceTimersByTime(10);
+    await settle();
     expect(sent).toEqual([{ requestId: 'req-2', actor: 'agent', entries: [{ at: 42, event: { type: 'ring' }, state: 'ringing', context: {} }] }]);
 
     // A new socket (after a server restart, say) may face a server that has forgotten everything.
     sent.length = 0;
     report.setEnabled(false);
     report.setEnabled(true);
-    vi.advanceTimersByTime(10);
+    await settle();
     expect(sent).toEqual([{ requestId: 'req-2', actor: 'agent', entries: [{ at: 42, event: { type: ATTACHED_EVENT }, state: 'ringing', context: {} }] }]);
 
     sent.length = 0;
     report.inspect(snapshotEvent('agent', 'connecting', { type: 'accept' }));
     report.setEnabled(false);
-    vi.advanceTimersByTime(10);
+    await settle();
     expect(sent).toEqual([]);
     report.stop();
   });
@@ -100,12 +96,11 @@ describe('the inspection reporter', () => {
     expect(JSON.stringify(reportEntry(1, { type: 'small' }, { value: 'x', context: { a: 1 } })).length).toBeLessThan(MAX_INSPECT_ENTRY_BYTES);
   });
 
-  it('splits a long burst into messages of at most 50 entries', () => {
-    vi.useFakeTimers();
+  it('splits a long burst into messages of at most 50 entries', async () => {
     const { report, sent } = reporter();
     report.setEnabled(true);
     for (let i = 0; i < 120; i++) report.inspect(snapshotEvent('signaling', 'connecting', { type: 'send', n: i }));
-    vi.advanceTimersByTime(10);
+    await settle();
     expect(sent.map((payload) => payload.entries.length)).toEqual([50, 50, 20]);
     expect(sent.flatMap((payload) => payload.entries.map((entry) => entry.event.n))).toEqual(Array.from({ length: 120 }, (_, i) => i));
   });

@@ -1,7 +1,9 @@
 /**
  * Reports this client's machines to the server's live inspector, when the server says it takes reports
  * (`session.ready` with `inspect: true`, a development setting). Every transition becomes a sanitized entry
- * tagged with the request it belongs to; entries are batched and sent straight on the socket.
+ * tagged with the request it belongs to; the entries of one burst (a transition's microsteps, an attach of
+ * every actor) go out together, straight on the socket, once the current task is done. No timer: the
+ * client keeps no clock of its own.
  *
  * Reports bypass the signaling outbox on purpose: the outbox is itself an inspected machine, so a report
  * queued there would cause a transition that is reported in turn, forever. A report lost with the socket
@@ -24,8 +26,6 @@ export type Inspect = Observer<InspectionEvent> | ((event: InspectionEvent) => v
 
 /** The event of the entry that (re)introduces an actor's current state to a new target or a new socket. */
 export const ATTACHED_EVENT = 'inspector.attached';
-/** How long entries wait for company before they go out. */
-export const REPORT_FLUSH_MS = 200;
 
 type Entry = ClientPayload<'inspect.client'>['entries'][number];
 interface Pending {
@@ -47,7 +47,6 @@ export interface InspectionReporter {
 export interface InspectionReporterOptions {
   emit: (payload: ClientPayload<'inspect.client'>) => void;
   now?: () => number;
-  flushMs?: number;
 }
 
 const isInspectable = (id: string | undefined): id is InspectableActor => (INSPECTABLE_CLIENT_ACTORS as readonly (string | undefined)[]).includes(id);
@@ -70,14 +69,13 @@ export function createInspectionReporter(options: InspectionReporterOptions): In
   const now = options.now ?? Date.now;
   const latest = new Map<InspectableActor, AnyMachineSnapshot>();
   let pending: Pending[] = [];
-  let timer: ReturnType<typeof setTimeout> | null = null;
+  let scheduled = false;
   let enabled = false;
   let targetSource: () => InspectionTarget | null = () => null;
   let attachedTo: InspectionTarget | null = null;
 
   const flush = () => {
-    if (timer !== null) clearTimeout(timer);
-    timer = null;
+    scheduled = false;
     const batch = pending;
     pending = [];
     // One message per run of entries with the same actor and target, in the order they happened.
@@ -92,7 +90,9 @@ export function createInspectionReporter(options: InspectionReporterOptions): In
 
   const enqueue = (item: Pending) => {
     pending.push(item);
-    timer ??= setTimeout(flush, options.flushMs ?? REPORT_FLUSH_MS);
+    if (scheduled) return;
+    scheduled = true;
+    queueMicrotask(flush);
   };
 
   /** Every actor's current state under `target`; `cause` is the event that just moved `causeActor`. */
@@ -137,8 +137,6 @@ export function createInspectionReporter(options: InspectionReporterOptions): In
     },
     stop() {
       enabled = false;
-      if (timer !== null) clearTimeout(timer);
-      timer = null;
       pending = [];
       latest.clear();
     },

@@ -1,6 +1,6 @@
 /** The agent's client for one login: created with the token, logged in at once, stopped when the page leaves it. */
 import { useEffect, useState } from 'react';
-import { createAgentClient, type AgentClient } from '@callchart/client';
+import { createAgentClient, inspectorForPage, type AgentClient } from '@callchart/client';
 
 /** `window.callchart`, for developers in the console and for browser tests. */
 export interface CallchartGlobal {
@@ -19,21 +19,30 @@ export function useAgentClient(token: string): AgentClient | null {
   const [client, setClient] = useState<AgentClient | null>(null);
 
   useEffect(() => {
-    const current = createAgentClient({
-      url: location.origin,
-      token,
-      rtc: {
-        RTCPeerConnection: window.RTCPeerConnection,
-        getUserMedia: navigator.mediaDevices ? (constraints) => navigator.mediaDevices.getUserMedia(constraints) : undefined,
-      },
-      onError: (error) => console.warn(`[callchart] ${error.message}`, error.details),
+    let current: AgentClient | null = null;
+    let exposed: CallchartGlobal | null = null;
+    let cancelled = false;
+    // Resolves at once unless the page asked for Stately's inspector (see docs/inspector.md).
+    void inspectorForPage().then((inspect) => {
+      if (cancelled) return;
+      current = createAgentClient({
+        url: location.origin,
+        token,
+        rtc: {
+          RTCPeerConnection: window.RTCPeerConnection,
+          getUserMedia: navigator.mediaDevices ? (constraints) => navigator.mediaDevices.getUserMedia(constraints) : undefined,
+        },
+        onError: (error) => console.warn(`[callchart] ${error.message}`, error.details),
+        ...(inspect ? { inspect } : {}),
+      });
+      current.call.send({ type: 'login' });
+      exposed = expose(current);
+      setClient(current);
     });
-    current.call.send({ type: 'login' });
-    const exposed = expose(current);
-    setClient(current);
     return () => {
-      current.stop();
-      if ((window as { callchart?: CallchartGlobal }).callchart === exposed) Reflect.deleteProperty(window, 'callchart');
+      cancelled = true;
+      current?.stop();
+      if (exposed && (window as { callchart?: CallchartGlobal }).callchart === exposed) Reflect.deleteProperty(window, 'callchart');
     };
   }, [token]);
 

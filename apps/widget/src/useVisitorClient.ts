@@ -4,7 +4,7 @@
  * credentials, so a fresh session is the only way back.
  */
 import { useCallback, useEffect, useState } from 'react';
-import { createVisitorClient, type VisitorClient } from '@callchart/client';
+import { createVisitorClient, inspectorForPage, type VisitorClient } from '@callchart/client';
 import { fetchVisitorSession, SessionError } from './session.ts';
 
 export type ClientBoot =
@@ -40,8 +40,9 @@ export function useVisitorClient({ origin, pool, visitorName }: VisitorClientCon
     let client: VisitorClient | null = null;
     let cancelled = false;
     setBoot({ status: 'starting' });
-    fetchVisitorSession(origin, visitorName).then(
-      (session) => {
+    // The inspector resolves at once unless the page asked for Stately's (see docs/inspector.md).
+    Promise.all([fetchVisitorSession(origin, visitorName), inspectorForPage()]).then(
+      ([session, inspect]) => {
         if (cancelled) return;
         client = createVisitorClient({
           url: origin,
@@ -52,6 +53,7 @@ export function useVisitorClient({ origin, pool, visitorName }: VisitorClientCon
             getUserMedia: navigator.mediaDevices ? (constraints) => navigator.mediaDevices.getUserMedia(constraints) : undefined,
           },
           onError: (error) => console.warn(`[callchart] ${error.message}`, error.details),
+          ...(inspect ? { inspect } : {}),
         });
         const current = client;
         expose(current);
