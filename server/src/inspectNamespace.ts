@@ -34,12 +34,14 @@ export interface InspectNamespaceOptions {
   switchboard: Switchboard;
   store: Store;
   logger: Logger;
+  /** Whether clients report their own machines (INSPECT_CLIENTS), so the page can say why they are missing. */
+  clientInspection: boolean;
 }
 
 export function attachInspectNamespace(options: InspectNamespaceOptions): void {
   const { auth, inspection, switchboard, store, logger } = options;
   const namespace = options.io.of(INSPECT_NAMESPACE);
-  const calls = () => ({ requests: switchboard.live() });
+  const calls = () => ({ requests: switchboard.live(), clientInspection: options.clientInspection });
 
   // A transition can move many requests at once (a restart, a queue advancing): one list per burst.
   let listTimer: NodeJS.Timeout | null = null;

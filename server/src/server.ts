@@ -78,7 +78,7 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
     resumeWindowMs: config.timings.resumeWindowMs,
     clientInspection: config.inspectClients ? inspection : null,
   });
-  attachInspectNamespace({ io: io as unknown as Server, auth, inspection, switchboard, store, logger });
+  attachInspectNamespace({ io: io as unknown as Server, auth, inspection, switchboard, store, logger, clientInspection: config.inspectClients });
   const restored = switchboard.restore();
   if (restored.requests || restored.calls) logger.info(restored, 'restored actors from the store');
   // Every socket was lost with the old process: waiting visitors get the resume window, as after a drop.

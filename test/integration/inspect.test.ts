@@ -131,7 +131,7 @@ describe('the /inspect namespace', () => {
   it('pushes the list of live requests to open inspectors as requests start, connect and end', async () => {
     t = await startTestServer();
     const inspector = await connectInspector(t.url);
-    expect(await inspector.next<{ requests: LiveRequest[] }>('inspect.calls')).toEqual({ requests: [] });
+    expect(await inspector.next<{ requests: LiveRequest[] }>('inspect.calls')).toEqual({ requests: [], clientInspection: false });
     const { agents, visitor } = await visitorAndAgents(t.url, ['ada']);
     sockets.push(agents.ada, visitor);
     const { requestId, callId } = await placeCall(visitor, agents.ada);
