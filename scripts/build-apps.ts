@@ -1,5 +1,5 @@
 /**
- * Builds the browser apps the server serves (the widget bundle and the dashboard) with Vite.
+ * Builds the browser apps the server serves (the widget bundle, the dashboard and the inspector) with Vite.
  * `npm run build` always builds; `npm start` and the test suite build only what is stale, so a fresh
  * clone works after `npm install` and an unchanged tree costs nothing.
  */
@@ -22,9 +22,10 @@ export interface AppBuild {
 export const apps: readonly AppBuild[] = [
   { name: 'widget', dir: path.join(repoRoot, 'apps/widget'), output: path.join(repoRoot, 'apps/widget/dist/widget.js') },
   { name: 'dashboard', dir: path.join(repoRoot, 'apps/dashboard'), output: path.join(repoRoot, 'apps/dashboard/dist/index.html') },
+  { name: 'inspector', dir: path.join(repoRoot, 'apps/inspector'), output: path.join(repoRoot, 'apps/inspector/dist/index.html') },
 ];
 
-// Both bundles inline the machines and the client, so a change there makes them stale too.
+// The bundles inline the machines (and the widget and dashboard the client), so a change there makes them stale too.
 const sharedSources = ['machines/src', 'apps/client/src'].map((dir) => path.join(repoRoot, dir));
 
 async function newestMtime(target: string): Promise<number> {

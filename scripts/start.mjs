@@ -1,4 +1,4 @@
-// `npm start`: builds the widget and the dashboard if they are missing or stale, then runs the callchart
+// `npm start`: builds the widget, the dashboard and the inspector if they are missing or stale, then runs the callchart
 // server (pages, HTTP API and Socket.IO on one port, SQLite in ./data).
 import { spawn } from 'node:child_process';
 

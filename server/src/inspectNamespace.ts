@@ -91,7 +91,8 @@ export function attachInspectNamespace(options: InspectNamespaceOptions): void {
       'inspect.history': ({ callId }) => {
         const call = store.calls.get(callId);
         if (!call) throw new InspectError({ code: 'not-found', message: 'There is no such call.', field: 'callId' });
-        return { call: { id: call.id, requestId: call.requestId, state: call.state, endReason: call.endReason }, entries: historyEntries(store.events.forCall(callId)) };
+        // The whole request: how routing got to this call, and what became of it afterwards, beside the call itself.
+        return { call: { id: call.id, requestId: call.requestId, state: call.state, endReason: call.endReason }, entries: historyEntries(store.events.forRequest(call.requestId)) };
       },
     };
 

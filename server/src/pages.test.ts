@@ -1,6 +1,8 @@
+import vm from 'node:vm';
 /**
  * The pages the composed server serves: the demo host page, the widget bundle it embeds with exactly
- * one script tag, and the dashboard with its assets. The builds come from vitest's globalSetup.
+ * one script tag, and the dashboard and the inspector with their assets. The builds come from vitest's
+ * globalSetup.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import type { Server } from 'node:http';
@@ -39,8 +41,9 @@ describe('pages served by the server', () => {
     expect(response.status).toBe(200);
     expect(response.headers.get('content-type')).toMatch(/^(text|application)\/javascript/);
     const body = await response.text();
-    // A classic script: an ES module's import/export would be a syntax error in a plain <script>.
-    expect(body).not.toMatch(/^\s*(import|export)\s/m);
+    // A classic script: compiling it as one fails on any static import or export an ES module would have
+    // (text that merely looks like one, inside a bundled library's message, is fine).
+    expect(() => new vm.Script(body, { filename: 'widget.js' })).not.toThrow();
     expect(body).toContain('callchart-widget');
     expect(body).toContain('.panel');
     // React's production build: a build made under NODE_ENV=test would ship the development runtime.
@@ -50,26 +53,46 @@ describe('pages served by the server', () => {
     expect(bytes).toBeLessThan(WIDGET_MAX_BYTES);
   });
 
-  it('serves the dashboard at /agent and /agent/, and the assets it refers to', async () => {
-    for (const route of ['/agent', '/agent/']) {
-      const response = await fetch(`${server.url}${route}`, { redirect: 'manual' });
-      expect(response.status, route).toBe(200);
-      expect(response.headers.get('content-type')).toMatch(/^text\/html/);
-    }
-    const html = await (await fetch(`${server.url}/agent`)).text();
-    const assets = [...html.matchAll(/(?:src|href)="(\/agent\/assets\/[^"]+)"/g)].map((match) => match[1]);
-    expect(assets.some((asset) => asset?.endsWith('.js'))).toBe(true);
-    expect(assets.some((asset) => asset?.endsWith('.css'))).toBe(true);
-    for (const asset of assets) {
-      const response = await fetch(`${server.url}${asset}`);
-      expect(response.status, asset).toBe(200);
-      expect(response.headers.get('content-type')).toMatch(asset?.endsWith('.css') ? /^text\/css/ : /javascript/);
-    }
+  for (const [name, route, title] of [
+    ['dashboard', '/agent', /Agent dashboard/],
+    ['inspector', '/inspect', /Inspector/],
+  ] as const) {
+    it(`serves the ${name} at ${route} and ${route}/, and the assets it refers to`, async () => {
+      for (const path of [route, `${route}/`]) {
+        const response = await fetch(`${server.url}${path}`, { redirect: 'manual' });
+        expect(response.status, path).toBe(200);
+        expect(response.headers.get('content-type')).toMatch(/^text\/html/);
+        expect(response.headers.get('cache-control'), path).toBe('no-cache');
+      }
+      const html = await (await fetch(`${server.url}${route}`)).text();
+      expect(html).toMatch(new RegExp(`<title>[^<]*${title.source}`));
+      const assets = [...html.matchAll(new RegExp(`(?:src|href)="(${route}/assets/[^"]+)"`, 'g'))].map((match) => match[1]);
+      expect(assets.some((asset) => asset?.endsWith('.js'))).toBe(true);
+      expect(assets.some((asset) => asset?.endsWith('.css'))).toBe(true);
+      for (const asset of assets) {
+        const response = await fetch(`${server.url}${asset}`);
+        expect(response.status, asset).toBe(200);
+        expect(response.headers.get('content-type')).toMatch(asset?.endsWith('.css') ? /^text\/css/ : /javascript/);
+        expect(response.headers.get('cache-control'), asset).toMatch(/immutable/);
+      }
+    });
+  }
+
+  it('serves the inspector’s lazily loaded chart layout from its assets', async () => {
+    const html = await (await fetch(`${server.url}/inspect`)).text();
+    const entry = /src="(\/inspect\/assets\/[^"]+\.js)"/.exec(html)?.[1];
+    expect(entry).toBeDefined();
+    const script = await (await fetch(`${server.url}${entry}`)).text();
+    // The entry names its dynamic chunks relative to itself; each must be served too.
+    const chunks = [...script.matchAll(/["'`]\.\/([\w-]+\.js)["'`]/g)].map((match) => match[1]);
+    expect(chunks.some((chunk) => chunk?.startsWith('layout-'))).toBe(true);
+    for (const chunk of chunks) expect((await fetch(`${server.url}/inspect/assets/${chunk}`)).status, chunk).toBe(200);
   });
 
   it('leaves /api and unknown asset paths alone', async () => {
     expect((await fetch(`${server.url}/api/nothing`)).headers.get('content-type')).toMatch(/^application\/json/);
     expect((await fetch(`${server.url}/agent/assets/missing.js`)).status).toBe(404);
+    expect((await fetch(`${server.url}/inspect/assets/missing.js`)).status).toBe(404);
   });
 });
 
@@ -80,7 +103,12 @@ describe('pages without a build', () => {
   beforeAll(async () => {
     dir = mkdtempSync(path.join(tmpdir(), 'callchart-pages-'));
     const app = express();
-    mountPages(app, { hostPage: defaultPagePaths.hostPage, widgetDist: path.join(dir, 'widget'), dashboardDist: path.join(dir, 'dashboard') });
+    mountPages(app, {
+      hostPage: defaultPagePaths.hostPage,
+      widgetDist: path.join(dir, 'widget'),
+      dashboardDist: path.join(dir, 'dashboard'),
+      inspectorDist: path.join(dir, 'inspector'),
+    });
     http = app.listen(0, '127.0.0.1');
     await new Promise((resolve) => http.once('listening', resolve));
     base = `http://127.0.0.1:${(http.address() as AddressInfo).port}`;
@@ -91,7 +119,7 @@ describe('pages without a build', () => {
   });
 
   it('answers 503 with how to build, instead of a bare 404', async () => {
-    for (const route of ['/widget.js', '/agent']) {
+    for (const route of ['/widget.js', '/agent', '/inspect', '/inspect/']) {
       const response = await fetch(`${base}${route}`);
       expect(response.status, route).toBe(503);
       expect(await response.text()).toContain('npm run build');

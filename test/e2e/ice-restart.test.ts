@@ -7,7 +7,19 @@ import type { Browser } from 'playwright-core';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { launchBrowser, waitForMediaFlowing, waitForMediaStopped } from '../support/browser.ts';
 import { connectCall, connectionIndicator, statusCleared, TEXT } from '../support/call-steps.ts';
-import { openAgent, openVisitor, screenshot, startApp, status, visitorCallId, waitForCall, type App } from '../support/e2e.ts';
+import {
+  callDetails,
+  inspectedStateStartsWith,
+  openAgent,
+  openInspector,
+  openVisitor,
+  screenshot,
+  startApp,
+  status,
+  visitorCallId,
+  waitForCall,
+  type App,
+} from '../support/e2e.ts';
 import { TurnServer } from '../support/turn.ts';
 
 // Disconnected at about 5 s and the 2 s grace in `unstable` put the first attempt near 7 s; ICE failing
@@ -35,18 +47,26 @@ describe('ICE restart when the relay fails mid-call', () => {
     await browser?.close();
   });
 
-  async function callThroughRelay() {
+  async function callThroughRelay(env: Record<string, string> = {}) {
     turn = await TurnServer.create();
     await turn.start();
-    app = await startApp(turn);
+    app = await startApp(turn, env);
     const visitor = await openVisitor(browser, app);
     const ada = await openAgent(browser, app, 'ada');
     await connectCall(visitor, ada, 'ada');
     return { app, visitor, ada, callId: await visitorCallId(visitor.page) };
   }
 
-  it('shows Reconnecting on both sides, recovers once the relay is back, and records the attempts', async () => {
-    const { app, visitor, ada, callId } = await callThroughRelay();
+  it('shows Reconnecting on both sides and in the live inspector, recovers once the relay is back, and records the attempts', async () => {
+    // Both clients report their machines, so the inspector shows their peerConnection actors too.
+    const { app, visitor, ada, callId } = await callThroughRelay({ INSPECT_CLIENTS: 'on' });
+    const { requestId } = (await callDetails(app, callId)).call;
+    const inspector = await openInspector(browser, app, requestId);
+    await Promise.all([
+      inspectedStateStartsWith(inspector.page, 'peerConnection', 'visitor', 'connected'),
+      inspectedStateStartsWith(inspector.page, 'peerConnection', 'agent', 'connected'),
+      inspectedStateStartsWith(inspector.page, 'routing', 'server', 'connected'),
+    ]);
 
     await turn.stop();
     await Promise.all([
@@ -54,10 +74,13 @@ describe('ICE restart when the relay fails mid-call', () => {
       waitForMediaStopped(ada.page),
       status(visitor.page, TEXT.reconnecting, FIRST_ATTEMPT_MS),
       status(ada.page, TEXT.reconnecting, FIRST_ATTEMPT_MS),
+      inspectedStateStartsWith(inspector.page, 'peerConnection', 'visitor', 'reconnecting', FIRST_ATTEMPT_MS),
+      inspectedStateStartsWith(inspector.page, 'peerConnection', 'agent', 'reconnecting', FIRST_ATTEMPT_MS),
     ]);
     await connectionIndicator(ada.page, 'amber', 'Connection unstable');
     await screenshot(visitor.page, 'widget-reconnecting');
     await screenshot(ada.page, 'dashboard-reconnecting');
+    await screenshot(inspector.page, 'inspector-reconnecting');
 
     await turn.start();
     const relayBackAt = Date.now();
@@ -68,8 +91,14 @@ describe('ICE restart when the relay fails mid-call', () => {
     const recoveryMs = Math.max(visitorFlow.at, adaFlow.at) - relayBackAt;
     console.log(`ICE restart: media flowing on both pages ${recoveryMs} ms after the relay restarted`);
 
-    await Promise.all([statusCleared(visitor.page, TEXT.reconnecting), statusCleared(ada.page, TEXT.reconnecting)]);
+    await Promise.all([
+      statusCleared(visitor.page, TEXT.reconnecting),
+      statusCleared(ada.page, TEXT.reconnecting),
+      inspectedStateStartsWith(inspector.page, 'peerConnection', 'visitor', 'connected'),
+      inspectedStateStartsWith(inspector.page, 'peerConnection', 'agent', 'connected'),
+    ]);
     await connectionIndicator(ada.page, 'green', 'Connection good');
+    await screenshot(inspector.page, 'inspector-recovered');
     const details = await waitForCall(app, callId, (d) => d.telemetry.reconnectionAttempts.some((a) => a.outcome === 'recovered'));
     expect(details.call.endedAt).toBeNull();
     expect(details.telemetry.disconnections.length).toBeGreaterThan(0);

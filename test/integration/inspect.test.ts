@@ -126,6 +126,9 @@ describe('the /inspect namespace', () => {
     const states = (history.entries as TimelineEntry[]).filter((entry) => entry.kind === 'callSession').map((entry) => entry.state);
     expect(states.some((state) => String(state).includes('session.paused'))).toBe(true);
     expect(states.at(-1)).toBe('ended');
+    // The request's routing is part of the story: how the call came to be, and that it ended.
+    const routingStates = (history.entries as TimelineEntry[]).filter((entry) => entry.kind === 'routing').map((entry) => entry.state);
+    expect(routingStates).toEqual(expect.arrayContaining(['ringing', 'connected', 'done']));
   });
 
   it('pushes the list of live requests to open inspectors as requests start, connect and end', async () => {

@@ -1,6 +1,6 @@
 /**
  * Vitest globalSetup: the suites that load the pages in a server or a browser need the built widget
- * and dashboard, so stale or missing builds are made once before any suite runs.
+ * dashboard and inspector, so stale or missing builds are made once before any suite runs.
  */
 import { buildApps } from '../../scripts/build-apps.ts';
 

@@ -150,6 +150,39 @@ export async function openAgent(browser: Browser, app: App, agent: DemoAgent, { 
   return { context, page };
 }
 
+/** The live inspector at /inspect, logged in as the demo inspector, with the live request `requestId` chosen. */
+export async function openInspector(browser: Browser, app: App, requestId: string): Promise<Person> {
+  const context = await newPerson(browser);
+  const page = await openPage(context, `${app.url}/inspect`);
+  // A developer's screen: every actor of a call side by side, large enough to read in the screenshots.
+  await page.setViewportSize({ width: 1600, height: 1000 });
+  await waitForText(page, page.getByRole('button'), 'Log in', 15_000);
+  await page.getByLabel('Email').fill(DEMO.inspector.email);
+  await page.getByLabel('Password').fill(DEMO.inspector.password);
+  await page.getByRole('button', { name: 'Log in' }).click();
+  await page.locator(`button[data-request-id="${requestId}"]`).click({ timeout: 15_000 });
+  return { context, page };
+}
+
+/** The state an inspector page shows for one actor card, e.g. `reconnecting.attempting`. */
+export function inspectedActor(page: Page, kind: string, side: 'server' | 'agent' | 'visitor'): Locator {
+  return page.locator(`[data-kind="${kind}"][data-side="${side}"]`).first();
+}
+
+/** Resolves once the actor's card shows a state starting with `prefix`; fails naming the states it showed. */
+export async function inspectedStateStartsWith(page: Page, kind: string, side: 'server' | 'agent' | 'visitor', prefix: string, timeoutMs = 20_000): Promise<void> {
+  const card = inspectedActor(page, kind, side);
+  const seen = new Set<string>();
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const state = await card.getAttribute('data-state', { timeout: 1_000 }).catch(() => null);
+    if (state !== null) seen.add(state);
+    if (state?.startsWith(prefix)) return;
+    if (Date.now() > deadline) throw new Error(`the inspector never showed ${side} ${kind} in ${prefix}… within ${timeoutMs} ms; it showed: ${[...seen].join(', ') || 'no such actor'}`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
 /** Resolves once the person's own camera shows in the page: a picture of a call must not show an empty preview. */
 export async function ownCameraShowing(page: Page, timeoutMs = 10_000): Promise<void> {
   const preview = page.locator('video[data-role="local"]');
@@ -172,7 +205,7 @@ export async function visitorCallId(page: Page): Promise<string> {
 }
 
 export interface CallDetails {
-  call: { id: string; agentId: string; state: string; endReason: string | null; connectedAt: number | null; endedAt: number | null };
+  call: { id: string; requestId: string; agentId: string; state: string; endReason: string | null; connectedAt: number | null; endedAt: number | null };
   telemetry: {
     disconnections: { leg: string; at: number; cause: string }[];
     reconnectionAttempts: { leg: string; at: number; durationMs: number | null; outcome: string }[];

@@ -1,0 +1,73 @@
+/**
+ * The inspector's login: an agent account with the `inspector` role. The token lives in sessionStorage
+ * under its own key, so the inspector and the dashboard can be open side by side as different accounts.
+ */
+
+export interface InspectorProfile {
+  id: string;
+  name: string;
+  pools: string[];
+  roles: string[];
+}
+
+export interface InspectorSession {
+  token: string;
+  /** Epoch ms. */
+  expiresAt: number;
+  agent: InspectorProfile;
+}
+
+export const INSPECTOR_ROLE = 'inspector';
+const STORAGE_KEY = 'callchart.inspectorSession';
+
+export function loadSession(now = Date.now()): InspectorSession | null {
+  try {
+    const raw = sessionStorage.getItem(STORAGE_KEY);
+    if (raw === null) return null;
+    const session = JSON.parse(raw) as InspectorSession;
+    if (typeof session.token !== 'string' || !(session.expiresAt > now) || !session.agent?.roles?.includes(INSPECTOR_ROLE)) {
+      sessionStorage.removeItem(STORAGE_KEY);
+      return null;
+    }
+    return session;
+  } catch {
+    return null;
+  }
+}
+
+export function saveSession(session: InspectorSession): void {
+  sessionStorage.setItem(STORAGE_KEY, JSON.stringify(session));
+}
+
+export function clearSession(): void {
+  sessionStorage.removeItem(STORAGE_KEY);
+}
+
+/** A failure the person logging in may read: one sentence. */
+export class LoginError extends Error {
+  override readonly name = 'LoginError';
+}
+
+export function missingRoleMessage(name: string): string {
+  return `${name}'s account lacks the inspector role, so it cannot open the inspector. Log in with an inspector account.`;
+}
+
+export async function logIn(email: string, password: string): Promise<InspectorSession> {
+  let response: Response;
+  try {
+    response = await fetch('/api/agents/login', {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify({ email, password }),
+    });
+  } catch (cause) {
+    throw new LoginError('The server could not be reached. Check your connection and try again.', { cause });
+  }
+  const body = (await response.json().catch(() => null)) as (InspectorSession & { error?: { message?: string } }) | null;
+  if (!response.ok || body === null) {
+    throw new LoginError(body?.error?.message ?? 'Logging in failed. Please try again.');
+  }
+  // The server would refuse the feed anyway; saying so here keeps the person on the form they can fix.
+  if (!body.agent.roles.includes(INSPECTOR_ROLE)) throw new LoginError(missingRoleMessage(body.agent.name));
+  return { token: body.token, expiresAt: body.expiresAt, agent: body.agent };
+}
