@@ -41,7 +41,7 @@ export interface RoutingInput {
 export type AgentLostCause = 'socket' | 'away' | 'logout';
 
 export type RoutingEvent =
-  | { type: 'agents.updated'; agents: AgentInfo[]; at: number }
+  | { type: 'agents.updated'; agents: readonly AgentInfo[]; at: number }
   | { type: 'agent.accepted'; agentId: string; at: number }
   | { type: 'agent.rejected'; agentId: string; at: number }
   | { type: 'agent.lost'; agentId: string; cause: AgentLostCause; at: number }
@@ -74,7 +74,7 @@ export interface RoutingContext {
   visitorId: string;
   pool: string;
   /** The server's latest view of the agents, pushed on every presence change. */
-  agents: AgentInfo[];
+  agents: readonly AgentInfo[];
   /** Agents already offered this request, in ring order; none is ever offered twice. */
   triedAgentIds: string[];
   /** The agent being rung, in the call, or being waited for; null while searching or queued. */

@@ -14,6 +14,8 @@ interface OnlineAgent {
   sockets: Set<string>;
   /** Requests that hold this agent (rung or in a call); a held agent is busy for everyone else. */
   heldBy: Set<string>;
+  /** Read from the store when the agent comes online and kept here after: every routing choice reads it. */
+  lastAssignedAt: number | null;
 }
 
 export class Presence {
@@ -21,6 +23,11 @@ export class Presence {
   /** Holds on agents not connected since the start: a restored ring or call must keep them busy when they come back. */
   private readonly pendingHolds = new Map<string, Set<string>>();
   private readonly listeners = new Set<() => void>();
+  /**
+   * The view every routing actor is sent, built once per change: with many agents and many waiting
+   * requests, rebuilding it per request would cost agents × requests on every presence change.
+   */
+  private cachedView: AgentInfo[] | null = null;
 
   constructor(
     private readonly lastAssignedAt: (agentId: string) => number | null,
@@ -38,6 +45,7 @@ export class Presence {
   }
 
   private changed(): void {
+    this.cachedView = null;
     for (const listener of this.listeners) listener();
   }
 
@@ -49,7 +57,13 @@ export class Presence {
     } else {
       const heldBy = this.pendingHolds.get(agent.id) ?? new Set<string>();
       this.pendingHolds.delete(agent.id);
-      this.agents.set(agent.id, { ...agent, chosen: chosen ?? this.memory.recall(agent.id) ?? 'available', sockets: new Set([socketId]), heldBy });
+      this.agents.set(agent.id, {
+        ...agent,
+        chosen: chosen ?? this.memory.recall(agent.id) ?? 'available',
+        sockets: new Set([socketId]),
+        heldBy,
+        lastAssignedAt: this.lastAssignedAt(agent.id),
+      });
     }
     this.changed();
   }
@@ -103,13 +117,23 @@ export class Presence {
     return this.agents.get(agentId)?.chosen ?? null;
   }
 
-  view(): AgentInfo[] {
-    return [...this.agents.values()].map((agent) => ({
+  /** The agent was just given a call; the store has been told, this keeps the online copy in step. */
+  assigned(agentId: string, at: number): void {
+    const agent = this.agents.get(agentId);
+    if (!agent) return;
+    agent.lastAssignedAt = at;
+    this.changed();
+  }
+
+  /** Shared by every caller until the next change, so callers must not modify it. */
+  view(): readonly AgentInfo[] {
+    this.cachedView ??= [...this.agents.values()].map((agent) => ({
       id: agent.id,
       name: agent.name,
       pools: agent.pools,
       status: agent.sockets.size === 0 ? 'offline' : agent.heldBy.size > 0 ? 'busy' : agent.chosen,
-      lastAssignedAt: this.lastAssignedAt(agent.id),
+      lastAssignedAt: agent.lastAssignedAt,
     }));
+    return this.cachedView;
   }
 }

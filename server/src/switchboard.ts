@@ -441,6 +441,7 @@ export class Switchboard {
       startedAt: at,
     });
     this.store.agents.markAssigned(agentId, at);
+    this.presence.assigned(agentId, at);
     request.callId = callId;
     const entry = this.startCall({
       callId,
