@@ -5,6 +5,7 @@ export * from './visitorCall.view.ts';
 export * from './agent.machine.ts';
 export * from './agent.view.ts';
 export * from './routing.machine.ts';
+export { compareForAssignment, eligibleAgents, isEligible, nextAgent } from './routing.agents.ts';
 export * from './callSession.machine.ts';
 export * from './protocol.ts';
 export * from './inspection.ts';

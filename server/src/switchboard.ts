@@ -9,6 +9,7 @@ import type { Server } from 'socket.io';
 import type { Actor, InspectionEvent } from 'xstate';
 import {
   callSessionMachine,
+  eligibleAgents,
   routingMachine,
   type CallSessionEndReason,
   type ClientToServerEvents,
@@ -19,6 +20,9 @@ import {
   type CallEndReason,
 } from '@callchart/machines';
 import { hostActor } from './actorHost.ts';
+
+/** How many candidates each request holds; more than any run of rejects between two presence changes. */
+const ROUTING_SHORTLIST = 16;
 import type { ServerConfig } from './config.ts';
 import { callLogger, requestLogger, type Logger } from './logger.ts';
 import { Presence } from './presence.ts';
@@ -197,7 +201,7 @@ export class Switchboard {
         requestId: entry.requestId,
         visitorId: entry.visitorId,
         pool: entry.pool,
-        agents: this.presence.view(),
+        agents: this.shortlist(entry.pool, []),
         maxReassignments: this.config.maxReassignments,
         timings: {
           ringTimeout: this.config.timings.ringTimeoutMs,
@@ -255,7 +259,19 @@ export class Switchboard {
     const at = this.now();
     // A view per request, taken when it is sent: a request earlier in the loop may ring (hold) an agent, and
     // a view taken before the loop would offer that same agent to every queued request after it.
-    for (const entry of [...this.requests.values()]) entry.actor.send({ type: 'agents.updated', agents: this.presence.view(), at });
+    for (const entry of [...this.requests.values()]) {
+      const { pool, triedAgentIds } = entry.actor.getSnapshot().context;
+      entry.actor.send({ type: 'agents.updated', agents: this.shortlist(pool, triedAgentIds), at });
+    }
+  }
+
+  /**
+   * The agents a request could ring next, best first, and only the first few: routing only ever rings the
+   * first eligible agent, and every ring, reject or status change sends a fresh list before the few run out.
+   * A request's context (persisted at every transition) then stays small however many agents are online.
+   */
+  private shortlist(pool: string, triedAgentIds: readonly string[]) {
+    return eligibleAgents(this.presence.view(), pool, triedAgentIds).slice(0, ROUTING_SHORTLIST);
   }
 
   request(visitor: { visitorId: string; name: string }, pool: string): string {
