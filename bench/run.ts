@@ -1,13 +1,15 @@
 /**
  * `npm run bench [-- --quick] [name ...]`: runs every `bench/<name>.bench.ts` (or the named ones) one after
  * another, prints each one's figures as a table, and writes `bench/results/<name>.json` (`.quick.json` in the
- * smoke mode). BENCH_RESULTS_DIR sends the results elsewhere, which is what the smoke test does.
+ * smoke mode). BENCH_RESULTS_DIR sends the results elsewhere, which is what the smoke test does. A full run
+ * also rewrites the results section of docs/performance.md from every stored result.
  */
 import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { BenchResult, Benchmark } from './lib/bench.ts';
+import { updateResultsSection } from './lib/doc.ts';
 import { FIGURE_HEADER, figureRows, storeResult, table } from './lib/report.ts';
 
 const benchDir = path.dirname(fileURLToPath(import.meta.url));
@@ -52,5 +54,10 @@ for (const name of wanted.length > 0 ? wanted : available) {
   } finally {
     rmSync(scratchDir, { recursive: true, force: true });
   }
+}
+// Only a full run into the repository's own results updates the document that quotes them.
+if (!quick && process.env.BENCH_RESULTS_DIR === undefined) {
+  const doc = path.join(benchDir, '../docs/performance.md');
+  if (updateResultsSection(doc, resultsDir)) console.log(`updated the results in ${path.relative(process.cwd(), doc)}`);
 }
 process.exit(failed > 0 ? 1 : 0);
