@@ -260,9 +260,16 @@ export class Switchboard {
     // A view per request, taken when it is sent: a request earlier in the loop may ring (hold) an agent, and
     // a view taken before the loop would offer that same agent to every queued request after it.
     for (const entry of [...this.requests.values()]) {
-      const { pool, triedAgentIds } = entry.actor.getSnapshot().context;
-      entry.actor.send({ type: 'agents.updated', agents: this.shortlist(pool, triedAgentIds), at });
+      // A request in a call rings nobody, and every presence change would otherwise rewrite each call's
+      // snapshot: calls × changes writes. It gets a fresh list just before anything can move it on.
+      if (entry.actor.getSnapshot().matches('connected')) continue;
+      this.refreshAgents(entry, at);
     }
+  }
+
+  private refreshAgents(entry: RequestEntry, at = this.now()): void {
+    const { pool, triedAgentIds } = entry.actor.getSnapshot().context;
+    entry.actor.send({ type: 'agents.updated', agents: this.shortlist(pool, triedAgentIds), at });
   }
 
   /**
@@ -318,7 +325,9 @@ export class Switchboard {
   agentLost(agentId: string, cause: 'socket' | 'away' | 'logout'): void {
     const at = this.now();
     for (const entry of [...this.requests.values()]) {
-      if (entry.actor.getSnapshot().context.currentAgentId === agentId) entry.actor.send({ type: 'agent.lost', agentId, cause, at });
+      if (entry.actor.getSnapshot().context.currentAgentId !== agentId) continue;
+      this.refreshAgents(entry);
+      entry.actor.send({ type: 'agent.lost', agentId, cause, at });
     }
     if (cause === 'socket') this.legEvent('agent', agentId, 'leg.socketLost');
   }
@@ -401,7 +410,12 @@ export class Switchboard {
         requestReassignment: () => {
           const at = this.now();
           // After this transition, not inside it: the routing actor's own effects end this very call.
-          queueMicrotask(() => this.requests.get(entry().requestId)?.actor.send({ type: 'session.agentTimedOut', at }));
+          queueMicrotask(() => {
+            const request = this.requests.get(entry().requestId);
+            if (!request) return;
+            this.refreshAgents(request);
+            request.actor.send({ type: 'session.agentTimedOut', at });
+          });
         },
       },
     });
