@@ -11,6 +11,7 @@ import { copyFileSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { atLeast, atMost, type Benchmark, type Figure } from './lib/bench.ts';
 import { prepareFleet, type Fleet } from './lib/fleet.ts';
+import { codeChangedNote } from './lib/load/codeFingerprint.ts';
 import { callPairs, type CallPair } from './lib/load/identities.ts';
 import { runLadder, type LadderResult, type StepResult } from './lib/load/ladder.ts';
 import { startWorkers, type WorkerPool } from './lib/load/workerPool.ts';
@@ -72,6 +73,7 @@ async function measure({ plan, fleet, pairs, pool, scratchDir, log }: Context) {
   const idleAt = stepAt(idle, at?.calls);
   const first = calls.steps[0];
   const heldCalls = last?.calls ?? 0;
+  const codeNote = codeChangedNote([calls.code, idle.code]);
   const brokeNote = calls.broke ? `broke at ${calls.broke.calls} calls: ${calls.broke.reason}` : `every step up to ${maxCalls} held`;
   const fdNote =
     calls.fileLimit !== null && calls.fileLimit < 2 * TARGET_CALLS + 64
@@ -93,7 +95,7 @@ async function measure({ plan, fleet, pairs, pool, scratchDir, log }: Context) {
       ratio: ratio(heldCalls, idleHeld),
       target: `≥ ${TARGET_CALLS} calls`,
       met: atLeast(heldCalls, TARGET_CALLS),
-      note: `Calls ${brokeNote}. Idle socket pairs ${idle.broke ? `broke at ${idle.broke.calls}: ${idle.broke.reason}` : `held every step up to ${maxCalls}`}.${fdNote}`,
+      note: `${codeNote ? `${codeNote} ` : ''}Calls ${brokeNote}. Idle socket pairs ${idle.broke ? `broke at ${idle.broke.calls}: ${idle.broke.reason}` : `held every step up to ${maxCalls}`}.${fdNote}`,
     },
     {
       name: `server heap per call ${where}`.trim(),
@@ -185,6 +187,7 @@ async function measure({ plan, fleet, pairs, pool, scratchDir, log }: Context) {
     data: {
       plan: { ...plan, setupConcurrencyPerWorker: setupConcurrency, heartbeat: { pingIntervalMs: 10_000, pingTimeoutMs: 5_000, configurable: false } },
       serverLogLevel: 'warn',
+      code: { calls: calls.code, idle: idle.code, changedDuringRun: codeNote !== undefined },
       calls,
       idle,
     },

@@ -12,6 +12,7 @@ import path from 'node:path';
 import { defaultSignalingTimings } from '@callchart/machines';
 import { atLeast, atMost, type Benchmark, type Figure } from './lib/bench.ts';
 import { prepareFleet } from './lib/fleet.ts';
+import { codeChangedNote } from './lib/load/codeFingerprint.ts';
 import { callPairs } from './lib/load/identities.ts';
 import { runStorm, type StormPlan, type StormRound, type StormRun } from './lib/load/storm.ts';
 import { startWorkers } from './lib/load/workerPool.ts';
@@ -137,7 +138,8 @@ const storm: Benchmark = {
     const legs = both((r) => (r.callLegs ? (100 * r.callLegsResumed) / r.callLegs : null));
     const everyoneResumed = ours.length > 0 && ours.every((r) => r.lastResumedMs !== null);
     const baselineName = 'fixed 1 s retry, no jitter';
-    const roundsNote = `Median over ${ours.length} storm(s) of ${machine.clients} clients.`;
+    const codeNote = codeChangedNote([...machine.code, ...fixed.code]);
+    const roundsNote = `${codeNote ? `${codeNote} ` : ''}Median over ${ours.length} storm(s) of ${machine.clients} clients.`;
 
     const figures: Figure[] = [
       {
@@ -220,10 +222,12 @@ const storm: Benchmark = {
       figures,
       data: {
         plan,
+        code: { machine: machine.code, fixed: fixed.code, changedDuringRun: codeNote !== undefined },
         signalingTimings: defaultSignalingTimings,
         binMs: BIN_MS,
         runs: [machine, fixed].map((run, i) => ({
           mode: run.mode,
+          code: run.code,
           clients: run.clients,
           callsWanted: run.callsWanted,
           callsUp: run.callsUp,

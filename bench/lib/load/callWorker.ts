@@ -3,6 +3,7 @@
  * reconnection: a dropped socket stays dropped and is counted), each an agent or a visitor following
  * `callFlow.ts`. Driven over IPC by `capacity.bench.ts` through `workerPool.ts`.
  */
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { io, type Socket } from 'socket.io-client';
 import { followCalls, newCounters, pooled, requestCall, type AckReply, type LegState, type Party } from './callFlow.ts';
 import type { Identity } from './identities.ts';
@@ -21,6 +22,9 @@ let clients: Client[] = [];
 let counters = newCounters();
 let disconnectReasons: Record<string, number> = {};
 let closing = false;
+// The clients' own stalls: a socket can time out its heartbeat because its worker was busy, not the server.
+const delay = monitorEventLoopDelay({ resolution: 10 });
+delay.enable();
 
 function partyOf(identity: Identity, socket: Socket): Party {
   return {
@@ -100,8 +104,12 @@ serveWorker(
       outcomes.notStarted = idle.length - results.filter(Boolean).length;
       return { ...outcomes, setupMs };
     },
+    /** Counts so far; the event-loop delay covers the time since the last `stats`. */
     stats() {
+      const eventLoopDelayMs = { p99: delay.percentile(99) / 1e6, max: delay.max / 1e6 };
+      delay.reset();
       return {
+        eventLoopDelayMs,
         sockets: clients.length,
         connected: clients.filter((c) => c.socket.connected).length,
         legsConnected: clients.filter((c) => c.leg.connected).length,

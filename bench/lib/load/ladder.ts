@@ -61,7 +61,7 @@ export interface StepResult {
   perCall: MemoryFigures;
   actors: ServerReport['actors'];
   serverSockets: number;
-  clients: { connected: number; legsConnected: number; disconnectReasons: Record<string, number>; errors: Record<string, number> };
+  clients: { eventLoopDelayMaxMs: number; connected: number; legsConnected: number; disconnectReasons: Record<string, number>; errors: Record<string, number> };
   snapshotBytes: { routing: Summary; callSession: Summary; perCall: Summary } | null;
   broke: string | null;
 }
@@ -69,6 +69,8 @@ export interface StepResult {
 export interface LadderResult {
   mode: LadderMode;
   fileLimit: number | null;
+  /** Fingerprint of the server source the ladder's server ran (`codeFingerprint.ts`). */
+  code: string;
   /** The server before any client, after a full garbage collection (medians of three). */
   base: MemoryFigures;
   steps: StepResult[];
@@ -77,6 +79,7 @@ export interface LadderResult {
 }
 
 interface WorkerStats {
+  eventLoopDelayMs: { p99: number; max: number };
   sockets: number;
   connected: number;
   legsConnected: number;
@@ -115,6 +118,8 @@ function merge(records: Record<string, number>[]): Record<string, number> {
 async function clientStats(pool: WorkerPool) {
   const stats = await pool.all<WorkerStats>('stats', () => ({}));
   return {
+    /** The worst of the client workers since the step began. */
+    eventLoopDelayMaxMs: Math.max(...stats.map((s) => s.eventLoopDelayMs.max)),
     connected: stats.reduce((n, s) => n + s.connected, 0),
     legsConnected: stats.reduce((n, s) => n + s.legsConnected, 0),
     disconnectReasons: merge(stats.map((s) => s.disconnectReasons)),
@@ -144,6 +149,7 @@ async function runStep({ options, server, base, reached, calls, log }: StepConte
   const shares = split(fresh, pool.workers.length);
   log(`${mode}: ${calls} calls (${fresh.length} new, ${2 * calls} sockets)`);
   await server.report({ resetDelay: true });
+  await clientStats(pool);
 
   const connectStarted = Date.now();
   // Bounded however slowly the server takes the sockets: a step that cannot connect them by then has broken.
@@ -202,7 +208,11 @@ async function runStep({ options, server, base, reached, calls, log }: StepConte
   const clients = await clientStats(pool);
   if (!broke) {
     const expectedLegs = mode === 'calls' ? 2 * calls : 0;
-    if (clients.connected < 2 * calls) broke = `sockets dropped: ${2 * calls - clients.connected} of ${2 * calls} (${describe(clients.disconnectReasons)})`;
+    if (clients.connected < 2 * calls) {
+      broke =
+        `sockets dropped: ${2 * calls - clients.connected} of ${2 * calls} (${describe(clients.disconnectReasons)}; ` +
+        `server event-loop delay max ${Math.round(Math.max(setupReport.eventLoopDelayMs.max, hold?.eventLoopDelayMs.max ?? 0))} ms, client workers' ${Math.round(clients.eventLoopDelayMaxMs)} ms)`;
+    }
     else if (clients.legsConnected < expectedLegs) broke = `calls dropped: ${expectedLegs - clients.legsConnected} of ${expectedLegs} legs no longer connected`;
     else if (hold && hold.eventLoopDelayMs.p99 > MAX_HOLD_EVENT_LOOP_P99_MS) broke = `event-loop delay p99 ${Math.round(hold.eventLoopDelayMs.p99)} ms over the hold`;
   }
@@ -238,7 +248,7 @@ export async function runLadder(options: LadderOptions): Promise<LadderResult> {
   try {
     log(`${mode}: server started`);
     const base = await gcMemory(server);
-    const result: LadderResult = { mode, fileLimit: server.fileLimit, base, steps: [], broke: null };
+    const result: LadderResult = { mode, fileLimit: server.fileLimit, code: server.code, base, steps: [], broke: null };
     let reached = 0;
     for (const calls of options.steps) {
       let step: StepResult;
@@ -255,7 +265,7 @@ export async function runLadder(options: LadderOptions): Promise<LadderResult> {
       log(
         `${mode}: ${calls} calls: ${step.broke ? `BROKE (${step.broke})` : 'held'}; heap ${(step.memory.heapUsed / 2 ** 20).toFixed(0)} MiB` +
           (step.hold ? `, cpu ${step.hold.cpuPercent.toFixed(0)} %, hold eld p99 ${step.hold.eventLoopDelayMs.p99.toFixed(0)} ms` : '') +
-          `, setup eld p99 ${step.setupEventLoopDelayMs.p99.toFixed(0)} ms, load average ${step.loadAverage.toFixed(1)}`,
+          `, setup eld p99 ${step.setupEventLoopDelayMs.p99.toFixed(0)} ms, client workers' eld max ${step.clients.eventLoopDelayMaxMs.toFixed(0)} ms, load average ${step.loadAverage.toFixed(1)}`,
       );
       if (step.broke) {
         result.broke = { calls, reason: step.broke };

@@ -7,6 +7,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import { repoRoot } from '../../../test/support/server.ts';
 import { killOnExit } from '../processes.ts';
+import { codeFingerprint } from './codeFingerprint.ts';
 import type { ListeningMessage, ServerReport, ServerRequest } from './serverProtocol.ts';
 
 export interface ServerProcess {
@@ -15,6 +16,8 @@ export interface ServerProcess {
   listening: ListeningMessage;
   /** Open-file limit the child runs with (from /proc/<pid>/limits). */
   fileLimit: number | null;
+  /** `codeFingerprint()` of the source the child was started from. */
+  code: string;
   /** Rejects with `ReportTimeout` after `timeoutMs` when given: a server whose event loop is stuck answers late. */
   report(request?: Omit<ServerRequest, 'id'>, timeoutMs?: number): Promise<ServerReport>;
   /** SIGKILL by default: a crash, with no goodbye to the sockets and nothing flushed. */
@@ -45,6 +48,7 @@ async function readFileLimit(pid: number | undefined): Promise<number | null> {
 }
 
 export async function startServerProcess(env: Record<string, string>, { timeoutMs = 60_000 } = {}): Promise<ServerProcess> {
+  const code = codeFingerprint();
   const child: ChildProcess = spawn('sh', ['-c', RAISE_FILE_LIMIT, process.execPath, '--expose-gc', '--import', 'tsx', ENTRY], {
     cwd: repoRoot,
     env: { ...process.env, HOST: '127.0.0.1', LOG_LEVEL: 'warn', ...env },
@@ -93,6 +97,7 @@ export async function startServerProcess(env: Record<string, string>, { timeoutM
     port: listening.port,
     listening,
     fileLimit: await readFileLimit(child.pid),
+    code,
     report(request = {}, timeoutMs) {
       return new Promise((resolve, reject) => {
         if (!child.connected) return reject(new Error(`server process is gone:\n${output}`));

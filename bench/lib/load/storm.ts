@@ -24,6 +24,8 @@ export interface StormPlan {
 }
 
 export interface StormRound {
+  /** Fingerprint of the server source the restarted server ran (`codeFingerprint.ts`). */
+  code: string;
   killAt: number;
   /** The restarted server's listen. */
   listeningAt: number;
@@ -45,6 +47,8 @@ export interface StormRound {
 
 export interface StormRun {
   mode: StormClientMode;
+  /** Fingerprints of the server source each of the run's server processes ran, in order. */
+  code: string[];
   clients: number;
   callsWanted: number;
   callsUp: number;
@@ -95,8 +99,9 @@ export async function runStorm(options: {
   const shares = split(pairs, pool.workers.length);
   const callsWanted = Math.min(options.callLimit ?? pairs.length, pairs.length);
   const setupBudgetMs = options.setupBudgetMs ?? plan.setupBudgetMs;
-  const run: StormRun = { mode, clients: 2 * pairs.length, callsWanted, callsUp: 0, setupMs: 0, rounds: [], error: null };
+  const run: StormRun = { mode, code: [], clients: 2 * pairs.length, callsWanted, callsUp: 0, setupMs: 0, rounds: [], error: null };
   let server: ServerProcess = await startServerProcess(env);
+  run.code.push(server.code);
   try {
     const connected = await pool.all<{ ready: number; failed: number }>(
       'connect',
@@ -131,6 +136,7 @@ export async function runStorm(options: {
       const killAt = Date.now();
       await server.kill('SIGKILL');
       server = await startServerProcess(env);
+      run.code.push(server.code);
       const listeningAt = server.listening.at;
       log(`round ${round + 1}: restarted in ${listeningAt - killAt} ms (restore ${JSON.stringify(server.listening.restored)})`);
       const progress: StormRound['progress'] = [];
@@ -166,6 +172,7 @@ export async function runStorm(options: {
       );
       const timelines = (await pool.all<Timeline[]>('timelines', () => ({}))).flat();
       run.rounds.push({
+        code: server.code,
         killAt,
         listeningAt,
         serverStartMs: server.listening.startMs,
