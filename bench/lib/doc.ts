@@ -6,6 +6,7 @@
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { BenchResult, Figure } from './bench.ts';
+import { format } from './report.ts';
 
 export const RESULTS_START = '<!-- results:start (written by npm run bench) -->';
 export const RESULTS_END = '<!-- results:end -->';
@@ -14,15 +15,9 @@ function cell(text: string): string {
   return text.replace(/\|/g, '\\|').replace(/\n/g, ' ');
 }
 
-function number(value: number | null | undefined): string {
-  if (value === null || value === undefined) return '–';
-  if (Number.isInteger(value)) return String(value);
-  return Math.abs(value) >= 100 ? value.toFixed(0) : value.toFixed(2);
-}
-
 function row(figure: Figure): string {
   const verdict = figure.met === true ? 'met' : figure.met === false ? '**missed**' : '';
-  return `| ${cell(figure.name)} | ${number(figure.value)} ${cell(figure.unit)} | ${figure.baseline ? `${cell(figure.baseline.name)}: ${number(figure.baseline.value)}` : ''} | ${figure.ratio === undefined ? '' : `${number(figure.ratio)}×`} | ${cell(figure.target ?? '')} | ${verdict} |`;
+  return `| ${cell(figure.name)} | ${format(figure.value)} ${cell(figure.unit)} | ${figure.baseline ? `${cell(figure.baseline.name)}: ${format(figure.baseline.value)}` : ''} | ${figure.ratio === undefined ? '' : `${format(figure.ratio)}×`} | ${cell(figure.target ?? '')} | ${verdict} |`;
 }
 
 /** The markdown for every full result in `resultsDir`, one table per benchmark. */

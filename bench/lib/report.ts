@@ -3,7 +3,8 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { BenchResult, Figure } from './bench.ts';
 
-function format(value: number | null | undefined, digits = 2): string {
+/** A figure's number as the tables print it: whole numbers as they are, others to 2 decimals below 100. */
+export function format(value: number | null | undefined, digits = 2): string {
   if (value === null || value === undefined) return '–';
   if (Number.isInteger(value)) return String(value);
   return value.toFixed(Math.abs(value) >= 100 ? 0 : digits);
