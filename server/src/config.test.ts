@@ -27,7 +27,7 @@ describe('loadConfig', () => {
         agentGraceMs: 10_000,
         maxQueueWaitMs: 120_000,
         reconnectionTimeoutMs: 35_000,
-        resumeWindowMs: 30_000,
+        resumeWindowMs: 40_000,
       },
       maxReassignments: 5,
       logLevel: 'info',

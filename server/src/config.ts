@@ -117,7 +117,9 @@ const environment = z.object({
   // Longer than the peers' own window (3 attempts × 10 s, which starts when the pause does): a call whose
   // media failed on both sides must end as media-failed, not be reassigned by a timer that won the race.
   RECONNECTION_TIMEOUT_MS: wholeNumber(1, DAY_MS).default(35_000),
-  RESUME_WINDOW_MS: wholeNumber(1, DAY_MS).default(30_000),
+  // Longer than the clients' longest backoff gap (30 s + 0.5 s jitter) with room for the connect itself: a
+  // client whose attempt just missed the restarted server must still be inside the window at its next one.
+  RESUME_WINDOW_MS: wholeNumber(1, DAY_MS).default(40_000),
   LOG_LEVEL: z.enum(LOG_LEVELS).default('info'),
   // Off unless asked for: client entries are extra traffic and show a client's internals, a development aid.
   INSPECT_CLIENTS: z

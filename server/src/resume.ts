@@ -2,7 +2,7 @@
  * Resume tokens: each connection gets one, and a client that reconnects within the resume window can
  * present it to take up its request or call where it left off. The token is signed (jose) rather than
  * stored, so it stays valid across a server restart; the window is tracked per person in memory, and after
- * a restart it runs from the moment the server started, when every socket was lost at once.
+ * a restart it runs from the moment the new process listens, since every socket was lost at once.
  */
 import { SignJWT, jwtVerify } from 'jose';
 
@@ -13,7 +13,8 @@ export class ResumeSessions {
   private readonly key: Uint8Array;
   private readonly sockets = new Map<string, number>();
   private readonly lastDisconnectAt = new Map<string, number>();
-  private readonly startedAt: number;
+  /** When the process began taking connections: a session from before it counts its window from there. */
+  private openedAt: number;
 
   constructor(
     secret: string,
@@ -21,7 +22,12 @@ export class ResumeSessions {
     private readonly now: () => number = Date.now,
   ) {
     this.key = new TextEncoder().encode(secret);
-    this.startedAt = now();
+    this.openedAt = now();
+  }
+
+  /** Call once the server listens: until then nobody could have come back, so no window has run. */
+  open(): void {
+    this.openedAt = this.now();
   }
 
   async issue(principalKey: string): Promise<string> {
@@ -51,7 +57,7 @@ export class ResumeSessions {
     // The asking socket is already counted as connected: only another live socket of the person (a second
     // tab) keeps the session open regardless of the window.
     if ((this.sockets.get(principalKey) ?? 0) > 1) return true;
-    const since = this.lastDisconnectAt.get(principalKey) ?? this.startedAt;
+    const since = this.lastDisconnectAt.get(principalKey) ?? this.openedAt;
     return this.now() - since <= this.windowMs;
   }
 

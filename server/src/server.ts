@@ -79,14 +79,20 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
     clientInspection: config.inspectClients ? inspection : null,
   });
   attachInspectNamespace({ io: io as unknown as Server, auth, inspection, switchboard, store, logger, clientInspection: config.inspectClients });
+  const restoreStartedAt = Date.now();
   const restored = switchboard.restore();
-  if (restored.requests || restored.calls) logger.info(restored, 'restored actors from the store');
-  // Every socket was lost with the old process: waiting visitors get the resume window, as after a drop.
-  for (const visitorId of switchboard.waitingVisitors()) sockets.awaitVisitor(visitorId);
+  if (restored.requests || restored.calls) logger.info({ ...restored, ms: Date.now() - restoreStartedAt }, 'restored actors from the store');
 
   await new Promise<void>((resolve, reject) => {
     http.once('error', reject);
-    http.listen(config.port, config.host, () => resolve());
+    http.listen(config.port, config.host, () => {
+      // Every socket was lost with the old process. The windows to come back in open now that anyone can
+      // connect, not when the process started: a slow restore must not use them up before the listen.
+      resume.open();
+      switchboard.armRestored();
+      for (const visitorId of switchboard.waitingVisitors()) sockets.awaitVisitor(visitorId);
+      resolve();
+    });
   });
   const port = (http.address() as AddressInfo).port;
   logger.info({ port, host: config.host, database: config.databasePath }, 'callchart server listening');

@@ -105,6 +105,9 @@ export class Switchboard {
   readonly now: () => number;
   private readonly inspect: SwitchboardOptions['inspect'];
 
+  private readonly routing = this.provideRouting();
+  private readonly callSession = this.provideCallSession();
+
   constructor(options: SwitchboardOptions) {
     this.inspect = options.inspect;
     this.io = options.io;
@@ -140,20 +143,28 @@ export class Switchboard {
   // -------------------------------------------------------------------------------------------
   // Routing actors
 
-  private routingMachine(entry: () => RequestEntry) {
-    const notifyVisitor = (payload: Omit<ServerPayload<'routing.update'>, 'requestId'>) => {
-      const { requestId, visitorId } = entry();
-      this.emit(visitorRoom(visitorId), 'routing.update', { requestId, ...payload });
+  // Provided once and shared by every actor: an action finds its request by the id in its context. Providing
+  // per actor would build a whole machine per request, which is most of the cost of starting or restoring one.
+  private provideRouting() {
+    const entryOf = (context: { requestId: string }) => this.requests.get(context.requestId);
+    const notifyVisitor = (context: { requestId: string; visitorId: string }, payload: Omit<ServerPayload<'routing.update'>, 'requestId'>) => {
+      this.emit(visitorRoom(context.visitorId), 'routing.update', { requestId: context.requestId, ...payload });
     };
     const agentName = (agentId: string | null) => (agentId ? this.store.agents.get(agentId)?.name : undefined);
+    // The machine counts in logical time: a timeout's follow-up deadline runs from the deadline, not from the
+    // moment the timer fired. Timers aimed at the deadline on the clock keep a late timer's lateness from
+    // adding up over consecutive ring-outs, so the expiresAt an agent is told is when the ring really ends.
+    const untilDeadline = ({ context }: { context: { deadlineAt: number | null; timerMs: number } }) =>
+      context.deadlineAt === null ? context.timerMs : Math.max(0, context.deadlineAt - this.now());
     return routingMachine.provide({
+      delays: { ringTimeout: untilDeadline, agentGrace: untilDeadline, maxQueueWait: untilDeadline },
       actions: {
         ringAgent: ({ context }) => {
           const agentId = context.currentAgentId!;
           this.presence.hold(agentId, context.requestId);
           this.emit(agentRoom(agentId), 'agent.ring', {
             requestId: context.requestId,
-            visitorName: entry().visitorName,
+            visitorName: entryOf(context)?.visitorName ?? '',
             expiresAt: context.deadlineAt ?? this.now() + context.timings.ringTimeout,
           });
         },
@@ -166,23 +177,26 @@ export class Switchboard {
         // The call's own actor starts after this transition, not inside routing's action.
         connectCall: ({ context }) => {
           const agentId = context.currentAgentId!;
-          queueMicrotask(() => this.connectCall(entry(), agentId));
+          queueMicrotask(() => {
+            const request = entryOf(context);
+            if (request) this.connectCall(request, agentId);
+          });
         },
-        notifyVisitorSearching: () => notifyVisitor({ state: 'searching' }),
+        notifyVisitorSearching: ({ context }) => notifyVisitor(context, { state: 'searching' }),
         notifyVisitorRinging: ({ context }) => {
           const name = agentName(context.currentAgentId);
-          notifyVisitor(name ? { state: 'ringing', agentName: name } : { state: 'ringing' });
+          notifyVisitor(context, name ? { state: 'ringing', agentName: name } : { state: 'ringing' });
         },
         notifyVisitorReassigning: ({ context }) => {
-          this.endCallForReassignment(entry(), context.lastTrigger?.cause ?? 'reassigned');
-          notifyVisitor({ state: 'reassigning' });
+          const request = entryOf(context);
+          if (request) this.endCallForReassignment(request, context.lastTrigger?.cause ?? 'reassigned');
+          notifyVisitor(context, { state: 'reassigning' });
         },
         notifyQueued: ({ context }) => {
-          notifyVisitor(context.queuePosition ? { state: 'queued', position: context.queuePosition } : { state: 'queued' });
+          notifyVisitor(context, context.queuePosition ? { state: 'queued', position: context.queuePosition } : { state: 'queued' });
         },
-        notifyNoAgents: () => this.emit(visitorRoom(entry().visitorId), 'routing.ended', { requestId: entry().requestId, reason: 'no-agents' }),
-        notifyExhausted: () =>
-          this.emit(visitorRoom(entry().visitorId), 'routing.ended', { requestId: entry().requestId, reason: 'reassign-limit' }),
+        notifyNoAgents: ({ context }) => this.emit(visitorRoom(context.visitorId), 'routing.ended', { requestId: context.requestId, reason: 'no-agents' }),
+        notifyExhausted: ({ context }) => this.emit(visitorRoom(context.visitorId), 'routing.ended', { requestId: context.requestId, reason: 'reassign-limit' }),
       },
     });
   }
@@ -195,7 +209,7 @@ export class Switchboard {
       actorId: `routing:${entry.requestId}`,
       requestId: entry.requestId,
       callId: null,
-      machine: this.routingMachine(() => full),
+      machine: this.routing,
       inspect: (inspection) => this.inspect?.(inspection, { kind: 'routing', requestId: entry.requestId, callId: null }),
       input: {
         requestId: entry.requestId,
@@ -398,7 +412,7 @@ export class Switchboard {
   // -------------------------------------------------------------------------------------------
   // Calls
 
-  private callMachine(entry: () => CallEntry) {
+  private provideCallSession() {
     return callSessionMachine.provide({
       actions: {
         notifyPaused: ({ context }) => {
@@ -407,11 +421,12 @@ export class Switchboard {
         },
         notifyResumed: ({ context }) => this.emit(callRoom(context.callId), 'call.resumed', { callId: context.callId }),
         notifyEnded: () => {},
-        requestReassignment: () => {
+        requestReassignment: ({ context }) => {
           const at = this.now();
+          const requestId = this.calls.get(context.callId)?.requestId;
           // After this transition, not inside it: the routing actor's own effects end this very call.
           queueMicrotask(() => {
-            const request = this.requests.get(entry().requestId);
+            const request = requestId ? this.requests.get(requestId) : undefined;
             if (!request) return;
             this.refreshAgents(request);
             request.actor.send({ type: 'session.agentTimedOut', at });
@@ -429,7 +444,7 @@ export class Switchboard {
       actorId: `callSession:${entry.callId}`,
       requestId: entry.requestId,
       callId: entry.callId,
-      machine: this.callMachine(() => full),
+      machine: this.callSession,
       inspect: (inspection) => this.inspect?.(inspection, { kind: 'callSession', requestId: entry.requestId, callId: entry.callId }),
       input: { callId: entry.callId, timings: { reconnectionTimeout: this.config.timings.reconnectionTimeoutMs }, at: this.now() },
       snapshot,
@@ -599,8 +614,32 @@ export class Switchboard {
    * Restores every persisted actor. Nobody's socket survived the restart, so every leg starts lost (the
    * call pauses until both peers resume), and every timer is re-armed with the time it had left.
    */
+  /**
+   * Brings back every persisted actor, started but with its timers not yet running: call `armRestored()` once
+   * the server listens, so that the time the restore itself takes is not taken from anyone's deadlines. One
+   * transaction: each actor's start rewrites its snapshot, and one commit per write is most of a restart's time.
+   */
   restore(): { requests: number; calls: number } {
+    return this.store.transaction(() => this.restoreActors());
+  }
+
+  /**
+   * Re-arms the restored actors' timers (XState does not restore them) and marks both legs of every call lost:
+   * their sockets went with the old process. From here the reconnection windows run.
+   */
+  armRestored(): void {
     const at = this.now();
+    this.store.transaction(() => {
+      for (const entry of [...this.requests.values()]) entry.actor.send({ type: 'timers.rearm', at });
+      for (const entry of [...this.calls.values()]) {
+        entry.actor.send({ type: 'timers.rearm', at });
+        entry.actor.send({ type: 'leg.socketLost', leg: 'agent', at });
+        entry.actor.send({ type: 'leg.socketLost', leg: 'visitor', at });
+      }
+    });
+  }
+
+  private restoreActors(): { requests: number; calls: number } {
     let requests = 0;
     let calls = 0;
     for (const record of this.store.snapshots.all()) {
@@ -634,16 +673,8 @@ export class Switchboard {
       const request = this.requests.get(entry.requestId);
       if (request) request.callId = entry.callId;
     }
-    for (const entry of [...this.requests.values()]) {
-      entry.actor.start();
-      entry.actor.send({ type: 'timers.rearm', at });
-    }
-    for (const entry of [...this.calls.values()]) {
-      entry.actor.start();
-      entry.actor.send({ type: 'timers.rearm', at });
-      entry.actor.send({ type: 'leg.socketLost', leg: 'agent', at });
-      entry.actor.send({ type: 'leg.socketLost', leg: 'visitor', at });
-    }
+    for (const entry of [...this.requests.values()]) entry.actor.start();
+    for (const entry of [...this.calls.values()]) entry.actor.start();
     return { requests, calls };
   }
 

@@ -130,6 +130,29 @@ describe('before the call: every trigger rings the next eligible agent', () => {
     expect(await agents[third].next('agent.ringCancelled')).toEqual({ requestId });
   });
 
+  it("keeps each ring's announced expiresAt when the timer before it fired late", async () => {
+    const ringTimeout = 800;
+    const lateBy = 600;
+    const { agents, visitor, order } = await supportDesk({ RING_TIMEOUT_MS: String(ringTimeout), MAX_QUEUE_WAIT_MS: NEVER });
+    const [first, second] = order;
+    const requestId = await requestCall(visitor);
+    const firstRing = await expectRung(agents[first], visitor, requestId, first);
+    // The server runs in this process: holding the thread past the deadline makes its ring timer fire late.
+    const resumeAt = firstRing.expiresAt + lateBy;
+    while (Date.now() < resumeAt) {
+      /* busy: a real stall, as a loaded event loop has */
+    }
+    const secondRing = await expectRung(agents[second], visitor, requestId, second);
+    // Counted from the first ring's deadline: the stall was the first ring's lateness, not the second's time.
+    expect(secondRing.expiresAt).toBe(firstRing.expiresAt + ringTimeout);
+    expect(await agents[second].next('agent.ringCancelled')).toEqual({ requestId });
+    const cancelledAt = Date.now();
+    // The ring ends when the agent was told, not a whole lateness after it.
+    expect(cancelledAt).toBeGreaterThanOrEqual(secondRing.expiresAt - 20);
+    expect(cancelledAt).toBeLessThan(secondRing.expiresAt + lateBy - 100);
+    expect(await visitor.emit('visitor.cancel', { requestId })).toEqual({ ok: true });
+  });
+
   it("when the rung agent's socket drops, rings the next agent at once", async () => {
     const { t, agents, visitor, order } = await supportDesk(PRE_CALL);
     const [first, second, third] = order;
