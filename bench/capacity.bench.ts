@@ -75,15 +75,19 @@ async function measure({ plan, fleet, pairs, pool, scratchDir, log }: Context) {
   const heldCalls = last?.calls ?? 0;
   const codeNote = codeChangedNote([calls.code, idle.code]);
   const brokeNote = calls.broke ? `broke at ${calls.broke.calls} calls: ${calls.broke.reason}` : `every step up to ${maxCalls} held`;
+  const fdLimited = calls.broke?.reason.includes('open-file limit') ?? false;
   const fdNote =
-    calls.fileLimit !== null && calls.fileLimit < 2 * TARGET_CALLS + 64
+    !fdLimited && calls.fileLimit !== null && calls.fileLimit < 2 * TARGET_CALLS + 64
       ? ` The server's open-file limit here is ${calls.fileLimit} (as high as the host let it be raised), below the ${2 * TARGET_CALLS} sockets of ${TARGET_CALLS} calls.`
       : '';
+  const criteria =
+    ` A step breaks when its new calls are not all up within ${plan.setupBudget.baseMs / 1000} s + ${plan.setupBudget.perCallMs} ms per call, ` +
+    `when sockets or calls drop, or when the event-loop delay p99 over the hold passes ${MAX_EVENT_LOOP_P99_MS} ms.`;
   const where = at ? `at ${at.calls} calls` : '';
   const measuredNote = at && at.broke ? ' Measured at the step that broke, the largest one reached.' : '';
   const stateNote =
     first?.snapshotBytes && at?.snapshotBytes
-      ? `Routing snapshot ${kb(at.snapshotBytes.routing.p50)} kB + callSession ${kb(at.snapshotBytes.callSession.p50)} kB (median). The routing context keeps the whole agent list (context.agents, refreshed by agents.updated on every presence change), so it grows with the agents online.`
+      ? `Routing snapshot ${kb(at.snapshotBytes.routing.p50)} kB + callSession ${kb(at.snapshotBytes.callSession.p50)} kB (medians); the baseline is the same at the first step, so the ratio is how the state grows with the calls.`
       : undefined;
 
   const figures: Figure[] = [
@@ -95,7 +99,7 @@ async function measure({ plan, fleet, pairs, pool, scratchDir, log }: Context) {
       ratio: ratio(heldCalls, idleHeld),
       target: `≥ ${TARGET_CALLS} calls`,
       met: atLeast(heldCalls, TARGET_CALLS),
-      note: `${codeNote ? `${codeNote} ` : ''}Calls ${brokeNote}. Idle socket pairs ${idle.broke ? `broke at ${idle.broke.calls}: ${idle.broke.reason}` : `held every step up to ${maxCalls}`}.${fdNote}`,
+      note: `${codeNote ? `${codeNote} ` : ''}Calls ${brokeNote}. Idle socket pairs ${idle.broke ? `broke at ${idle.broke.calls}: ${idle.broke.reason}` : `held every step up to ${maxCalls}`}.${fdNote}${criteria}`,
     },
     {
       name: `server heap per call ${where}`.trim(),

@@ -99,6 +99,8 @@ const CONNECT_TIMEOUT_MS = 30_000;
 const CONNECT_BUDGET = { baseMs: 60_000, perSocketMs: 5 };
 const CONNECT_CONCURRENCY = 25;
 const MAX_HOLD_EVENT_LOOP_P99_MS = 1_000;
+// The server's own descriptors besides its client sockets: the database and its journal, stdio, IPC, epoll, the listener.
+const FILE_DESCRIPTOR_MARGIN = 32;
 
 async function gcMemory(server: ServerProcess): Promise<MemoryFigures> {
   const reports: ServerReport[] = [];
@@ -251,6 +253,13 @@ export async function runLadder(options: LadderOptions): Promise<LadderResult> {
     const result: LadderResult = { mode, fileLimit: server.fileLimit, code: server.code, base, steps: [], broke: null };
     let reached = 0;
     for (const calls of options.steps) {
+      // Every socket is a file descriptor on the server: a step past its limit cannot hold, however it is run.
+      if (server.fileLimit !== null && server.fileLimit < 2 * calls + FILE_DESCRIPTOR_MARGIN) {
+        const reason = `the server's open-file limit (${server.fileLimit}, as far as the host lets it be raised) is below the ${2 * calls} sockets of ${calls} calls`;
+        log(`${mode}: ${calls} calls: not attempted (${reason})`);
+        result.broke = { calls, reason };
+        break;
+      }
       let step: StepResult;
       try {
         step = await runStep({ options, server, base, reached, calls, log });

@@ -185,8 +185,9 @@ export async function runStorm(options: {
         progress,
         timelines,
       });
-      // A storm that did not settle leaves no steady state for the next one to start from.
-      if (failure || deadlineHit) break;
+      // Each storm starts from every call up: one that left sessions expired (their calls ending, their requests
+      // timing out) would hand the next a different load, so the rounds stop there.
+      if (failure || deadlineHit || last.resumed < run.clients) break;
     }
   } catch (error) {
     run.error = error instanceof Error ? error.message : String(error);
