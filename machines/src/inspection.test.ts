@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { REDACTED, sanitize, sanitizeEvent } from './inspection.ts';
+import { REDACTED, createSharingSanitizer, sanitize, sanitizeEvent } from './inspection.ts';
 
 describe('sanitize', () => {
   it('redacts secrets and session descriptions at any depth, whatever the key case', () => {
@@ -44,5 +44,43 @@ describe('sanitize', () => {
 
   it('redacts the fields of an event but keeps its type', () => {
     expect(sanitizeEvent({ type: 'ice.failed', sdp: 'v=0' } as { type: string })).toEqual({ type: 'ice.failed', sdp: REDACTED });
+  });
+});
+
+describe('createSharingSanitizer', () => {
+  const agents = [
+    { id: 'ada', status: 'available', token: 'secret' },
+    { id: 'grace', status: 'away' },
+  ];
+  const before = { requestId: 'r1', agents, tried: ['alan'] };
+  // What XState's assign makes of a change: a new context object sharing every part the event left alone.
+  const after = { ...before, tried: ['alan', 'ada'] };
+
+  it('makes the same copy as sanitize', () => {
+    const share = createSharingSanitizer();
+    expect(share(before)).toEqual(sanitize(before));
+    expect(share(after)).toEqual(sanitize(after));
+    expect(share(after)).toMatchObject({ agents: [{ token: REDACTED }, { id: 'grace' }] });
+  });
+
+  it('reuses the copy of a part that did not change, and copies what did', () => {
+    const share = createSharingSanitizer();
+    const first = share(before) as typeof before;
+    const second = share(after) as typeof after;
+    expect(second).not.toBe(first);
+    expect(second.agents).toBe(first.agents);
+    expect(second.tried).not.toBe(first.tried);
+    // An event carrying the list the context took in shares it as well.
+    expect((share({ type: 'agents.updated', agents }) as typeof before).agents).toBe(first.agents);
+  });
+
+  it('does not reuse a copy made at another depth, where the depth cap cuts differently', () => {
+    const share = createSharingSanitizer();
+    let deep: unknown = { leaf: true };
+    for (let i = 0; i < 6; i++) deep = { next: deep };
+    const shallow = share(deep);
+    const nested = share({ a: { b: { c: deep } } });
+    expect(shallow).toEqual(sanitize(deep));
+    expect(nested).toEqual(sanitize({ a: { b: { c: deep } } }));
   });
 });

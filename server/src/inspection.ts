@@ -5,7 +5,7 @@
  * kept or sent from here carries a session description, a token or a credential.
  */
 import type { AnyMachineSnapshot, InspectionEvent } from 'xstate';
-import { sanitize, sanitizeEvent } from '@callchart/machines';
+import { createSharingSanitizer, sanitize, sanitizeEvent } from '@callchart/machines';
 import type { CallEventRecord } from './store.ts';
 
 export { REDACTED, sanitize, sanitizeEvent } from '@callchart/machines';
@@ -49,6 +49,9 @@ type Listener = (entry: TimelineEntry) => void;
 
 export class Inspection {
   private readonly timelines = new Map<string, TimelineEntry[]>();
+  // The server's own snapshots share unchanged parts from one transition to the next; so do their copies here.
+  private readonly sanitizeOwn = createSharingSanitizer();
+  private readonly sanitizeOwnEvent = (event: { type: string }) => sanitizeEvent(event, this.sanitizeOwn);
   /** The latest view of every actor, keyed by request and actor: each client names its actors only by kind. */
   private readonly actors = new Map<string, ActorView>();
   private readonly listeners = new Map<string, Set<Listener>>();
@@ -63,8 +66,8 @@ export class Inspection {
     // Stopping is the server shutting down or a call handed on, not something the machine did.
     if (snapshot.status === 'stopped') return;
     const actorId = actor.kind === 'routing' ? `routing:${actor.requestId}` : `callSession:${actor.callId ?? ''}`;
-    const state = sanitize(snapshot.value);
-    const context = sanitize(snapshot.context);
+    const state = this.sanitizeOwn(snapshot.value);
+    const context = this.sanitizeOwn(snapshot.context);
     const key = actorKey(actor.requestId, actorId);
     this.actors.set(key, { actorId, kind: actor.kind, side: 'server', requestId: actor.requestId, callId: actor.callId, status: snapshot.status, state, context });
     this.append({
@@ -74,7 +77,8 @@ export class Inspection {
       actorId,
       kind: actor.kind,
       side: 'server',
-      event: sanitizeEvent(inspection.event),
+      // Shared too: an event's payload is often what the context took in (agents.updated's list).
+      event: this.sanitizeOwnEvent(inspection.event),
       state,
       context,
     });
