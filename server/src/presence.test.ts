@@ -1,3 +1,4 @@
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { Presence } from './presence.ts';
 
@@ -36,5 +37,58 @@ describe('Presence', () => {
     expect(presence.view()[0]?.status).toBe('away');
     presence.disconnect('ada', 's1');
     expect(presence.view()[0]?.status).toBe('offline');
+  });
+
+  it("rebuilds only the changed agent's entry: the others are the same objects as in the last view", () => {
+    const presence = new Presence(() => null);
+    presence.connect({ id: 'ada', name: 'Ada', pools: ['support'] }, 's1');
+    presence.connect({ id: 'grace', name: 'Grace', pools: ['support'] }, 's2');
+    const before = presence.view();
+    expect(presence.view()).toBe(before);
+    presence.hold('ada', 'req-1');
+    const after = presence.view();
+    expect(after).not.toBe(before);
+    expect(after.find((a) => a.id === 'grace')).toBe(before.find((a) => a.id === 'grace'));
+    expect(after.find((a) => a.id === 'ada')).toMatchObject({ status: 'busy' });
+    expect(before.find((a) => a.id === 'ada')).toMatchObject({ status: 'available' });
+    presence.release('ada', 'req-1');
+    presence.assigned('ada', 42);
+    expect(presence.view().find((a) => a.id === 'ada')).toMatchObject({ status: 'available', lastAssignedAt: 42 });
+    presence.remove('grace');
+    expect(presence.view().map((a) => a.id)).toEqual(['ada']);
+  });
+
+  it('keeps a view updated change by change equal to one built from scratch, whatever happens', () => {
+    const agentIds = ['ada', 'grace', 'alan', 'edsger'];
+    const op = fc.oneof(
+      fc.record({ kind: fc.constant('connect' as const), agent: fc.constantFrom(...agentIds), socket: fc.constantFrom('s1', 's2') }),
+      fc.record({ kind: fc.constant('disconnect' as const), agent: fc.constantFrom(...agentIds), socket: fc.constantFrom('s1', 's2') }),
+      fc.record({ kind: fc.constant('remove' as const), agent: fc.constantFrom(...agentIds) }),
+      fc.record({ kind: fc.constant('chosen' as const), agent: fc.constantFrom(...agentIds), status: fc.constantFrom('available' as const, 'away' as const) }),
+      fc.record({ kind: fc.constant('hold' as const), agent: fc.constantFrom(...agentIds), request: fc.constantFrom('r1', 'r2') }),
+      fc.record({ kind: fc.constant('release' as const), agent: fc.constantFrom(...agentIds), request: fc.constantFrom('r1', 'r2') }),
+      fc.record({ kind: fc.constant('assigned' as const), agent: fc.constantFrom(...agentIds), at: fc.nat() }),
+    );
+    fc.assert(
+      fc.property(fc.array(op, { maxLength: 40 }), (ops) => {
+        const watched = new Presence(() => null);
+        const fresh = new Presence(() => null);
+        for (const o of ops) {
+          for (const presence of [watched, fresh]) {
+            const agent = { id: o.agent, name: o.agent, pools: ['support'] };
+            if (o.kind === 'connect') presence.connect(agent, o.socket);
+            else if (o.kind === 'disconnect') presence.disconnect(o.agent, o.socket);
+            else if (o.kind === 'remove') presence.remove(o.agent);
+            else if (o.kind === 'chosen') presence.setChosen(o.agent, o.status);
+            else if (o.kind === 'hold') presence.hold(o.agent, o.request);
+            else if (o.kind === 'release') presence.release(o.agent, o.request);
+            else presence.assigned(o.agent, o.at);
+          }
+          watched.view();
+        }
+        expect(watched.view()).toEqual(fresh.view());
+      }),
+      { numRuns: 300 },
+    );
   });
 });

@@ -28,6 +28,14 @@ export class Presence {
    * requests, rebuilding it per request would cost agents × requests on every presence change.
    */
   private cachedView: AgentInfo[] | null = null;
+  /**
+   * The next view is the last one with only the changed agents' entries replaced: with thousands online and
+   * a change per ring, rebuilding every entry per change was most of a busy server's time. An agent coming
+   * or going changes the list itself, and the view is built anew.
+   */
+  private readonly positions = new Map<string, number>();
+  private readonly dirty = new Set<string>();
+  private listChanged = true;
 
   constructor(
     private readonly lastAssignedAt: (agentId: string) => number | null,
@@ -44,13 +52,15 @@ export class Presence {
     return () => this.listeners.delete(listener);
   }
 
-  private changed(): void {
-    this.cachedView = null;
+  private changed(agentId: string, { listChanged = false } = {}): void {
+    this.dirty.add(agentId);
+    if (listChanged) this.listChanged = true;
     for (const listener of this.listeners) listener();
   }
 
   connect(agent: { id: string; name: string; pools: string[] }, socketId: string, chosen?: ChosenStatus): void {
     const known = this.agents.get(agent.id);
+    const listChanged = !known;
     if (known) {
       known.sockets.add(socketId);
       if (chosen) known.chosen = chosen;
@@ -65,7 +75,7 @@ export class Presence {
         lastAssignedAt: this.lastAssignedAt(agent.id),
       });
     }
-    this.changed();
+    this.changed(agent.id, { listChanged });
   }
 
   /** Returns true when that was the agent's last socket. */
@@ -74,14 +84,14 @@ export class Presence {
     if (!agent) return false;
     agent.sockets.delete(socketId);
     const gone = agent.sockets.size === 0;
-    this.changed();
+    this.changed(agentId);
     return gone;
   }
 
   /** Logging out forgets the agent until it connects again. */
   remove(agentId: string): void {
     this.memory.remember(agentId, null);
-    if (this.agents.delete(agentId)) this.changed();
+    if (this.agents.delete(agentId)) this.changed(agentId, { listChanged: true });
   }
 
   setChosen(agentId: string, chosen: ChosenStatus): void {
@@ -89,7 +99,7 @@ export class Presence {
     this.memory.remember(agentId, chosen);
     if (!agent || agent.chosen === chosen) return;
     agent.chosen = chosen;
-    this.changed();
+    this.changed(agentId);
   }
 
   hold(agentId: string, requestId: string): void {
@@ -99,14 +109,14 @@ export class Presence {
       return;
     }
     agent.heldBy.add(requestId);
-    this.changed();
+    this.changed(agentId);
   }
 
   release(agentId: string, requestId: string): void {
     this.pendingHolds.get(agentId)?.delete(requestId);
     const agent = this.agents.get(agentId);
     if (!agent?.heldBy.delete(requestId)) return;
-    this.changed();
+    this.changed(agentId);
   }
 
   isOnline(agentId: string): boolean {
@@ -122,18 +132,36 @@ export class Presence {
     const agent = this.agents.get(agentId);
     if (!agent) return;
     agent.lastAssignedAt = at;
-    this.changed();
+    this.changed(agentId);
   }
 
-  /** Shared by every caller until the next change, so callers must not modify it. */
+  /** Shared by every caller until the next change, and its entries beyond that: callers must not modify them. */
   view(): readonly AgentInfo[] {
-    this.cachedView ??= [...this.agents.values()].map((agent) => ({
-      id: agent.id,
-      name: agent.name,
-      pools: agent.pools,
-      status: agent.sockets.size === 0 ? 'offline' : agent.heldBy.size > 0 ? 'busy' : agent.chosen,
-      lastAssignedAt: agent.lastAssignedAt,
-    }));
+    if (this.listChanged || !this.cachedView) {
+      this.cachedView = [...this.agents.values()].map((agent) => entryOf(agent));
+      this.positions.clear();
+      this.cachedView.forEach((entry, index) => this.positions.set(entry.id, index));
+      this.listChanged = false;
+    } else if (this.dirty.size > 0) {
+      const next = this.cachedView.slice();
+      for (const agentId of this.dirty) {
+        const agent = this.agents.get(agentId);
+        const index = this.positions.get(agentId);
+        if (agent && index !== undefined) next[index] = entryOf(agent);
+      }
+      this.cachedView = next;
+    }
+    this.dirty.clear();
     return this.cachedView;
   }
+}
+
+function entryOf(agent: OnlineAgent): AgentInfo {
+  return {
+    id: agent.id,
+    name: agent.name,
+    pools: agent.pools,
+    status: agent.sockets.size === 0 ? 'offline' : agent.heldBy.size > 0 ? 'busy' : agent.chosen,
+    lastAssignedAt: agent.lastAssignedAt,
+  };
 }

@@ -11,6 +11,7 @@ import {
   callSessionMachine,
   eligibleAgents,
   routingMachine,
+  type AgentInfo,
   type CallSessionEndReason,
   type ClientToServerEvents,
   type Leg,
@@ -97,6 +98,8 @@ export interface SwitchboardOptions {
 export class Switchboard {
   readonly presence: Presence;
   private readonly requests = new Map<string, RequestEntry>();
+  /** Requests not in a call, kept from their snapshots: the only ones a presence change is sent to. */
+  private readonly waiting = new Set<RequestEntry>();
   private readonly calls = new Map<string, CallEntry>();
   private readonly io: Io;
   private readonly store: Store;
@@ -106,6 +109,7 @@ export class Switchboard {
   private readonly inspect: SwitchboardOptions['inspect'];
 
   private readonly routing = this.provideRouting();
+  private poolOrder: { view: readonly AgentInfo[] | null; byPool: Map<string, AgentInfo[]> } = { view: null, byPool: new Map() };
   private readonly callSession = this.provideCallSession();
 
   constructor(options: SwitchboardOptions) {
@@ -233,16 +237,20 @@ export class Switchboard {
           logger.info({ requestId: entry.requestId, trigger: next.context.lastTrigger, reassignments: next.context.reassignments }, 'reassignment');
         }
         this.store.requests.update(entry.requestId, { state: String(next.value) });
+        if (next.status === 'active' && !next.matches('connected')) this.waiting.add(full);
+        else this.waiting.delete(full);
         if (next.status === 'done') this.finishRequest(full, next.context.endReason ?? 'cancelled');
         if (previous?.value !== next.value && (next.value === 'queued' || previous?.value === 'queued')) this.updateQueuePositions();
       },
     });
     this.requests.set(entry.requestId, full);
+    if (!full.actor.getSnapshot().matches('connected')) this.waiting.add(full);
     return full;
   }
 
   private finishRequest(entry: RequestEntry, reason: string): void {
     this.requests.delete(entry.requestId);
+    this.waiting.delete(entry);
     this.store.requests.update(entry.requestId, { endedAt: this.now(), endReason: reason });
     if (reason === 'cancelled') {
       this.emit(visitorRoom(entry.visitorId), 'routing.ended', { requestId: entry.requestId, reason: 'cancelled' });
@@ -273,9 +281,10 @@ export class Switchboard {
     const at = this.now();
     // A view per request, taken when it is sent: a request earlier in the loop may ring (hold) an agent, and
     // a view taken before the loop would offer that same agent to every queued request after it.
-    for (const entry of [...this.requests.values()]) {
-      // A request in a call rings nobody, and every presence change would otherwise rewrite each call's
-      // snapshot: calls × changes writes. It gets a fresh list just before anything can move it on.
+    // A request in a call rings nobody, and every presence change would otherwise rewrite each call's
+    // snapshot: calls × changes writes. It gets a fresh list just before anything can move it on.
+    // Oldest first, as the requests were made: a request back from a call must not lose its turn to newer ones.
+    for (const entry of [...this.waiting].sort((a, b) => a.createdAt - b.createdAt)) {
       if (entry.actor.getSnapshot().matches('connected')) continue;
       this.refreshAgents(entry, at);
     }
@@ -292,7 +301,22 @@ export class Switchboard {
    * A request's context (persisted at every transition) then stays small however many agents are online.
    */
   private shortlist(pool: string, triedAgentIds: readonly string[]) {
-    return eligibleAgents(this.presence.view(), pool, triedAgentIds).slice(0, ROUTING_SHORTLIST);
+    const view = this.presence.view();
+    // One ordering per pool for each presence view, shared by every request that refreshes against it: a
+    // change refreshes every waiting request, and sorting the whole pool for each was quadratic in agents.
+    if (this.poolOrder.view !== view) this.poolOrder = { view, byPool: new Map() };
+    let ordered = this.poolOrder.byPool.get(pool);
+    if (!ordered) {
+      ordered = eligibleAgents(view, pool, []);
+      this.poolOrder.byPool.set(pool, ordered);
+    }
+    const list = [];
+    for (const agent of ordered) {
+      if (triedAgentIds.includes(agent.id)) continue;
+      list.push(agent);
+      if (list.length === ROUTING_SHORTLIST) break;
+    }
+    return list;
   }
 
   request(visitor: { visitorId: string; name: string }, pool: string): string {
@@ -683,6 +707,7 @@ export class Switchboard {
     for (const entry of this.requests.values()) entry.actor.stop();
     for (const entry of this.calls.values()) entry.actor.stop();
     this.requests.clear();
+    this.waiting.clear();
     this.calls.clear();
   }
 
