@@ -56,6 +56,18 @@ export function killOnExit(child: ChildProcess): void {
   }
 }
 
+/** The child's stdout and stderr as they arrive, for an error's message; only the last `keepLast` characters when given. */
+export function captureOutput(child: ChildProcess, keepLast = Infinity): () => string {
+  let output = '';
+  const keep = (chunk: Buffer) => {
+    output += chunk.toString();
+    if (output.length > keepLast) output = output.slice(-keepLast);
+  };
+  child.stdout?.on('data', keep);
+  child.stderr?.on('data', keep);
+  return () => output;
+}
+
 /** CPU time (user + system) a live process has used, in seconds; null where /proc is not available. */
 export function cpuSeconds(pid: number | undefined): number | null {
   if (pid === undefined) return null;
@@ -114,9 +126,7 @@ export async function spawnWorker<Ready = Record<string, unknown>>(modulePath: s
     stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
   });
   killOnExit(child);
-  let output = '';
-  child.stdout!.on('data', (chunk) => (output += chunk));
-  child.stderr!.on('data', (chunk) => (output += chunk));
+  const output = captureOutput(child);
 
   const inbox: WorkerMessage[] = [];
   const waiters: { type: string; resolve: (message: WorkerMessage) => void; reject: (error: Error) => void }[] = [];
@@ -143,7 +153,7 @@ export async function spawnWorker<Ready = Record<string, unknown>>(modulePath: s
     }
   });
   child.once('exit', (code, signal) => {
-    exited = new Error(`worker ${path.basename(modulePath)} exited (${signal ?? code})\n${output.slice(-4000)}`);
+    exited = new Error(`worker ${path.basename(modulePath)} exited (${signal ?? code})\n${output().slice(-4000)}`);
     for (const call of pending.values()) call.reject(exited);
     pending.clear();
     for (const waiter of waiters.splice(0)) waiter.reject(exited);
@@ -156,7 +166,7 @@ export async function spawnWorker<Ready = Record<string, unknown>>(modulePath: s
     return new Promise<T>((resolve, reject) => {
       const timer = setTimeout(() => {
         waiters.splice(waiters.indexOf(waiter), 1);
-        reject(new Error(`worker ${path.basename(modulePath)} sent no ${type} within ${timeoutMs} ms\n${output.slice(-4000)}`));
+        reject(new Error(`worker ${path.basename(modulePath)} sent no ${type} within ${timeoutMs} ms\n${output().slice(-4000)}`));
       }, timeoutMs);
       const waiter = {
         type,
@@ -208,7 +218,7 @@ export async function spawnWorker<Ready = Record<string, unknown>>(modulePath: s
       },
       send: (message) => void child.send(message),
       next,
-      output: () => output,
+      output,
       kill,
     };
   } catch (error) {
@@ -268,9 +278,7 @@ export async function spawnQuietServer(env: Record<string, string>): Promise<Spa
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   killOnExit(child);
-  let output = '';
-  child.stdout!.on('data', (chunk) => (output += chunk));
-  child.stderr!.on('data', (chunk) => (output += chunk));
+  const output = captureOutput(child);
   const url = `http://127.0.0.1:${env.PORT}`;
   const kill = async (signal: NodeJS.Signals = 'SIGKILL') => {
     if (child.exitCode !== null || child.signalCode !== null) return;
@@ -280,7 +288,7 @@ export async function spawnQuietServer(env: Record<string, string>): Promise<Spa
   };
   const deadline = Date.now() + 30_000;
   for (;;) {
-    if (child.exitCode !== null) throw new Error(`server exited early:\n${output}`);
+    if (child.exitCode !== null) throw new Error(`server exited early:\n${output()}`);
     const healthy = await fetch(`${url}/healthz`).then(
       (response) => response.ok,
       () => false,
@@ -288,9 +296,9 @@ export async function spawnQuietServer(env: Record<string, string>): Promise<Spa
     if (healthy) break;
     if (Date.now() > deadline) {
       await kill();
-      throw new Error(`server did not start:\n${output}`);
+      throw new Error(`server did not start:\n${output()}`);
     }
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
-  return { url, child, output: () => output, kill };
+  return { url, child, output, kill };
 }

@@ -6,7 +6,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import { repoRoot } from '../../../test/support/server.ts';
-import { killOnExit } from '../processes.ts';
+import { captureOutput, killOnExit } from '../processes.ts';
 import { codeFingerprint } from './codeFingerprint.ts';
 import type { ListeningMessage, ServerReport, ServerRequest } from './serverProtocol.ts';
 
@@ -55,24 +55,19 @@ export async function startServerProcess(env: Record<string, string>, { timeoutM
     stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
   });
   killOnExit(child);
-  let output = '';
-  const keep = (chunk: Buffer) => {
-    output = (output + chunk.toString()).slice(-OUTPUT_KEPT);
-  };
-  child.stdout!.on('data', keep);
-  child.stderr!.on('data', keep);
+  const output = captureOutput(child, OUTPUT_KEPT);
   let nextId = 1;
   const pending = new Map<number, { resolve: (report: ServerReport) => void; reject: (error: Error) => void }>();
   const exit = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   void exit.then(() => {
-    for (const waiter of pending.values()) waiter.reject(new Error(`server process exited:\n${output}`));
+    for (const waiter of pending.values()) waiter.reject(new Error(`server process exited:\n${output()}`));
     pending.clear();
   });
 
   const listening = await new Promise<ListeningMessage>((resolve, reject) => {
     const timer = setTimeout(() => {
       child.kill('SIGKILL');
-      reject(new Error(`server did not start within ${timeoutMs} ms:\n${output}`));
+      reject(new Error(`server did not start within ${timeoutMs} ms:\n${output()}`));
     }, timeoutMs);
     child.on('message', (message: ListeningMessage | ServerReport | { id: number; error: string }) => {
       if ('type' in message && message.type === 'listening') {
@@ -88,7 +83,7 @@ export async function startServerProcess(env: Record<string, string>, { timeoutM
     });
     void exit.then(() => {
       clearTimeout(timer);
-      reject(new Error(`server exited before listening:\n${output}`));
+      reject(new Error(`server exited before listening:\n${output()}`));
     });
   });
 
@@ -100,7 +95,7 @@ export async function startServerProcess(env: Record<string, string>, { timeoutM
     code,
     report(request = {}, timeoutMs) {
       return new Promise((resolve, reject) => {
-        if (!child.connected) return reject(new Error(`server process is gone:\n${output}`));
+        if (!child.connected) return reject(new Error(`server process is gone:\n${output()}`));
         const id = nextId++;
         const timer = timeoutMs === undefined ? undefined : setTimeout(() => {
           pending.delete(id);
@@ -116,7 +111,7 @@ export async function startServerProcess(env: Record<string, string>, { timeoutM
       child.kill(signal);
       await exit;
     },
-    output: () => output,
+    output,
     exited: () => child.exitCode !== null || child.signalCode !== null,
   };
 }

@@ -6,7 +6,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import { repoRoot } from '../../../test/support/server.ts';
-import { killOnExit } from '../processes.ts';
+import { captureOutput, killOnExit } from '../processes.ts';
 
 export interface WorkerReply<T = unknown> {
   id: number;
@@ -42,12 +42,7 @@ export async function startWorkers(entry: string, count: number): Promise<Worker
       });
       children.push(child);
       killOnExit(child);
-      let output = '';
-      const keep = (chunk: Buffer) => {
-        output = (output + chunk.toString()).slice(-OUTPUT_KEPT);
-      };
-      child.stdout!.on('data', keep);
-      child.stderr!.on('data', keep);
+      const output = captureOutput(child, OUTPUT_KEPT);
       let nextId = 1;
       const pending = new Map<number, (reply: WorkerReply) => void>();
       let markReady: () => void = () => {};
@@ -59,14 +54,14 @@ export async function startWorkers(entry: string, count: number): Promise<Worker
       });
       readiness.push(ready);
       child.once('exit', (code, signal) => {
-        for (const resolve of pending.values()) resolve({ id: 0, ok: false, error: `worker ${index} exited (${code ?? signal}):\n${output}` });
+        for (const resolve of pending.values()) resolve({ id: 0, ok: false, error: `worker ${index} exited (${code ?? signal}):\n${output()}` });
         pending.clear();
       });
       workers.push({
         index,
         request<T>(op: string, args: object = {}, timeoutMs = 120_000): Promise<T> {
           return new Promise((resolve, reject) => {
-            if (!child.connected) return reject(new Error(`worker ${index} is gone:\n${output}`));
+            if (!child.connected) return reject(new Error(`worker ${index} is gone:\n${output()}`));
             const id = nextId++;
             const timer = setTimeout(() => {
               pending.delete(id);
