@@ -13,7 +13,7 @@ import { atLeast, atMost, type Benchmark, type Figure } from './lib/bench.ts';
 import { prepareFleet, type Fleet } from './lib/fleet.ts';
 import { codeChangedNote } from './lib/load/codeFingerprint.ts';
 import { callPairs, type CallPair } from './lib/load/identities.ts';
-import { runLadder, type LadderResult, type StepResult } from './lib/load/ladder.ts';
+import { fileLimitTooLow, runLadder, type LadderResult, type StepResult } from './lib/load/ladder.ts';
 import { startWorkers, type WorkerPool } from './lib/load/workerPool.ts';
 import { linePlotSvg } from './lib/plot.ts';
 import { ratio } from './lib/stats.ts';
@@ -75,9 +75,9 @@ async function measure({ plan, fleet, pairs, pool, scratchDir, log }: Context) {
   const heldCalls = last?.calls ?? 0;
   const codeNote = codeChangedNote([calls.code, idle.code]);
   const brokeNote = calls.broke ? `broke at ${calls.broke.calls} calls: ${calls.broke.reason}` : `every step up to ${maxCalls} held`;
-  const fdLimited = calls.broke?.reason.includes('open-file limit') ?? false;
+  const fdLimited = calls.broke !== null && fileLimitTooLow(calls.fileLimit, calls.broke.calls);
   const fdNote =
-    !fdLimited && calls.fileLimit !== null && calls.fileLimit < 2 * TARGET_CALLS + 64
+    !fdLimited && fileLimitTooLow(calls.fileLimit, TARGET_CALLS)
       ? ` The server's open-file limit here is ${calls.fileLimit} (as high as the host let it be raised), below the ${2 * TARGET_CALLS} sockets of ${TARGET_CALLS} calls.`
       : '';
   const criteria =

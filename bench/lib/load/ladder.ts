@@ -102,6 +102,11 @@ const MAX_HOLD_EVENT_LOOP_P99_MS = 1_000;
 // The server's own descriptors besides its client sockets: the database and its journal, stdio, IPC, epoll, the listener.
 const FILE_DESCRIPTOR_MARGIN = 32;
 
+/** Every socket is a file descriptor on the server: past its limit a step cannot hold, however it is run. */
+export function fileLimitTooLow(fileLimit: number | null, calls: number): boolean {
+  return fileLimit !== null && fileLimit < 2 * calls + FILE_DESCRIPTOR_MARGIN;
+}
+
 async function gcMemory(server: ServerProcess): Promise<MemoryFigures> {
   const reports: ServerReport[] = [];
   for (let i = 0; i < 3; i++) reports.push(await server.report({ gc: true }));
@@ -253,8 +258,7 @@ export async function runLadder(options: LadderOptions): Promise<LadderResult> {
     const result: LadderResult = { mode, fileLimit: server.fileLimit, code: server.code, base, steps: [], broke: null };
     let reached = 0;
     for (const calls of options.steps) {
-      // Every socket is a file descriptor on the server: a step past its limit cannot hold, however it is run.
-      if (server.fileLimit !== null && server.fileLimit < 2 * calls + FILE_DESCRIPTOR_MARGIN) {
+      if (fileLimitTooLow(server.fileLimit, calls)) {
         const reason = `the server's open-file limit (${server.fileLimit}, as far as the host lets it be raised) is below the ${2 * calls} sockets of ${calls} calls`;
         log(`${mode}: ${calls} calls: not attempted (${reason})`);
         result.broke = { calls, reason };
