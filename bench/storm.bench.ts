@@ -92,6 +92,7 @@ function acrossRounds(rounds: RoundFigures[], pick: (round: RoundFigures) => num
 
 const seconds = (ms: number | null) => (ms === null ? null : Math.round(ms / 100) / 10);
 const whole = (value: number | null) => (value === null ? null : Math.round(value));
+const tenth = (value: number | null) => (value === null ? null : Math.round(value * 10) / 10);
 
 function outcomeNote(run: StormRun, rounds: RoundFigures[], deadlineMs: number): string {
   const parts = rounds.map((r, i) => {
@@ -158,9 +159,9 @@ const storm: Benchmark = {
       },
       {
         name: `sessions resumed within ${TARGET_RESUME_S} s of the restart`,
-        value: share.value === null ? null : Math.round(share.value * 10) / 10,
+        value: tenth(share.value),
         unit: '%',
-        baseline: { name: baselineName, value: share.baseline === null ? null : Math.round(share.baseline * 10) / 10 },
+        baseline: { name: baselineName, value: tenth(share.baseline) },
         ratio: ratio(share.value, share.baseline),
         target: '100 %',
         met: atLeast(share.value, 100),
@@ -168,9 +169,9 @@ const storm: Benchmark = {
       },
       {
         name: 'call legs resumed with their call',
-        value: legs.value === null ? null : Math.round(legs.value * 10) / 10,
+        value: tenth(legs.value),
         unit: '%',
-        baseline: { name: baselineName, value: legs.baseline === null ? null : Math.round(legs.baseline * 10) / 10 },
+        baseline: { name: baselineName, value: tenth(legs.baseline) },
         ratio: ratio(legs.value, legs.baseline),
         note: 'Of the clients in a call at the kill, those whose session.resumed brought the call back, by the deadline.',
       },
