@@ -21,13 +21,13 @@ import {
   type CallEndReason,
 } from '@callchart/machines';
 import { hostActor } from './actorHost.ts';
-
-/** How many candidates each request holds; more than any run of rejects between two presence changes. */
-const ROUTING_SHORTLIST = 16;
 import type { ServerConfig } from './config.ts';
 import { callLogger, requestLogger, type Logger } from './logger.ts';
 import { Presence } from './presence.ts';
 import type { Store } from './store.ts';
+
+/** How many candidates each request holds; more than any run of rejects between two presence changes. */
+const ROUTING_SHORTLIST = 16;
 
 type Io = Server<ClientToServerEvents, ServerToClientEvents>;
 type RoutingActor = Actor<typeof routingMachine>;
@@ -109,8 +109,8 @@ export class Switchboard {
   private readonly inspect: SwitchboardOptions['inspect'];
 
   private readonly routing = this.provideRouting();
-  private poolOrder: { view: readonly AgentInfo[] | null; byPool: Map<string, AgentInfo[]> } = { view: null, byPool: new Map() };
   private readonly callSession = this.provideCallSession();
+  private poolOrder: { view: readonly AgentInfo[] | null; byPool: Map<string, AgentInfo[]> } = { view: null, byPool: new Map() };
 
   constructor(options: SwitchboardOptions) {
     this.inspect = options.inspect;
@@ -284,10 +284,7 @@ export class Switchboard {
     // A request in a call rings nobody, and every presence change would otherwise rewrite each call's
     // snapshot: calls × changes writes. It gets a fresh list just before anything can move it on.
     // Oldest first, as the requests were made: a request back from a call must not lose its turn to newer ones.
-    for (const entry of [...this.waiting].sort((a, b) => a.createdAt - b.createdAt)) {
-      if (entry.actor.getSnapshot().matches('connected')) continue;
-      this.refreshAgents(entry, at);
-    }
+    for (const entry of [...this.waiting].sort((a, b) => a.createdAt - b.createdAt)) this.refreshAgents(entry, at);
   }
 
   private refreshAgents(entry: RequestEntry, at = this.now()): void {
