@@ -1,9 +1,13 @@
 /**
  * Browser end-to-end support: Debian's Chromium driven by playwright-core with fake camera and microphone,
- * and the media checks every scenario makes. No browser is ever downloaded; `.ci/run` installs Chromium.
+ * and the media checks every scenario makes. No browser is ever downloaded; `npm test` installs Debian's
+ * Chromium first (scripts/ensure-system-packages.sh).
  */
-import { existsSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import type { NetNamespace } from './netns.ts';
 
 // The second path skips Debian's wrapper script, which only adds flags from /etc/chromium.d.
 const CHROMIUM_PATHS = ['/usr/lib/chromium/chromium', '/usr/bin/chromium'];
@@ -13,7 +17,7 @@ export function chromiumPath(): string {
   if (!found) {
     throw new Error(
       `Chromium is not installed (none of ${CHROMIUM_PATHS.join(', ')} exists). The browser suite drives ` +
-        "Debian's Chromium and never downloads one; `.ci/run` installs it with apt-get (apt-get install -y chromium).",
+        "Debian's Chromium and never downloads one; `npm test` installs it with apt-get (apt-get install -y chromium).",
     );
   }
   return found;
@@ -24,7 +28,12 @@ const OUR_DISABLED_FEATURES = [
   'WebRtcHideLocalIpsWithMdns',
 ];
 
-const BASE_ARGS = [
+// No DNS at all: every test address is an IP literal, and nothing may leave the machine. Chromium maps
+// IP literals through these rules too, so every address a page is served from must be excluded.
+const hostResolverRules = (addresses: string[]) =>
+  `--host-resolver-rules=MAP * ~NOTFOUND , ${addresses.map((address) => `EXCLUDE ${address}`).join(' , ')}`;
+
+const COMMON_ARGS = [
   '--no-sandbox',
   '--disable-gpu',
   '--disable-quic',
@@ -34,9 +43,9 @@ const BASE_ARGS = [
   '--disable-sync',
   '--use-fake-ui-for-media-stream',
   '--use-fake-device-for-media-stream',
-  // No DNS at all: every test address is a loopback literal, and nothing may leave the machine.
-  '--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1',
 ];
+
+const BASE_ARGS = [...COMMON_ARGS, hostResolverRules(['127.0.0.1'])];
 
 const commandLineOf = async (browser: Browser): Promise<string> => {
   const page = await browser.newPage();
@@ -70,14 +79,50 @@ function playwrightDisableFeatures(): Promise<string | null> {
   return playwrightSwitch;
 }
 
-export async function launchBrowser(): Promise<Browser> {
+async function mergedDisableFeatures(): Promise<{ args: string[]; ignoreDefaultArgs?: string[] }> {
   const theirs = await playwrightDisableFeatures();
   const features = new Set([...(theirs ? theirs.slice('--disable-features='.length).split(',') : []), ...OUR_DISABLED_FEATURES]);
-  return chromium.launch({
-    executablePath: chromiumPath(),
-    args: [...BASE_ARGS, `--disable-features=${[...features].filter(Boolean).join(',')}`],
+  return {
+    args: [`--disable-features=${[...features].filter(Boolean).join(',')}`],
     ...(theirs ? { ignoreDefaultArgs: [theirs] } : {}),
-  });
+  };
+}
+
+export async function launchBrowser(): Promise<Browser> {
+  const { args, ...rest } = await mergedDisableFeatures();
+  return chromium.launch({ executablePath: chromiumPath(), args: [...BASE_ARGS, ...args], ...rest });
+}
+
+/**
+ * Chromium inside a network namespace, so taking the namespace's link down is a whole network outage
+ * for it alone. Pages from the host side's address are not a secure context (no `mediaDevices`), so
+ * each origin in `secureOrigins` is treated as one. Playwright talks to the browser over a pipe, which
+ * the wrapper hands on by exec'ing, so nothing of playwright's needs to reach into the namespace.
+ */
+export async function launchBrowserIn(ns: NetNamespace, { secureOrigins = [] }: { secureOrigins?: string[] } = {}): Promise<Browser> {
+  const { args, ...rest } = await mergedDisableFeatures();
+  const dir = mkdtempSync(path.join(tmpdir(), 'callchart-netns-browser-'));
+  const wrapper = path.join(dir, 'chromium');
+  const quote = (value: string) => `'${value.replaceAll("'", "'\\''")}'`;
+  writeFileSync(wrapper, `#!/bin/sh\nexec ip netns exec ${quote(ns.name)} ${quote(chromiumPath())} "$@"\n`);
+  chmodSync(wrapper, 0o755);
+  try {
+    const browser = await chromium.launch({
+      executablePath: wrapper,
+      args: [
+        ...COMMON_ARGS,
+        hostResolverRules(['127.0.0.1', ns.hostAddress]),
+        ...(secureOrigins.length > 0 ? [`--unsafely-treat-insecure-origin-as-secure=${secureOrigins.join(',')}`] : []),
+        ...args,
+      ],
+      ...rest,
+    });
+    browser.once('disconnected', () => rmSync(dir, { recursive: true, force: true }));
+    return browser;
+  } catch (error) {
+    rmSync(dir, { recursive: true, force: true });
+    throw error;
+  }
 }
 
 /** The browser's real command line, for checking what Chromium was actually started with. */

@@ -31,10 +31,12 @@ export interface App {
   close(): Promise<void>;
 }
 
-export async function startApp(turn: TurnServer, env: Record<string, string> = {}): Promise<App> {
+/** `host` is the one address the server listens on, such as the host side of a test network namespace. */
+export async function startApp(turn: TurnServer, env: Record<string, string> = {}, { host = '127.0.0.1' }: { host?: string } = {}): Promise<App> {
   const db = tempDatabase();
-  const port = await freePort();
+  const port = await freePort(host);
   const fullEnv = {
+    HOST: host,
     PORT: String(port),
     DATABASE_PATH: db.path,
     LOG_LEVEL: 'info',
@@ -43,7 +45,7 @@ export async function startApp(turn: TurnServer, env: Record<string, string> = {
     ...env,
   };
   const app: App = {
-    url: `http://127.0.0.1:${port}`,
+    url: `http://${host}:${port}`,
     server: await spawnServer(fullEnv),
     async crashAndRestart(downMs = 0) {
       const killedAt = Date.now();

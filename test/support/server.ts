@@ -75,11 +75,11 @@ export async function startTestServer(env: Record<string, string> = {}, options:
   return handle;
 }
 
-export async function freePort(): Promise<number> {
+export async function freePort(host = '127.0.0.1'): Promise<number> {
   return new Promise((resolve, reject) => {
     const probe = createServer();
     probe.once('error', reject);
-    probe.listen(0, '127.0.0.1', () => {
+    probe.listen(0, host, () => {
       const { port } = probe.address() as { port: number };
       probe.close(() => resolve(port));
     });
@@ -103,7 +103,7 @@ export async function spawnServer(env: Record<string, string>): Promise<SpawnedS
   let output = '';
   child.stdout!.on('data', (chunk) => (output += chunk));
   child.stderr!.on('data', (chunk) => (output += chunk));
-  const url = `http://127.0.0.1:${env.PORT}`;
+  const url = `http://${env.HOST ?? '127.0.0.1'}:${env.PORT}`;
   const deadline = Date.now() + 20_000;
   for (;;) {
     if (child.exitCode !== null) throw new Error(`server exited early:\n${output}`);

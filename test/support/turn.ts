@@ -1,5 +1,6 @@
 /**
- * A relay-only TURN server (Debian's coturn) on 127.0.0.1, for browser tests whose ICE fault must be real.
+ * A relay-only TURN server (Debian's coturn) on 127.0.0.1 (or another local address, such as the host
+ * side of a test network namespace), for browser tests whose ICE fault must be real.
  * With `iceTransportPolicy: 'relay'` every media path runs through this process, so SIGKILLing it breaks
  * ICE the way a lost network path does, and starting it again on the same ports lets an ICE restart recover.
  */
@@ -26,32 +27,32 @@ export function requireTurnserver(): void {
   if (!existsSync(TURNSERVER_PATH)) {
     throw new Error(
       `coturn is not installed (${TURNSERVER_PATH} is missing). The browser suite needs it for its real ICE ` +
-        'faults; `.ci/run` installs it with apt-get (apt-get install -y coturn).',
+        'faults; `npm test` installs it with apt-get (apt-get install -y coturn).',
     );
   }
 }
 
-function udpPortFree(port: number): Promise<boolean> {
+function udpPortFree(port: number, address: string): Promise<boolean> {
   return new Promise((resolve) => {
     const socket = createSocket('udp4');
     socket.once('error', () => resolve(false));
-    socket.bind(port, '127.0.0.1', () => socket.close(() => resolve(true)));
+    socket.bind(port, address, () => socket.close(() => resolve(true)));
   });
 }
 
-function tcpPortFree(port: number): Promise<boolean> {
+function tcpPortFree(port: number, address: string): Promise<boolean> {
   return new Promise((resolve) => {
     const probe = createServer();
     probe.once('error', () => resolve(false));
-    probe.listen(port, '127.0.0.1', () => probe.close(() => resolve(true)));
+    probe.listen(port, address, () => probe.close(() => resolve(true)));
   });
 }
 
 /** coturn listens on UDP and TCP; both must be free or it starts half-working without saying so. */
-async function freeListeningPort(): Promise<number> {
+async function freeListeningPort(address: string): Promise<number> {
   for (let tries = 0; tries < 50; tries++) {
     const port = 20_000 + Math.floor(Math.random() * 10_000);
-    if ((await udpPortFree(port)) && (await tcpPortFree(port))) return port;
+    if ((await udpPortFree(port, address)) && (await tcpPortFree(port, address))) return port;
   }
   throw new Error('no free port for the TURN listener');
 }
@@ -60,26 +61,26 @@ async function freeListeningPort(): Promise<number> {
  * A window of relay ports that nothing else holds, drawn from above the kernel's usual ephemeral range
  * start so that parallel runs (each with its own window) rarely collide.
  */
-async function freeRelayRange(): Promise<{ min: number; max: number }> {
+async function freeRelayRange(address: string): Promise<{ min: number; max: number }> {
   for (let tries = 0; tries < 50; tries++) {
     const min = 30_000 + Math.floor(Math.random() * 2_500) * 10;
     const max = min + RELAY_PORT_COUNT - 1;
     let free = true;
-    for (let port = min; port <= max && free; port++) free = await udpPortFree(port);
+    for (let port = min; port <= max && free; port++) free = await udpPortFree(port, address);
     if (free) return { min, max };
   }
   throw new Error('no free range of relay ports for the TURN server');
 }
 
 /** Resolves once the server answers a STUN Binding request, i.e. it is really serving, not just started. */
-async function waitForStun(port: number, deadline: number, exited: () => string | null): Promise<void> {
+async function waitForStun(address: string, port: number, deadline: number, exited: () => string | null): Promise<void> {
   const socket = createSocket('udp4');
-  await new Promise<void>((resolve) => socket.bind(0, '127.0.0.1', resolve));
+  await new Promise<void>((resolve) => socket.bind(0, address, resolve));
   try {
     for (;;) {
       const why = exited();
       if (why) throw new Error(why);
-      if (Date.now() > deadline) throw new Error(`the TURN server on 127.0.0.1:${port} did not answer STUN`);
+      if (Date.now() > deadline) throw new Error(`the TURN server on ${address}:${port} did not answer STUN`);
       const request = Buffer.alloc(20);
       request.writeUInt16BE(0x0001, 0);
       request.writeUInt16BE(0, 2);
@@ -98,7 +99,7 @@ async function waitForStun(port: number, deadline: number, exited: () => string 
           }
         };
         socket.on('message', onMessage);
-        socket.send(request, port, '127.0.0.1');
+        socket.send(request, port, address);
       });
       if (answered) return;
     }
@@ -113,18 +114,22 @@ export class TurnServer {
   private readonly dir = mkdtempSync(path.join(tmpdir(), 'callchart-turn-'));
 
   private constructor(
+    readonly listeningIp: string,
     readonly port: number,
     readonly relayPorts: { min: number; max: number },
   ) {}
 
-  /** Picks free ports once; `restart()` reuses them, as a relay coming back at the same address would. */
-  static async create(): Promise<TurnServer> {
+  /**
+   * Picks free ports once; `restart()` reuses them, as a relay coming back at the same address would.
+   * It listens and relays on `listeningIp` alone, so its peers must reach that address.
+   */
+  static async create({ listeningIp = '127.0.0.1' }: { listeningIp?: string } = {}): Promise<TurnServer> {
     requireTurnserver();
-    return new TurnServer(await freeListeningPort(), await freeRelayRange());
+    return new TurnServer(listeningIp, await freeListeningPort(listeningIp), await freeRelayRange(listeningIp));
   }
 
   get iceServers(): IceServerConfig[] {
-    return [{ urls: `turn:127.0.0.1:${this.port}?transport=udp`, ...TURN_USER }];
+    return [{ urls: `turn:${this.listeningIp}:${this.port}?transport=udp`, ...TURN_USER }];
   }
 
   /** The server env that makes every client of a callchart server relay through this TURN server only. */
@@ -146,8 +151,8 @@ export class TurnServer {
       TURNSERVER_PATH,
       [
         '-n',
-        '--listening-ip=127.0.0.1',
-        '--relay-ip=127.0.0.1',
+        `--listening-ip=${this.listeningIp}`,
+        `--relay-ip=${this.listeningIp}`,
         `--listening-port=${this.port}`,
         '--lt-cred-mech',
         `--user=${TURN_USER.username}:${TURN_USER.credential}`,
@@ -174,7 +179,7 @@ export class TurnServer {
         ? `the TURN server exited at start (${String(child.exitCode ?? child.signalCode)}):\n${this.log.slice(-2_000)}`
         : null;
     try {
-      await waitForStun(this.port, Date.now() + 10_000, exited);
+      await waitForStun(this.listeningIp, this.port, Date.now() + 10_000, exited);
     } catch (error) {
       await this.stop();
       throw error;
