@@ -179,7 +179,42 @@ describe('agent', () => {
     clock.increment(2_000);
     expect(media(actor)?.value).toEqual({ reconnecting: 'attempting' });
     actor.send({ type: 'ice.connected', at: 62_500 });
+    // Connected is not recovered until the adapter sees media arrive.
+    expect(media(actor)?.value).toEqual({ reconnecting: { verifying: 'probing' } });
+    actor.send({ type: 'media.flowing', at: 62_700 });
     expect(media(actor)?.value).toBe('connected');
+  });
+
+  it('waits for a visitor whose socket is gone without spending an attempt, then restarts at once when they are back', () => {
+    const { actor, clock } = toInCall();
+    actor.send({ type: 'peer.away' });
+    expect(actor.getSnapshot().matches({ inCall: { peer: 'away' } })).toBe(true);
+    actor.send({ type: 'ice.disconnected', at: 60_000 });
+    clock.increment(2_000);
+    expect(media(actor)?.value).toEqual({ reconnecting: 'waitingForPeer' });
+    clock.increment(60_000);
+    expect(media(actor)?.value).toEqual({ reconnecting: 'waitingForPeer' });
+    actor.send({ type: 'peer.back' });
+    expect(actor.getSnapshot().matches({ inCall: { peer: 'present' } })).toBe(true);
+    expect(media(actor)?.value).toEqual({ reconnecting: 'attempting' });
+    expect(media(actor)?.context.attempts).toBe(1);
+  });
+
+  it("restarts at once on the visitor's restart request", () => {
+    const { actor } = toInCall();
+    actor.send({ type: 'restart.requested', at: 60_000 });
+    expect(media(actor)?.value).toEqual({ reconnecting: 'attempting' });
+  });
+
+  it('shows the failure when the server ends the call as media-failed, and returns to waiting for any other end', () => {
+    const failed = toInCall();
+    failed.actor.send({ type: 'call.ended', reason: 'media-failed' });
+    expect(failed.actor.getSnapshot().value).toBe('callFailed');
+    expect(failed.actor.getSnapshot().context.lastCallEnd?.reason).toBe('media-failed');
+    const timedOut = toInCall();
+    timedOut.actor.send({ type: 'call.ended', reason: 'reconnect-timeout' });
+    expect(timedOut.actor.getSnapshot().value).toBe('available');
+    expect(timedOut.actor.getSnapshot().context.lastCallEnd?.reason).toBe('reconnect-timeout');
   });
 
   it('shows the failure once the media child gives up, until dismissed', () => {
@@ -231,9 +266,9 @@ describe('agent', () => {
 
   it('pauses and resumes with the visitor', () => {
     const { actor } = toInCall();
-    actor.send({ type: 'peer.paused' });
-    expect(actor.getSnapshot().value).toEqual({ inCall: { media: {}, peer: 'paused' } });
-    actor.send({ type: 'peer.resumed' });
+    actor.send({ type: 'peer.away' });
+    expect(actor.getSnapshot().value).toEqual({ inCall: { media: {}, peer: 'away' } });
+    actor.send({ type: 'peer.back' });
     expect(actor.getSnapshot().value).toEqual({ inCall: { media: {}, peer: 'present' } });
   });
 

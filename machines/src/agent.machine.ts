@@ -66,8 +66,6 @@ export type AgentEvent =
   | { type: 'ring'; requestId: string; visitorName: string; at: number; expiresAt?: number }
   | { type: 'ring.cancelled' }
   | { type: 'call.accepted'; callId: string }
-  | { type: 'peer.paused' }
-  | { type: 'peer.resumed' }
   | { type: 'call.ended'; reason: AgentServerEndReason }
   // the adapter
   | AgentMediaEvent
@@ -89,6 +87,7 @@ export const agentMachine = setup({
     connectTimeout: ({ context }) => context.timings.connectTimeout,
   },
   guards: {
+    serverEndedWith: ({ event }, params: { reason: AgentServerEndReason }) => event.type === 'call.ended' && event.reason === params.reason,
     mediaFailed: ({ event }) => event.type === 'xstate.done.actor.media' && event.output?.outcome === 'failed',
   },
   actions: {
@@ -274,7 +273,12 @@ export const agentMachine = setup({
           target: 'available',
           actions: [{ type: 'recordCallEnd', params: { reason: 'hangup' } }, 'sendHangup'],
         },
-        'call.ended': { target: 'available', actions: 'recordServerEnd' },
+        // The server ended the call because neither side could recover the media: the agent sees the
+        // failure, as the visitor does, instead of a silent return to waiting for calls.
+        'call.ended': [
+          { guard: { type: 'serverEndedWith', params: { reason: 'media-failed' } }, target: 'callFailed', actions: 'recordServerEnd' },
+          { target: 'available', actions: 'recordServerEnd' },
+        ],
         logout: {
           target: 'offline',
           actions: [
@@ -288,6 +292,9 @@ export const agentMachine = setup({
         'ice.disconnected': { actions: 'forwardToMedia' },
         'ice.failed': { actions: 'forwardToMedia' },
         'network.online': { actions: 'forwardToMedia' },
+        'network.offline': { actions: 'forwardToMedia' },
+        'restart.requested': { actions: 'forwardToMedia' },
+        'media.flowing': { actions: 'forwardToMedia' },
         'signal.up': { actions: ['markSignalingUp', 'forwardToMedia'] },
         'signal.down': { actions: ['markSignalingDown', 'forwardToMedia'] },
       },
@@ -315,16 +322,17 @@ export const agentMachine = setup({
           },
         },
         peer: {
-          description: 'Whether the visitor is still there, as reported by the server.',
+          description: "Whether the visitor's socket is still with the server, as the server reports it.",
           initial: 'present',
           states: {
             present: {
-              description: "The visitor's leg is up.",
-              on: { 'peer.paused': { target: 'paused' } },
+              description: "The visitor's socket is with the server.",
+              on: { 'peer.away': { target: 'away', actions: 'forwardToMedia' } },
             },
-            paused: {
-              description: 'The visitor dropped out; the server holds the call for them to come back.',
-              on: { 'peer.resumed': { target: 'present' } },
+            away: {
+              description:
+                "The visitor's socket is gone; the server holds the call for them, and the media child spends no attempt until they are back.",
+              on: { 'peer.back': { target: 'present', actions: 'forwardToMedia' } },
             },
           },
         },

@@ -77,19 +77,35 @@ describe('agentView', () => {
     expect(view.overlay).toBeNull();
   });
 
-  it('is amber with the "Reconnecting… (attempt n of 3)" overlay during an ICE restart', () => {
+  it('is amber with the "Connection problem, reconnecting… (attempt n of 3)" overlay during an ICE restart', () => {
     const first = viewAfter([...inCall, { type: 'ice.disconnected', at: 60_000 }], [disconnectedGrace]);
-    expect(first).toMatchObject({ connection: 'amber', overlay: 'Reconnecting… (attempt 1 of 3)' });
+    expect(first).toMatchObject({ connection: 'amber', overlay: 'Connection problem, reconnecting… (attempt 1 of 3)' });
     const third = viewAfter([...inCall, { type: 'ice.failed', at: 60_000 }], [attemptTimeout, attemptTimeout]);
-    expect(third.overlay).toBe('Reconnecting… (attempt 3 of 3)');
+    expect(third.overlay).toBe('Connection problem, reconnecting… (attempt 3 of 3)');
   });
 
-  it('is amber with a message while the visitor is paused', () => {
-    expect(viewAfter([...inCall, { type: 'peer.paused' }])).toMatchObject({
-      connection: 'amber',
-      message: 'Connection lost, waiting for the visitor…',
+  it('stays amber on a connection that reports connected until media is seen arriving', () => {
+    const back = viewAfter([...inCall, { type: 'ice.failed', at: 60_000 }, { type: 'ice.connected', at: 61_000 }]);
+    expect(back.connection).toBe('amber');
+    const flowing = viewAfter([...inCall, { type: 'ice.failed', at: 60_000 }, { type: 'ice.connected', at: 61_000 }, { type: 'media.flowing', at: 61_250 }]);
+    expect(flowing.connection).toBe('green');
+  });
+
+  it('says how the last call ended when the server ended it', () => {
+    expect(viewAfter([...inCall, { type: 'call.ended', reason: 'reconnect-timeout' }])).toMatchObject({
+      presence: 'available',
+      message: 'The call with Vera has ended: the connection could not be restored in time',
     });
-    expect(viewAfter([...inCall, { type: 'peer.paused' }, { type: 'peer.resumed' }]).connection).toBe('green');
+    expect(viewAfter([...inCall, { type: 'hangup' }]).message).toBeNull();
+  });
+
+  it("is amber with one notice while the visitor's socket is gone", () => {
+    expect(viewAfter([...inCall, { type: 'peer.away' }, { type: 'ice.failed', at: 60_000 }])).toMatchObject({
+      connection: 'amber',
+      overlay: 'Connection lost, waiting for Vera…',
+      message: null,
+    });
+    expect(viewAfter([...inCall, { type: 'peer.away' }, { type: 'peer.back' }]).connection).toBe('green');
   });
 
   it('is red with "We couldn\'t reconnect the call" when the media fails, until dismissed', () => {

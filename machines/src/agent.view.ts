@@ -3,12 +3,11 @@
  * its own. The Reconnecting overlay and the failure message are the visitor's, word for word.
  */
 import type { SnapshotFrom } from 'xstate';
-import type { AgentMachine, AgentPresence } from './agent.machine.ts';
-import { mediaReconnectingOverlay, visitorCallTexts, type CallMediaSnapshot } from './visitorCall.view.ts';
+import type { AgentCallEnd, AgentCallEndReason, AgentMachine, AgentPresence } from './agent.machine.ts';
+import { callIndicator, callNotice, type ConnectionIndicator } from './callStatus.ts';
+import { visitorCallTexts } from './visitorCall.view.ts';
 
 export type AgentControl = 'login' | 'available' | 'away' | 'logout' | 'accept' | 'reject' | 'hangup' | 'dismiss';
-
-export type ConnectionIndicator = 'green' | 'amber' | 'red';
 
 export interface AgentRingView {
   requestId: string;
@@ -31,8 +30,14 @@ export interface AgentView {
 
 export const agentTexts = {
   connecting: visitorCallTexts.connecting,
-  visitorLost: 'Connection lost, waiting for the visitor…',
   mediaFailed: visitorCallTexts.mediaFailed,
+  /** After the server ended the last call, until the next ring: how it ended, when the agent did not end it. */
+  lastCallEnded: {
+    'visitor-hangup': (visitor: string) => `${visitor} ended the call`,
+    'reconnect-timeout': (visitor: string) => `The call with ${visitor} has ended: the connection could not be restored in time`,
+    reassigned: (visitor: string) => `${visitor} was connected to another agent while you were away`,
+    error: (visitor: string) => `The call with ${visitor} ended because of an error`,
+  },
 } as const;
 
 /** Whole seconds left on a ring at `now`, for the countdown; never negative. */
@@ -40,20 +45,20 @@ export function ringSecondsLeft(expiresAt: number, now: number): number {
   return Math.max(0, Math.ceil((expiresAt - now) / 1000));
 }
 
-function mediaIndicator(media: CallMediaSnapshot | undefined): ConnectionIndicator {
-  if (!media) return 'amber';
-  if (media.status === 'done') return media.output?.outcome === 'failed' ? 'red' : 'amber';
-  return media.value === 'connected' ? 'green' : 'amber';
-}
-
 type AgentSnapshot = SnapshotFrom<AgentMachine>;
+
+function lastCallMessage(end: AgentCallEnd | null): string | null {
+  const texts: Partial<Record<AgentCallEndReason, (visitor: string) => string>> = agentTexts.lastCallEnded;
+  const text = end ? texts[end.reason] : undefined;
+  return end && text ? text(end.visitorName ?? 'the visitor') : null;
+}
 
 export function agentView(snapshot: AgentSnapshot): AgentView {
   const { context } = snapshot;
   const idle = { ringing: null, connection: null, overlay: null, message: null, showVideo: false };
 
   if (snapshot.matches('offline')) return { ...idle, presence: 'offline', controls: ['login'] };
-  if (snapshot.matches('available')) return { ...idle, presence: 'available', controls: ['away', 'logout'] };
+  if (snapshot.matches('available')) return { ...idle, presence: 'available', message: lastCallMessage(context.lastCallEnd), controls: ['away', 'logout'] };
   if (snapshot.matches('away')) return { ...idle, presence: 'away', controls: ['available', 'logout'] };
   if (snapshot.matches('ringing')) {
     const ringing =
@@ -74,14 +79,12 @@ export function agentView(snapshot: AgentSnapshot): AgentView {
   }
   if (snapshot.matches('inCall')) {
     const media = snapshot.children.media?.getSnapshot();
-    const paused = snapshot.matches({ inCall: { peer: 'paused' } });
-    const indicator = mediaIndicator(media);
+    const peer = { away: snapshot.matches({ inCall: { peer: 'away' } }), name: context.visitorName ?? 'the visitor' };
     return {
       ...idle,
       presence: 'busy',
-      connection: paused && indicator === 'green' ? 'amber' : indicator,
-      overlay: mediaReconnectingOverlay(media),
-      message: paused ? agentTexts.visitorLost : null,
+      connection: callIndicator(media, peer),
+      overlay: callNotice(media, peer),
       controls: ['hangup'],
       showVideo: true,
     };

@@ -73,6 +73,10 @@ class Reference {
   static up(s: LegStatus) {
     return s.socket === 'up' && s.media === 'connected';
   }
+  /** Only the agent gone, with the visitor here, hands the visitor on; anything else is a timeout. */
+  private timeoutReason(): CallSessionEndReason {
+    return this.legs.agent.socket === 'down' && this.legs.visitor.socket === 'up' ? 'agent-lost' : 'reconnect-timeout';
+  }
   private end(reason: CallSessionEndReason, at: number) {
     if (this.pausedAt !== null) this.totalPauseMs += Math.max(0, at - this.pausedAt);
     this.pausedAt = null;
@@ -83,12 +87,12 @@ class Reference {
   advanceTo(now: number) {
     if (this.endReason || this.pausedAt === null) return;
     const deadline = this.pausedAt + TIMEOUT;
-    if (now >= deadline) this.end(Reference.up(this.legs.agent) ? 'reconnect-timeout' : 'agent-lost', deadline);
+    if (now >= deadline) this.end(this.timeoutReason(), deadline);
   }
   /** After a restart, a deadline that passed while the server was down fires when the timer is re-armed. */
   restartAt(now: number) {
     if (this.endReason || this.pausedAt === null) return;
-    if (now >= this.pausedAt + TIMEOUT) this.end(Reference.up(this.legs.agent) ? 'reconnect-timeout' : 'agent-lost', now);
+    if (now >= this.pausedAt + TIMEOUT) this.end(this.timeoutReason(), now);
   }
   report(type: LegReport, leg: Leg, at: number) {
     if (this.endReason) return;
@@ -105,6 +109,10 @@ class Reference {
     if (type === 'leg.mediaFailed') after.media = 'failed';
     // While up, only a report that takes the leg down is news; a stray "back" changes nothing.
     if (Reference.up(before) && Reference.up(after) === false) this.disconnections++;
+    // While paused, both peers hear of every report that leaves the pause going on.
+    const wasPaused = this.pausedAt !== null;
+    const noticed = { ...this.legs, [leg]: after };
+    if (wasPaused && LEGS.some((l) => !Reference.up(noticed[l]))) this.pauses++;
     if (Reference.up(before) && (type === 'leg.socketBack' || type === 'leg.mediaConnected')) return;
     this.legs[leg] = after;
     const anyLost = LEGS.some((l) => !Reference.up(this.legs[l]));
@@ -112,7 +120,8 @@ class Reference {
       this.pausedAt = at;
       this.pauses++;
     }
-    if (this.legs.agent.media === 'failed' && this.legs.visitor.media === 'failed') return this.end('media-failed', at);
+    const bothHere = this.legs.agent.socket === 'up' && this.legs.visitor.socket === 'up';
+    if (bothHere && (this.legs.agent.media === 'failed' || this.legs.visitor.media === 'failed')) return this.end('media-failed', at);
     if (!anyLost && this.pausedAt !== null) {
       this.totalPauseMs += Math.max(0, at - this.pausedAt);
       this.pausedAt = null;
@@ -200,7 +209,7 @@ describe('callSession properties', () => {
             expect(clock.pending.size).toBe(ref.pausedAt === null ? 0 : 1);
             expect(effects.notifyEnded).toBe(0);
           }
-          // Restarts re-arm without telling the peers again.
+          // Restarts re-arm without telling the peers again; every change while paused is told.
           expect(effects.notifyPaused).toBe(ref.pauses);
           expect(effects.notifyResumed).toBe(ref.resumes);
           expect(JSON.parse(JSON.stringify(c))).toEqual(c);

@@ -94,11 +94,12 @@ describe('callSession: legs', () => {
     run.leg('leg.socketBack', 'agent');
     expect(value(run)).toEqual({ active: { agent: 'lost', visitor: 'up', session: 'paused' } });
     expect(context(run).legs.agent).toEqual({ socket: 'up', media: 'unreported' });
-    expect(run.effects).toEqual(['notifyPaused']);
+    // Told at the start, and again when the socket came back: the visitor's screen follows the legs.
+    expect(run.effects).toEqual(['notifyPaused', 'notifyPaused']);
     run.clock.increment(500);
     run.leg('leg.mediaConnected', 'agent');
     expect(value(run)).toEqual({ active: { agent: 'up', visitor: 'up', session: 'live' } });
-    expect(run.effects).toEqual(['notifyPaused', 'notifyResumed']);
+    expect(run.effects).toEqual(['notifyPaused', 'notifyPaused', 'notifyResumed']);
     expect(context(run)).toMatchObject({ totalPauseMs: 2_500, pausedAt: null });
   });
 
@@ -122,15 +123,17 @@ describe('callSession: pause and resume', () => {
     run.leg('leg.socketLost', 'agent');
     run.clock.increment(1_000);
     run.leg('leg.mediaReconnecting', 'visitor');
-    expect(run.effects).toEqual(['notifyPaused']);
+    // The second leg lost is told too, not only the first.
+    expect(run.effects).toEqual(['notifyPaused', 'notifyPaused']);
     run.clock.increment(1_000);
     run.leg('leg.socketBack', 'agent');
     run.leg('leg.mediaConnected', 'agent');
     expect(session(run)).toBe('paused');
+    expect(run.effects).toEqual(['notifyPaused', 'notifyPaused', 'notifyPaused', 'notifyPaused']);
     run.clock.increment(1_000);
     run.leg('leg.mediaConnected', 'visitor');
     expect(session(run)).toBe('live');
-    expect(run.effects).toEqual(['notifyPaused', 'notifyResumed']);
+    expect(run.effects).toEqual(['notifyPaused', 'notifyPaused', 'notifyPaused', 'notifyPaused', 'notifyResumed']);
     expect(context(run).totalPauseMs).toBe(3_000);
   });
 
@@ -187,13 +190,33 @@ describe('callSession: the end of a call', () => {
     expect(run.effects).toEqual(['notifyPaused', 'requestReassignment', 'notifyEnded']);
   });
 
-  it('timeout with both legs lost counts as the agent lost', () => {
+  it('timeout with the visitor’s socket gone ends with reconnect-timeout, never a reassignment, whatever the agent’s leg', () => {
+    for (const agentLoss of ['leg.mediaReconnecting', 'leg.mediaFailed', 'leg.socketLost'] as const) {
+      const run = start();
+      run.leg('leg.socketLost', 'visitor');
+      run.leg(agentLoss, 'agent');
+      run.clock.increment(TIMEOUT);
+      expect(context(run).endReason).toBe('reconnect-timeout');
+      expect(run.spies.requestReassignment).not.toHaveBeenCalled();
+    }
+  });
+
+  it('timeout with only the agent’s socket gone counts as the agent lost, and asks for a reassignment', () => {
     const run = start();
-    run.leg('leg.socketLost', 'visitor');
-    run.leg('leg.mediaReconnecting', 'agent');
+    run.leg('leg.socketLost', 'agent');
+    run.leg('leg.mediaReconnecting', 'visitor');
     run.clock.increment(TIMEOUT);
     expect(context(run).endReason).toBe('agent-lost');
     expect(run.spies.requestReassignment).toHaveBeenCalledTimes(1);
+  });
+
+  it('timeout with both sockets up and the path down ends with reconnect-timeout', () => {
+    const run = start();
+    run.leg('leg.mediaReconnecting', 'agent');
+    run.leg('leg.mediaReconnecting', 'visitor');
+    run.clock.increment(TIMEOUT);
+    expect(context(run).endReason).toBe('reconnect-timeout');
+    expect(run.spies.requestReassignment).not.toHaveBeenCalled();
   });
 
   it('timeout with only the visitor’s leg lost ends with reconnect-timeout', () => {
@@ -208,29 +231,27 @@ describe('callSession: the end of a call', () => {
     expect(run.spies.notifyEnded).toHaveBeenCalledTimes(1);
   });
 
-  it('both media failed ends the call at once with media-failed', () => {
+  it('one side’s media failed while both sockets are up ends the call at once with media-failed', () => {
     const run = start();
-    run.leg('leg.mediaFailed', 'agent');
-    expect(session(run)).toBe('paused');
-    run.clock.increment(3_000);
     run.leg('leg.mediaReconnecting', 'visitor');
     expect(session(run)).toBe('paused');
-    run.leg('leg.mediaFailed', 'visitor');
+    run.clock.increment(3_000);
+    run.leg('leg.mediaFailed', 'agent');
     expect(value(run)).toBe('ended');
     expect(context(run)).toMatchObject({ endReason: 'media-failed', endedAt: BASE + 3_000, totalPauseMs: 3_000, pausedAt: null });
     expect(run.spies.requestReassignment).not.toHaveBeenCalled();
     expect(run.spies.notifyEnded).toHaveBeenCalledTimes(1);
   });
 
-  it('one side failing is not enough to end the call', () => {
+  it('a failed side waits while the other socket is gone, and ends the call as media-failed once it is back', () => {
     const run = start();
-    run.leg('leg.mediaFailed', 'visitor');
-    run.leg('leg.socketLost', 'agent');
+    run.leg('leg.socketLost', 'visitor');
+    run.leg('leg.mediaFailed', 'agent');
     expect(session(run)).toBe('paused');
-    run.leg('leg.mediaConnected', 'visitor');
-    run.leg('leg.socketBack', 'agent');
-    run.leg('leg.mediaConnected', 'agent');
-    expect(session(run)).toBe('live');
+    run.clock.increment(2_000);
+    run.leg('leg.socketBack', 'visitor');
+    expect(value(run)).toBe('ended');
+    expect(context(run).endReason).toBe('media-failed');
   });
 
   it.each(['agent', 'visitor'] as const)('call.hangup by the %s ends the call, live or paused', (by) => {

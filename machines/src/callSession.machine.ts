@@ -183,6 +183,7 @@ export const callSessionMachine = setup({
       endedAt: nowOf(context, event),
     })),
     // Effects the server performs; it reads the call and the legs from the actor's context.
+    /** Tell both people which legs are lost, so each screen can say who is gone (`context.legs`). */
     notifyPaused: () => {},
     notifyResumed: () => {},
     notifyEnded: () => {},
@@ -193,9 +194,22 @@ export const callSessionMachine = setup({
     legRecovers: ({ context, event }, params: { leg: Leg }) =>
       eventLeg(event) === params.leg && isUp(applyToLeg(context.legs[params.leg], event)),
     anyLegLost: ({ context }) => !isUp(context.legs.agent) || !isUp(context.legs.visitor),
+    // Judged on the legs as the event leaves them, since the leg regions apply it in the same step.
+    pauseGoesOn: ({ context, event }) => {
+      const leg = eventLeg(event);
+      const legs = leg ? { ...context.legs, [leg]: applyToLeg(context.legs[leg], event) } : context.legs;
+      return !isUp(legs.agent) || !isUp(legs.visitor);
+    },
     allLegsUp: ({ context }) => isUp(context.legs.agent) && isUp(context.legs.visitor),
-    bothMediaFailed: ({ context }) => context.legs.agent.media === 'failed' && context.legs.visitor.media === 'failed',
-    agentLegLost: ({ context }) => !isUp(context.legs.agent),
+    // One side's connection gave up while both people are still here: the other side cannot recover alone,
+    // so waiting out the timer would only leave that person looking at a frozen call.
+    mediaFailedWithBothPresent: ({ context }) =>
+      (context.legs.agent.media === 'failed' || context.legs.visitor.media === 'failed') &&
+      context.legs.agent.socket === 'up' &&
+      context.legs.visitor.socket === 'up',
+    // Only the agent gone, with the visitor still here, is a reason to find the visitor another agent; a
+    // visitor who is away gets nobody rung for them.
+    onlyAgentAway: ({ context }) => context.legs.agent.socket === 'down' && context.legs.visitor.socket === 'up',
   },
   delays: {
     reconnectionTimeout: ({ context }) => context.timerMs,
@@ -308,11 +322,10 @@ export const callSessionMachine = setup({
             },
             paused: {
               description:
-                'At least one leg is lost; both peers were told. One timer, measured from the start of the pause, bounds the wait.',
+                'At least one leg is lost; both peers are told which, whenever that changes. One timer, measured from the start of the pause, bounds the wait.',
               always: [
-                // Neither side can recover by itself any more, so waiting out the timer would only delay the end.
                 {
-                  guard: 'bothMediaFailed',
+                  guard: 'mediaFailedWithBothPresent',
                   target: '#callSession.ended',
                   actions: ['closePause', { type: 'endWith', params: { reason: 'media-failed' } }],
                 },
@@ -321,7 +334,7 @@ export const callSessionMachine = setup({
               after: {
                 reconnectionTimeout: [
                   {
-                    guard: 'agentLegLost',
+                    guard: 'onlyAgentAway',
                     target: '#callSession.ended',
                     actions: ['closePause', { type: 'endWith', params: { reason: 'agent-lost' } }, 'requestReassignment'],
                   },
@@ -333,6 +346,13 @@ export const callSessionMachine = setup({
               },
               on: {
                 'timers.rearm': { target: 'paused', reenter: true, actions: 'rearmTimer' },
+                // Both screens follow the pause as it changes, not only as it starts: the second leg lost,
+                // or the first back while the other is still away. A change that ends it is told by the resume.
+                'leg.socketLost': { guard: 'pauseGoesOn', actions: 'notifyPaused' },
+                'leg.socketBack': { guard: 'pauseGoesOn', actions: 'notifyPaused' },
+                'leg.mediaReconnecting': { guard: 'pauseGoesOn', actions: 'notifyPaused' },
+                'leg.mediaConnected': { guard: 'pauseGoesOn', actions: 'notifyPaused' },
+                'leg.mediaFailed': { guard: 'pauseGoesOn', actions: 'notifyPaused' },
               },
             },
           },

@@ -1,6 +1,7 @@
 export * from './peerConnection.machine.ts';
 export * from './signaling.machine.ts';
 export * from './visitorCall.machine.ts';
+export * from './callStatus.ts';
 export * from './visitorCall.view.ts';
 export * from './agent.machine.ts';
 export * from './agent.view.ts';

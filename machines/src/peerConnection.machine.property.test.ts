@@ -18,6 +18,11 @@ const eventTypes: PeerConnectionEvent['type'][] = [
   'signal.up',
   'signal.down',
   'network.online',
+  'network.offline',
+  'peer.away',
+  'peer.back',
+  'restart.requested',
+  'media.flowing',
   'hangup',
 ];
 
@@ -32,7 +37,7 @@ const stepArb: fc.Arbitrary<Step> = fc.oneof(
     arbitrary: fc
       .oneof(
         fc.integer({ min: 0, max: T.connectTimeout + 1000 }),
-        fc.constantFrom(T.disconnectedGrace, T.attemptTimeout, T.connectTimeout),
+        fc.constantFrom(T.disconnectedGrace, T.attemptTimeout, T.connectTimeout, T.mediaProbeInterval, T.mediaProofTimeout),
       )
       .map((ms) => ({ kind: 'advance' as const, ms })),
   },
@@ -66,6 +71,8 @@ describe('peerConnection properties', () => {
           let failedAttemptsThisOutage = 0;
           let leftConnecting = false;
           let lastSignal = signalingUp;
+          let lastPeer = true;
+          let lastOnline = true;
           let finalValue: unknown = null;
 
           for (const step of steps) {
@@ -76,6 +83,11 @@ describe('peerConnection properties', () => {
               const event = withTime(step, clock.now());
               if (event.type === 'signal.up') lastSignal = true;
               if (event.type === 'signal.down') lastSignal = false;
+              if (event.type === 'peer.away') lastPeer = false;
+              // A restart request can only come from a peer with a socket.
+              if (event.type === 'peer.back' || event.type === 'restart.requested') lastPeer = true;
+              if (event.type === 'network.offline') lastOnline = false;
+              if (event.type === 'network.online') lastOnline = true;
               actor.send(event);
             }
             const snap = actor.getSnapshot();
@@ -92,10 +104,16 @@ describe('peerConnection properties', () => {
             expect(ctx.attempts).toBeLessThanOrEqual(ctx.maxAttempts);
             expect(ctx.maxAttempts).toBe(maxAttempts);
             expect(JSON.parse(JSON.stringify(ctx))).toEqual(ctx);
-            if (snap.status === 'active') expect(ctx.signalingUp).toBe(lastSignal);
+            if (snap.status === 'active') {
+              expect(ctx.signalingUp, 'signalingUp').toBe(lastSignal);
+              expect(ctx.online, 'online').toBe(lastOnline);
+              expect(ctx.peerReachable, 'peerReachable').toBe(lastPeer);
+            }
             if (snap.matches({ reconnecting: 'attempting' })) {
-              // A restart offer sent while signaling is down is lost, so no attempt runs then.
-              expect(ctx.signalingUp).toBe(true);
+              // An attempt needs a network, signaling and a peer to reach; without any of them it is lost.
+              expect(ctx.signalingUp, 'attempting with signaling down').toBe(true);
+              expect(ctx.online, 'attempting offline').toBe(true);
+              expect(ctx.peerReachable, 'attempting with the peer away').toBe(true);
               expect(ctx.attempts).toBeGreaterThanOrEqual(1);
             }
             if (snap.matches('connected') || snap.matches('connecting')) expect(ctx.attempts).toBe(0);

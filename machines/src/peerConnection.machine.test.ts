@@ -16,6 +16,9 @@ function start(input: PeerConnectionInput = { role: 'offerer' }) {
     rollbackLocalOffer: record('rollbackLocalOffer'),
     restartIce: record('restartIce'),
     sendRestartOffer: record('sendRestartOffer'),
+    sendRestartRequest: record('sendRestartRequest'),
+    startMediaProbe: record('startMediaProbe'),
+    probeMedia: record('probeMedia'),
   };
   const clock = new SimulatedClock();
   const actor = createActor(peerConnectionMachine.provide({ actions: spies }), { clock, input });
@@ -47,9 +50,12 @@ describe('peerConnection: first connection', () => {
     expect(context(run)).toEqual({
       role: 'answerer',
       attempts: 0,
+      attemptInProgress: false,
       maxAttempts: 3,
       timings: T,
       signalingUp: true,
+      peerReachable: true,
+      online: true,
       outageStartedAt: null,
       lastRecovery: null,
     });
@@ -284,6 +290,8 @@ describe('peerConnection: recovery', () => {
     run.clock.increment(T.disconnectedGrace);
     run.clock.increment(T.attemptTimeout); // attempt 2
     run.actor.send({ type: 'ice.connected', at: 17100 });
+    expect(value(run)).toEqual({ reconnecting: { verifying: 'probing' } });
+    run.actor.send({ type: 'media.flowing', at: 17100 });
     expect(value(run)).toBe('connected');
     expect(context(run).attempts).toBe(0);
     expect(context(run).outageStartedAt).toBeNull();
@@ -298,7 +306,8 @@ describe('peerConnection: recovery', () => {
     const run = startConnected();
     run.actor.send({ type: 'signal.down' });
     run.actor.send({ type: 'ice.failed', at: 100 });
-    run.actor.send({ type: 'ice.connected', at: 400 });
+    run.actor.send({ type: 'ice.connected', at: 350 });
+    run.actor.send({ type: 'media.flowing', at: 400 });
     expect(value(run)).toBe('connected');
     expect(run.emitted.at(-1)).toEqual({ type: 'recovered', attempts: 0, durationMs: 300 });
   });
@@ -308,9 +317,164 @@ describe('peerConnection: recovery', () => {
     run.actor.send({ type: 'ice.failed', at: 0 });
     advance(run, T.attemptTimeout, 2);
     run.actor.send({ type: 'ice.connected', at: 20000 });
+    run.actor.send({ type: 'media.flowing' });
     run.actor.send({ type: 'ice.failed', at: 30000 });
     expect(context(run).attempts).toBe(1);
     expect(context(run).outageStartedAt).toBe(30000);
+  });
+});
+
+describe('peerConnection: recovered means media', () => {
+  it('connected after a restart is still reconnecting until media is seen, probing every mediaProbeInterval', () => {
+    const run = startConnected();
+    run.actor.send({ type: 'ice.failed', at: 1000 });
+    run.actor.send({ type: 'ice.connected', at: 1500 });
+    expect(value(run)).toEqual({ reconnecting: { verifying: 'probing' } });
+    expect(run.effects.filter((e) => e === 'startMediaProbe')).toHaveLength(1);
+    const probes = () => run.effects.filter((e) => e === 'probeMedia').length;
+    expect(probes()).toBe(1);
+    advance(run, T.mediaProbeInterval, 3);
+    expect(probes()).toBe(4);
+    expect(run.emitted.some((e) => e.type === 'recovered')).toBe(false);
+    run.actor.send({ type: 'media.flowing' });
+    expect(value(run)).toBe('connected');
+    expect(run.emitted.at(-1)).toMatchObject({ type: 'recovered', attempts: 1 });
+    advance(run, T.mediaProbeInterval, 4);
+    expect(probes()).toBe(4);
+  });
+
+  it('no media within mediaProofTimeout fails that attempt and starts the next', () => {
+    const run = startConnected();
+    run.actor.send({ type: 'ice.failed', at: 0 });
+    run.actor.send({ type: 'ice.connected', at: 100 });
+    // The probing loop re-arms itself; step through it until the proof timer fires.
+    advance(run, T.mediaProbeInterval, T.mediaProofTimeout / T.mediaProbeInterval);
+    expect(value(run)).toEqual({ reconnecting: 'attempting' });
+    expect(context(run).attempts).toBe(2);
+    expect(run.emitted.filter((e) => e.type === 'attempt.failed')).toEqual([{ type: 'attempt.failed', attempt: 1, maxAttempts: 3 }]);
+  });
+
+  it('the last attempt without media ends in failed', () => {
+    const run = startConnected({ role: 'offerer', maxAttempts: 1 });
+    run.actor.send({ type: 'ice.failed', at: 0 });
+    run.actor.send({ type: 'ice.connected', at: 100 });
+    advance(run, T.mediaProbeInterval, T.mediaProofTimeout / T.mediaProbeInterval);
+    expect(value(run)).toBe('failed');
+  });
+});
+
+describe('peerConnection: no attempt without a reachable peer', () => {
+  it('peer.away during an attempt gives the attempt back and waits without spending any', () => {
+    const run = startConnected();
+    run.actor.send({ type: 'ice.failed', at: 0 });
+    expect(context(run).attempts).toBe(1);
+    run.actor.send({ type: 'peer.away' });
+    expect(value(run)).toEqual({ reconnecting: 'waitingForPeer' });
+    expect(context(run).attempts).toBe(0);
+    expect(run.emitted.at(-1)).toEqual({ type: 'attempt.abandoned', attempt: 1, maxAttempts: 3 });
+    advance(run, T.attemptTimeout, 10);
+    expect(value(run)).toEqual({ reconnecting: 'waitingForPeer' });
+    expect(context(run).attempts).toBe(0);
+  });
+
+  it('a loss while the peer is away waits for it at once', () => {
+    const run = startConnected();
+    run.actor.send({ type: 'peer.away' });
+    expect(value(run)).toBe('connected');
+    run.actor.send({ type: 'ice.failed', at: 0 });
+    expect(value(run)).toEqual({ reconnecting: 'waitingForPeer' });
+    expect(run.spies.sendRestartOffer).not.toHaveBeenCalled();
+  });
+
+  it('peer.back rolls back and sends a fresh restart offer at once', () => {
+    const run = startConnected();
+    run.actor.send({ type: 'peer.away' });
+    run.actor.send({ type: 'ice.failed', at: 0 });
+    run.effects.length = 0;
+    run.actor.send({ type: 'peer.back' });
+    expect(value(run)).toEqual({ reconnecting: 'attempting' });
+    expect(context(run).attempts).toBe(1);
+    expect(run.effects).toEqual(['rollbackLocalOffer', 'restartIce', 'sendRestartOffer']);
+  });
+
+  it('peer.back during an attempt sends a fresh offer under the same attempt number', () => {
+    const run = startConnected();
+    run.actor.send({ type: 'ice.failed', at: 0 });
+    run.clock.increment(T.attemptTimeout); // attempt 2
+    run.effects.length = 0;
+    run.actor.send({ type: 'peer.back' });
+    expect(context(run).attempts).toBe(2);
+    expect(run.effects).toEqual(['rollbackLocalOffer', 'restartIce', 'sendRestartOffer']);
+  });
+
+  it('the answerer asks for a restart offer on each attempt and never sends one', () => {
+    const run = startConnected({ role: 'answerer' });
+    run.actor.send({ type: 'ice.failed', at: 0 });
+    run.clock.increment(T.attemptTimeout);
+    expect(run.spies.sendRestartRequest).toHaveBeenCalledTimes(2);
+    expect(run.spies.sendRestartOffer).not.toHaveBeenCalled();
+  });
+
+  it('the offerer acts on a restart request at once from connected or unstable, not during an attempt', () => {
+    const fromConnected = startConnected();
+    fromConnected.actor.send({ type: 'restart.requested', at: 50 });
+    expect(value(fromConnected)).toEqual({ reconnecting: 'attempting' });
+    expect(context(fromConnected).outageStartedAt).toBe(50);
+    expect(fromConnected.spies.sendRestartOffer).toHaveBeenCalledTimes(1);
+    fromConnected.actor.send({ type: 'restart.requested', at: 60 });
+    expect(fromConnected.spies.sendRestartOffer).toHaveBeenCalledTimes(1);
+
+    const fromUnstable = startConnected();
+    fromUnstable.actor.send({ type: 'ice.disconnected', at: 10 });
+    fromUnstable.actor.send({ type: 'restart.requested', at: 20 });
+    expect(value(fromUnstable)).toEqual({ reconnecting: 'attempting' });
+
+    const answerer = startConnected({ role: 'answerer' });
+    answerer.actor.send({ type: 'restart.requested', at: 20 });
+    expect(value(answerer)).toBe('connected');
+  });
+});
+
+describe('peerConnection: no attempt without a network', () => {
+  it('offline while connected waits for the network at once, spending nothing', () => {
+    const run = startConnected();
+    run.actor.send({ type: 'network.offline', at: 700 });
+    expect(value(run)).toEqual({ reconnecting: 'waitingForNetwork' });
+    expect(context(run).outageStartedAt).toBe(700);
+    advance(run, T.attemptTimeout, 10);
+    expect(context(run).attempts).toBe(0);
+    run.actor.send({ type: 'network.online' });
+    expect(value(run)).toEqual({ reconnecting: 'attempting' });
+    expect(context(run).attempts).toBe(1);
+  });
+
+  it('offline during an attempt gives it back', () => {
+    const run = startConnected();
+    run.actor.send({ type: 'ice.failed', at: 0 });
+    run.actor.send({ type: 'network.offline' });
+    expect(value(run)).toEqual({ reconnecting: 'waitingForNetwork' });
+    expect(context(run).attempts).toBe(0);
+  });
+
+  it('online again while offline signaling is still down waits for signaling, then attempts', () => {
+    const run = startConnected();
+    run.actor.send({ type: 'network.offline', at: 0 });
+    run.actor.send({ type: 'signal.down' });
+    run.actor.send({ type: 'network.online' });
+    expect(value(run)).toEqual({ reconnecting: 'waitingForSignaling' });
+    run.actor.send({ type: 'signal.up' });
+    expect(value(run)).toEqual({ reconnecting: 'attempting' });
+  });
+
+  it('an address change (online without offline) restarts at once', () => {
+    const run = startConnected();
+    run.actor.send({ type: 'network.online', at: 300 });
+    expect(value(run)).toEqual({ reconnecting: 'attempting' });
+    run.clock.increment(1000);
+    run.effects.length = 0;
+    run.actor.send({ type: 'network.online' });
+    expect(context(run).attempts).toBe(1);
+    expect(run.effects).toEqual(['rollbackLocalOffer', 'restartIce', 'sendRestartOffer']);
   });
 });
 

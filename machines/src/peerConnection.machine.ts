@@ -10,12 +10,21 @@ export interface PeerConnectionTimings {
   attemptTimeout: number;
   /** How long the first connection may take. */
   connectTimeout: number;
+  /**
+   * How long a restarted connection that reports `connected` may take to show media arriving again. A
+   * connection can be `connected` while nothing reaches this side; that is not a recovery.
+   */
+  mediaProofTimeout: number;
+  /** How often media progress is sampled while a recovery is being proven. */
+  mediaProbeInterval: number;
 }
 
 export const defaultPeerConnectionTimings: PeerConnectionTimings = {
   disconnectedGrace: 2000,
   attemptTimeout: 10000,
   connectTimeout: 15000,
+  mediaProofTimeout: 4000,
+  mediaProbeInterval: 250,
 };
 
 export const defaultPeerConnectionMaxAttempts = 3;
@@ -25,6 +34,10 @@ export interface PeerConnectionInput {
   maxAttempts?: number;
   timings?: Partial<PeerConnectionTimings>;
   signalingUp?: boolean;
+  /** Whether the other person's socket is with the server; an attempt cannot reach a peer without one. */
+  peerReachable?: boolean;
+  /** Whether the browser believes it has a network. */
+  online?: boolean;
 }
 
 export interface PeerConnectionRecovery {
@@ -36,9 +49,18 @@ export interface PeerConnectionContext {
   role: PeerRole;
   /** While `reconnecting.attempting`, the number of the attempt in progress (1-based). */
   attempts: number;
+  /**
+   * Whether attempt `attempts` is still running (attempting, or verifying the media it brought back). A
+   * connection that comes back by itself while no attempt runs has none to fail.
+   */
+  attemptInProgress: boolean;
   maxAttempts: number;
   timings: PeerConnectionTimings;
   signalingUp: boolean;
+  /** False while the server says the other person's socket is gone. */
+  peerReachable: boolean;
+  /** False while the browser says it is offline. */
+  online: boolean;
   /** The `at` of the event that ended the last good connection; null while connected. */
   outageStartedAt: number | null;
   lastRecovery: PeerConnectionRecovery | null;
@@ -51,7 +73,16 @@ export type PeerConnectionEvent =
   | { type: 'ice.failed'; at: number }
   | { type: 'signal.up' }
   | { type: 'signal.down' }
-  | { type: 'network.online' }
+  | { type: 'network.online'; at?: number }
+  | { type: 'network.offline'; at?: number }
+  /** The server: the other person's socket is gone, so nothing sent to them can arrive. */
+  | { type: 'peer.away' }
+  /** The server: the other person's session is back. */
+  | { type: 'peer.back' }
+  /** The answerer lost the connection and asks the offerer for a restart offer now. */
+  | { type: 'restart.requested'; at?: number }
+  /** The adapter saw media (or, with no tracks, the data channel) arrive since the last probe. */
+  | { type: 'media.flowing'; at?: number }
   | { type: 'hangup' };
 
 export type PeerConnectionEmitted =
@@ -65,7 +96,7 @@ export type PeerConnectionEmitted =
 export type PeerConnectionOutput = { outcome: 'failed' } | { outcome: 'closed' };
 
 function eventTime(event: PeerConnectionEvent): number | null {
-  return 'at' in event ? event.at : null;
+  return 'at' in event && typeof event.at === 'number' ? event.at : null;
 }
 
 function durationSince(start: number | null, end: number | null): number {
@@ -91,27 +122,46 @@ export const peerConnectionMachine = setup({
     restartIce: () => {},
     /** Create and send the ICE-restart offer over signaling. */
     sendRestartOffer: () => {},
+    /** Ask the offerer, over signaling, for a restart offer now. */
+    sendRestartRequest: () => {},
+    /** Take a fresh baseline of what has arrived so far (inbound RTP, or the data channel's echoes). */
+    startMediaProbe: () => {},
+    /** Compare what has arrived with the last sample; send `media.flowing` if it advanced. */
+    probeMedia: () => {},
 
     sendRestartOfferIfOfferer: enqueueActions(({ context, enqueue }) => {
       // The answerer only answers the offerer's restart offer; two offers would glare.
       if (context.role === 'offerer') enqueue('sendRestartOffer');
     }),
+    // The answerer's own restart does nothing without an offer: it asks for one instead of waiting out
+    // the offerer's detection, which may come seconds later or never (a change of address on this side).
+    sendRestartRequestIfAnswerer: enqueueActions(({ context, enqueue }) => {
+      if (context.role === 'answerer') enqueue('sendRestartRequest');
+    }),
+    markPeerAway: assign({ peerReachable: false }),
+    markPeerReachable: assign({ peerReachable: true }),
+    markOffline: assign({ online: false }),
+    markOnline: assign({ online: true }),
     markSignalingUp: assign({ signalingUp: true }),
     markSignalingDown: assign({ signalingUp: false }),
     markOutageStart: assign({
       outageStartedAt: ({ event }) => eventTime(event),
     }),
     clearOutage: assign({ outageStartedAt: null }),
-    startAttempt: assign({ attempts: ({ context }) => context.attempts + 1 }),
+    startAttempt: assign({ attempts: ({ context }) => context.attempts + 1, attemptInProgress: true }),
     // An attempt cut short by lost signaling could not have succeeded (its offer was lost), so it
     // does not count against maxAttempts.
-    giveBackAttempt: assign({ attempts: ({ context }) => Math.max(0, context.attempts - 1) }),
+    giveBackAttempt: assign({
+      attempts: ({ context }) => (context.attemptInProgress ? Math.max(0, context.attempts - 1) : context.attempts),
+      attemptInProgress: false,
+    }),
     recordRecovery: assign({
       lastRecovery: ({ context, event }) => ({
         attempts: context.attempts,
         durationMs: durationSince(context.outageStartedAt, eventTime(event)),
       }),
       attempts: 0,
+      attemptInProgress: false,
       outageStartedAt: null,
     }),
     emitAttemptStarted: emit(({ context }) => ({
@@ -119,16 +169,15 @@ export const peerConnectionMachine = setup({
       attempt: context.attempts,
       maxAttempts: context.maxAttempts,
     })),
-    emitAttemptFailed: emit(({ context }) => ({
-      type: 'attempt.failed' as const,
-      attempt: context.attempts,
-      maxAttempts: context.maxAttempts,
-    })),
-    emitAttemptAbandoned: emit(({ context }) => ({
-      type: 'attempt.abandoned' as const,
-      attempt: context.attempts,
-      maxAttempts: context.maxAttempts,
-    })),
+    // A connection that came back by itself while no attempt ran, and then showed no media, failed no attempt.
+    emitAttemptFailed: enqueueActions(({ context, enqueue }) => {
+      if (!context.attemptInProgress) return;
+      enqueue.assign({ attemptInProgress: false });
+      enqueue.emit({ type: 'attempt.failed', attempt: context.attempts, maxAttempts: context.maxAttempts });
+    }),
+    emitAttemptAbandoned: enqueueActions(({ context, enqueue }) => {
+      if (context.attemptInProgress) enqueue.emit({ type: 'attempt.abandoned', attempt: context.attempts, maxAttempts: context.maxAttempts });
+    }),
     emitRecovered: emit(({ context }) => ({
       type: 'recovered' as const,
       attempts: context.lastRecovery?.attempts ?? 0,
@@ -137,13 +186,18 @@ export const peerConnectionMachine = setup({
     emitFailed: emit(({ context }) => ({ type: 'failed' as const, attempts: context.attempts })),
   },
   guards: {
-    signalingIsUp: ({ context }) => context.signalingUp,
+    isOffline: ({ context }) => !context.online,
+    signalingIsDown: ({ context }) => !context.signalingUp,
+    peerIsAway: ({ context }) => !context.peerReachable,
+    isOfferer: ({ context }) => context.role === 'offerer',
     hasAttemptsLeft: ({ context }) => context.attempts < context.maxAttempts,
   },
   delays: {
     disconnectedGrace: ({ context }) => context.timings.disconnectedGrace,
     attemptTimeout: ({ context }) => context.timings.attemptTimeout,
     connectTimeout: ({ context }) => context.timings.connectTimeout,
+    mediaProofTimeout: ({ context }) => context.timings.mediaProofTimeout,
+    mediaProbeInterval: ({ context }) => context.timings.mediaProbeInterval,
   },
 }).createMachine({
   id: 'peerConnection',
@@ -152,10 +206,13 @@ export const peerConnectionMachine = setup({
   context: ({ input }) => ({
     role: input.role,
     attempts: 0,
+    attemptInProgress: false,
     // At least one attempt: a peer connection that never tries to recover would fail silently.
     maxAttempts: Math.max(1, Math.floor(input.maxAttempts ?? defaultPeerConnectionMaxAttempts)),
     timings: { ...defaultPeerConnectionTimings, ...input.timings },
     signalingUp: input.signalingUp ?? true,
+    peerReachable: input.peerReachable ?? true,
+    online: input.online ?? true,
     outageStartedAt: null,
     lastRecovery: null,
   }),
@@ -166,6 +223,12 @@ export const peerConnectionMachine = setup({
   on: {
     'signal.up': { actions: 'markSignalingUp' },
     'signal.down': { actions: 'markSignalingDown' },
+    'peer.away': { actions: 'markPeerAway' },
+    'peer.back': { actions: 'markPeerReachable' },
+    // Only a peer with a socket can ask.
+    'restart.requested': { actions: 'markPeerReachable' },
+    'network.offline': { actions: 'markOffline' },
+    'network.online': { actions: 'markOnline' },
     hangup: { target: '.closed' },
   },
   states: {
@@ -184,6 +247,12 @@ export const peerConnectionMachine = setup({
       on: {
         'ice.disconnected': { target: 'unstable', actions: 'markOutageStart' },
         'ice.failed': { target: 'reconnecting', actions: 'markOutageStart' },
+        // No network means no path, whatever the connection still reports; waiting for ICE consent to
+        // notice would only delay telling the person.
+        'network.offline': { target: 'reconnecting', actions: ['markOffline', 'markOutageStart'] },
+        // Back online without having been seen offline is an address change: the old pairs are dead.
+        'network.online': { target: 'reconnecting', actions: ['markOnline', 'markOutageStart'] },
+        'restart.requested': { guard: 'isOfferer', target: 'reconnecting', actions: ['markPeerReachable', 'markOutageStart'] },
       },
     },
     unstable: {
@@ -196,24 +265,50 @@ export const peerConnectionMachine = setup({
         'ice.connected': { target: 'connected', actions: 'clearOutage' },
         'ice.failed': { target: 'reconnecting' },
         // The network interface came back: the old candidate pairs are likely dead, restart now.
-        'network.online': { target: 'reconnecting' },
+        'network.online': { target: 'reconnecting', actions: 'markOnline' },
+        'network.offline': { target: 'reconnecting', actions: 'markOffline' },
+        // The answerer has lost the connection too: the grace would only delay the same restart.
+        'restart.requested': { guard: 'isOfferer', target: 'reconnecting', actions: 'markPeerReachable' },
       },
     },
     reconnecting: {
-      description: 'Restarting ICE, attempt n of maxAttempts; attempts are only spent while signaling is up.',
-      // Entered through waitingForSignaling so that the signaling check happens before any
-      // attempt's entry effects run.
-      initial: 'waitingForSignaling',
+      description:
+        'Restarting ICE, attempt n of maxAttempts; an attempt is only spent while there is a network, signaling and a peer to reach.',
+      initial: 'checking',
       on: {
-        'ice.connected': { target: 'connected', actions: ['recordRecovery', 'emitRecovered'] },
+        // Connected again is not recovered yet: media has to be seen arriving.
+        'ice.connected': { target: '.verifying' },
       },
       states: {
+        checking: {
+          description: 'Decides at once which wait applies, if any, before an attempt is spent.',
+          always: [
+            { guard: 'isOffline', target: 'waitingForNetwork' },
+            { guard: 'signalingIsDown', target: 'waitingForSignaling' },
+            { guard: 'peerIsAway', target: 'waitingForPeer' },
+            { target: 'attempting' },
+          ],
+        },
+        waitingForNetwork: {
+          description: 'The browser is offline, so no path can exist; waits for the network without spending an attempt.',
+          on: {
+            'network.online': { target: 'checking', actions: 'markOnline' },
+          },
+        },
         waitingForSignaling: {
           description:
             'Signaling is down, so a restart offer would be lost; waits for it without spending an attempt.',
-          always: { guard: 'signalingIsUp', target: 'attempting' },
           on: {
-            'signal.up': { target: 'attempting', actions: 'markSignalingUp' },
+            'signal.up': { target: 'checking', actions: 'markSignalingUp' },
+          },
+        },
+        waitingForPeer: {
+          description:
+            "The other person's socket is gone, so nothing sent to them can arrive; waits for their session without spending an attempt.",
+          on: {
+            'peer.back': { target: 'checking', actions: 'markPeerReachable' },
+            // A request can only come from a peer with a socket.
+            'restart.requested': { target: 'checking', actions: 'markPeerReachable' },
           },
         },
         attempting: {
@@ -223,6 +318,7 @@ export const peerConnectionMachine = setup({
             'rollbackLocalOffer',
             'restartIce',
             'sendRestartOfferIfOfferer',
+            'sendRestartRequestIfAnswerer',
             'emitAttemptStarted',
           ],
           after: {
@@ -240,6 +336,46 @@ export const peerConnectionMachine = setup({
             'signal.down': {
               target: 'waitingForSignaling',
               actions: ['markSignalingDown', 'emitAttemptAbandoned', 'giveBackAttempt'],
+            },
+            'network.offline': {
+              target: 'waitingForNetwork',
+              actions: ['markOffline', 'emitAttemptAbandoned', 'giveBackAttempt'],
+            },
+            'peer.away': {
+              target: 'waitingForPeer',
+              actions: ['markPeerAway', 'emitAttemptAbandoned', 'giveBackAttempt'],
+            },
+            // The peer's session is back, or this side's address changed: the offer in flight went to a
+            // dead path or nobody, so a fresh one goes now, under the same attempt number.
+            'peer.back': { target: 'attempting', reenter: true, actions: ['markPeerReachable', 'giveBackAttempt'] },
+            'network.online': { target: 'attempting', reenter: true, actions: ['markOnline', 'giveBackAttempt'] },
+          },
+        },
+        verifying: {
+          description:
+            'The connection reports connected again; it counts as recovered only once media is seen arriving, within mediaProofTimeout.',
+          entry: 'startMediaProbe',
+          initial: 'probing',
+          after: {
+            mediaProofTimeout: [
+              // Through the checks: the connection may have come back by itself while signaling was down.
+              { guard: 'hasAttemptsLeft', target: 'checking', actions: 'emitAttemptFailed' },
+              { target: '#peerConnection.failed', actions: 'emitAttemptFailed' },
+            ],
+          },
+          on: {
+            'media.flowing': { target: '#peerConnection.connected', actions: ['recordRecovery', 'emitRecovered'] },
+            // The attempt that brought the connection back could not be proven: it is given back, as
+            // one cut short in `attempting` is.
+            'network.offline': { target: 'waitingForNetwork', actions: ['markOffline', 'emitAttemptAbandoned', 'giveBackAttempt'] },
+          },
+          states: {
+            probing: {
+              description: 'Samples media progress every mediaProbeInterval.',
+              entry: 'probeMedia',
+              after: {
+                mediaProbeInterval: { target: 'probing', reenter: true },
+              },
             },
           },
         },

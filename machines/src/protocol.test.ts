@@ -47,6 +47,7 @@ const clientSamples = {
   'signal.answer': { callId: 'call-1', sdp: SDP },
   'signal.candidate': { callId: 'call-1', candidate: CANDIDATE },
   'signal.iceRestart': { callId: 'call-1', sdp: SDP },
+  'signal.restartRequest': { callId: 'call-1' },
   'call.media': { callId: 'call-1', state: 'reconnecting', attempt: 2 },
   'call.telemetry': {
     callId: 'call-1',
@@ -89,7 +90,11 @@ const serverSamples = {
   'signal.answer': { callId: 'call-1', sdp: SDP },
   'signal.iceRestart': { callId: 'call-1', sdp: SDP },
   'signal.candidate': { callId: 'call-1', candidate: CANDIDATE },
-  'call.paused': { callId: 'call-1', leg: 'agent' },
+  'signal.restartRequest': { callId: 'call-1' },
+  'call.paused': {
+    callId: 'call-1',
+    legs: { agent: { socket: 'down', media: 'unreported' }, visitor: { socket: 'up', media: 'reconnecting' } },
+  },
   'call.resumed': { callId: 'call-1' },
   'call.ended': { callId: 'call-1', reason: 'media-failed' },
   error: { code: 'forbidden', message: 'You are not part of this call.', field: 'callId' },
@@ -525,9 +530,9 @@ describe('protocol: types', () => {
     >();
     expectTypeOf<ClientAck<'visitor.request'>>().toExtend<{ ok: true; requestId: string } | { ok: false }>();
     expectTypeOf<{ ok: true }>().toExtend<ClientAck<'call.hangup'>>();
-    expectTypeOf<Parameters<ServerToClientEvents['call.paused']>[0]>().toEqualTypeOf<{
-      callId: string;
-      leg: 'agent' | 'visitor';
+    expectTypeOf<Parameters<ServerToClientEvents['call.paused']>[0]['legs']['agent']>().toEqualTypeOf<{
+      socket: 'up' | 'down';
+      media: 'connected' | 'reconnecting' | 'failed' | 'unreported';
     }>();
     expectTypeOf<Parameters<ServerToClientEvents['call.accepted']>[0]['iceTransportPolicy']>().toEqualTypeOf<
       'all' | 'relay' | undefined

@@ -146,6 +146,8 @@ export const PROTOCOL_ERROR_CODES = [
   'unauthorized',
   'forbidden',
   'not-found',
+  /** The other person's socket is gone, so nothing relayed to them could arrive; nothing was sent. */
+  'peer-unavailable',
   'conflict',
   'rate-limited',
   'internal',
@@ -178,6 +180,15 @@ export const MediaRole = z.enum(['offerer', 'answerer']);
 export type MediaRole = z.infer<typeof MediaRole>;
 export const CallLeg = z.enum(['agent', 'visitor']);
 export type CallLeg = z.infer<typeof CallLeg>;
+/**
+ * What the server knows of one leg of a call: whether its socket is with the server, and what its
+ * client last reported of its media (`unreported` after its socket dropped, until it reports again).
+ */
+export const CallLegState = z.strictObject({
+  socket: z.enum(['up', 'down']),
+  media: z.enum(['connected', 'reconnecting', 'failed', 'unreported']),
+});
+export type CallLegState = z.infer<typeof CallLegState>;
 
 // ---------------------------------------------------------------------------------------------
 // Handshake
@@ -226,6 +237,8 @@ export const clientEventSchemas = {
   'signal.candidate': z.strictObject({ callId: Id, candidate: IceCandidate }),
   /** The offerer's ICE-restart offer. */
   'signal.iceRestart': CallSdp,
+  /** The answerer lost the connection and asks the offerer for an ICE-restart offer now. */
+  'signal.restartRequest': CallRef,
   'call.media': z.strictObject({
     callId: Id,
     state: z.enum(['connected', 'reconnecting', 'failed']),
@@ -271,6 +284,7 @@ export const clientAckDataSchemas = {
   'signal.answer': NoData,
   'signal.candidate': NoData,
   'signal.iceRestart': NoData,
+  'signal.restartRequest': NoData,
   'call.media': NoData,
   'call.telemetry': NoData,
   'call.hangup': NoData,
@@ -350,7 +364,10 @@ export const serverEventSchemas = {
   'signal.answer': RelayedSdp,
   'signal.iceRestart': RelayedSdp,
   'signal.candidate': z.strictObject({ callId: Id, candidate: IceCandidate }),
-  'call.paused': z.strictObject({ callId: Id, leg: CallLeg }),
+  /** The answerer's restart request, relayed to the offerer. */
+  'signal.restartRequest': CallRef,
+  /** Sent when a pause starts and again on every change of its legs while it lasts. */
+  'call.paused': z.strictObject({ callId: Id, legs: z.strictObject({ agent: CallLegState, visitor: CallLegState }) }),
   'call.resumed': CallRef,
   'call.ended': z.strictObject({ callId: Id, reason: CallEndReason }),
   error: ProtocolError,

@@ -236,19 +236,20 @@ describe('routing: losing the agent mid-call', () => {
     expect(run.named('ringAgent')).toEqual(['a', 'b']);
   });
 
-  it('session.agentTimedOut reassigns at once, in the call or during the grace', () => {
+  it('session.agentTimedOut reassigns at once during the grace, and means nothing while the agent is in the call', () => {
     const inCall = start();
     connect(inCall);
     inCall.actor.send({ type: 'session.agentTimedOut', at: inCall.at() });
-    expect(value(inCall)).toBe('ringing');
-    expect(context(inCall).lastTrigger).toMatchObject({ cause: 'session-timeout', agentId: 'a' });
-    expect(inCall.named('notifyVisitorReassigning')).toHaveLength(1);
+    expect(value(inCall)).toBe('connected');
+    expect(inCall.named('notifyVisitorReassigning')).toHaveLength(0);
 
     const inGrace = start();
     connect(inGrace);
     inGrace.actor.send({ type: 'agent.lost', agentId: 'a', cause: 'socket', at: inGrace.at() });
     inGrace.actor.send({ type: 'session.agentTimedOut', at: inGrace.at() });
     expect(value(inGrace)).toBe('ringing');
+    expect(context(inGrace).lastTrigger).toMatchObject({ cause: 'session-timeout', agentId: 'a' });
+    expect(inGrace.named('notifyVisitorReassigning')).toHaveLength(1);
     expect(inGrace.named('ringAgent')).toEqual(['a', 'b']);
   });
 
@@ -333,6 +334,7 @@ describe('routing: the reassignment bound', () => {
   it('mid-call reassignments count against the same bound', () => {
     const run = start({ maxReassignments: 1 });
     connect(run);
+    run.actor.send({ type: 'agent.lost', agentId: 'a', cause: 'socket', at: run.at() });
     run.actor.send({ type: 'session.agentTimedOut', at: run.at() });
     connect(run);
     run.actor.send({ type: 'agent.lost', agentId: 'b', cause: 'away', at: run.at() });

@@ -258,10 +258,6 @@ export const routingMachine = setup({
           // Going away or logging out is deliberate: waiting for the agent would only keep the visitor waiting.
           { guard: 'isCurrentAgentDeparture', target: 'searching', actions: ['recordTrigger', 'releaseAgent', 'notifyVisitorReassigning'] },
         ],
-        'session.agentTimedOut': {
-          target: 'searching',
-          actions: [{ type: 'recordTrigger', params: { cause: 'session-timeout' } }, 'releaseAgent', 'notifyVisitorReassigning'],
-        },
         'call.ended': { target: 'done' },
         'agents.updated': { actions: 'storeAgents' },
         'visitor.cancelled': { target: 'cancelled' },
@@ -278,6 +274,7 @@ export const routingMachine = setup({
       on: {
         'agent.returned': { guard: 'isCurrentAgent', target: 'connected' },
         'agent.lost': { guard: 'isCurrentAgentDeparture', target: 'searching', actions: ['recordTrigger', 'releaseAgent', 'notifyVisitorReassigning'] },
+        // The call session asks for another agent only while this agent's socket is gone, so only here.
         'session.agentTimedOut': {
           target: 'searching',
           actions: [{ type: 'recordTrigger', params: { cause: 'session-timeout' } }, 'releaseAgent', 'notifyVisitorReassigning'],

@@ -172,8 +172,29 @@ describe('visitorCall', () => {
     expect(media(actor)?.context.attempts).toBe(1);
     expect(actor.getSnapshot().matches('inCall')).toBe(true);
     actor.send({ type: 'ice.connected', at: 7_100 });
+    expect(media(actor)?.value).toEqual({ reconnecting: { verifying: 'probing' } });
+    actor.send({ type: 'media.flowing', at: 7_300 });
     expect(media(actor)?.value).toBe('connected');
-    expect(media(actor)?.context.lastRecovery).toEqual({ attempts: 1, durationMs: 2_100 });
+    expect(media(actor)?.context.lastRecovery).toEqual({ attempts: 1, durationMs: 2_300 });
+  });
+
+  it('goes to waiting for the network at once when the browser goes offline, and attempts again when it is back', () => {
+    const { actor } = toInCall();
+    actor.send({ type: 'network.offline', at: 5_000 });
+    expect(media(actor)?.value).toEqual({ reconnecting: 'waitingForNetwork' });
+    actor.send({ type: 'network.online', at: 9_000 });
+    expect(media(actor)?.value).toEqual({ reconnecting: 'attempting' });
+    expect(media(actor)?.context.attempts).toBe(1);
+  });
+
+  it('follows the agent away and back, and tells its media child', () => {
+    const { actor } = toInCall();
+    actor.send({ type: 'peer.away' });
+    expect(actor.getSnapshot().matches({ inCall: { peer: 'away' } })).toBe(true);
+    expect(media(actor)?.context.peerReachable).toBe(false);
+    actor.send({ type: 'peer.back' });
+    expect(actor.getSnapshot().matches({ inCall: { peer: 'present' } })).toBe(true);
+    expect(media(actor)?.context.peerReachable).toBe(true);
   });
 
   it('restarts at once on network.online while unstable', () => {
@@ -222,15 +243,15 @@ describe('visitorCall', () => {
 
   it('pauses and resumes with the agent', () => {
     const { actor } = toInCall();
-    actor.send({ type: 'peer.paused' });
-    expect(actor.getSnapshot().value).toEqual({ inCall: { media: {}, peer: 'paused' } });
-    actor.send({ type: 'peer.resumed' });
+    actor.send({ type: 'peer.away' });
+    expect(actor.getSnapshot().value).toEqual({ inCall: { media: {}, peer: 'away' } });
+    actor.send({ type: 'peer.back' });
     expect(actor.getSnapshot().value).toEqual({ inCall: { media: {}, peer: 'present' } });
   });
 
   it('goes back to waiting when the server reassigns mid-call, and drops the old call', () => {
     const { actor, effects } = toInCall();
-    actor.send({ type: 'peer.paused' });
+    actor.send({ type: 'peer.away' });
     actor.send({ type: 'routing.reassigning' });
     expect(actor.getSnapshot().value).toEqual({ waiting: 'reassigning' });
     expect(actor.getSnapshot().context).toMatchObject({ agentName: null, callId: null, endReason: null });
@@ -282,7 +303,7 @@ describe('visitorCall', () => {
     const { actor, effects } = start();
     actor.send({ type: 'hangup' });
     actor.send({ type: 'ice.connected', at: 1 });
-    actor.send({ type: 'peer.paused' });
+    actor.send({ type: 'peer.away' });
     expect(actor.getSnapshot().value).toBe('idle');
     expect(effects.sendHangup).not.toHaveBeenCalled();
   });

@@ -65,8 +65,6 @@ export type VisitorCallEvent =
   | { type: 'routing.queued'; position: number }
   | { type: 'routing.ended'; reason: VisitorRoutingEndReason }
   | { type: 'call.accepted'; callId: string; agentName: string }
-  | { type: 'peer.paused' }
-  | { type: 'peer.resumed' }
   | { type: 'call.ended'; reason: VisitorServerEndReason }
   // the adapter
   | VisitorMediaEvent
@@ -250,6 +248,9 @@ export const visitorCallMachine = setup({
         'ice.disconnected': { actions: 'forwardToMedia' },
         'ice.failed': { actions: 'forwardToMedia' },
         'network.online': { actions: 'forwardToMedia' },
+        'network.offline': { actions: 'forwardToMedia' },
+        'restart.requested': { actions: 'forwardToMedia' },
+        'media.flowing': { actions: 'forwardToMedia' },
         'signal.up': { actions: ['markSignalingUp', 'forwardToMedia'] },
         'signal.down': { actions: ['markSignalingDown', 'forwardToMedia'] },
       },
@@ -276,16 +277,17 @@ export const visitorCallMachine = setup({
           },
         },
         peer: {
-          description: 'Whether the agent is still there, as reported by the server.',
+          description: "Whether the agent's socket is still with the server, as the server reports it.",
           initial: 'present',
           states: {
             present: {
-              description: "The agent's leg is up.",
-              on: { 'peer.paused': { target: 'paused' } },
+              description: "The agent's socket is with the server.",
+              on: { 'peer.away': { target: 'away', actions: 'forwardToMedia' } },
             },
-            paused: {
-              description: 'The agent dropped out; the server holds the call for them to come back.',
-              on: { 'peer.resumed': { target: 'present' } },
+            away: {
+              description:
+                "The agent's socket is gone; the server holds the call for them, and the media child spends no attempt until they are back.",
+              on: { 'peer.back': { target: 'present', actions: 'forwardToMedia' } },
             },
           },
         },

@@ -19,7 +19,7 @@ const inCall = [request, accepted, connected];
 
 describe('visitorView', () => {
   it('offers "Call an agent" when idle', () => {
-    expect(viewAfter([])).toEqual({ message: null, overlay: null, controls: ['call'], showVideo: false });
+    expect(viewAfter([])).toEqual({ message: null, overlay: null, connection: null, controls: ['call'], showVideo: false });
     expect(visitorControlLabels.call).toBe('Call an agent');
   });
 
@@ -27,6 +27,7 @@ describe('visitorView', () => {
     expect(viewAfter([request])).toEqual({
       message: 'Finding an agent…',
       overlay: null,
+      connection: null,
       controls: ['cancel'],
       showVideo: false,
     });
@@ -50,23 +51,25 @@ describe('visitorView', () => {
     expect(viewAfter([request, accepted])).toEqual({
       message: 'Connecting to Ada…',
       overlay: null,
+      connection: 'amber',
       controls: ['mute', 'hangup'],
       showVideo: true,
     });
-    expect(viewAfter(inCall)).toEqual({ message: null, overlay: null, controls: ['mute', 'hangup'], showVideo: true });
+    expect(viewAfter(inCall)).toEqual({ message: null, overlay: null, connection: 'green', controls: ['mute', 'hangup'], showVideo: true });
   });
 
   it('keeps the call on screen while merely unstable', () => {
     expect(viewAfter([...inCall, { type: 'ice.disconnected', at: 2_000 }]).overlay).toBeNull();
   });
 
-  it('overlays "Reconnecting… (attempt n of 3)" during an ICE restart without ending the call', () => {
+  it('overlays "Connection problem, reconnecting… (attempt n of 3)" during an ICE restart without ending the call', () => {
     const first = viewAfter([...inCall, { type: 'ice.failed', at: 2_000 }]);
-    expect(first.overlay).toBe('Reconnecting… (attempt 1 of 3)');
+    expect(first.overlay).toBe('Connection problem, reconnecting… (attempt 1 of 3)');
     const second = viewAfter([...inCall, { type: 'ice.failed', at: 2_000 }], [10_000]);
     expect(second).toEqual({
       message: null,
-      overlay: 'Reconnecting… (attempt 2 of 3)',
+      overlay: 'Connection problem, reconnecting… (attempt 2 of 3)',
+      connection: 'amber',
       controls: ['mute', 'hangup'],
       showVideo: true,
     });
@@ -74,12 +77,31 @@ describe('visitorView', () => {
 
   it('names the next attempt while a restart waits for signaling', () => {
     const view = viewAfter([...inCall, { type: 'signal.down' }, { type: 'ice.failed', at: 2_000 }]);
-    expect(view.overlay).toBe('Reconnecting… (attempt 1 of 3)');
+    expect(view.overlay).toBe('Connection problem, reconnecting… (attempt 1 of 3)');
   });
 
-  it('shows "Connection lost, waiting for your agent…" while the agent is paused', () => {
-    expect(viewAfter([...inCall, { type: 'peer.paused' }]).message).toBe('Connection lost, waiting for your agent…');
-    expect(viewAfter([...inCall, { type: 'peer.paused' }, { type: 'peer.resumed' }]).message).toBeNull();
+  it('counts a connection back but not yet proven by media as the attempt that brought it back', () => {
+    const view = viewAfter([...inCall, { type: 'ice.failed', at: 2_000 }, { type: 'ice.connected', at: 3_000 }]);
+    expect(view.overlay).toBe('Connection problem, reconnecting… (attempt 1 of 3)');
+    expect(view.connection).toBe('amber');
+    const proven = viewAfter([...inCall, { type: 'ice.failed', at: 2_000 }, { type: 'ice.connected', at: 3_000 }, { type: 'media.flowing', at: 3_200 }]);
+    expect(proven.overlay).toBeNull();
+    expect(proven.connection).toBe('green');
+  });
+
+  it('says at once that the browser is offline, before anything else, with a red dot', () => {
+    const view = viewAfter([...inCall, { type: 'peer.away' }, { type: 'network.offline', at: 2_000 }]);
+    expect(view.overlay).toBe("You're offline; we'll reconnect when your network is back");
+    expect(view.message).toBeNull();
+    expect(view.connection).toBe('red');
+  });
+
+  it("shows one notice, \"Connection lost, waiting for Ada…\", while the agent's socket is gone, even while the media restarts", () => {
+    const away = viewAfter([...inCall, { type: 'peer.away' }, { type: 'ice.failed', at: 2_000 }]);
+    expect(away.overlay).toBe('Connection lost, waiting for Ada…');
+    expect(away.message).toBeNull();
+    expect(away.connection).toBe('amber');
+    expect(viewAfter([...inCall, { type: 'peer.away' }, { type: 'peer.back' }]).overlay).toBeNull();
   });
 
   it('shows "We couldn\'t reconnect the call" with Retry when the media fails', () => {
@@ -87,13 +109,16 @@ describe('visitorView', () => {
     expect(view).toEqual({
       message: "We couldn't reconnect the call",
       overlay: null,
+      connection: null,
       controls: ['retry'],
       showVideo: false,
     });
     expect(viewAfter([request, accepted, { type: 'ice.failed', at: 2_000 }]).message).toBe(
       "We couldn't reconnect the call",
     );
-    expect(viewAfter([...inCall, { type: 'call.ended', reason: 'reconnect-timeout' }]).controls).toEqual(['retry']);
+    const timedOut = viewAfter([...inCall, { type: 'call.ended', reason: 'reconnect-timeout' }]);
+    expect(timedOut.controls).toEqual(['retry']);
+    expect(timedOut.message).toBe('The connection could not be restored in time, so the call has ended');
   });
 
   it('shows "No agents are available right now" when nobody is free', () => {
@@ -101,6 +126,7 @@ describe('visitorView', () => {
       expect(viewAfter([request, { type: 'routing.ended', reason }])).toEqual({
         message: 'No agents are available right now',
         overlay: null,
+        connection: null,
         controls: ['retry'],
         showVideo: false,
       });
@@ -111,6 +137,7 @@ describe('visitorView', () => {
     expect(viewAfter([...inCall, { type: 'hangup' }])).toEqual({
       message: 'The call has ended',
       overlay: null,
+      connection: null,
       controls: ['call'],
       showVideo: false,
     });
@@ -118,6 +145,7 @@ describe('visitorView', () => {
     expect(viewAfter([request, { type: 'call.cancel' }])).toEqual({
       message: null,
       overlay: null,
+      connection: null,
       controls: ['call'],
       showVideo: false,
     });

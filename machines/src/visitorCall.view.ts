@@ -3,14 +3,17 @@
  * its own and every text can be tested without a browser.
  */
 import type { SnapshotFrom } from 'xstate';
-import type { PeerConnectionMachine } from './peerConnection.machine.ts';
+import { callIndicator, callNotice, callStatusTexts, type ConnectionIndicator } from './callStatus.ts';
 import type { VisitorCallMachine, VisitorEndReason } from './visitorCall.machine.ts';
 
 export type VisitorControl = 'call' | 'cancel' | 'mute' | 'hangup' | 'retry';
 
 export interface VisitorView {
   message: string | null;
+  /** Over the video while the call runs: at most one notice about its connection. */
   overlay: string | null;
+  /** The widget's status dot while a call is set up or runs; null outside one (the socket's state applies). */
+  connection: ConnectionIndicator | null;
   controls: VisitorControl[];
   showVideo: boolean;
 }
@@ -31,38 +34,22 @@ export const visitorCallTexts = {
   ringing: (agentName: string) => `Ringing ${agentName}…`,
   reassigning: 'Your agent is unavailable, connecting you to another agent…',
   connecting: (name: string) => `Connecting to ${name}…`,
-  reconnecting: (attempt: number, maxAttempts: number) => `Reconnecting… (attempt ${attempt} of ${maxAttempts})`,
-  agentLost: 'Connection lost, waiting for your agent…',
+  ...callStatusTexts,
   mediaFailed: "We couldn't reconnect the call",
+  reconnectTimeout: 'The connection could not be restored in time, so the call has ended',
   noAgents: 'No agents are available right now',
   callEnded: 'The call has ended',
 } as const;
 
-/** A peerConnection child's snapshot, or whatever stands in for it (tests use inert doubles). */
-export type CallMediaSnapshot = SnapshotFrom<PeerConnectionMachine>;
-
-/**
- * The Reconnecting overlay while the media child restarts ICE. Outside `reconnecting` the call goes on
- * as usual: `unstable` often heals by itself within the grace period, so showing it would only flicker.
- */
-export function mediaReconnectingOverlay(media: CallMediaSnapshot | undefined): string | null {
-  if (!media || media.status !== 'active') return null;
-  const value: unknown = media.value;
-  if (typeof value !== 'object' || value === null || !('reconnecting' in value)) return null;
-  const { attempts, maxAttempts } = media.context;
-  // While waiting for signaling no attempt is spent yet; the visitor is told which one comes next.
-  const attempt = (value as { reconnecting: unknown }).reconnecting === 'attempting' ? attempts : attempts + 1;
-  return visitorCallTexts.reconnecting(Math.min(Math.max(attempt, 1), maxAttempts), maxAttempts);
-}
-
 type VisitorSnapshot = SnapshotFrom<VisitorCallMachine>;
 
 function endedView(reason: VisitorEndReason | null): VisitorView {
-  const base = { overlay: null, showVideo: false };
+  const base = { overlay: null, connection: null, showVideo: false };
   switch (reason) {
+    case 'reconnect-timeout':
+      return { ...base, message: visitorCallTexts.reconnectTimeout, controls: ['retry'] };
     case 'media-failed':
     case 'connect-failed':
-    case 'reconnect-timeout':
     case 'error':
       return { ...base, message: visitorCallTexts.mediaFailed, controls: ['retry'] };
     case 'no-agents':
@@ -79,7 +66,7 @@ function endedView(reason: VisitorEndReason | null): VisitorView {
 
 export function visitorView(snapshot: VisitorSnapshot): VisitorView {
   const { context } = snapshot;
-  const waiting = (message: string): VisitorView => ({ message, overlay: null, controls: ['cancel'], showVideo: false });
+  const waiting = (message: string): VisitorView => ({ message, overlay: null, connection: null, controls: ['cancel'], showVideo: false });
 
   if (snapshot.matches({ waiting: 'ringing' })) {
     return waiting(context.agentName ? visitorCallTexts.ringing(context.agentName) : visitorCallTexts.searching);
@@ -93,18 +80,22 @@ export function visitorView(snapshot: VisitorSnapshot): VisitorView {
     return {
       message: context.agentName ? visitorCallTexts.connecting(context.agentName) : null,
       overlay: null,
+      connection: 'amber',
       controls: ['mute', 'hangup'],
       showVideo: true,
     };
   }
   if (snapshot.matches('inCall')) {
+    const media = snapshot.children.media?.getSnapshot();
+    const peer = { away: snapshot.matches({ inCall: { peer: 'away' } }), name: context.agentName ?? 'your agent' };
     return {
-      message: snapshot.matches({ inCall: { peer: 'paused' } }) ? visitorCallTexts.agentLost : null,
-      overlay: mediaReconnectingOverlay(snapshot.children.media?.getSnapshot()),
+      message: null,
+      overlay: callNotice(media, peer),
+      connection: callIndicator(media, peer),
       controls: ['mute', 'hangup'],
       showVideo: true,
     };
   }
   if (snapshot.matches('ended')) return endedView(context.endReason);
-  return { message: null, overlay: null, controls: ['call'], showVideo: false };
+  return { message: null, overlay: null, connection: null, controls: ['call'], showVideo: false };
 }

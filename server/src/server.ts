@@ -22,6 +22,9 @@ import { Switchboard, type SwitchboardOptions } from './switchboard.ts';
 /** Socket.IO's own cap on one message; the protocol's per-field limits are far below it. */
 const MAX_MESSAGE_BYTES = 256 * 1024;
 
+
+// How stale the record of a crash's time can be: a lost socket is dated at most this much early.
+const HEARTBEAT_MS = 1_000;
 export interface CallchartServer {
   http: HttpServer;
   io: Server<ClientToServerEvents, ServerToClientEvents>;
@@ -79,17 +82,23 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
     clientInspection: config.inspectClients ? inspection : null,
   });
   attachInspectNamespace({ io: io as unknown as Server, auth, inspection, switchboard, store, logger, clientInspection: config.inspectClients });
+  // Read before this process writes its own: the old one's last heartbeat is when its sockets were lost.
+  const lastAliveAt = switchboard.lastAliveAt();
   const restoreStartedAt = Date.now();
   const restored = switchboard.restore();
   if (restored.requests || restored.calls) logger.info({ ...restored, ms: Date.now() - restoreStartedAt }, 'restored actors from the store');
 
+  let heartbeat: NodeJS.Timeout | undefined;
   await new Promise<void>((resolve, reject) => {
     http.once('error', reject);
     http.listen(config.port, config.host, () => {
       // Every socket was lost with the old process. The windows to come back in open now that anyone can
       // connect, not when the process started: a slow restore must not use them up before the listen.
       resume.open();
-      switchboard.armRestored();
+      switchboard.armRestored(lastAliveAt);
+      switchboard.markAlive();
+      heartbeat = setInterval(() => switchboard.markAlive(), HEARTBEAT_MS);
+      heartbeat.unref();
       for (const visitorId of switchboard.waitingVisitors()) sockets.awaitVisitor(visitorId);
       resolve();
     });
@@ -106,6 +115,9 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
     logger,
     port,
     async close() {
+      clearInterval(heartbeat);
+      // A clean stop dates the loss of every socket exactly, rather than up to a heartbeat early.
+      switchboard.markAlive();
       sockets.detach();
       switchboard.stop();
       await new Promise<void>((resolve) => io.close(() => resolve()));

@@ -53,6 +53,11 @@ class HandlerError extends Error {
 }
 
 const forbidden = (message: string) => new HandlerError({ code: 'forbidden', message });
+const peerUnavailable = (leg: 'agent' | 'visitor') =>
+  new HandlerError({
+    code: 'peer-unavailable',
+    message: `The ${leg === 'agent' ? 'visitor' : 'agent'} is not connected right now; nothing was sent.`,
+  });
 
 export function attachSocketLayer(options: SocketLayerOptions): { awaitVisitor(visitorId: string): void; detach(): void } {
   const { io, auth, switchboard, resume, logger } = options;
@@ -146,6 +151,12 @@ export function attachSocketLayer(options: SocketLayerOptions): { awaitVisitor(v
       const leg = relay(socket, 'signal.iceRestart', data);
       logger.info({ callId: data.callId, leg }, 'ICE restart offer relayed');
     },
+    'signal.restartRequest': (socket, data) => {
+      // The offerer decides when to restart; only the answerer has a reason to ask.
+      if (legOf(socket, data.callId).leg !== 'visitor') throw forbidden('Only the answerer (the visitor) can ask for an ICE restart.');
+      relay(socket, 'signal.restartRequest', data);
+      logger.info({ callId: data.callId }, 'ICE restart requested by the answerer');
+    },
     'call.media': (socket, data) => {
       const { leg } = legOf(socket, data.callId);
       const type = data.state === 'connected' ? 'leg.mediaConnected' : data.state === 'reconnecting' ? 'leg.mediaReconnecting' : 'leg.mediaFailed';
@@ -173,12 +184,16 @@ export function attachSocketLayer(options: SocketLayerOptions): { awaitVisitor(v
     return switchboard.legOf(callId, { kind: who.kind, id: who.id } as never);
   }
 
-  function relay<E extends 'signal.offer' | 'signal.answer' | 'signal.candidate' | 'signal.iceRestart'>(
+  function relay<E extends 'signal.offer' | 'signal.answer' | 'signal.candidate' | 'signal.iceRestart' | 'signal.restartRequest'>(
     socket: CallchartSocket,
     event: E,
     data: ClientPayload<E>,
   ) {
     const { leg, peerRoom } = legOf(socket, data.callId);
+    // An offer into an empty room is lost, and its sender would count it as an attempt; the refusal
+    // tells the sender to wait for the other person instead. This node's rooms are every room while the
+    // server runs as one process.
+    if ((io.sockets.adapter.rooms.get(peerRoom)?.size ?? 0) === 0) throw peerUnavailable(leg);
     (io.to(peerRoom).emit as (event: string, payload: unknown) => boolean)(event, data);
     return leg;
   }

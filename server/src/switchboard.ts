@@ -31,6 +31,9 @@ const ROUTING_SHORTLIST = 16;
 
 type Io = Server<ClientToServerEvents, ServerToClientEvents>;
 type RoutingActor = Actor<typeof routingMachine>;
+
+/** The store setting the heartbeat writes; see `lastAliveAt()`. */
+const ALIVE_SETTING = 'server.aliveAt';
 type CallActor = Actor<typeof callSessionMachine>;
 
 export const agentRoom = (agentId: string) => `agent:${agentId}`;
@@ -436,10 +439,7 @@ export class Switchboard {
   private provideCallSession() {
     return callSessionMachine.provide({
       actions: {
-        notifyPaused: ({ context }) => {
-          const leg: Leg = context.legs.agent.socket === 'up' && context.legs.agent.media === 'connected' ? 'visitor' : 'agent';
-          this.emit(callRoom(context.callId), 'call.paused', { callId: context.callId, leg });
-        },
+        notifyPaused: ({ context }) => this.emit(callRoom(context.callId), 'call.paused', { callId: context.callId, legs: context.legs }),
         notifyResumed: ({ context }) => this.emit(callRoom(context.callId), 'call.resumed', { callId: context.callId }),
         notifyEnded: () => {},
         requestReassignment: ({ context }) => {
@@ -648,16 +648,33 @@ export class Switchboard {
    * Re-arms the restored actors' timers (XState does not restore them) and marks both legs of every call lost:
    * their sockets went with the old process. From here the reconnection windows run.
    */
-  armRestored(): void {
+  armRestored(lostAt: number | null = null): void {
     const at = this.now();
+    // The sockets went when the old process stopped answering, not when this one came up: every grace
+    // and timeout runs from then, and the pause telemetry counts the time the server was down.
+    const lost = lostAt === null ? at : Math.min(lostAt, at);
     this.store.transaction(() => {
-      for (const entry of [...this.requests.values()]) entry.actor.send({ type: 'timers.rearm', at });
-      for (const entry of [...this.calls.values()]) {
+      for (const entry of [...this.requests.values()]) {
+        const agentId = entry.actor.getSnapshot().context.currentAgentId;
+        if (agentId && entry.callId) entry.actor.send({ type: 'agent.lost', agentId, cause: 'socket', at: lost });
         entry.actor.send({ type: 'timers.rearm', at });
-        entry.actor.send({ type: 'leg.socketLost', leg: 'agent', at });
-        entry.actor.send({ type: 'leg.socketLost', leg: 'visitor', at });
+      }
+      for (const entry of [...this.calls.values()]) {
+        entry.actor.send({ type: 'leg.socketLost', leg: 'agent', at: lost });
+        entry.actor.send({ type: 'leg.socketLost', leg: 'visitor', at: lost });
+        entry.actor.send({ type: 'timers.rearm', at });
       }
     });
+  }
+
+  /** When the process last knew itself alive; the next one dates every socket it lost from this. */
+  lastAliveAt(): number | null {
+    const value = Number(this.store.settings.get(ALIVE_SETTING));
+    return Number.isFinite(value) && value > 0 ? value : null;
+  }
+
+  markAlive(): void {
+    this.store.settings.set(ALIVE_SETTING, String(this.now()));
   }
 
   private restoreActors(): { requests: number; calls: number } {

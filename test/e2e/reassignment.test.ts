@@ -7,7 +7,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { launchBrowser, waitForMediaFlowing } from '../support/browser.ts';
 import { acceptAndConnect, acceptButton, connectCall, hangUpButton, rejectButton, requestCall, ringingAgent, TEXT } from '../support/call-steps.ts';
 import { openAgent, openVisitor, screenshot, ServerMessageHold, startApp, status, visitorCallId, type App, type Person } from '../support/e2e.ts';
-import type { DemoAgent } from '../support/server.ts';
+import { DEMO, type DemoAgent } from '../support/server.ts';
 import { TurnServer } from '../support/turn.ts';
 
 describe('reassigning a visitor to another agent', () => {
@@ -44,7 +44,7 @@ describe('reassigning a visitor to another agent', () => {
     // The server rings Grace in the same instant it tells the visitor about the reassignment.
     hold.after(/"state":"reassigning"/);
     await ada.context.close();
-    await status(visitor.page, TEXT.agentLost, 5_000);
+    await status(visitor.page, TEXT.waitingFor(DEMO.ada.name), 5_000);
     await screenshot(visitor.page, 'widget-agent-lost');
     await status(visitor.page, TEXT.reassigning, 10_000);
     await screenshot(visitor.page, 'widget-reassigning');

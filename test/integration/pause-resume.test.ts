@@ -3,6 +3,7 @@
  * for both peers, the leg's return resumes it, and a leg that does not return ends the call (or, for the
  * agent, hands the visitor to another agent). Also the telemetry this leaves behind, and resume tokens.
  */
+import type { ServerPayload } from '@callchart/machines';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
   SAMPLE_CANDIDATE,
@@ -17,6 +18,15 @@ import {
   type DemoAgent,
   type TestServer,
 } from '../support/server.ts';
+
+const UP = { socket: 'up', media: 'connected' } as const;
+const GONE = { socket: 'down', media: 'unreported' } as const;
+const RECONNECTING = { socket: 'up', media: 'reconnecting' } as const;
+const FAILED = { socket: 'up', media: 'failed' } as const;
+
+/** Whether a `call.paused` names `leg` as lost: its socket gone, or its media not connected. */
+const legLost = (paused: ServerPayload<'call.paused'>, leg: 'agent' | 'visitor') =>
+  paused.legs[leg].socket === 'down' || paused.legs[leg].media !== 'connected';
 
 let t: TestServer | null = null;
 const clients: TestClient[] = [];
@@ -78,7 +88,7 @@ describe('a leg whose socket drops mid-call', () => {
 
     const droppedAt = Date.now();
     visitor.close();
-    expect(await ada.next('call.paused')).toEqual({ callId, leg: 'visitor' });
+    expect(await ada.next('call.paused')).toEqual({ callId, legs: { agent: UP, visitor: GONE } });
     expect(Date.now() - droppedAt).toBeLessThan(1_000);
 
     const back = reconnect(url, visitorTokenValue, visitor.resumeToken);
@@ -106,7 +116,7 @@ describe('a leg whose socket drops mid-call', () => {
 
     const droppedAt = Date.now();
     ada.close();
-    expect(await visitor.next('call.paused')).toEqual({ callId, leg: 'agent' });
+    expect(await visitor.next('call.paused')).toEqual({ callId, legs: { agent: GONE, visitor: UP } });
     expect(Date.now() - droppedAt).toBeLessThan(1_000);
 
     const back = reconnect(url, await agentToken(url, 'ada'), ada.resumeToken);
@@ -131,7 +141,7 @@ describe('a leg whose socket drops mid-call', () => {
     const { agent: ada, visitor, visitorTokenValue, callId } = await inCall(url);
 
     visitor.close();
-    await ada.next('call.paused', (p) => p.leg === 'visitor');
+    await ada.next('call.paused', (p) => legLost(p, 'visitor'));
     const back = track(await TestClient.connect(url, visitorTokenValue));
     expect(await back.emit('session.resume', { resumeToken: visitor.resumeToken! })).toEqual({ ok: true });
     expect(await back.next('session.resumed')).toEqual({
@@ -154,8 +164,9 @@ describe('a leg whose media drops while both sockets stay up', () => {
       const [lost, other] = leg === 'agent' ? [call.agent, call.visitor] : [call.visitor, call.agent];
       const reportedAt = Date.now();
       expect(await lost.emit('call.media', { callId, state: 'reconnecting', attempt: 1 })).toEqual({ ok: true });
-      expect(await other.next('call.paused')).toEqual({ callId, leg });
-      expect(await lost.next('call.paused')).toEqual({ callId, leg });
+      const legs = leg === 'agent' ? { agent: RECONNECTING, visitor: UP } : { agent: UP, visitor: RECONNECTING };
+      expect(await other.next('call.paused')).toEqual({ callId, legs });
+      expect(await lost.next('call.paused')).toEqual({ callId, legs });
       expect(Date.now() - reportedAt).toBeLessThan(1_000);
       expect(t!.server.store.calls.get(callId)).toMatchObject({ state: 'paused' });
 
@@ -167,7 +178,7 @@ describe('a leg whose media drops while both sockets stay up', () => {
 
     // Both lost: the first one back does not resume the call.
     await call.agent.emit('call.media', { callId, state: 'reconnecting' });
-    await call.visitor.next('call.paused', (p) => p.leg === 'agent');
+    await call.visitor.next('call.paused', (p) => legLost(p, 'agent'));
     await call.visitor.emit('call.media', { callId, state: 'reconnecting' });
     await call.agent.emit('call.media', { callId, state: 'connected' });
     await sleep(300);
@@ -187,7 +198,7 @@ describe('a leg that does not come back within the reconnection timeout', () => 
 
     const droppedAt = Date.now();
     visitor.close();
-    await ada.next('call.paused', (p) => p.leg === 'visitor');
+    await ada.next('call.paused', (p) => legLost(p, 'visitor'));
     expect(await ada.next('call.ended')).toEqual({ callId, reason: 'reconnect-timeout' });
     // Not before the timeout, which started after the drop (a timer may fire a millisecond early).
     expect(Date.now() - droppedAt).toBeGreaterThanOrEqual(995);
@@ -199,16 +210,15 @@ describe('a leg that does not come back within the reconnection timeout', () => 
     expect(await back.next('session.resumed')).toMatchObject({ call: null });
   });
 
-  it('ends the call for the agent as reassigned and rings another agent for the visitor when it is the agent', async () => {
-    const { url } = await server({ RECONNECTION_TIMEOUT_MS: '1000', RING_TIMEOUT_MS: '15000' });
+  it('ends the call for the agent as reassigned and rings another agent for the visitor when it is the agent whose socket stayed gone', async () => {
+    // The grace is longer than the timeout, so it is the call's own timer that hands the visitor on.
+    const { url } = await server({ RECONNECTION_TIMEOUT_MS: '1000', AGENT_GRACE_MS: '20000', RING_TIMEOUT_MS: '15000' });
     const { agent: ada, agents, visitor, requestId, callId } = await inCall(url, ['ada', 'alan']);
     const alan = agents.alan;
 
-    // Media loss with the socket up: routing's agent grace (which follows sockets) stays out of it.
-    await ada.emit('call.media', { callId, state: 'reconnecting', attempt: 1 });
-    expect(await visitor.next('call.paused')).toEqual({ callId, leg: 'agent' });
-    expect(await ada.next('call.ended', undefined, 8_000)).toEqual({ callId, reason: 'reassigned' });
-    expect(await visitor.next('routing.update', (u) => u.state === 'reassigning')).toEqual({ requestId, state: 'reassigning' });
+    ada.close();
+    expect(await visitor.next('call.paused')).toEqual({ callId, legs: { agent: GONE, visitor: UP } });
+    expect(await visitor.next('routing.update', (u) => u.state === 'reassigning', 8_000)).toEqual({ requestId, state: 'reassigning' });
 
     const ring = await alan.next('agent.ring');
     expect(ring).toMatchObject({ requestId, visitorName: 'Vera Visitor' });
@@ -224,32 +234,65 @@ describe('a leg that does not come back within the reconnection timeout', () => 
 
     // The visitor's flow moves on to the new agent; a call.ended would end it instead.
     expect(visitor.saw('call.ended')).toBe(false);
-    expect(ada.saw('agent.ring')).toBe(false);
-    // The old call is closed to its former agent: ada cannot reach the visitor through it any more.
-    expect(await ada.emit('signal.offer', { callId, sdp: SAMPLE_SDP })).toMatchObject({ ok: false, error: { code: 'not-found' } });
     expect(t!.server.store.calls.get(callId)).toMatchObject({ state: 'ended', endReason: 'reassigned' });
     expect(t!.server.store.calls.get(second.callId)).toMatchObject({ state: 'active', agentId: 'alan' });
   });
+
+  it('ends the call as reconnect-timeout for both people when the path stays down with both sockets up, and rings nobody', async () => {
+    const { url } = await server({ RECONNECTION_TIMEOUT_MS: '1000', RING_TIMEOUT_MS: '15000' });
+    const { agent: ada, agents, visitor, callId } = await inCall(url, ['ada', 'alan']);
+
+    await ada.emit('call.media', { callId, state: 'reconnecting', attempt: 1 });
+    expect(await visitor.next('call.paused')).toEqual({ callId, legs: { agent: RECONNECTING, visitor: UP } });
+    expect(await ada.next('call.ended', undefined, 8_000)).toEqual({ callId, reason: 'reconnect-timeout' });
+    expect(await visitor.next('call.ended')).toEqual({ callId, reason: 'reconnect-timeout' });
+    await sleep(300);
+    expect(agents.alan.saw('agent.ring')).toBe(false);
+    expect(t!.server.store.calls.get(callId)).toMatchObject({ state: 'ended', endReason: 'reconnect-timeout' });
+  });
+
+  it('ends the call as reconnect-timeout, never a reassignment, when the visitor is gone, whatever the agent’s media did meanwhile', async () => {
+    const { url } = await server({ RECONNECTION_TIMEOUT_MS: '1000', RING_TIMEOUT_MS: '15000' });
+    const { agent: ada, agents, visitor, callId } = await inCall(url, ['ada', 'alan']);
+
+    visitor.close();
+    expect(await ada.next('call.paused')).toEqual({ callId, legs: { agent: UP, visitor: GONE } });
+    // The agent's attempts run out while the visitor is away: still the visitor's absence decides.
+    await ada.emit('call.media', { callId, state: 'failed' });
+    expect(await ada.next('call.paused', (p) => p.legs.agent.media === 'failed')).toEqual({ callId, legs: { agent: FAILED, visitor: GONE } });
+    expect(await ada.next('call.ended', undefined, 8_000)).toEqual({ callId, reason: 'reconnect-timeout' });
+    await sleep(300);
+    expect(agents.alan.saw('agent.ring')).toBe(false);
+    expect(t!.server.store.calls.get(callId)).toMatchObject({ state: 'ended', endReason: 'reconnect-timeout' });
+  });
 });
 
-describe('both media connections failed', () => {
-  it('keep the call paused while one side has failed, and end it as media-failed at once when the other fails too', async () => {
+describe('one media connection failed', () => {
+  it('ends the call as media-failed for both people at once when one side fails with both sockets up', async () => {
     const { url } = await server({ RECONNECTION_TIMEOUT_MS: '60000' });
     const { agent: ada, visitor, callId } = await inCall(url);
-
-    await ada.emit('call.media', { callId, state: 'failed' });
-    expect(await visitor.next('call.paused')).toEqual({ callId, leg: 'agent' });
-    await sleep(300);
-    expect(visitor.saw('call.ended')).toBe(false);
-    expect(ada.saw('call.ended')).toBe(false);
 
     const failedAt = Date.now();
     await visitor.emit('call.media', { callId, state: 'failed' });
     expect(await ada.next('call.ended')).toEqual({ callId, reason: 'media-failed' });
     expect(await visitor.next('call.ended')).toEqual({ callId, reason: 'media-failed' });
     // Far below the 60 s reconnection timeout: nothing was waited out.
-    expect(Date.now() - failedAt).toBeLessThan(2_000);
+    expect(Date.now() - failedAt).toBeLessThan(1_000);
     expect(t!.server.store.calls.get(callId)).toMatchObject({ state: 'ended', endReason: 'media-failed' });
+  });
+
+  it('tells both people of every change of the pause, not only its start', async () => {
+    const { url } = await server({ RECONNECTION_TIMEOUT_MS: '60000' });
+    const { agent: ada, visitor, callId } = await inCall(url);
+
+    await ada.emit('call.media', { callId, state: 'reconnecting', attempt: 1 });
+    expect(await visitor.next('call.paused')).toEqual({ callId, legs: { agent: RECONNECTING, visitor: UP } });
+    await visitor.emit('call.media', { callId, state: 'reconnecting', attempt: 1 });
+    expect(await ada.next('call.paused', (p) => p.legs.visitor.media === 'reconnecting')).toEqual({ callId, legs: { agent: RECONNECTING, visitor: RECONNECTING } });
+    await ada.emit('call.media', { callId, state: 'connected' });
+    expect(await visitor.next('call.paused', (p) => p.legs.agent.media === 'connected')).toEqual({ callId, legs: { agent: UP, visitor: RECONNECTING } });
+    await visitor.emit('call.media', { callId, state: 'connected' });
+    expect(await ada.next('call.resumed')).toEqual({ callId });
   });
 });
 
@@ -313,7 +356,7 @@ describe('reconnection telemetry', () => {
 
     // Then the agent's socket drops, and the agent resumes.
     ada.close();
-    await visitor.next('call.paused', (p) => p.leg === 'agent');
+    await visitor.next('call.paused', (p) => legLost(p, 'agent'));
     const adaBack = reconnect(url, await agentToken(url, 'ada'), ada.resumeToken);
     await adaBack.next('session.ready');
     await adaBack.emit('call.media', { callId, state: 'connected' });
@@ -430,7 +473,7 @@ describe('resume tokens', () => {
     const grace = agents.grace;
 
     visitor.close();
-    await ada.next('call.paused', (p) => p.leg === 'visitor');
+    await ada.next('call.paused', (p) => legLost(p, 'visitor'));
     const stolenToken = visitor.resumeToken!;
 
     const intruder = reconnect(url, (await visitorToken(url, 'Ivan Intruder')).token, stolenToken);

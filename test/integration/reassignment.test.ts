@@ -304,7 +304,10 @@ describe('during the call', () => {
 
     const resumeToken = agents[first].resumeToken!;
     agents[first].close();
-    expect(await visitor.next('call.paused')).toEqual({ callId, leg: 'agent' });
+    expect(await visitor.next('call.paused')).toEqual({
+      callId,
+      legs: { agent: { socket: 'down', media: 'unreported' }, visitor: { socket: 'up', media: 'connected' } },
+    });
 
     const back = await suite.agent(t, first, resumeToken);
     // Told while the call is still paused for it; the pause ends once it reports its media over the new socket.
@@ -401,7 +404,7 @@ describe('during the call', () => {
     });
   }
 
-  it("an agent whose media stays down past RECONNECTION_TIMEOUT_MS has the visitor reassigned, though both sockets stayed up", async () => {
+  it('an agent whose media stays down past RECONNECTION_TIMEOUT_MS with both sockets up ends the call as reconnect-timeout: a path fault is nobody to reassign', async () => {
     const timeout = SHORT_RECONNECTION_MS;
     const { t, agents, visitor, order } = await supportDesk(SHORT_MID_CALL);
     const [first, second] = order;
@@ -411,23 +414,17 @@ describe('during the call', () => {
 
     const lostAt = Date.now();
     expect(await agents[first].emit('call.media', { callId: oldCall, state: 'reconnecting', attempt: 1 })).toEqual({ ok: true });
-    expect(await visitor.next('call.paused')).toEqual({ callId: oldCall, leg: 'agent' });
-    await visitor.next('routing.update', (u) => u.requestId === requestId && u.state === 'reassigning');
+    expect(await visitor.next('call.paused')).toEqual({
+      callId: oldCall,
+      legs: { agent: { socket: 'up', media: 'reconnecting' }, visitor: { socket: 'up', media: 'connected' } },
+    });
+    expect(await visitor.next('call.ended', undefined, timeout + 5_000)).toEqual({ callId: oldCall, reason: 'reconnect-timeout' });
     expect(Date.now() - lostAt).toBeGreaterThanOrEqual(timeout - 20);
-    expect(await agents[first].next('call.ended')).toEqual({ callId: oldCall, reason: 'reassigned' });
-    await expectRung(agents[second], visitor, requestId, second);
-    const newCall = await accept(agents[second], visitor, requestId);
-    expect(newCall).not.toBe(oldCall);
+    expect(await agents[first].next('call.ended')).toEqual({ callId: oldCall, reason: 'reconnect-timeout' });
     await settle();
-    expect(visitor.saw('call.ended')).toBe(false);
-    expect(agents[first].saw('call.ended')).toBe(false);
-    expect(t.server.store.calls.get(oldCall)).toMatchObject({ state: 'ended', endReason: 'reassigned' });
-    expect(routingTrail(t, requestId).slice(2)).toEqual([
-      `connected <- agent.accepted (${first})`,
-      'searching <- session.agentTimedOut',
-      'ringing <- session.agentTimedOut',
-      `connected <- agent.accepted (${second})`,
-    ]);
-    await hangUp(visitor, agents[second], newCall);
+    expect(agents[second].saw('agent.ring')).toBe(false);
+    expect(t.server.store.calls.get(oldCall)).toMatchObject({ state: 'ended', endReason: 'reconnect-timeout' });
+    expect(routingTrail(t, requestId).slice(2)).toEqual([`connected <- agent.accepted (${first})`, 'done <- call.ended']);
   });
+
 });

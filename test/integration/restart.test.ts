@@ -174,6 +174,49 @@ describe('a server killed and started again on the same database', () => {
     expect(history.body.calls.map((c) => c.id)).toEqual([callId]);
   });
 
+  it('dates a call\'s lost sockets from when the old process died: the reconnection timeout and the records count the time the server was down', async () => {
+    const reconnectionTimeout = 6_000;
+    const server = await instance({ RECONNECTION_TIMEOUT_MS: String(reconnectionTimeout), AGENT_GRACE_MS: '30000', RESUME_WINDOW_MS: '30000' });
+    await server.start();
+    const { agents, visitor, visitorTokenValue, tokens } = await connected(server.url, ['ada']);
+    const { requestId } = (await visitor.emit('visitor.request', { pool: 'support' })) as { requestId: string };
+    await agents.ada.next('agent.ring');
+    await agents.ada.emit('agent.accept', { requestId });
+    const { callId } = await agents.ada.next('call.accepted');
+    await visitor.next('call.accepted');
+    await agents.ada.emit('call.media', { callId, state: 'connected' });
+    await visitor.emit('call.media', { callId, state: 'connected' });
+    // A beat for the heartbeat to be written after the call began, as it is on any server that has run a while.
+    await sleep(1_500);
+
+    const crashedAt = Date.now();
+    await server.crash();
+    // Down for 3 s: a timeout armed afresh at the restart could not end the call before crash + 9 s.
+    await until(crashedAt + 3_000);
+    await server.start();
+
+    // The visitor comes back; the agent never does, so the call ends when the window from the crash runs out.
+    const visitorBack = resume(server.url, visitorTokenValue, visitor);
+    expect(await visitorBack.next('session.resumed')).toMatchObject({ call: { callId, state: 'paused' } });
+    expect(await visitorBack.next('routing.update', (u) => u.state === 'reassigning', reconnectionTimeout + 5_000)).toEqual({
+      requestId,
+      state: 'reassigning',
+    });
+    const endedAt = Date.now();
+    // The heartbeat is written every second, so the loss is dated up to a second before the crash.
+    expect(endedAt).toBeGreaterThanOrEqual(crashedAt + reconnectionTimeout - 1_100);
+    expect(endedAt).toBeLessThan(crashedAt + reconnectionTimeout + 2_000);
+
+    const detail = await getJson<CallDetail>(`${server.url}/api/calls/${callId}`, tokens.ada);
+    expect(detail.body.call).toMatchObject({ id: callId, state: 'ended' });
+    const lostAt = detail.body.telemetry.disconnections.map((d) => d.at);
+    expect(lostAt).toHaveLength(2);
+    for (const at of lostAt) {
+      expect(at).toBeLessThanOrEqual(crashedAt);
+      expect(at).toBeGreaterThan(crashedAt - 1_100);
+    }
+  });
+
   it("re-sends a ring to the agent who comes back, with the ring's original deadline, and the call can be taken", async () => {
     const server = await instance({ RING_TIMEOUT_MS: '30000', RESUME_WINDOW_MS: '20000' });
     await server.start();

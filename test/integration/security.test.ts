@@ -298,6 +298,7 @@ describe('security and bad input, beside a healthy call', () => {
         ['signal.answer', { callId: target, sdp: SAMPLE_SDP }],
         ['signal.candidate', { callId: target, candidate: SAMPLE_CANDIDATE }],
         ['signal.iceRestart', { callId: target, sdp: SAMPLE_SDP }],
+        ['signal.restartRequest', { callId: target }],
         ['call.media', { callId: target, state: 'failed' }],
         ['call.telemetry', { callId: target, attempt: 1, at: Date.now(), durationMs: 10, outcome: 'failed' }],
         ['call.hangup', { callId: target }],
@@ -318,6 +319,42 @@ describe('security and bad input, beside a healthy call', () => {
       await expectRelaysWork(own);
       expect(t.server.store.calls.get(own.callId)).toMatchObject({ state: 'active' });
       await hangUp(own);
+    });
+
+    it('lets only the visitor ask for an ICE restart, and refuses a relay whose peer has no socket with peer-unavailable, sending nothing later', async () => {
+      const graceToken = await token('grace');
+      const grace = await connect(t.url, graceToken);
+      const caller = await newVisitor(t.url, 'Rita Restart');
+      const own = await placeCall(caller.client, grace, 'support');
+      const callId = own.callId;
+
+      expect(await caller.client.emit('signal.restartRequest', { callId })).toEqual({ ok: true });
+      expect(await grace.next('signal.restartRequest')).toEqual({ callId });
+      // The offerer decides when to restart: an agent asking the visitor is refused, and nothing reaches the visitor.
+      expectError(await grace.emitRaw('signal.restartRequest', { callId }), 'forbidden');
+      expectError(await grace.emitRaw('signal.restartRequest', { callId: 'not an id' }), 'invalid-payload', 'callId');
+
+      // The agent's socket goes: what the visitor sends meanwhile is refused, not held for later.
+      const resumeToken = grace.resumeToken;
+      grace.close();
+      await caller.client.next('call.paused', (p) => p.legs.agent.socket === 'down');
+      const refused: [ClientEventName, object][] = [
+        ['signal.answer', { callId, sdp: SAMPLE_SDP }],
+        ['signal.candidate', { callId, candidate: SAMPLE_CANDIDATE }],
+        ['signal.restartRequest', { callId }],
+      ];
+      for (const [event, payload] of refused) expectError(await caller.client.emitRaw(event, payload), 'peer-unavailable');
+      expect(t.server.store.calls.get(callId)).toMatchObject({ state: 'paused', endedAt: null });
+
+      const back = await TestClient.connect(t.url, graceToken, resumeToken);
+      opened.push(back);
+      await sleep(SETTLE_MS);
+      expect(back.saw('signal.answer') || back.saw('signal.candidate') || back.saw('signal.restartRequest')).toBe(false);
+      // Relays work again the moment the peer is back.
+      expect(await caller.client.emit('signal.answer', { callId, sdp: SAMPLE_SDP })).toEqual({ ok: true });
+      expect(await back.next('signal.answer')).toEqual({ callId, sdp: SAMPLE_SDP });
+      await hangUp({ ...own, agent: back });
+      await healthy.assertUntouched();
     });
 
     it("does not hand a call to someone presenting another visitor's resume token", async () => {

@@ -14,6 +14,7 @@ describeModel({
     { type: 'ring', requestId: 'req-1', visitorName: 'Vera', at: 1_000 },
     { type: 'call.accepted', callId: 'call-1' },
     { type: 'call.ended', reason: 'visitor-hangup' },
+    { type: 'call.ended', reason: 'media-failed' },
     { type: 'ice.connected', at: 2_000 },
     { type: 'ice.disconnected', at: 3_000 },
     { type: 'ice.failed', at: 4_000 },

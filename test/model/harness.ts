@@ -75,6 +75,15 @@ function delayMs(machine: AnyStateMachine, snapshot: Snapshot, eventType: string
   throw new Error(`delay '${found.delay}' has no implementation`);
 }
 
+function isTick(snapshot: Snapshot, eventType: string): boolean {
+  const found = delayOf(snapshot, eventType);
+  const definitions = found?.node.transitions.get(eventType) ?? [];
+  return (
+    definitions.length > 0 &&
+    definitions.every((t: AnyTransitionDefinition) => t.reenter && t.target?.length === 1 && t.target[0] === found!.node && !t.guard)
+  );
+}
+
 function ownEventTypes(snapshot: Snapshot): string[] {
   return [...new Set((snapshot._nodes as AnyStateNode[]).flatMap((node) => node.ownEvents as string[]))];
 }
@@ -106,9 +115,17 @@ function eventsFor<M extends AnyStateMachine>(spec: ModelSpec<M>) {
       if (payloads.length) events.push(...payloads);
       else if (!descriptor.includes('*')) events.push({ type: descriptor });
     }
-    if (delayed.length) {
-      const shortest = Math.min(...delayed.map((d) => d.ms));
-      events.push(...delayed.filter((d) => d.ms === shortest).map((d) => d.event));
+    // A tick that re-enters its own state re-arms only itself, so it never pre-empts a longer timer of an
+    // enclosing state: that one is offered as well, the ticks firing on the way.
+    const ticks = delayed.filter((d) => isTick(snapshot, d.event.type));
+    const timers = delayed.filter((d) => !ticks.includes(d));
+    if (timers.length) {
+      const shortest = Math.min(...timers.map((d) => d.ms));
+      events.push(...timers.filter((d) => d.ms === shortest).map((d) => d.event));
+      events.push(...ticks.filter((d) => d.ms < shortest).map((d) => d.event));
+    } else if (ticks.length) {
+      const shortest = Math.min(...ticks.map((d) => d.ms));
+      events.push(...ticks.filter((d) => d.ms === shortest).map((d) => d.event));
     }
     const keep = spec.filterEvents;
     return keep ? events.filter((event) => keep(snapshot as SnapshotFrom<M>, event as EventFromLogic<M>)) : events;

@@ -16,6 +16,9 @@ describeModel({
       value: snapshot.value,
       attempts: snapshot.context.attempts,
       signalingUp: snapshot.context.signalingUp,
+      online: snapshot.context.online,
+      peerReachable: snapshot.context.peerReachable,
+      attemptInProgress: snapshot.context.attemptInProgress,
       outageStartedAt: snapshot.context.outageStartedAt,
     }),
   // The last recovery is history, not state: it is left out of the abstraction (which keeps the graph

@@ -11,9 +11,12 @@ export const TEXT = {
   ringing: (agent: DemoAgent) => `Ringing ${DEMO[agent].name}…`,
   reassigning: 'Your agent is unavailable, connecting you to another agent…',
   connecting: (agent: DemoAgent) => `Connecting to ${DEMO[agent].name}…`,
-  reconnecting: /Reconnecting… \(attempt [123] of 3\)/,
-  agentLost: 'Connection lost, waiting for your agent…',
+  reconnecting: /Connection problem, reconnecting… \(attempt [123] of 3\)/,
+  /** What one person reads while the other's socket is gone: `name` is the agent's, or the visitor's. */
+  waitingFor: (name: string) => `Connection lost, waiting for ${name}…`,
+  offline: "You're offline; we'll reconnect when your network is back",
   failed: "We couldn't reconnect the call",
+  reconnectTimeout: 'The connection could not be restored in time, so the call has ended',
   noAgents: 'No agents are available right now',
   queued: (position: number) => `You are number ${position} in line`,
 } as const;

@@ -240,3 +240,49 @@ export async function screenshot(page: Page, name: string): Promise<void> {
   // Video frames and spinners move; what the picture documents is the layout and the text.
   await page.screenshot({ path: path.join(SCREENSHOTS, `${name}.png`), animations: 'disabled' });
 }
+
+/** A loopback port in front of an app that listens on another address only. */
+export interface LoopbackEntrance {
+  /** The same app and server, with `url` on loopback: pass it to `openAgent` or `openVisitor`. */
+  app: App;
+  close(): Promise<void>;
+}
+
+/**
+ * Passes every TCP connection made to a loopback port on to `app`'s own address, byte for byte, so HTTP
+ * and the socket's WebSocket alike reach the server. A browser on this machine resolves nothing but
+ * loopback, while an app on a test namespace's host side listens on that address alone. Each connection
+ * ends with its other half, so a server crash is still a lost socket on the page.
+ */
+export async function loopbackEntrance(app: App): Promise<LoopbackEntrance> {
+  const { connect, createServer } = await import('node:net');
+  const target = new URL(app.url);
+  const open = new Set<import('node:net').Socket>();
+  const forwarder = createServer((page) => {
+    const upstream = connect(Number(target.port), target.hostname);
+    for (const [from, to] of [
+      [page, upstream],
+      [upstream, page],
+    ] as const) {
+      open.add(from);
+      // A half that ends lets the other flush what it holds before it ends too; one that fails takes it down.
+      from.pipe(to);
+      from.on('error', () => to.destroy());
+      from.once('close', () => open.delete(from));
+    }
+  });
+  const port = await new Promise<number>((resolve, reject) => {
+    forwarder.once('error', reject);
+    forwarder.listen(0, '127.0.0.1', () => resolve((forwarder.address() as { port: number }).port));
+  });
+  // Everything but the address is the app's own, read through it: a crash and restart replaces its server.
+  const seen = Object.create(app, { url: { value: `http://127.0.0.1:${port}`, enumerable: true } }) as App;
+  return {
+    app: seen,
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const socket of open) socket.destroy();
+        forwarder.close(() => resolve());
+      }),
+  };
+}

@@ -6,7 +6,7 @@
 import { createActor, type Actor } from 'xstate';
 import { agentMachine, type AgentMachine, type AgentServerEndReason, type AgentTimings, type ServerPayload } from '@callchart/machines';
 import { createCallMedia } from './callMedia.ts';
-import { relayToMedia, startCallClient, type CallClient } from './callClient.ts';
+import { followPeer, relayToMedia, startCallClient, type CallClient } from './callClient.ts';
 import { createConnection, type ConnectionOptions } from './connection.ts';
 import type { RtcEnvironment } from './mediaSession.ts';
 import { all } from './on.ts';
@@ -73,8 +73,10 @@ export function createAgentClient(options: AgentClientOptions): AgentClient {
   });
 
   const ownsCall = (id: string) => call.getSnapshot().context.callId === id;
+  const peer = followPeer(call, connection, 'visitor', ownsCall);
 
   const unbind = all([
+    peer.unbind,
     media.attach(call),
     connection.onReply((event, payload, ack) => {
       // The ring moved on before the accept arrived (another agent, a cancel): the server refuses it, and
@@ -97,12 +99,10 @@ export function createAgentClient(options: AgentClientOptions): AgentClient {
         // the server's answer arrived): without a hang-up the call would wait for this leg forever.
         else connection.send('call.hangup', { callId: accepted.callId });
       },
-      'call.paused': ({ callId, leg }) => {
-        // Only the visitor's absence is the peer pausing; this side's own loss shows as its reconnecting media.
-        if (ownsCall(callId) && leg === 'visitor') call.send({ type: 'peer.paused' });
-      },
-      'call.resumed': ({ callId }) => {
-        if (ownsCall(callId)) call.send({ type: 'peer.resumed' });
+      ...peer.handlers,
+      // The visitor lost the connection and asks for an offer now, instead of waiting for this side to notice.
+      'signal.restartRequest': ({ callId }) => {
+        if (ownsCall(callId)) call.send({ type: 'restart.requested', at: Date.now() });
       },
       'call.ended': ({ callId, reason }) => {
         if (ownsCall(callId)) call.send({ type: 'call.ended', reason: agentEndReason[reason] });

@@ -88,6 +88,9 @@ export function createCallMedia(options: CallMediaOptions): CallMedia {
       rollbackLocalOffer: () => session?.effects.rollbackLocalOffer(),
       restartIce: () => session?.effects.restartIce(),
       sendRestartOffer: () => session?.effects.sendRestartOffer(),
+      sendRestartRequest: () => session?.effects.sendRestartRequest(),
+      startMediaProbe: () => session?.effects.startMediaProbe(),
+      probeMedia: () => session?.effects.probeMedia(),
     },
   });
 

@@ -41,8 +41,11 @@ export interface Connection {
   onServerEvents(handlers: ServerEventHandlers): Unsubscribe;
   /** Tells `target` `signal.up` / `signal.down` whenever the session becomes ready or stops being ready. */
   forwardSignalState(target: AnyActorRef): Unsubscribe;
-  /** Tells `target` `network.online` too: a peer connection in `unstable` restarts at once when the network is back. */
-  forwardNetworkOnline(target: AnyActorRef): Unsubscribe;
+  /**
+   * Tells `target` the browser's `network.online` and `network.offline`: offline is known at once, long
+   * before ICE consent or the socket's pings notice, and online means the path may be back (or new).
+   */
+  forwardNetwork(target: AnyActorRef): Unsubscribe;
   /** Every valid acknowledgement of a message this client sent. */
   onReply(listener: ReplyListener): Unsubscribe;
   onRejoin(listener: () => void): Unsubscribe;
@@ -128,9 +131,12 @@ export function createConnection(options: ConnectionOptions): Connection {
       subscriptions.push(unsubscribe);
       return unsubscribe;
     },
-    forwardNetworkOnline(target) {
+    forwardNetwork(target) {
       if (!network) return () => {};
-      const unsubscribe = listen(network, 'online', () => target.send({ type: 'network.online' }));
+      const unsubscribe = all([
+        listen(network, 'online', () => target.send({ type: 'network.online', at: Date.now() })),
+        listen(network, 'offline', () => target.send({ type: 'network.offline', at: Date.now() })),
+      ]);
       subscriptions.push(unsubscribe);
       return unsubscribe;
     },

@@ -7,6 +7,7 @@
 import type { IceCandidate, MediaRole, PeerConnectionEvent, ServerPayload } from '@callchart/machines';
 import { ClientError, type ErrorListener } from './errors.ts';
 import { all, listen, type Unsubscribe } from './on.ts';
+import { createMediaProbe } from './mediaProbe.ts';
 import { bindPeerConnection, peerConnectionEffects, type PeerConnectionEffects } from './peerConnection.adapter.ts';
 
 /** What the page supplies: the browser's globals, or `@roamhq/wrtc`'s in Node. */
@@ -21,7 +22,8 @@ export type CallAccepted = Pick<ServerPayload<'call.accepted'>, 'callId' | 'role
 /** The messages a media session puts on the wire, each with its payload. */
 export type MediaSignal =
   | { event: 'signal.offer' | 'signal.answer' | 'signal.iceRestart'; payload: { callId: string; sdp: string } }
-  | { event: 'signal.candidate'; payload: { callId: string; candidate: IceCandidate } };
+  | { event: 'signal.candidate'; payload: { callId: string; candidate: IceCandidate } }
+  | { event: 'signal.restartRequest'; payload: { callId: string } };
 
 export type RelayedSignal =
   | { event: 'signal.offer' | 'signal.answer' | 'signal.iceRestart'; payload: ServerPayload<'signal.offer'> }
@@ -32,8 +34,8 @@ export interface MediaSessionOptions {
   accepted: CallAccepted;
   /** Puts one message in the signaling outbox. */
   signal: (message: MediaSignal) => void;
-  /** Receives the connection's `ice.*` events for the call machine. */
-  deliver: (event: Extract<PeerConnectionEvent, { at: number }>) => void;
+  /** Receives the connection's `ice.*` and `media.flowing` events for the call machine. */
+  deliver: (event: Exclude<PeerConnectionEvent, { type: 'hangup' }>) => void;
   onStreams: () => void;
   onError: ErrorListener;
   constraints?: MediaStreamConstraints;
@@ -70,8 +72,9 @@ export function startMediaSession(options: MediaSessionOptions): MediaSession {
     ...(accepted.iceTransportPolicy ? { iceTransportPolicy: accepted.iceTransportPolicy } : {}),
   });
   // Negotiated on both sides, so it needs no offer of its own; it keeps ICE running when neither peer
-  // has a device to send.
-  pc.createDataChannel('callchart', { negotiated: true, id: 0 });
+  // has a device to send, and carries the media probe's echoes when nothing else arrives.
+  const channel = pc.createDataChannel('callchart', { negotiated: true, id: 0 });
+  const probe = createMediaProbe(pc, channel, (at) => options.deliver({ type: 'media.flowing', at }));
 
   let local: MediaStream | null = null;
   let remote: MediaStream | null = null;
@@ -102,6 +105,7 @@ export function startMediaSession(options: MediaSessionOptions): MediaSession {
   };
 
   const unbind = all([
+    probe.stop,
     bindPeerConnection(pc, options.deliver),
     listen(pc, 'icecandidate', (event) => {
       const { candidate } = event as RTCPeerConnectionIceEvent;
@@ -143,10 +147,15 @@ export function startMediaSession(options: MediaSessionOptions): MediaSession {
     callId,
     role,
     pc,
-    effects: peerConnectionEffects(pc, {
-      run,
-      sendIceRestart: (sdp) => signal({ event: 'signal.iceRestart', payload: { callId, sdp } }),
-    }),
+    effects: {
+      ...peerConnectionEffects(pc, {
+        run,
+        sendIceRestart: (sdp) => signal({ event: 'signal.iceRestart', payload: { callId, sdp } }),
+      }),
+      sendRestartRequest: () => signal({ event: 'signal.restartRequest', payload: { callId } }),
+      startMediaProbe: probe.start,
+      probeMedia: probe.probe,
+    },
     localStream: () => local,
     remoteStream: () => remote,
     receive(message) {

@@ -34,6 +34,11 @@ export interface PeerConnectionEffects {
   rollbackLocalOffer: () => void;
   restartIce: () => void;
   sendRestartOffer: () => void;
+  /** The answerer's `signal.restartRequest`. */
+  sendRestartRequest: () => void;
+  /** The media probe's baseline and samples (mediaProbe.ts). */
+  startMediaProbe: () => void;
+  probeMedia: () => void;
 }
 
 export interface PeerConnectionEffectOptions {
@@ -47,7 +52,10 @@ export interface PeerConnectionEffectOptions {
   run: (step: string, operation: () => Promise<void> | void) => void;
 }
 
-export function peerConnectionEffects(pc: RTCPeerConnection, options: PeerConnectionEffectOptions): PeerConnectionEffects {
+export function peerConnectionEffects(
+  pc: RTCPeerConnection,
+  options: PeerConnectionEffectOptions,
+): Pick<PeerConnectionEffects, 'rollbackLocalOffer' | 'restartIce' | 'sendRestartOffer'> {
   const { run, sendIceRestart } = options;
   return {
     rollbackLocalOffer: () =>

@@ -12,7 +12,7 @@ import {
   type VisitorServerEndReason,
 } from '@callchart/machines';
 import { createCallMedia } from './callMedia.ts';
-import { relayToMedia, startCallClient, type CallClient } from './callClient.ts';
+import { followPeer, relayToMedia, startCallClient, type CallClient } from './callClient.ts';
 import { createConnection, type ConnectionOptions } from './connection.ts';
 import type { RtcEnvironment } from './mediaSession.ts';
 import { all } from './on.ts';
@@ -85,8 +85,10 @@ export function createVisitorClient(options: VisitorClientOptions): VisitorClien
 
   const ownsRequest = (id: string) => requestId === null || requestId === id;
   const ownsCall = (id: string) => call.getSnapshot().context.callId === id;
+  const peer = followPeer(call, connection, 'agent', ownsCall);
 
   const unbind = all([
+    peer.unbind,
     media.attach(call),
     connection.onReply((event, _payload, ack) => {
       if (event === 'visitor.request' && ack.ok && 'requestId' in ack && typeof ack.requestId === 'string') learnRequest(ack.requestId);
@@ -116,13 +118,7 @@ export function createVisitorClient(options: VisitorClientOptions): VisitorClien
         call.send({ type: 'call.accepted', callId: accepted.callId, agentName: accepted.peerName });
         media.accepted(accepted);
       },
-      'call.paused': ({ callId, leg }) => {
-        // Only the agent's absence is the peer pausing; this side's own loss shows as its reconnecting media.
-        if (ownsCall(callId) && leg === 'agent') call.send({ type: 'peer.paused' });
-      },
-      'call.resumed': ({ callId }) => {
-        if (ownsCall(callId)) call.send({ type: 'peer.resumed' });
-      },
+      ...peer.handlers,
       'call.ended': ({ callId, reason }) => {
         // `reassigned` ends the agent's call, not the visitor's: routing's `reassigning` moves the visitor on.
         if (!ownsCall(callId) || reason === 'reassigned') return;

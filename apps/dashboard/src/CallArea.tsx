@@ -1,5 +1,5 @@
 import { useEffect, useState, useSyncExternalStore } from 'react';
-import { ringSecondsLeft, type AgentControl, type AgentView, type ConnectionIndicator } from '@callchart/machines';
+import { connectionIndicatorLabels, ringSecondsLeft, type AgentControl, type AgentView } from '@callchart/machines';
 import type { AgentClient } from '@callchart/client';
 import type { SnapshotFrom } from 'xstate';
 import { Video } from './Video.tsx';
@@ -27,12 +27,6 @@ const buttonTone: Partial<Record<AgentControl, string>> = {
   dismiss: 'secondary',
 };
 
-const indicatorLabels: Record<ConnectionIndicator, string> = {
-  green: 'Connection good',
-  amber: 'Connection unstable',
-  red: 'Connection lost',
-};
-
 export function CallArea({ client, view, snapshot }: { client: AgentClient; view: AgentView; snapshot: AgentSnapshot }) {
   const localStream = useSyncExternalStore(client.subscribeStreams, () => client.localStream);
   const remoteStream = useSyncExternalStore(client.subscribeStreams, () => client.remoteStream);
@@ -50,7 +44,7 @@ export function CallArea({ client, view, snapshot }: { client: AgentClient; view
     };
   }, [ringingVisitor]);
   const indicatorLabel =
-    view.connection === 'amber' && snapshot.matches('connecting') ? 'Connecting' : view.connection ? indicatorLabels[view.connection] : null;
+    view.connection === 'amber' && snapshot.matches('connecting') ? 'Connecting' : view.connection ? connectionIndicatorLabels[view.connection] : null;
 
   return (
     <section className="card call-card" aria-labelledby="call-heading" data-presence={view.presence}>

@@ -5,7 +5,7 @@
  */
 import { useEffect, useId, useRef, useState, useSyncExternalStore } from 'react';
 import { useSelector } from '@xstate/react';
-import { visitorControlLabels, visitorView, type VisitorControl } from '@callchart/machines';
+import { connectionIndicatorLabels, visitorControlLabels, visitorView, type ConnectionIndicator, type VisitorControl } from '@callchart/machines';
 import type { VisitorClient } from '@callchart/client';
 import { useVisitorClient, type VisitorClientConfig } from './useVisitorClient.ts';
 import { Video } from './Video.tsx';
@@ -28,7 +28,7 @@ export function Widget(config: VisitorClientConfig) {
   return (
     <section className="panel" data-open={open} aria-labelledby={titleId}>
       <header className="panel-header">
-        <span className="presence-dot" aria-hidden="true" />
+        {boot.status === 'ready' ? <LiveStatusDot client={boot.client} /> : <StatusDot connection={boot.status === 'failed' ? 'red' : 'amber'} />}
         <div className="panel-title">
           <h2 id={titleId}>Video support</h2>
           <p>Talk face to face with our team</p>
@@ -72,6 +72,21 @@ export function Widget(config: VisitorClientConfig) {
       </div>
     </section>
   );
+}
+
+function StatusDot({ connection }: { connection: ConnectionIndicator }) {
+  const label = connectionIndicatorLabels[connection];
+  return <span className="presence-dot" data-connection={connection} role="img" aria-label={label} title={label} />;
+}
+
+/** The call's connection while there is one, and the socket's otherwise: green only when both are good. */
+function LiveStatusDot({ client }: { client: VisitorClient }) {
+  const snapshot = useSelector(client.call, (s) => s);
+  const media = useSelector(client.call, (s) => s.children.media);
+  useSelector(media, (s) => s);
+  const linkUp = useSelector(client.signaling, (s) => s.matches({ connected: 'ready' }));
+  const { connection } = visitorView(snapshot);
+  return <StatusDot connection={connection ?? (linkUp ? 'green' : 'amber')} />;
 }
 
 function CallPanel({ client, onStale }: { client: VisitorClient; onStale: () => void }) {
