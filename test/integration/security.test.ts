@@ -336,6 +336,7 @@ describe('security and bad input, beside a healthy call', () => {
 
       // The agent's socket goes: what the visitor sends meanwhile is refused, not held for later.
       const resumeToken = grace.resumeToken;
+      if (!resumeToken) throw new Error('the agent never received a resume token');
       grace.close();
       await caller.client.next('call.paused', (p) => p.legs.agent.socket === 'down');
       const refused: [ClientEventName, object][] = [
