@@ -295,6 +295,7 @@ export const agentMachine = setup({
         'network.offline': { actions: 'forwardToMedia' },
         'restart.requested': { actions: 'forwardToMedia' },
         'media.flowing': { actions: 'forwardToMedia' },
+        'media.stalled': { actions: 'forwardToMedia' },
         'signal.up': { actions: ['markSignalingUp', 'forwardToMedia'] },
         'signal.down': { actions: ['markSignalingDown', 'forwardToMedia'] },
       },

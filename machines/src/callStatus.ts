@@ -66,5 +66,5 @@ export function callIndicator(media: CallMediaSnapshot | undefined, peer: CallPe
   if (!media) return 'amber';
   if (media.status === 'done') return media.output?.outcome === 'failed' ? 'red' : 'amber';
   if (!media.context.online) return 'red';
-  return media.value === 'connected' && !peer.away ? 'green' : 'amber';
+  return media.matches('connected') && !peer.away ? 'green' : 'amber';
 }

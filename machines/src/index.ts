@@ -1,4 +1,5 @@
 export * from './peerConnection.machine.ts';
+export * from './peerConnection.phase.ts';
 export * from './signaling.machine.ts';
 export * from './visitorCall.machine.ts';
 export * from './callStatus.ts';

@@ -23,6 +23,7 @@ const eventTypes: PeerConnectionEvent['type'][] = [
   'peer.back',
   'restart.requested',
   'media.flowing',
+  'media.stalled',
   'hangup',
 ];
 
@@ -37,7 +38,7 @@ const stepArb: fc.Arbitrary<Step> = fc.oneof(
     arbitrary: fc
       .oneof(
         fc.integer({ min: 0, max: T.connectTimeout + 1000 }),
-        fc.constantFrom(T.disconnectedGrace, T.attemptTimeout, T.connectTimeout, T.mediaProbeInterval, T.mediaProofTimeout),
+        fc.constantFrom(T.disconnectedGrace, T.attemptTimeout, T.connectTimeout, T.mediaProbeInterval, T.mediaProofTimeout, T.mediaWatchInterval, T.mediaStallTimeout),
       )
       .map((ms) => ({ kind: 'advance' as const, ms })),
   },

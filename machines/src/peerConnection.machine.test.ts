@@ -1,4 +1,5 @@
 import { describe, expect, it, vi } from 'vitest';
+import { peerConnectionPhase } from './peerConnection.phase.ts';
 import { createActor, SimulatedClock } from 'xstate';
 import {
   defaultPeerConnectionTimings,
@@ -16,9 +17,12 @@ function start(input: PeerConnectionInput = { role: 'offerer' }) {
     rollbackLocalOffer: record('rollbackLocalOffer'),
     restartIce: record('restartIce'),
     sendRestartOffer: record('sendRestartOffer'),
+    resendRestartOffer: record('resendRestartOffer'),
     sendRestartRequest: record('sendRestartRequest'),
-    startMediaProbe: record('startMediaProbe'),
-    probeMedia: record('probeMedia'),
+    // The media watch samples all along; only the restart effects' order is recorded.
+    startMediaProbe: vi.fn(),
+    probeMedia: vi.fn(),
+    checkSignaling: vi.fn(),
   };
   const clock = new SimulatedClock();
   const actor = createActor(peerConnectionMachine.provide({ actions: spies }), { clock, input });
@@ -40,7 +44,7 @@ function advance(run: ReturnType<typeof start>, ms: number, times: number) {
   for (let i = 0; i < times; i++) run.clock.increment(ms);
 }
 
-const value = (run: ReturnType<typeof start>) => run.actor.getSnapshot().value;
+const value = (run: ReturnType<typeof start>) => peerConnectionPhase(run.actor.getSnapshot().value);
 const context = (run: ReturnType<typeof start>) => run.actor.getSnapshot().context;
 
 describe('peerConnection: first connection', () => {
@@ -328,19 +332,23 @@ describe('peerConnection: recovered means media', () => {
   it('connected after a restart is still reconnecting until media is seen, probing every mediaProbeInterval', () => {
     const run = startConnected();
     run.actor.send({ type: 'ice.failed', at: 1000 });
+    const probes = () => run.spies.probeMedia.mock.calls.length;
+    const baselines = () => run.spies.startMediaProbe.mock.calls.length;
+    const baselinesBefore = baselines();
     run.actor.send({ type: 'ice.connected', at: 1500 });
     expect(value(run)).toEqual({ reconnecting: { verifying: 'probing' } });
-    expect(run.effects.filter((e) => e === 'startMediaProbe')).toHaveLength(1);
-    const probes = () => run.effects.filter((e) => e === 'probeMedia').length;
-    expect(probes()).toBe(1);
+    expect(baselines() - baselinesBefore).toBe(1);
+    const before = probes();
     advance(run, T.mediaProbeInterval, 3);
-    expect(probes()).toBe(4);
+    expect(probes() - before).toBe(3);
     expect(run.emitted.some((e) => e.type === 'recovered')).toBe(false);
     run.actor.send({ type: 'media.flowing' });
     expect(value(run)).toBe('connected');
     expect(run.emitted.at(-1)).toMatchObject({ type: 'recovered', attempts: 1 });
-    advance(run, T.mediaProbeInterval, 4);
-    expect(probes()).toBe(4);
+    // Connected again, media is only watched, at the slower interval.
+    const after = probes();
+    advance(run, T.mediaWatchInterval, 2);
+    expect(probes() - after).toBe(2);
   });
 
   it('no media within mediaProofTimeout fails that attempt and starts the next', () => {
@@ -415,14 +423,20 @@ describe('peerConnection: no attempt without a reachable peer', () => {
     expect(run.spies.sendRestartOffer).not.toHaveBeenCalled();
   });
 
-  it('the offerer acts on a restart request at once from connected or unstable, not during an attempt', () => {
+  it('the offerer acts on a restart request at once from connected or unstable, and during an attempt sends its offer again', () => {
     const fromConnected = startConnected();
     fromConnected.actor.send({ type: 'restart.requested', at: 50 });
     expect(value(fromConnected)).toEqual({ reconnecting: 'attempting' });
     expect(context(fromConnected).outageStartedAt).toBe(50);
     expect(fromConnected.spies.sendRestartOffer).toHaveBeenCalledTimes(1);
+    // The answerer asks again: the offer in flight may have gone into its dead socket. The same offer goes
+    // again; a new one would race the answer to the first.
     fromConnected.actor.send({ type: 'restart.requested', at: 60 });
     expect(fromConnected.spies.sendRestartOffer).toHaveBeenCalledTimes(1);
+    expect(fromConnected.spies.resendRestartOffer).toHaveBeenCalledTimes(1);
+    expect(fromConnected.spies.rollbackLocalOffer).toHaveBeenCalledTimes(1);
+    expect(context(fromConnected).attempts).toBe(1);
+    expect(context(fromConnected).outageStartedAt).toBe(50);
 
     const fromUnstable = startConnected();
     fromUnstable.actor.send({ type: 'ice.disconnected', at: 10 });
@@ -514,5 +528,70 @@ describe('peerConnection: context stays serializable', () => {
     run.actor.send({ type: 'ice.connected', at: 3000 });
     const ctx = context(run);
     expect(JSON.parse(JSON.stringify(ctx))).toEqual(ctx);
+  });
+});
+
+describe('peerConnection: a connected call watches its media', () => {
+  const flowing = (input?: PeerConnectionInput) => {
+    const run = startConnected(input);
+    run.actor.send({ type: 'media.flowing', at: 100 });
+    return run;
+  };
+
+  it('looks for no stall before media was first seen, however long the start takes', () => {
+    const run = startConnected();
+    expect(run.actor.getSnapshot().value).toEqual({ connected: { starting: 'sampling' } });
+    run.actor.send({ type: 'media.stalled', at: 50 });
+    advance(run, T.mediaWatchInterval, 10);
+    expect(run.actor.getSnapshot().value).toEqual({ connected: { starting: 'sampling' } });
+    expect(run.spies.checkSignaling).not.toHaveBeenCalled();
+    expect(run.spies.probeMedia.mock.calls.length).toBe(10);
+  });
+
+  it('asks signaling to prove its socket at the first stalled sample, and a stall that ends in time costs nothing', () => {
+    const run = flowing();
+    expect(run.actor.getSnapshot().value).toEqual({ connected: { flowing: 'sampling' } });
+    run.actor.send({ type: 'media.stalled', at: 1000 });
+    expect(run.actor.getSnapshot().value).toEqual({ connected: { stalled: 'sampling' } });
+    expect(run.spies.checkSignaling).toHaveBeenCalledTimes(1);
+    expect(context(run).outageStartedAt).toBe(1000);
+    // Sampling goes on through the stall, without asking signaling again.
+    advance(run, T.mediaWatchInterval, 1);
+    expect(run.spies.checkSignaling).toHaveBeenCalledTimes(1);
+    run.actor.send({ type: 'media.flowing', at: 1600 });
+    expect(run.actor.getSnapshot().value).toEqual({ connected: { flowing: 'sampling' } });
+    expect(context(run)).toMatchObject({ outageStartedAt: null, attempts: 0 });
+    expect(run.spies.sendRestartOffer).not.toHaveBeenCalled();
+  });
+
+  it('restarts once nothing has arrived for mediaStallTimeout, long before ICE would report disconnected', () => {
+    const run = flowing();
+    run.actor.send({ type: 'media.stalled', at: 1000 });
+    advance(run, T.mediaStallTimeout, 1);
+    expect(value(run)).toEqual({ reconnecting: 'attempting' });
+    expect(context(run)).toMatchObject({ attempts: 1, outageStartedAt: 1000 });
+    expect(run.spies.sendRestartOffer).toHaveBeenCalledTimes(1);
+    // ICE noticing later does not move the start of the outage.
+    run.actor.send({ type: 'ice.disconnected', at: 6000 });
+    expect(context(run).outageStartedAt).toBe(1000);
+  });
+
+  it('the answerer asks for the restart the stall started', () => {
+    const run = flowing({ role: 'answerer' });
+    run.actor.send({ type: 'media.stalled', at: 1000 });
+    advance(run, T.mediaStallTimeout, 1);
+    expect(value(run)).toEqual({ reconnecting: 'attempting' });
+    expect(run.spies.sendRestartRequest).toHaveBeenCalledTimes(1);
+    expect(run.spies.sendRestartOffer).not.toHaveBeenCalled();
+  });
+
+  it('media seen arriving during an attempt is the recovery, though the connection never reported anything else', () => {
+    const run = flowing();
+    run.actor.send({ type: 'media.stalled', at: 1000 });
+    advance(run, T.mediaStallTimeout, 1);
+    run.actor.send({ type: 'media.flowing', at: 2500 });
+    expect(value(run)).toBe('connected');
+    expect(run.emitted.at(-1)).toEqual({ type: 'recovered', attempts: 1, durationMs: 1500 });
+    expect(context(run)).toMatchObject({ attempts: 0, attemptInProgress: false, outageStartedAt: null });
   });
 });

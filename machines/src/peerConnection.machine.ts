@@ -17,6 +17,13 @@ export interface PeerConnectionTimings {
   mediaProofTimeout: number;
   /** How often media progress is sampled while a recovery is being proven. */
   mediaProbeInterval: number;
+  /** How often media progress is sampled while connected, to notice a dead path before ICE does. */
+  mediaWatchInterval: number;
+  /**
+   * How long nothing may arrive on a connected call before it counts as lost. ICE consent takes about
+   * 6 s to report `disconnected`; media that stops (an address change, a dead relay) is seen in 1.
+   */
+  mediaStallTimeout: number;
 }
 
 export const defaultPeerConnectionTimings: PeerConnectionTimings = {
@@ -25,6 +32,8 @@ export const defaultPeerConnectionTimings: PeerConnectionTimings = {
   connectTimeout: 15000,
   mediaProofTimeout: 4000,
   mediaProbeInterval: 250,
+  mediaWatchInterval: 500,
+  mediaStallTimeout: 1000,
 };
 
 export const defaultPeerConnectionMaxAttempts = 3;
@@ -83,6 +92,8 @@ export type PeerConnectionEvent =
   | { type: 'restart.requested'; at?: number }
   /** The adapter saw media (or, with no tracks, the data channel) arrive since the last probe. */
   | { type: 'media.flowing'; at?: number }
+  /** The adapter saw nothing at all arrive since the last probe: no bytes, no echoes. */
+  | { type: 'media.stalled'; at?: number }
   | { type: 'hangup' };
 
 export type PeerConnectionEmitted =
@@ -105,6 +116,14 @@ function durationSince(start: number | null, end: number | null): number {
   return Math.max(0, end - start);
 }
 
+/** The sampling tick of every state that watches media; one definition, so they cannot drift apart. */
+// On the tick, not on entry: a sample taken moments after the last one (a change of watch state) could
+// not show progress, and would be taken for a stall.
+const watchMedia = {
+  description: 'Samples media progress every mediaWatchInterval.',
+  after: { mediaWatchInterval: { target: 'sampling', reenter: true, actions: 'probeMedia' } },
+} as const;
+
 export const peerConnectionMachine = setup({
   types: {
     context: {} as PeerConnectionContext,
@@ -122,12 +141,25 @@ export const peerConnectionMachine = setup({
     restartIce: () => {},
     /** Create and send the ICE-restart offer over signaling. */
     sendRestartOffer: () => {},
+    /**
+     * Send the pending restart offer again, the same one, if it is still unanswered. A fresh offer instead
+     * would race the answer to the first: applied to the second, it carries the wrong ICE credentials.
+     */
+    resendRestartOffer: () => {},
     /** Ask the offerer, over signaling, for a restart offer now. */
     sendRestartRequest: () => {},
     /** Take a fresh baseline of what has arrived so far (inbound RTP, or the data channel's echoes). */
     startMediaProbe: () => {},
-    /** Compare what has arrived with the last sample; send `media.flowing` if it advanced. */
+    /**
+     * Compare what has arrived with the last sample: `media.flowing` when it advanced, `media.stalled` when
+     * nothing arrived at all, each only when it differs from the last one told since `startMediaProbe`.
+     */
     probeMedia: () => {},
+    /**
+     * Ask signaling to prove its socket alive: a path that died under the media (an address change) takes
+     * the socket with it silently, and nothing sent over it would arrive.
+     */
+    checkSignaling: () => {},
 
     sendRestartOfferIfOfferer: enqueueActions(({ context, enqueue }) => {
       // The answerer only answers the offerer's restart offer; two offers would glare.
@@ -144,8 +176,9 @@ export const peerConnectionMachine = setup({
     markOnline: assign({ online: true }),
     markSignalingUp: assign({ signalingUp: true }),
     markSignalingDown: assign({ signalingUp: false }),
+    // The earliest sign counts: a stall seen before ICE reports `disconnected` started the outage.
     markOutageStart: assign({
-      outageStartedAt: ({ event }) => eventTime(event),
+      outageStartedAt: ({ context, event }) => context.outageStartedAt ?? eventTime(event),
     }),
     clearOutage: assign({ outageStartedAt: null }),
     startAttempt: assign({ attempts: ({ context }) => context.attempts + 1, attemptInProgress: true }),
@@ -198,6 +231,8 @@ export const peerConnectionMachine = setup({
     connectTimeout: ({ context }) => context.timings.connectTimeout,
     mediaProofTimeout: ({ context }) => context.timings.mediaProofTimeout,
     mediaProbeInterval: ({ context }) => context.timings.mediaProbeInterval,
+    mediaWatchInterval: ({ context }) => context.timings.mediaWatchInterval,
+    mediaStallTimeout: ({ context }) => context.timings.mediaStallTimeout,
   },
 }).createMachine({
   id: 'peerConnection',
@@ -243,7 +278,40 @@ export const peerConnectionMachine = setup({
       },
     },
     connected: {
-      description: 'Media flows.',
+      description: 'The connection is up; media is watched so that a path that dies is noticed before ICE consent gives up.',
+      entry: 'startMediaProbe',
+      initial: 'starting',
+      states: {
+        starting: {
+          description: 'No media seen on this connection yet: a slow start cannot be told from a stall, so none is looked for.',
+          initial: 'sampling',
+          states: { sampling: watchMedia },
+          on: {
+            'media.flowing': { target: 'flowing' },
+          },
+        },
+        flowing: {
+          description: 'Media was seen arriving at the last sample.',
+          initial: 'sampling',
+          states: { sampling: watchMedia },
+          on: {
+            'media.stalled': { target: 'stalled', actions: 'markOutageStart' },
+          },
+        },
+        stalled: {
+          description:
+            'Nothing arrived at the last sample. Signaling is asked to prove its socket at once; past mediaStallTimeout the path counts as lost.',
+          entry: 'checkSignaling',
+          initial: 'sampling',
+          states: { sampling: watchMedia },
+          after: {
+            mediaStallTimeout: { target: '#peerConnection.reconnecting' },
+          },
+          on: {
+            'media.flowing': { target: 'flowing', actions: 'clearOutage' },
+          },
+        },
+      },
       on: {
         'ice.disconnected': { target: 'unstable', actions: 'markOutageStart' },
         'ice.failed': { target: 'reconnecting', actions: 'markOutageStart' },
@@ -313,8 +381,10 @@ export const peerConnectionMachine = setup({
         },
         attempting: {
           description: 'One ICE restart attempt in progress, bounded by attemptTimeout.',
+          // A fresh baseline: media already arriving when the attempt starts is told again, and proves it.
           entry: [
             'startAttempt',
+            'startMediaProbe',
             'rollbackLocalOffer',
             'restartIce',
             'sendRestartOfferIfOfferer',
@@ -349,7 +419,15 @@ export const peerConnectionMachine = setup({
             // dead path or nobody, so a fresh one goes now, under the same attempt number.
             'peer.back': { target: 'attempting', reenter: true, actions: ['markPeerReachable', 'giveBackAttempt'] },
             'network.online': { target: 'attempting', reenter: true, actions: ['markOnline', 'giveBackAttempt'] },
+            // The answerer asks because it has lost the path too, and perhaps the offer as well (it went into
+            // a socket that had died): the same offer goes again at once rather than at this attempt's timeout.
+            'restart.requested': { guard: 'isOfferer', actions: ['markPeerReachable', 'resendRestartOffer'] },
+            // A stall can end without the connection ever having reported anything else: media seen
+            // arriving again is the recovery, whatever ICE says.
+            'media.flowing': { target: '#peerConnection.connected', actions: ['recordRecovery', 'emitRecovered'] },
           },
+          initial: 'sampling',
+          states: { sampling: watchMedia },
         },
         verifying: {
           description:
@@ -372,9 +450,8 @@ export const peerConnectionMachine = setup({
           states: {
             probing: {
               description: 'Samples media progress every mediaProbeInterval.',
-              entry: 'probeMedia',
               after: {
-                mediaProbeInterval: { target: 'probing', reenter: true },
+                mediaProbeInterval: { target: 'probing', reenter: true, actions: 'probeMedia' },
               },
             },
           },

@@ -37,6 +37,7 @@ const TOKEN = 'eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhZ2VudC0xIn0.c2lnbmF0dXJl';
 
 const clientSamples = {
   'session.resume': { resumeToken: TOKEN },
+  'session.ping': {},
   'visitor.request': { pool: 'support', name: 'Ada' },
   'visitor.cancel': { requestId: 'req-1' },
   'agent.presence': { status: 'available' },

@@ -225,6 +225,8 @@ const InspectClientEntry = z
 
 export const clientEventSchemas = {
   'session.resume': z.strictObject({ resumeToken: Token }),
+  /** Proves the socket alive: its acknowledgement is the answer. Sent when the path under it is in doubt. */
+  'session.ping': z.strictObject({}),
   'visitor.request': z.strictObject({ pool: Id, name: DisplayName.optional() }),
   'visitor.cancel': RequestRef,
   'agent.presence': z.strictObject({ status: z.enum(['available', 'away']) }),
@@ -274,6 +276,7 @@ const NoData = z.strictObject({});
 /** What a successful acknowledgement carries besides `ok: true`, per client event. */
 export const clientAckDataSchemas = {
   'session.resume': NoData,
+  'session.ping': NoData,
   'visitor.request': z.strictObject({ requestId: Id }),
   'visitor.cancel': NoData,
   'agent.presence': NoData,

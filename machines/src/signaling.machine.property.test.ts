@@ -24,6 +24,8 @@ const stepArb: fc.Arbitrary<Step> = fc.oneof(
   { weight: 1, arbitrary: fc.constant(event(() => ({ type: 'session.ready', resumeToken: 'tok' }))) },
   { weight: 1, arbitrary: fc.constant(event((at) => ({ type: 'session.resumed', at }))) },
   { weight: 1, arbitrary: fc.constant(event((at) => ({ type: 'session.expired', at }))) },
+  { weight: 1, arbitrary: fc.constant(event(() => ({ type: 'link.suspect' }))) },
+  { weight: 1, arbitrary: fc.constant(event(() => ({ type: 'socket.alive' }))) },
   {
     weight: 4,
     arbitrary: fc
@@ -99,7 +101,7 @@ describe('signaling properties', () => {
             expect(ctx.outbox.length).toBeLessThanOrEqual(input.outboxLimit);
             if (ctx.maxAttempts !== null) expect(ctx.attempts).toBeLessThanOrEqual(ctx.maxAttempts);
             if (snap.matches('connected')) expect(ctx.attempts).toBe(0);
-            if (snap.matches({ connected: 'ready' })) expect(ctx.outbox).toEqual([]);
+            if (snap.matches({ connected: { ready: 'trusted' } })) expect(ctx.outbox).toEqual([]);
             expect(JSON.parse(JSON.stringify(ctx))).toEqual(ctx);
 
             if (sent?.type === 'connect') stoppedOnPurpose = false;

@@ -18,6 +18,8 @@ function start(input: SignalingInput = {}) {
     sendResume: vi.fn(),
     rejoin: vi.fn(),
     transmit: vi.fn((_: unknown, params: TransmitParams) => void transmitted.push(params)),
+    sendLivenessPing: vi.fn(),
+    abandonSocket: vi.fn(),
   };
   const clock = new SimulatedClock();
   const actor = createActor(signalingMachine.provide({ actions: spies }), { clock, input });
@@ -53,14 +55,14 @@ describe('signaling: first connection', () => {
     expect(value(run)).toBe('connecting');
     expect(run.spies.openSocket).toHaveBeenCalledTimes(1);
     run.actor.send({ type: 'socket.connected', at: 0 });
-    expect(value(run)).toEqual({ connected: 'ready' });
+    expect(value(run)).toEqual({ connected: { ready: 'trusted' } });
     expect(run.spies.sendResume).not.toHaveBeenCalled();
   });
 
   it('a first connection goes to ready even with a resume token', () => {
     const run = start({ resumeToken: 'tok' });
     connect(run);
-    expect(value(run)).toEqual({ connected: 'ready' });
+    expect(value(run)).toEqual({ connected: { ready: 'trusted' } });
     expect(run.spies.sendResume).not.toHaveBeenCalled();
   });
 
@@ -189,7 +191,7 @@ describe('signaling: maxAttempts', () => {
     expect(value(run)).toBe('connecting');
     expect(context(run).attempts).toBe(0);
     run.actor.send({ type: 'socket.connected', at: now(run) });
-    expect(value(run)).toEqual({ connected: 'ready' });
+    expect(value(run)).toEqual({ connected: { ready: 'trusted' } });
     expect(context(run).lastError).toBeNull();
   });
 });
@@ -351,7 +353,7 @@ describe('signaling: reconnect and resume', () => {
     dropConnection(run);
     run.clock.increment(2000);
     run.actor.send({ type: 'socket.connected', at: now(run) });
-    expect(value(run)).toEqual({ connected: 'ready' });
+    expect(value(run)).toEqual({ connected: { ready: 'trusted' } });
     expect(context(run).attempts).toBe(0);
     expect(run.emitted.at(-1)).toEqual({ type: 'reconnected', attempts: 2 });
     // The next outage starts the backoff from the beginning again.
@@ -369,7 +371,7 @@ describe('signaling: reconnect and resume', () => {
     expect(value(run)).toEqual({ connected: 'resuming' });
     expect(run.spies.sendResume).toHaveBeenCalledTimes(1);
     run.actor.send({ type: 'session.resumed', at: now(run) });
-    expect(value(run)).toEqual({ connected: 'ready' });
+    expect(value(run)).toEqual({ connected: { ready: 'trusted' } });
     expect(context(run).resumeToken).toBe('tok-1');
     expect(run.spies.rejoin).not.toHaveBeenCalled();
   });
@@ -381,7 +383,7 @@ describe('signaling: reconnect and resume', () => {
     run.clock.increment(1000);
     run.actor.send({ type: 'socket.connected', at: now(run) });
     run.actor.send({ type: 'session.expired', at: now(run) });
-    expect(value(run)).toEqual({ connected: 'ready' });
+    expect(value(run)).toEqual({ connected: { ready: 'trusted' } });
     expect(context(run).resumeToken).toBeNull();
     expect(run.spies.rejoin).toHaveBeenCalledTimes(1);
   });
@@ -392,7 +394,7 @@ describe('signaling: reconnect and resume', () => {
     dropConnection(run);
     run.clock.increment(1000);
     run.actor.send({ type: 'socket.connected', at: now(run) });
-    expect(value(run)).toEqual({ connected: 'ready' });
+    expect(value(run)).toEqual({ connected: { ready: 'trusted' } });
     expect(run.spies.sendResume).not.toHaveBeenCalled();
   });
 
@@ -527,5 +529,76 @@ describe('signaling: context', () => {
       outboxDropped: 0,
       lastError: null,
     });
+  });
+});
+
+describe('signaling: a socket under suspicion', () => {
+  const T = defaultSignalingTimings;
+
+  it('pings when told the path may be dead, holds messages meanwhile, and sends them when the ping comes back', () => {
+    const run = start();
+    connect(run);
+    run.actor.send({ type: 'link.suspect' });
+    expect(value(run)).toEqual({ connected: { ready: 'checking' } });
+    expect(run.spies.sendLivenessPing).toHaveBeenCalledTimes(1);
+    // Still ready: a suspicion that proves wrong must not look like a lost socket to the call.
+    expect(run.actor.getSnapshot().matches({ connected: 'ready' })).toBe(true);
+    run.actor.send({ type: 'send', event: 'call.media', payload: { n: 1 }, at: now(run) });
+    expect(run.transmitted).toEqual([]);
+    expect(context(run).outbox.map((m) => m.payload)).toEqual([{ n: 1 }]);
+    // A second suspicion while one ping is out sends no second ping.
+    run.actor.send({ type: 'link.suspect' });
+    expect(run.spies.sendLivenessPing).toHaveBeenCalledTimes(1);
+    run.actor.send({ type: 'socket.alive' });
+    expect(value(run)).toEqual({ connected: { ready: 'trusted' } });
+    expect(run.transmitted).toEqual([{ event: 'call.media', payload: { n: 1 } }]);
+    expect(context(run).outbox).toEqual([]);
+    run.clock.increment(T.livenessTimeout * 2);
+    expect(run.spies.abandonSocket).not.toHaveBeenCalled();
+  });
+
+  it('abandons a socket whose ping does not come back within livenessTimeout and reconnects at once, without a backoff', () => {
+    const run = start();
+    connect(run);
+    run.actor.send({ type: 'session.ready', resumeToken: 'tok' });
+    run.actor.send({ type: 'link.suspect' });
+    run.actor.send({ type: 'send', event: 'signal.candidate', payload: { c: 1 }, at: now(run) });
+    run.clock.increment(T.livenessTimeout);
+    expect(value(run)).toBe('abandoning');
+    expect(run.spies.abandonSocket).toHaveBeenCalledTimes(1);
+    expect(run.actor.getSnapshot().matches({ connected: 'ready' })).toBe(false);
+    const opened = run.spies.openSocket.mock.calls.length;
+    run.actor.send({ type: 'socket.closed', reason: 'transport', at: now(run) });
+    expect(value(run)).toEqual({ reconnecting: 'connecting' });
+    expect(run.spies.openSocket.mock.calls.length).toBe(opened + 1);
+    expect(scheduled(run)).toEqual([]);
+    run.actor.send({ type: 'socket.connected', at: now(run) });
+    expect(value(run)).toEqual({ connected: 'resuming' });
+    expect(run.emitted.at(-1)).toEqual({ type: 'reconnected', attempts: 1 });
+    // What was sent while the socket was in doubt goes out on the new one, not into the dead one.
+    expect(run.transmitted).toEqual([]);
+    run.actor.send({ type: 'session.resumed', at: now(run) });
+    expect(run.transmitted).toEqual([{ event: 'signal.candidate', payload: { c: 1 } }]);
+  });
+
+  it('ignores a suspicion while not ready, and a late pong changes nothing once the socket was abandoned', () => {
+    const run = start();
+    run.actor.send({ type: 'link.suspect' });
+    expect(value(run)).toBe('idle');
+    connect(run);
+    dropConnection(run);
+    run.actor.send({ type: 'link.suspect' });
+    expect(value(run)).toEqual({ reconnecting: 'waiting' });
+    expect(run.spies.sendLivenessPing).not.toHaveBeenCalled();
+
+    const other = start();
+    connect(other);
+    other.actor.send({ type: 'link.suspect' });
+    other.clock.increment(T.livenessTimeout);
+    other.actor.send({ type: 'socket.alive' });
+    expect(value(other)).toBe('abandoning');
+    other.actor.send({ type: 'disconnect' });
+    expect(value(other)).toBe('disconnected');
+    expect(other.spies.closeSocket).toHaveBeenCalledTimes(1);
   });
 });

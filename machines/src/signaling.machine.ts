@@ -8,12 +8,18 @@ export interface SignalingTimings {
   maxDelay: number;
   /** Jitter is drawn from [0, maxJitter) so that clients cut off together do not return together. */
   maxJitter: number;
+  /**
+   * How long a socket under suspicion has to answer a ping. A path that died under it (an address change)
+   * leaves it looking connected until the server's ping timeout, 10–15 s later.
+   */
+  livenessTimeout: number;
 }
 
 export const defaultSignalingTimings: SignalingTimings = {
   initialDelay: 1000,
   maxDelay: 30000,
   maxJitter: 500,
+  livenessTimeout: 1000,
 };
 
 export const defaultOutboxLimit = 100;
@@ -80,7 +86,11 @@ export type SignalingEvent =
   | { type: 'session.ready'; resumeToken: string }
   | { type: 'session.resumed'; at: number }
   | { type: 'session.expired'; at: number }
-  | { type: 'send'; event: string; payload: unknown; at: number; ttlMs?: number };
+  | { type: 'send'; event: string; payload: unknown; at: number; ttlMs?: number }
+  /** Something suggests the path under the socket died (the call's media stopped arriving). */
+  | { type: 'link.suspect' }
+  /** The server answered the liveness ping. */
+  | { type: 'socket.alive' };
 
 export type SignalingEmitted =
   /** `attempt` is 1-based: the attempt that will run when `delayMs` has passed. */
@@ -113,6 +123,10 @@ const signalingSetup = setup({
     rejoin: () => {},
     /** Put one message on the wire. */
     transmit: (_, _params: TransmitParams) => {},
+    /** Send `session.ping`; its acknowledgement is `socket.alive`. */
+    sendLivenessPing: () => {},
+    /** Close the socket's transport as a fault, not a clean close, so that it reports `socket.closed`. */
+    abandonSocket: () => {},
 
     queueMessage: assign(({ context, event }) => {
       if (event.type !== 'send') return {};
@@ -160,6 +174,7 @@ const signalingSetup = setup({
   },
   delays: {
     retryDelay: ({ context }) => context.retryDelayMs,
+    livenessTimeout: ({ context }) => context.timings.livenessTimeout,
   },
 });
 
@@ -257,12 +272,39 @@ export const signalingMachine = signalingSetup.extend({ actions: { transmitNow, 
           },
         },
         ready: {
-          description: 'Messages go straight out; the outbox was flushed on entry.',
-          entry: 'flushOutbox',
-          on: {
-            send: { actions: 'transmitNow' },
+          description: 'The session is up: messages go out, unless the socket is under suspicion.',
+          initial: 'trusted',
+          states: {
+            trusted: {
+              description: 'Nothing suggests the socket is dead: messages go straight out; the outbox was flushed on entry.',
+              entry: 'flushOutbox',
+              on: {
+                send: { actions: 'transmitNow' },
+                'link.suspect': { target: 'checking' },
+              },
+            },
+            checking: {
+              description:
+                'The path may have died under the socket, which would go on looking connected; a ping must come back within livenessTimeout. Messages wait in the outbox meanwhile: on a dead socket they would be lost without a word.',
+              entry: 'sendLivenessPing',
+              after: {
+                livenessTimeout: { target: '#signaling.abandoning' },
+              },
+              on: {
+                'socket.alive': { target: 'trusted' },
+              },
+            },
           },
         },
+      },
+    },
+    abandoning: {
+      description:
+        'The socket did not answer its ping: it is closed and opened again at once, from whatever address the device has now. No backoff: the server answers others, only this path is gone.',
+      entry: 'abandonSocket',
+      on: {
+        'socket.closed': [{ guard: 'closedCleanly', target: 'disconnected' }, { target: 'reconnecting.connecting' }],
+        disconnect: { target: 'disconnected', actions: 'closeSocket' },
       },
     },
     reconnecting: {

@@ -107,6 +107,8 @@ export function attachSocketLayer(options: SocketLayerOptions): { awaitVisitor(v
       if (who.kind === 'agent') switchboard.agentReturned(who.id);
       else switchboard.visitorReturned(who.id);
     },
+    // The acknowledgement is the whole answer: the client only needs to know its socket still reaches us.
+    'session.ping': () => {},
     'visitor.request': (socket, data) => {
       const principal = socket.data.principal;
       if (principal.kind !== 'visitor') throw forbidden('Only visitors can ask for a call.');

@@ -5,6 +5,7 @@
  */
 import { createRequire } from 'node:module';
 import { waitFor, type InspectionEvent } from 'xstate';
+import { peerConnectionPhase } from '@callchart/machines';
 import { agentToken, visitorToken, type TestServer } from '../../../test/support/server.ts';
 import { createAgentClient, type AgentClient } from './agentClient.ts';
 import type { ConnectionOptions } from './connection.ts';
@@ -143,8 +144,10 @@ export async function connectCall(t: TestServer, options: { signaling?: Connecti
 }
 
 /** The media child's state value, for assertions. */
+/** The phase of the client's media child: `'connected'` whatever its media watch is doing. */
 export function mediaState(client: AgentClient | VisitorClient): unknown {
-  return client.call.getSnapshot().children.media?.getSnapshot().value;
+  const media = client.call.getSnapshot().children.media?.getSnapshot();
+  return media ? peerConnectionPhase(media.value) : undefined;
 }
 
 /** The ICE username fragment a description uses. */

@@ -88,9 +88,11 @@ export function createCallMedia(options: CallMediaOptions): CallMedia {
       rollbackLocalOffer: () => session?.effects.rollbackLocalOffer(),
       restartIce: () => session?.effects.restartIce(),
       sendRestartOffer: () => session?.effects.sendRestartOffer(),
+      resendRestartOffer: () => session?.effects.resendRestartOffer(),
       sendRestartRequest: () => session?.effects.sendRestartRequest(),
       startMediaProbe: () => session?.effects.startMediaProbe(),
       probeMedia: () => session?.effects.probeMedia(),
+      checkSignaling: () => connection.actor.send({ type: 'link.suspect' }),
     },
   });
 

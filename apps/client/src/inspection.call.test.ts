@@ -5,7 +5,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { io, type Socket } from 'socket.io-client';
 import { waitFor } from 'xstate';
-import { REDACTED } from '@callchart/machines';
+import { peerConnectionPhase, REDACTED } from '@callchart/machines';
 import type { ActorView, TimelineEntry } from '../../../server/src/inspection.ts';
 import { agentToken, startTestServer, type TestServer } from '../../../test/support/server.ts';
 import { connectCall, mediaState, type CallPair } from './callFixture.ts';
@@ -60,11 +60,11 @@ describe('client inspection from the real clients', () => {
     // transitions since.
     const expected = {
       'visitor:visitorCall': (state: unknown) => JSON.stringify(state).includes('inCall'),
-      'visitor:peerConnection': (state: unknown) => state === 'connected',
-      'visitor:signaling': (state: unknown) => JSON.stringify(state) === JSON.stringify({ connected: 'ready' }),
+      'visitor:peerConnection': (state: unknown) => peerConnectionPhase(state) === 'connected',
+      'visitor:signaling': (state: unknown) => JSON.stringify(state) === JSON.stringify({ connected: { ready: 'trusted' } }),
       'agent:agent': (state: unknown) => JSON.stringify(state).includes('inCall'),
-      'agent:peerConnection': (state: unknown) => state === 'connected',
-      'agent:signaling': (state: unknown) => JSON.stringify(state) === JSON.stringify({ connected: 'ready' }),
+      'agent:peerConnection': (state: unknown) => peerConnectionPhase(state) === 'connected',
+      'agent:signaling': (state: unknown) => JSON.stringify(state) === JSON.stringify({ connected: { ready: 'trusted' } }),
     };
     await until(() => Object.entries(expected).every(([actorId, matches]) => matches(stateOf(entries, actorId))), 'every client actor');
     const sides = new Map(actors().map((view) => [view.actorId, view.side]));

@@ -1,12 +1,15 @@
 /**
- * Proof that media arrives, for the peerConnection machine's `verifying` state: a connection can report
- * `connected` while nothing reaches this side. `start()` takes a baseline and each `probe()` compares
- * with the last sample, telling the machine `media.flowing` when something advanced. How often, and how
- * long to wait for it, are the machine's delays.
+ * What arrives, for the peerConnection machine: proof that media flows again after a restart (a
+ * connection can report `connected` while nothing reaches this side), and the first sign that a path
+ * died, long before ICE consent gives up. `start()` takes a baseline and each `probe()` compares with
+ * the last sample. How often, and how long to wait, are the machine's delays.
  *
- * What counts: inbound RTP bytes, and decoded frames as well where there is inbound video. A connection
- * with no inbound tracks (the other side has no devices) counts the data channel's echoes instead.
- * Counters are compared for change, not growth: Firefox's can reset to 0 after the other side restarts.
+ * Flowing: inbound RTP bytes advanced, and decoded frames as well where there is inbound video.
+ * Stalled: nothing advanced at all, no byte and no echo; frames alone standing still (a static screen)
+ * is neither. A connection with no inbound tracks (the other side has no devices) counts the data
+ * channel's echoes instead. Counters are compared for change, not growth: Firefox's can reset to 0
+ * after the other side restarts. Each is told only when it differs from the last one told since
+ * `start()`, so a steady call sends the machine nothing.
  */
 import type { Unsubscribe } from './on.ts';
 import { listen } from './on.ts';
@@ -28,14 +31,24 @@ export interface MediaProbe {
 const PING = 'ping';
 const PONG = 'pong';
 
-function advanced(before: Progress, after: Progress): boolean {
-  if (!after.rtp) return after.echoes !== before.echoes;
-  return after.bytes !== before.bytes && (!after.video || after.frames !== before.frames);
+type Verdict = 'flowing' | 'stalled' | null;
+
+function verdict(before: Progress, after: Progress): Verdict {
+  const echoed = after.echoes !== before.echoes;
+  if (!after.rtp) return echoed ? 'flowing' : 'stalled';
+  const bytes = after.bytes !== before.bytes;
+  if (bytes && (!after.video || after.frames !== before.frames)) return 'flowing';
+  return bytes || echoed ? null : 'stalled';
 }
 
-export function createMediaProbe(pc: RTCPeerConnection, channel: RTCDataChannel, onFlowing: (at: number) => void, now: () => number = Date.now): MediaProbe {
+export interface MediaProbeListener {
+  (event: { type: 'media.flowing' | 'media.stalled'; at: number }): void;
+}
+
+export function createMediaProbe(pc: RTCPeerConnection, channel: RTCDataChannel, tell: MediaProbeListener, now: () => number = Date.now): MediaProbe {
   let echoes = 0;
   let last: Progress | null = null;
+  let told: Verdict = null;
   // Samples are taken in order, so each compares with the one before it.
   let chain: Promise<void> = Promise.resolve();
 
@@ -63,9 +76,13 @@ export function createMediaProbe(pc: RTCPeerConnection, channel: RTCDataChannel,
     chain = chain
       .then(async () => {
         if (pc.connectionState === 'closed') return;
+        if (!compare) told = null;
         const current = await sample();
-        if (compare && last && advanced(last, current)) onFlowing(now());
+        const seen = compare && last ? verdict(last, current) : null;
         last = current;
+        if (seen === null || seen === told) return;
+        told = seen;
+        tell({ type: seen === 'flowing' ? 'media.flowing' : 'media.stalled', at: now() });
       })
       // A connection closed under a sample has nothing left to prove.
       .catch(() => {});

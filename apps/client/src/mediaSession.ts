@@ -34,7 +34,7 @@ export interface MediaSessionOptions {
   accepted: CallAccepted;
   /** Puts one message in the signaling outbox. */
   signal: (message: MediaSignal) => void;
-  /** Receives the connection's `ice.*` and `media.flowing` events for the call machine. */
+  /** Receives the connection's `ice.*` and `media.*` events for the call machine. */
   deliver: (event: Exclude<PeerConnectionEvent, { type: 'hangup' }>) => void;
   onStreams: () => void;
   onError: ErrorListener;
@@ -74,7 +74,7 @@ export function startMediaSession(options: MediaSessionOptions): MediaSession {
   // Negotiated on both sides, so it needs no offer of its own; it keeps ICE running when neither peer
   // has a device to send, and carries the media probe's echoes when nothing else arrives.
   const channel = pc.createDataChannel('callchart', { negotiated: true, id: 0 });
-  const probe = createMediaProbe(pc, channel, (at) => options.deliver({ type: 'media.flowing', at }));
+  const probe = createMediaProbe(pc, channel, options.deliver);
 
   let local: MediaStream | null = null;
   let remote: MediaStream | null = null;

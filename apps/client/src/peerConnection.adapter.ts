@@ -34,6 +34,7 @@ export interface PeerConnectionEffects {
   rollbackLocalOffer: () => void;
   restartIce: () => void;
   sendRestartOffer: () => void;
+  resendRestartOffer: () => void;
   /** The answerer's `signal.restartRequest`. */
   sendRestartRequest: () => void;
   /** The media probe's baseline and samples (mediaProbe.ts). */
@@ -55,7 +56,7 @@ export interface PeerConnectionEffectOptions {
 export function peerConnectionEffects(
   pc: RTCPeerConnection,
   options: PeerConnectionEffectOptions,
-): Pick<PeerConnectionEffects, 'rollbackLocalOffer' | 'restartIce' | 'sendRestartOffer'> {
+): Pick<PeerConnectionEffects, 'rollbackLocalOffer' | 'restartIce' | 'sendRestartOffer' | 'resendRestartOffer'> {
   const { run, sendIceRestart } = options;
   return {
     rollbackLocalOffer: () =>
@@ -69,6 +70,11 @@ export function peerConnectionEffects(
       run('sendRestartOffer', async () => {
         await pc.setLocalDescription(await pc.createOffer());
         if (pc.localDescription) sendIceRestart(pc.localDescription.sdp);
+      }),
+    resendRestartOffer: () =>
+      run('resendRestartOffer', () => {
+        // Answered already: the restart is under way, and the request crossed the offer.
+        if (pc.signalingState === 'have-local-offer' && pc.localDescription) sendIceRestart(pc.localDescription.sdp);
       }),
   };
 }

@@ -80,6 +80,15 @@ export function signalingMachineFor(socket: Socket, options: SignalingEffectOpti
       // up twice: join the rooms again, announce the leg's return again and re-send a pending ring.
       sendResume: () => {},
       rejoin: () => options.onRejoin(),
+      // Straight on the socket, not through the outbox: it asks about this socket, not the session.
+      sendLivenessPing: ({ self }) => {
+        socket.emit('session.ping', {}, () => self.send({ type: 'socket.alive' }));
+      },
+      // The engine's own close is reported as a fault ('forced close'), so the machine reconnects; the
+      // socket's disconnect() would be a clean close and end the session.
+      abandonSocket: () => {
+        socket.io.engine?.close();
+      },
       transmit: (_, { event, payload }) => {
         socket.emit(event, payload, (reply: unknown) => {
           const parsed = parseClientAck(event as ClientEventName, reply);

@@ -37,8 +37,13 @@ describe('stateLabel', () => {
 describe('activeStateIds', () => {
   it('gives a nested state and its ancestors, not the root', () => {
     const definition = machineDefinition(peerConnectionMachine);
-    expect(activeStateIds(definition, 'connected')).toEqual(['peerConnection.connected']);
-    expect(activeStateIds(definition, { reconnecting: 'attempting' })).toEqual(['peerConnection.reconnecting', 'peerConnection.reconnecting.attempting']);
+    expect(activeStateIds(definition, 'unstable')).toEqual(['peerConnection.unstable']);
+    expect(activeStateIds(definition, { reconnecting: 'waitingForPeer' })).toEqual(['peerConnection.reconnecting', 'peerConnection.reconnecting.waitingForPeer']);
+    expect(activeStateIds(definition, { connected: { stalled: 'sampling' } })).toEqual([
+      'peerConnection.connected',
+      'peerConnection.connected.stalled',
+      'peerConnection.connected.stalled.sampling',
+    ]);
   });
 
   it('gives every region of a parallel state, atomic regions included', () => {
