@@ -22,6 +22,8 @@ export interface ServerTimings {
   reconnectionTimeoutMs: number;
   /** How long after a socket drops its session may still be resumed. */
   resumeWindowMs: number;
+  /** How long a peer's socket has to acknowledge a relayed restart offer or request before it is closed as dead. */
+  peerAckTimeoutMs: number;
 }
 
 export interface ServerConfig {
@@ -120,6 +122,9 @@ const environment = z.object({
   // Longer than the clients' longest backoff gap (30 s + 0.5 s jitter) with room for the connect itself: a
   // client whose attempt just missed the restarted server must still be inside the window at its next one.
   RESUME_WINDOW_MS: wholeNumber(1, DAY_MS).default(40_000),
+  // A restart is relayed only when a path broke, and the peer's socket may have gone with it unnoticed
+  // (the server's own ping takes up to 15 s). Long enough for a slow link's round trip.
+  PEER_ACK_TIMEOUT_MS: wholeNumber(100, 60_000).default(2_500),
   LOG_LEVEL: z.enum(LOG_LEVELS).default('info'),
   // Off unless asked for: client entries are extra traffic and show a client's internals, a development aid.
   INSPECT_CLIENTS: z
@@ -161,6 +166,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): ServerConfig {
       maxQueueWaitMs: e.MAX_QUEUE_WAIT_MS,
       reconnectionTimeoutMs: e.RECONNECTION_TIMEOUT_MS,
       resumeWindowMs: e.RESUME_WINDOW_MS,
+      peerAckTimeoutMs: e.PEER_ACK_TIMEOUT_MS,
     },
     maxReassignments: e.MAX_REASSIGNMENTS,
     logLevel: e.LOG_LEVEL,

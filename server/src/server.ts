@@ -79,6 +79,7 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
     resume,
     logger,
     resumeWindowMs: config.timings.resumeWindowMs,
+    peerAckTimeoutMs: config.timings.peerAckTimeoutMs,
     clientInspection: config.inspectClients ? inspection : null,
   });
   attachInspectNamespace({ io: io as unknown as Server, auth, inspection, switchboard, store, logger, clientInspection: config.inspectClients });

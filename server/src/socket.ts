@@ -35,6 +35,7 @@ export interface SocketLayerOptions {
   resume: ResumeSessions;
   logger: Logger;
   resumeWindowMs: number;
+  peerAckTimeoutMs: number;
   /** Where `inspect.client` entries go; null when the server does not take them (INSPECT_CLIENTS off). */
   clientInspection?: Inspection | null;
 }
@@ -150,13 +151,13 @@ export function attachSocketLayer(options: SocketLayerOptions): { awaitVisitor(v
     'signal.answer': (socket, data) => void relay(socket, 'signal.answer', data),
     'signal.candidate': (socket, data) => void relay(socket, 'signal.candidate', data),
     'signal.iceRestart': (socket, data) => {
-      const leg = relay(socket, 'signal.iceRestart', data);
+      const leg = relay(socket, 'signal.iceRestart', data, { confirm: true });
       logger.info({ callId: data.callId, leg }, 'ICE restart offer relayed');
     },
     'signal.restartRequest': (socket, data) => {
       // The offerer decides when to restart; only the answerer has a reason to ask.
       if (legOf(socket, data.callId).leg !== 'visitor') throw forbidden('Only the answerer (the visitor) can ask for an ICE restart.');
-      relay(socket, 'signal.restartRequest', data);
+      relay(socket, 'signal.restartRequest', data, { confirm: true });
       logger.info({ callId: data.callId }, 'ICE restart requested by the answerer');
     },
     'call.media': (socket, data) => {
@@ -190,13 +191,34 @@ export function attachSocketLayer(options: SocketLayerOptions): { awaitVisitor(v
     socket: CallchartSocket,
     event: E,
     data: ClientPayload<E>,
+    { confirm = false } = {},
   ) {
     const { leg, peerRoom } = legOf(socket, data.callId);
     // An offer into an empty room is lost, and its sender would count it as an attempt; the refusal
     // tells the sender to wait for the other person instead. This node's rooms are every room while the
     // server runs as one process.
-    if ((io.sockets.adapter.rooms.get(peerRoom)?.size ?? 0) === 0) throw peerUnavailable(leg);
-    (io.to(peerRoom).emit as (event: string, payload: unknown) => boolean)(event, data);
+    const peers = io.sockets.adapter.rooms.get(peerRoom);
+    if ((peers?.size ?? 0) === 0) throw peerUnavailable(leg);
+    if (!confirm) {
+      (io.to(peerRoom).emit as (event: string, payload: unknown) => boolean)(event, data);
+      return leg;
+    }
+    // A restart means a path broke, and the peer's socket may have died with it while still looking
+    // connected. Each of the peer's sockets must acknowledge within the timeout, or it is closed: if it was
+    // the last, the leg is lost at once and the sender is told to wait, instead of offering into a void.
+    for (const id of peers ?? []) {
+      const peer = io.sockets.sockets.get(id);
+      if (!peer) continue;
+      (peer.timeout(options.peerAckTimeoutMs).emit as (event: string, payload: unknown, ack: (error: Error | null) => void) => boolean)(
+        event,
+        data,
+        (error) => {
+          if (!error || !peer.connected) return;
+          logger.warn({ callId: data.callId, event, socket: peer.id, timeoutMs: options.peerAckTimeoutMs }, 'peer socket did not acknowledge a restart; closed as dead');
+          peer.disconnect(true);
+        },
+      );
+    }
     return leg;
   }
 

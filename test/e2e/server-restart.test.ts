@@ -48,7 +48,9 @@ describe('a server crash mid-call', () => {
   });
 
   it('keeps the media flowing while the server is down, and both clients resume the same call', async () => {
-    app = await startApp(turn);
+    // The agent's grace runs from the moment the server went, not from its restart: it must outlast the
+    // time the server is down here, or the restarted server rightly reassigns the visitor.
+    app = await startApp(turn, { AGENT_GRACE_MS: '20000' });
     const visitor = await openVisitor(browser, app);
     const ada = await openAgent(browser, app, 'ada');
     await connectCall(visitor, ada, 'ada');

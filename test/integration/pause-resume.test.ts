@@ -154,6 +154,42 @@ describe('a leg whose socket drops mid-call', () => {
   });
 });
 
+describe('a peer socket that no longer answers', () => {
+  // Fake: a client that receives but never acknowledges stands in for one whose path died, because on
+  // loopback one socket's packets cannot be lost alone (the browser suite cuts a real path).
+  it('is closed when it does not acknowledge a relayed restart within PEER_ACK_TIMEOUT_MS: the leg is lost at once, and further restarts are refused', async () => {
+    const { url } = await server({ ...LONG, PEER_ACK_TIMEOUT_MS: '500' });
+    const { agent: ada, visitor, callId } = await inCall(url);
+    visitor.acknowledges = false;
+
+    const sentAt = Date.now();
+    expect(await ada.emit('signal.iceRestart', { callId, sdp: SAMPLE_SDP })).toEqual({ ok: true });
+    // It did arrive: the socket is open, only its receipts are gone.
+    expect(await visitor.next('signal.iceRestart')).toEqual({ callId, sdp: SAMPLE_SDP });
+    await closed(visitor);
+    expect(await ada.next('call.paused')).toEqual({ callId, legs: { agent: UP, visitor: GONE } });
+    const pausedAt = Date.now();
+    expect(pausedAt - sentAt).toBeGreaterThanOrEqual(450);
+    expect(pausedAt - sentAt).toBeLessThan(2_000);
+    const reply = await ada.emit('signal.iceRestart', { callId, sdp: SAMPLE_SDP });
+    expect(reply).toMatchObject({ ok: false, error: { code: 'peer-unavailable' } });
+  });
+
+  it('stays open when it acknowledges, however many restarts are relayed, and a healthy call is not paused', async () => {
+    const { url } = await server({ ...LONG, PEER_ACK_TIMEOUT_MS: '500' });
+    const { agent: ada, visitor, callId } = await inCall(url);
+    for (let i = 0; i < 3; i++) {
+      expect(await ada.emit('signal.iceRestart', { callId, sdp: SAMPLE_SDP })).toEqual({ ok: true });
+      expect(await visitor.emit('signal.restartRequest', { callId })).toEqual({ ok: true });
+    }
+    await sleep(1_000);
+    expect(visitor.socket.connected).toBe(true);
+    expect(ada.socket.connected).toBe(true);
+    expect(ada.saw('call.paused') || visitor.saw('call.paused')).toBe(false);
+    expect(t!.server.store.calls.get(callId)).toMatchObject({ state: 'active' });
+  });
+});
+
 describe('a leg whose media drops while both sockets stay up', () => {
   it('pauses for both peers while either leg reports reconnecting, and resumes only when every leg reports connected', async () => {
     const { url } = await server(LONG);

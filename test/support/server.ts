@@ -162,6 +162,8 @@ export class TestClient {
   readonly events: { event: string; payload: unknown }[] = [];
   private waiters: { event: string; match: (payload: unknown) => boolean; resolve: (payload: unknown) => void }[] = [];
   resumeToken: string | null = null;
+  /** Off, the client receives what it is sent but gives no receipt, as a socket whose path died would look. */
+  acknowledges = true;
 
   constructor(url: string, token: string, resumeToken?: string) {
     this.socket = io(url, {
@@ -170,7 +172,9 @@ export class TestClient {
       transports: ['websocket'],
       forceNew: true,
     });
-    this.socket.onAny((event: string, payload: unknown) => {
+    this.socket.onAny((event: string, payload: unknown, ack?: unknown) => {
+      // As the real client does: a relayed restart asks for a receipt, and a socket that gives none is closed.
+      if (this.acknowledges && typeof ack === 'function') (ack as (reply: { ok: true }) => void)({ ok: true });
       this.events.push({ event, payload });
       if (event === 'session.ready') this.resumeToken = (payload as { resumeToken: string }).resumeToken;
       for (const waiter of [...this.waiters]) {

@@ -23,6 +23,14 @@ export function on(emitter: EventEmitterLike, event: string, listener: Listener)
   };
 }
 
+/** Adds a catch-all `listener` to a socket.io socket; it receives the event name, then its arguments. */
+export function onAny(socket: { onAny(listener: Listener): unknown; offAny(listener: Listener): unknown }, listener: Listener): Unsubscribe {
+  socket.onAny(listener);
+  return () => {
+    socket.offAny(listener);
+  };
+}
+
 /** Adds `listener` to a DOM-style event target (a peer connection, `window`). */
 export function listen(target: EventTarget, event: string, listener: (event: Event) => void): Unsubscribe {
   target.addEventListener(event, listener);

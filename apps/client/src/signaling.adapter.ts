@@ -8,7 +8,7 @@ import type { Ack, ClientEventName, SignalingEvent } from '@callchart/machines';
 import { parseClientAck, signalingMachine } from '@callchart/machines';
 import type { ErrorListener } from './errors.ts';
 import { ClientError } from './errors.ts';
-import { all, listen, on, type Unsubscribe } from './on.ts';
+import { all, listen, on, onAny, type Unsubscribe } from './on.ts';
 import { onServerEvents } from './serverEvents.ts';
 
 // Only these two are someone's decision to close; every other reason ('transport close', 'ping
@@ -33,6 +33,11 @@ export function bindSignaling(socket: Socket, send: (event: SignalingEvent) => v
     on(socket, 'connect_error', (error: Error) =>
       send(error.message === 'unauthorized' ? { type: 'socket.unauthorized' } : { type: 'socket.closed', reason: 'transport', at: now() }),
     ),
+    // The server asks for a receipt of what it relays when a path broke: a socket that gives none is dead.
+    onAny(socket, (...args: unknown[]) => {
+      const ack = args.at(-1);
+      if (args.length > 1 && typeof ack === 'function') (ack as (reply: { ok: true }) => void)({ ok: true });
+    }),
     onServerEvents(
       socket,
       {
