@@ -50,6 +50,8 @@ const stepArb: fc.Arbitrary<Step> = fc.oneof(
   { weight: 4, arbitrary: fc.constant<Step>({ kind: 'send', make: (_, at) => ({ type: 'timers.rearm', at }) }) },
   // Rare, or most runs would end early.
   { weight: 1, arbitrary: fc.constant<Step>({ kind: 'send', make: (_, at) => ({ type: 'visitor.cancelled', at }) }) },
+  { weight: 2, arbitrary: fc.constant<Step>({ kind: 'send', make: (_, at) => ({ type: 'visitor.away', at }) }) },
+  { weight: 3, arbitrary: fc.constant<Step>({ kind: 'send', make: (_, at) => ({ type: 'visitor.back', at }) }) },
   {
     weight: 3,
     arbitrary: fc.oneof(fc.constantFrom(T.ringTimeout, T.agentGrace, T.maxQueueWait), fc.integer({ min: 0, max: 20_000 })).map((ms): Step => ({ kind: 'advance', ms })),
@@ -63,6 +65,7 @@ type Snapshot = SnapshotFrom<typeof routingMachine>;
 interface Ring {
   agentId: string;
   eligible: boolean;
+  visitorPresent: boolean;
 }
 
 function harness(agents: AgentInfo[], maxReassignments: number) {
@@ -74,6 +77,7 @@ function harness(agents: AgentInfo[], maxReassignments: number) {
         rings.push({
           agentId: context.currentAgentId!,
           eligible: !!agent && agent.status === 'available' && agent.pools.includes(context.pool),
+          visitorPresent: context.visitorPresent,
         });
       },
     },
@@ -97,7 +101,13 @@ function harness(agents: AgentInfo[], maxReassignments: number) {
     snapshot: () => actor.getSnapshot() as Snapshot,
     apply(step: Step) {
       if (step.kind === 'advance') clock.increment(step.ms);
-      else if (step.kind === 'send') actor.send(step.make(actor.getSnapshot().context.currentAgentId, at()));
+      else if (step.kind === 'send') {
+        const event = step.make(actor.getSnapshot().context.currentAgentId, at());
+        // A ring withdrawn because the visitor left is undone, not a try: it drops out of the rings counted.
+        const withdrawn = event.type === 'visitor.away' && actor.getSnapshot().matches('ringing');
+        actor.send(event);
+        if (withdrawn) rings.pop();
+      }
       else {
         const persisted = JSON.parse(JSON.stringify(actor.getPersistedSnapshot()));
         const now = clock.now() + step.downMs;
@@ -112,7 +122,8 @@ function harness(agents: AgentInfo[], maxReassignments: number) {
       const copy = restore(JSON.parse(JSON.stringify(actor.getPersistedSnapshot())), clock.now(), routingMachine);
       const settled = () => {
         const s = copy.actor.getSnapshot() as Snapshot;
-        return s.status === 'done' || s.value === 'connected';
+        // Waiting for an absent visitor is settled here: the server's resume window ends it.
+        return s.status === 'done' || s.value === 'connected' || s.value === 'waitingForVisitor';
       };
       // Each timer either ends the request or rings a new agent, and rings are bounded by maxReassignments.
       for (let i = 0; i <= 2 * (maxReassignments + 2) && !settled(); i++) copy.clock.increment(LONGEST);
@@ -128,6 +139,8 @@ function checkInvariants(s: Snapshot, rings: Ring[], maxReassignments: number) {
   const rung = rings.map((r) => r.agentId);
   expect(new Set(rung).size, `an agent was rung twice: ${rung.join(',')}`).toBe(rung.length);
   expect(rings.every((r) => r.eligible), 'rang an agent that was not eligible').toBe(true);
+  expect(rings.every((r) => r.visitorPresent), 'rang an agent for a visitor who had no socket').toBe(true);
+  if (s.value === 'ringing') expect(c.visitorPresent, 'ringing while the visitor is away').toBe(true);
   expect(c.triedAgentIds).toEqual(rung);
   expect(c.reassignments).toBe(Math.max(0, rung.length - 1));
   expect(c.reassignments).toBeLessThanOrEqual(maxReassignments);

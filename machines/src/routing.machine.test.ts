@@ -474,3 +474,67 @@ describe('routing: context', () => {
     for (const c of seen) expect(JSON.parse(JSON.stringify(c))).toEqual(c);
   });
 });
+
+describe('routing: nobody is rung for a visitor who has no socket', () => {
+  it('withdraws a ring when the visitor goes, waits, and rings the same agent again when they are back', () => {
+    const run = start();
+    expect(run.named('ringAgent')).toEqual(['a']);
+    run.actor.send({ type: 'visitor.away', at: run.at() });
+    expect(value(run)).toBe('waitingForVisitor');
+    expect(run.named('cancelRing')).toEqual(['a']);
+    // The withdrawn ring was no answer from the agent: not tried, and not a move against the bound.
+    expect(context(run)).toMatchObject({ currentAgentId: null, triedAgentIds: [], reassignments: 0, visitorPresent: false });
+    // Time passes and agents come and go: still nobody is rung.
+    run.clock.increment(T.ringTimeout * 3);
+    run.actor.send({ type: 'agents.updated', agents: threeAgents, at: run.at() });
+    expect(run.named('ringAgent')).toEqual(['a']);
+    run.actor.send({ type: 'visitor.back', at: run.at() });
+    expect(value(run)).toBe('ringing');
+    expect(run.named('ringAgent')).toEqual(['a', 'a']);
+    expect(context(run)).toMatchObject({ triedAgentIds: ['a'], reassignments: 0, visitorPresent: true });
+  });
+
+  it('a withdrawn ring after a move gives the move back too', () => {
+    const run = start();
+    run.actor.send({ type: 'agent.rejected', agentId: 'a', at: run.at() });
+    expect(context(run)).toMatchObject({ currentAgentId: 'b', reassignments: 1 });
+    run.actor.send({ type: 'visitor.away', at: run.at() });
+    expect(context(run)).toMatchObject({ triedAgentIds: ['a'], reassignments: 0 });
+    run.actor.send({ type: 'visitor.back', at: run.at() });
+    expect(context(run)).toMatchObject({ currentAgentId: 'b', triedAgentIds: ['a', 'b'], reassignments: 1 });
+  });
+
+  it('leaves the queue while the visitor is away and joins it again when they are back', () => {
+    const run = start({ agents: [] });
+    expect(value(run)).toBe('queued');
+    run.actor.send({ type: 'visitor.away', at: run.at() });
+    expect(value(run)).toBe('waitingForVisitor');
+    run.clock.increment(T.maxQueueWait * 2);
+    expect(value(run)).toBe('waitingForVisitor');
+    run.actor.send({ type: 'visitor.back', at: run.at() });
+    expect(value(run)).toBe('queued');
+  });
+
+  it("does not reassign a visitor who is away when the agent's grace runs out, and rings the next agent once they are back", () => {
+    const run = start();
+    connect(run);
+    run.actor.send({ type: 'visitor.away', at: run.at() });
+    expect(value(run)).toBe('connected');
+    run.actor.send({ type: 'agent.lost', agentId: 'a', cause: 'socket', at: run.at() });
+    run.clock.increment(T.agentGrace);
+    expect(value(run)).toBe('waitingForVisitor');
+    // The agent's call ends as reassigned at the end of the grace, as it would with the visitor there.
+    expect(run.spies.notifyVisitorReassigning).toHaveBeenCalledTimes(1);
+    expect(run.named('ringAgent')).toEqual(['a']);
+    run.actor.send({ type: 'visitor.back', at: run.at() });
+    expect(run.named('ringAgent')).toEqual(['a', 'b']);
+  });
+
+  it('a visitor who never comes back is given up by the resume window, without anyone rung', () => {
+    const run = start();
+    run.actor.send({ type: 'visitor.away', at: run.at() });
+    run.actor.send({ type: 'visitor.cancelled', at: run.at() });
+    expect(value(run)).toBe('cancelled');
+    expect(run.named('ringAgent')).toEqual(['a']);
+  });
+});

@@ -50,6 +50,9 @@ export type RoutingEvent =
   | { type: 'queue.position'; position: number; at: number }
   | { type: 'call.ended'; at: number }
   | { type: 'visitor.cancelled'; at: number }
+  /** The visitor's last socket is gone; the server gives up the request if they are not back within its resume window. */
+  | { type: 'visitor.away'; at: number }
+  | { type: 'visitor.back'; at: number }
   | { type: 'timers.rearm'; at: number };
 
 /** Why the request left its agent. */
@@ -79,6 +82,8 @@ export interface RoutingContext {
   triedAgentIds: string[];
   /** The agent being rung, in the call, or being waited for; null while searching or queued. */
   currentAgentId: string | null;
+  /** False while the visitor has no socket: nobody is rung for a visitor who cannot take the call. */
+  visitorPresent: boolean;
   /** Moves to another agent after the first ring. */
   reassignments: number;
   maxReassignments: number;
@@ -101,6 +106,7 @@ export function initialRoutingContext({ input }: { input: RoutingInput }): Routi
     agents: input.agents ?? [],
     triedAgentIds: [],
     currentAgentId: null,
+    visitorPresent: true,
     reassignments: 0,
     maxReassignments: input.maxReassignments ?? defaultMaxReassignments,
     queuePosition: null,
@@ -168,6 +174,14 @@ export const routingMachine = setup({
       return { lastTrigger: { cause, agentId: eventAgentId(event) ?? context.currentAgentId, at: nowOf(context, event) } };
     }),
     releaseAgent: assign({ currentAgentId: null }),
+    markVisitorAway: assign({ visitorPresent: false }),
+    markVisitorBack: assign({ visitorPresent: true }),
+    // A ring withdrawn because the visitor left was no answer from the agent: they may be rung again, and
+    // the move to them does not count against the bound.
+    withdrawRing: assign(({ context }) => ({
+      triedAgentIds: context.triedAgentIds.filter((id) => id !== context.currentAgentId),
+      reassignments: context.reassignments - (context.triedAgentIds.length > 1 ? 1 : 0),
+    })),
     storeQueuePosition: assign({
       queuePosition: ({ context, event }) => (event.type === 'queue.position' ? event.position : context.queuePosition),
     }),
@@ -191,6 +205,7 @@ export const routingMachine = setup({
     // the visitor first would only delay the same answer.
     reassignmentsExhausted: ({ context }) =>
       context.triedAgentIds.length > 0 && context.reassignments >= context.maxReassignments,
+    visitorIsAway: ({ context }) => !context.visitorPresent,
     isCurrentAgent: ({ context, event }) => eventAgentId(event) !== null && eventAgentId(event) === context.currentAgentId,
     isCurrentAgentSocketLoss: ({ context, event }) =>
       event.type === 'agent.lost' && event.agentId === context.currentAgentId && event.cause === 'socket',
@@ -216,6 +231,7 @@ export const routingMachine = setup({
       description: 'Decides at once: ring the next eligible agent, queue the visitor, or give up when the reassignment bound is reached.',
       always: [
         { guard: 'reassignmentsExhausted', target: 'exhausted' },
+        { guard: 'visitorIsAway', target: 'waitingForVisitor' },
         {
           guard: 'hasEligibleAgent',
           target: 'ringing',
@@ -243,6 +259,7 @@ export const routingMachine = setup({
         'agent.lost': { guard: 'isCurrentAgent', target: 'searching', actions: ['cancelRing', 'recordTrigger', 'releaseAgent'] },
         'agents.updated': { actions: 'storeAgents' },
         'visitor.cancelled': { target: 'cancelled', actions: 'cancelRing' },
+        'visitor.away': { target: 'waitingForVisitor', actions: ['cancelRing', 'withdrawRing', 'releaseAgent', 'markVisitorAway'] },
         'timers.rearm': { target: 'ringing', reenter: true, actions: 'rearmTimer' },
       },
     },
@@ -261,6 +278,9 @@ export const routingMachine = setup({
         'call.ended': { target: 'done' },
         'agents.updated': { actions: 'storeAgents' },
         'visitor.cancelled': { target: 'cancelled' },
+        // The call session waits for the visitor; here it only decides what a reassignment does later.
+        'visitor.away': { actions: 'markVisitorAway' },
+        'visitor.back': { actions: 'markVisitorBack' },
       },
     },
     agentLost: {
@@ -282,6 +302,8 @@ export const routingMachine = setup({
         'call.ended': { target: 'done' },
         'agents.updated': { actions: 'storeAgents' },
         'visitor.cancelled': { target: 'cancelled' },
+        'visitor.away': { actions: 'markVisitorAway' },
+        'visitor.back': { actions: 'markVisitorBack' },
         'timers.rearm': { target: 'agentLost', reenter: true, actions: 'rearmTimer' },
       },
     },
@@ -295,7 +317,17 @@ export const routingMachine = setup({
         ],
         'queue.position': { actions: ['storeQueuePosition', 'notifyQueued'] },
         'visitor.cancelled': { target: 'cancelled' },
+        'visitor.away': { target: 'waitingForVisitor', actions: 'markVisitorAway' },
         'timers.rearm': { target: 'queued', reenter: true, actions: 'rearmTimer' },
+      },
+    },
+    waitingForVisitor: {
+      description:
+        "The visitor's socket is gone: nobody is rung for them. The request waits for them to come back, or for the server's resume window to give it up.",
+      on: {
+        'visitor.back': { target: 'searching', actions: 'markVisitorBack' },
+        'visitor.cancelled': { target: 'cancelled' },
+        'agents.updated': { actions: 'storeAgents' },
       },
     },
     done: {

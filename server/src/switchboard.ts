@@ -419,11 +419,22 @@ export class Switchboard {
   }
 
   visitorLost(visitorId: string): void {
+    this.visitorEvent(visitorId, 'visitor.away');
     this.legEvent('visitor', visitorId, 'leg.socketLost');
   }
 
   visitorReturned(visitorId: string): void {
+    this.visitorEvent(visitorId, 'visitor.back');
     this.legEvent('visitor', visitorId, 'leg.socketBack');
+  }
+
+  private visitorEvent(visitorId: string, type: 'visitor.away' | 'visitor.back'): void {
+    const at = this.now();
+    for (const entry of [...this.requests.values()]) {
+      if (entry.visitorId !== visitorId) continue;
+      this.refreshAgents(entry);
+      entry.actor.send({ type, at });
+    }
   }
 
   /** A visitor who did not come back within the resume window gives up a request not yet in a call. */

@@ -39,6 +39,13 @@ function producible<M extends ModelSpec<any>>(spec: M): M {
     ...spec,
     filterEvents: (snapshot: any, event: { type: string; leg?: string }) => {
       if (ELSEWHERE.has(event.type)) return false;
+      // A visitor away has no socket: they can neither hang up nor cancel until they are back, and nobody
+      // else can end the call while its agent is gone too. Only the resume window gives up their request,
+      // and only while it is not in a call.
+      if (snapshot.context.visitorPresent === false) {
+        if (event.type === 'call.ended' && !snapshot.matches('connected')) return false;
+        if (event.type === 'visitor.cancelled' && !snapshot.matches('waitingForVisitor')) return false;
+      }
       const legs = snapshot.context.legs as Record<string, { socket: string }> | undefined;
       // A leg whose socket is down can neither report nor hang up until it is back.
       const leg = event.leg ?? (event as { by?: string }).by;
@@ -232,6 +239,8 @@ describe('routing model paths on the real server', () => {
       const events = path.steps.map((step) => step.event.type);
       // One real timer cannot be both the shorter and the longer: each path gets the order it needs.
       const graceFirst = events.some((type) => type.startsWith('xstate.after.agentGrace'));
+      // A visitor who stays away is given up by the resume window, so a path that needs it gets a short one.
+      const givenUp = path.steps.some((step, i) => step.event.type === 'visitor.cancelled' && path.steps[i - 1]?.state.value === 'waitingForVisitor');
       const short = timerFor(path, SHORT_MS);
       const t = await startTestServer(
         {
@@ -239,7 +248,7 @@ describe('routing model paths on the real server', () => {
           MAX_QUEUE_WAIT_MS: String(short),
           AGENT_GRACE_MS: graceFirst ? String(short) : '60000',
           RECONNECTION_TIMEOUT_MS: graceFirst ? '60000' : String(short),
-          RESUME_WINDOW_MS: '60000',
+          RESUME_WINDOW_MS: givenUp ? String(SHORT_MS * 4) : '60000',
           MAX_REASSIGNMENTS: '1',
         },
         { inspect: (inspection, actor) => actor.kind === 'routing' && routingCoverage.record(inspection) },
@@ -307,9 +316,12 @@ async function runRoutingPath(t: TestServer, path: Path, short: number): Promise
           if (live?.socket.connected && callId) await live.emit('call.media', { callId, state: 'reconnecting' });
           break;
         }
-        case 'call.ended':
-          await visitor.emit('call.hangup', { callId: callId! });
+        case 'call.ended': {
+          // The visitor hangs up; while they are away, the agent in the call does.
+          const current = t.server.switchboard.routingSnapshot(requestId)?.context.currentAgentId;
+          await (visitor.socket.connected ? visitor : agents[PLAYER[current!]!]).emit('call.hangup', { callId: callId! });
           break;
+        }
         case 'timers.rearm': {
           const clients: Record<string, TestClient> = { ...agents, visitor };
           await restartAndResume(t, clients, { ...tokens, visitor: visitorSession.token });
@@ -318,12 +330,25 @@ async function runRoutingPath(t: TestServer, path: Path, short: number): Promise
           break;
         }
         case 'visitor.cancelled':
-          await visitor.emit('visitor.cancel', { requestId });
+          // A visitor away has no socket to cancel with: their resume window would end the request, so
+          // they come back to cancel it, which the routing model does not see as a return.
+          // Away, the visitor is given up by the resume window, which this path was given short.
+          if (visitor.socket.connected) await visitor.emit('visitor.cancel', { requestId });
+          break;
+        case 'visitor.away':
+          if (visitor.socket.connected) {
+            const gone = new Promise<void>((resolve) => visitor.socket.once('disconnect', () => resolve()));
+            visitor.close();
+            await gone;
+          }
+          break;
+        case 'visitor.back':
+          if (!visitor.socket.connected) visitor = await TestClient.connect(t.url, visitorSession.token, visitor.resumeToken ?? undefined);
           break;
         default:
           if (!event.type.startsWith('xstate.after.')) throw new Error(`no client action produces ${event.type}`);
       }
-      const waits = event.type.startsWith('xstate.after.') || event.type === 'session.agentTimedOut';
+      const waits = event.type.startsWith('xstate.after.') || event.type === 'session.agentTimedOut' || event.type === 'visitor.cancelled';
       await check(t, requestId, step, event.type, waits ? short + 4_000 : 4_000);
     }
   } finally {

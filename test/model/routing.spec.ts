@@ -41,6 +41,8 @@ export const routingSpec: ModelSpec<typeof routingMachine> = {
       { type: 'queue.position', position: 2, at: AT },
       { type: 'call.ended', at: AT },
       { type: 'visitor.cancelled', at: AT },
+      { type: 'visitor.away', at: AT },
+      { type: 'visitor.back', at: AT },
       { type: 'timers.rearm', at: AT },
     ];
     // Every state takes presence updates; one that changes nothing is offered everywhere, and `b` becoming
