@@ -337,7 +337,8 @@ export const serverEventSchemas = {
     request: z
       .strictObject({
         requestId: Id,
-        state: z.enum(['ringing', 'queued']),
+        // `searching`: the request waited for this visitor to come back, and looks for an agent now.
+        state: z.enum(['searching', 'ringing', 'queued']),
         agentName: DisplayName.optional(),
         position: z.int().min(1).max(1_000_000).optional(),
       })

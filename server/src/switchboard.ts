@@ -404,6 +404,8 @@ export class Switchboard {
         const name = context.currentAgentId ? this.store.agents.get(context.currentAgentId)?.name : undefined;
         return name ? { requestId: entry.requestId, state: 'ringing', agentName: name } : { requestId: entry.requestId, state: 'ringing' };
       }
+      // Nobody was rung while this visitor was away; their return starts the search again.
+      if (value === 'waitingForVisitor') return { requestId: entry.requestId, state: 'searching' };
       if (value === 'queued') {
         return context.queuePosition
           ? { requestId: entry.requestId, state: 'queued', position: context.queuePosition }

@@ -5,7 +5,7 @@
  * the cascade, and the trail each request leaves in the store.
  */
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import type { TestClient } from '../support/server.ts';
+import { sleep, type TestClient } from '../support/server.ts';
 import {
   NEVER,
   RoutingSuite,
@@ -329,6 +329,34 @@ describe('during the call', () => {
 
     await hangUp(visitor, back, callId);
     expect(routingTrail(t, requestId).at(-1)).toBe('done <- call.ended');
+  });
+
+  it("rings nobody for a visitor whose socket is gone too when the agent's grace runs out, and the next agent once the visitor is back", async () => {
+    const t = await suite.server(SHORT_MID_CALL);
+    const agents = await suite.agents(t, SUPPORT);
+    const [first, second, third] = ringOrder(t, SUPPORT) as [SupportAgent, SupportAgent, SupportAgent];
+    const { client: visitor, token } = await suite.visitorSession(t);
+    const requestId = await requestCall(visitor);
+    await expectRung(agents[first], visitor, requestId, first);
+    const oldCall = await accept(agents[first], visitor, requestId);
+
+    // Both people lose their sockets, the visitor first.
+    visitor.close();
+    await agents[first].next('call.paused');
+    agents[first].close();
+    await sleep(SHORT_GRACE_MS + 700);
+    // The grace is over: the agent's call is ended as reassigned, but nobody is rung for a visitor who is not there.
+    expect(t.server.store.calls.get(oldCall)).toMatchObject({ state: 'ended', endReason: 'reassigned', agentId: first });
+    expect(agents[second].saw('agent.ring') || agents[third].saw('agent.ring')).toBe(false);
+    expect(routingTrail(t, requestId).at(-1)).toMatch(/^waitingForVisitor <- xstate\.after\.agentGrace/);
+
+    const back = await suite.resumeVisitor(t, token, visitor);
+    // Told the request goes on (the old call is gone), so the widget shows the search, not an ending.
+    expect(await back.next('session.resumed')).toEqual({ call: null, request: { requestId, state: 'searching' } });
+    await expectRung(agents[second], back, requestId, second);
+    expect(routingTrail(t, requestId).slice(-2)).toEqual(['searching <- visitor.back', `ringing <- visitor.back`]);
+    const newCall = await accept(agents[second], back, requestId);
+    await hangUp(back, agents[second], newCall);
   });
 
   it('when the grace runs out, the visitor is reassigned and a new call connects with the next agent', async () => {

@@ -74,7 +74,21 @@ export class RoutingSuite {
   }
 
   async visitor(t: TestServer, name = 'Vera Visitor'): Promise<TestClient> {
-    const client = await TestClient.connect(t.url, (await visitorToken(t.url, name)).token);
+    return (await this.visitorSession(t, name)).client;
+  }
+
+  /** A visitor and the session token it can come back with. */
+  async visitorSession(t: TestServer, name = 'Vera Visitor'): Promise<{ client: TestClient; token: string }> {
+    const { token } = await visitorToken(t.url, name);
+    const client = await TestClient.connect(t.url, token);
+    this.clients.push({ client, agent: false });
+    return { client, token };
+  }
+
+  /** The same visitor back on a new socket, presenting the resume token of the one it lost. */
+  async resumeVisitor(t: TestServer, token: string, lost: TestClient): Promise<TestClient> {
+    if (!lost.resumeToken) throw new Error('the lost connection never received a resume token');
+    const client = await TestClient.connect(t.url, token, lost.resumeToken);
     this.clients.push({ client, agent: false });
     return client;
   }
