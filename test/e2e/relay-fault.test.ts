@@ -9,81 +9,9 @@ import type { AddressInfo } from 'node:net';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { browserDisableFeatures, launchBrowser, mediaStats, newPerson, openPage, waitForMediaFlowing, waitForMediaStopped } from '../support/browser.ts';
+import { negotiate, peer, peerPage, waitForState } from '../support/peer-page.ts';
 import { TurnServer } from '../support/turn.ts';
 
-// Signaling is the test itself passing complete SDPs between the pages, so the only network path the
-// media can take is the relay.
-const PEER_PAGE = `<!doctype html><meta charset="utf-8"><title>peer</title><body><video autoplay muted playsinline></video>
-<script>
-let pc;
-const states = [];
-const endOfCandidates = () => new Promise((resolve) => {
-  const onCandidate = (event) => { if (!event.candidate) { pc.removeEventListener('icecandidate', onCandidate); resolve(); } };
-  pc.addEventListener('icecandidate', onCandidate);
-});
-window.peer = {
-  async setup(config) {
-    pc = new RTCPeerConnection(config);
-    pc.addEventListener('connectionstatechange', () => states.push({ state: pc.connectionState, ice: pc.iceConnectionState, at: Date.now() }));
-    pc.addEventListener('track', (event) => { document.querySelector('video').srcObject = event.streams[0]; });
-    const stream = await navigator.mediaDevices.getUserMedia({ video: true, audio: true });
-    for (const track of stream.getTracks()) pc.addTrack(track, stream);
-    window.callchart = { getStats: () => pc.getStats() };
-  },
-  async offer(iceRestart) {
-    const gathered = endOfCandidates();
-    await pc.setLocalDescription(await pc.createOffer({ iceRestart }));
-    await gathered;
-    return pc.localDescription.sdp;
-  },
-  async answer(sdp) {
-    await pc.setRemoteDescription({ type: 'offer', sdp });
-    const gathered = endOfCandidates();
-    await pc.setLocalDescription(await pc.createAnswer());
-    await gathered;
-    return pc.localDescription.sdp;
-  },
-  accept: (sdp) => pc.setRemoteDescription({ type: 'answer', sdp }),
-  states: () => states,
-  async selectedPath() {
-    const report = await pc.getStats();
-    const stats = [...report.values()];
-    const transport = stats.find((s) => s.type === 'transport' && s.selectedCandidatePairId);
-    const pair = transport && report.get(transport.selectedCandidatePairId);
-    return pair ? { local: report.get(pair.localCandidateId)?.candidateType, remote: report.get(pair.remoteCandidateId)?.candidateType } : null;
-  },
-};
-</script>`;
-
-interface PeerApi {
-  setup(config: RTCConfiguration): Promise<void>;
-  offer(iceRestart: boolean): Promise<string>;
-  answer(sdp: string): Promise<string>;
-  accept(sdp: string): Promise<void>;
-  states(): { state: RTCPeerConnectionState; ice: RTCIceConnectionState; at: number }[];
-  selectedPath(): Promise<{ local: string; remote: string } | null>;
-}
-
-const peer = <K extends keyof PeerApi>(page: Page, method: K, ...args: Parameters<PeerApi[K]>) =>
-  page.evaluate(
-    ([name, rest]) => (window as unknown as { peer: Record<string, (...a: unknown[]) => unknown> }).peer[name]!(...rest),
-    [method, args] as const,
-  ) as Promise<Awaited<ReturnType<PeerApi[K]>>>;
-
-async function negotiate(offerer: Page, answerer: Page, iceRestart: boolean): Promise<void> {
-  const offer = await peer(offerer, 'offer', iceRestart);
-  await peer(offerer, 'accept', await peer(answerer, 'answer', offer));
-}
-
-async function waitForState(page: Page, state: RTCPeerConnectionState, since: number, timeoutMs: number): Promise<number> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const reached = (await peer(page, 'states')).find((s) => s.state === state && s.at >= since);
-    if (reached) return reached.at;
-    if (Date.now() > deadline) throw new Error(`connectionState never became ${state}; saw ${JSON.stringify(await peer(page, 'states'))}`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-}
 
 describe('a relay-only TURN server as a real ICE fault, in Chromium', () => {
   let browser: Browser;
@@ -94,7 +22,7 @@ describe('a relay-only TURN server as a real ICE fault, in Chromium', () => {
   beforeAll(async () => {
     turn = await TurnServer.create();
     await turn.start();
-    site = createServer((_req, res) => res.writeHead(200, { 'content-type': 'text/html' }).end(PEER_PAGE));
+    site = createServer((_req, res) => res.writeHead(200, { 'content-type': 'text/html' }).end(peerPage()));
     await new Promise<void>((resolve) => site.listen(0, '127.0.0.1', resolve));
     origin = `http://127.0.0.1:${(site.address() as AddressInfo).port}`;
     browser = await launchBrowser();
@@ -121,7 +49,7 @@ describe('a relay-only TURN server as a real ICE fault, in Chromium', () => {
     await Promise.all([peer(left!, 'setup', config), peer(right!, 'setup', config)]);
     await negotiate(left!, right!, false);
     await Promise.all([waitForMediaFlowing(left!), waitForMediaFlowing(right!)]);
-    expect(await peer(left!, 'selectedPath')).toEqual({ local: 'relay', remote: 'relay' });
+    expect(await peer(left!, 'selectedPath')).toMatchObject({ local: 'relay', remote: 'relay' });
 
     const killedAt = Date.now();
     await turn.stop();
