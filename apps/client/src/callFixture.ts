@@ -88,6 +88,7 @@ export interface CallPair {
   agentLog: Recorder;
   visitorLog: Recorder;
   callId: string;
+  visitorId: string;
   stop(): void;
 }
 
@@ -140,7 +141,7 @@ export async function connectCall(t: TestServer, options: { signaling?: Connecti
     throw error;
   }
   const callId = visitor.call.getSnapshot().context.callId!;
-  return { agent, visitor, agentRtc, visitorRtc, agentLog, visitorLog, callId, stop };
+  return { agent, visitor, agentRtc, visitorRtc, agentLog, visitorLog, callId, visitorId: session.visitorId, stop };
 }
 
 /** The media child's state value, for assertions. */

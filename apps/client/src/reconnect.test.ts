@@ -14,7 +14,11 @@ import { createVisitorClient, type VisitorClient } from './visitorClient.ts';
 let t: TestServer | null = null;
 let pair: CallPair | null = null;
 let lone: VisitorClient | null = null;
+let readAgain: (() => void) | null = null;
+
 afterEach(async () => {
+  readAgain?.();
+  readAgain = null;
   pair?.stop();
   lone?.stop();
   pair = null;
@@ -31,6 +35,23 @@ function dropTransport(server: TestServer, room: string): void {
 }
 
 const ready = { connected: 'ready' } as const;
+
+/**
+ * The server stops reading this person's sockets: what they send is never seen, though they stay
+ * connected. Returns the undo, without which the server could not close them (their close is never read).
+ */
+function stopReading(server: TestServer, room: string): () => void {
+  const paused: { pause(): void; resume(): void }[] = [];
+  for (const socket of server.server.io.of('/').sockets.values()) {
+    if (!socket.rooms.has(room)) continue;
+    const stream = (socket.conn.transport as unknown as { socket?: { _socket?: { pause(): void; resume(): void } } }).socket?._socket;
+    stream?.pause();
+    if (stream) paused.push(stream);
+  }
+  return () => {
+    for (const stream of paused) stream.resume();
+  };
+}
 
 describe('signaling reconnection', () => {
   it('reconnects with backoff after a server restart, resumes the same call and flushes the outbox in order', async () => {
@@ -107,6 +128,45 @@ describe('signaling reconnection', () => {
     // Told when the pause started and on each change of its legs while the agent was away.
     expect(pair.visitorLog.received('peer.away').length).toBeGreaterThan(0);
     expect(mediaState(agent)).toBe('connected');
+  });
+
+  // Fake: a server that stops reading the socket stands in for a path that died under it; on loopback the
+  // path cannot die for one socket alone (the browser suite changes a real address).
+  it('abandons a socket that does not answer its ping within livenessTimeout once media is in doubt, and resumes at once', async () => {
+    t = await startTestServer({ RECONNECTION_TIMEOUT_MS: '20000', AGENT_GRACE_MS: '20000', RESUME_WINDOW_MS: '20000' });
+    pair = await connectCall(t);
+    const { visitor, callId } = pair;
+    const scheduled: unknown[] = [];
+    visitor.signaling.on('reconnect.scheduled', (event) => scheduled.push(event));
+
+    readAgain = stopReading(t, `visitor:${pair.visitorId}`);
+    const suspectedAt = Date.now();
+    visitor.signaling.send({ type: 'link.suspect' });
+    expect(visitor.signaling.getSnapshot().value).toEqual({ connected: { ready: 'checking' } });
+    // Sent while in doubt: held, and delivered over the next socket instead of the dead one.
+    visitor.signaling.send({ type: 'send', event: 'call.media', payload: { callId, state: 'connected' }, at: Date.now() });
+    await waitFor(visitor.signaling, (s) => s.matches('abandoning') || s.matches('reconnecting'), { timeout: 5_000 });
+    const abandonedAt = Date.now();
+    await waitFor(visitor.signaling, (s) => s.matches({ connected: { ready: 'trusted' } }), { timeout: 5_000 });
+    expect(abandonedAt - suspectedAt).toBeGreaterThanOrEqual(900);
+    expect(abandonedAt - suspectedAt).toBeLessThan(2_500);
+    // At once, not after a backoff: the server answers everyone else.
+    expect(scheduled).toEqual([]);
+    expect(pair.visitorLog.received('session.resumed')).toHaveLength(1);
+    expect(visitor.call.getSnapshot().context.callId).toBe(callId);
+    expect(visitor.signaling.getSnapshot().context.outbox).toEqual([]);
+  });
+
+  it('trusts a socket that answers its ping, and sends what it held meanwhile', async () => {
+    t = await startTestServer();
+    pair = await connectCall(t);
+    const { visitor, callId } = pair;
+    const sentBefore = pair.visitorLog.transmitted().length;
+    visitor.signaling.send({ type: 'link.suspect' });
+    visitor.signaling.send({ type: 'send', event: 'call.media', payload: { callId, state: 'connected' }, at: Date.now() });
+    await waitFor(visitor.signaling, (s) => s.matches({ connected: { ready: 'trusted' } }), { timeout: 2_000 });
+    expect(pair.visitorLog.transmitted().slice(sentBefore)).toEqual([{ event: 'call.media', payload: { callId, state: 'connected' } }]);
+    expect(pair.visitorLog.received('session.resumed')).toEqual([]);
   });
 
   it('treats a server-side disconnect as a clean close and does not retry', async () => {
