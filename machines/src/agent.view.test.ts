@@ -16,7 +16,8 @@ function viewAfter(events: AgentEvent[], advance: number[] = []) {
 const login: AgentEvent = { type: 'login' };
 const ring: AgentEvent = { type: 'ring', requestId: 'req-1', visitorName: 'Vera', at: 50_000 };
 const connecting = [login, ring, { type: 'accept' } as const];
-const inCall = [...connecting, { type: 'ice.connected', at: 51_000 } as const];
+// In a call means media seen arriving, not only a connection reporting connected.
+const inCall = [...connecting, { type: 'ice.connected', at: 51_000 } as const, { type: 'media.flowing', at: 51_500 } as const];
 const { attemptTimeout, disconnectedGrace } = defaultPeerConnectionTimings;
 
 describe('agentView', () => {
@@ -85,6 +86,9 @@ describe('agentView', () => {
   });
 
   it('stays amber on a connection that reports connected until media is seen arriving', () => {
+    expect(viewAfter([...connecting, { type: 'ice.connected', at: 51_000 }]).connection).toBe('amber');
+    // A stall is amber while it is looked into, before it counts as lost.
+    expect(viewAfter([...inCall, { type: 'media.stalled', at: 52_000 }]).connection).toBe('amber');
     const back = viewAfter([...inCall, { type: 'ice.failed', at: 60_000 }, { type: 'ice.connected', at: 61_000 }]);
     expect(back.connection).toBe('amber');
     const flowing = viewAfter([...inCall, { type: 'ice.failed', at: 60_000 }, { type: 'ice.connected', at: 61_000 }, { type: 'media.flowing', at: 61_250 }]);

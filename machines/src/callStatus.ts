@@ -66,5 +66,6 @@ export function callIndicator(media: CallMediaSnapshot | undefined, peer: CallPe
   if (!media) return 'amber';
   if (media.status === 'done') return media.output?.outcome === 'failed' ? 'red' : 'amber';
   if (!media.context.online) return 'red';
-  return media.matches('connected') && !peer.away ? 'green' : 'amber';
+  // Connected with nothing seen arriving yet, or a stall being looked into, is not good yet.
+  return media.matches({ connected: 'flowing' }) && !peer.away ? 'green' : 'amber';
 }

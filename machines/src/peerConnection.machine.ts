@@ -424,7 +424,7 @@ export const peerConnectionMachine = setup({
             'restart.requested': { guard: 'isOfferer', actions: ['markPeerReachable', 'resendRestartOffer'] },
             // A stall can end without the connection ever having reported anything else: media seen
             // arriving again is the recovery, whatever ICE says.
-            'media.flowing': { target: '#peerConnection.connected', actions: ['recordRecovery', 'emitRecovered'] },
+            'media.flowing': { target: '#peerConnection.connected.flowing', actions: ['recordRecovery', 'emitRecovered'] },
           },
           initial: 'sampling',
           states: { sampling: watchMedia },
@@ -442,7 +442,7 @@ export const peerConnectionMachine = setup({
             ],
           },
           on: {
-            'media.flowing': { target: '#peerConnection.connected', actions: ['recordRecovery', 'emitRecovered'] },
+            'media.flowing': { target: '#peerConnection.connected.flowing', actions: ['recordRecovery', 'emitRecovered'] },
             // The attempt that brought the connection back could not be proven: it is given back, as
             // one cut short in `attempting` is.
             'network.offline': { target: 'waitingForNetwork', actions: ['markOffline', 'emitAttemptAbandoned', 'giveBackAttempt'] },

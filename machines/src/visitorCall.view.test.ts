@@ -15,7 +15,9 @@ function viewAfter(events: VisitorCallEvent[], advance: number[] = []) {
 const request: VisitorCallEvent = { type: 'call.request' };
 const accepted: VisitorCallEvent = { type: 'call.accepted', callId: 'call-1', agentName: 'Ada' };
 const connected: VisitorCallEvent = { type: 'ice.connected', at: 1_000 };
-const inCall = [request, accepted, connected];
+const flowing: VisitorCallEvent = { type: 'media.flowing', at: 1_500 };
+// In a call means media seen arriving, not only a connection reporting connected.
+const inCall = [request, accepted, connected, flowing];
 
 describe('visitorView', () => {
   it('offers "Call an agent" when idle', () => {
