@@ -64,7 +64,7 @@ export async function verifyPassword(password: string, stored: string): Promise<
 
 export type Principal =
   | { kind: 'agent'; agentId: string; name: string; pools: string[]; roles: string[] }
-  | { kind: 'visitor'; visitorId: string; name: string };
+  | { kind: 'visitor'; visitorId: string; name: string; origin?: string };
 
 /** Any token that is missing, malformed, forged, expired or meant for someone else. */
 export class AuthError extends Error {
@@ -94,7 +94,8 @@ export interface AuthOptions {
 
 export interface Auth {
   issueAgentToken(agent: { id: string; name: string; pools: string[]; roles: string[] }): Promise<IssuedToken>;
-  issueVisitorToken(visitor: { visitorId: string; name: string }): Promise<IssuedToken>;
+  /** `origin`: the page the session was issued to, when a browser asked for it. */
+  issueVisitorToken(visitor: { visitorId: string; name: string; origin?: string }): Promise<IssuedToken>;
   /** Resolves to who the token speaks for; rejects with `AuthError`. `expected` narrows the audience. */
   verifyToken(token: string, expected?: Principal['kind']): Promise<Principal>;
 }
@@ -113,6 +114,7 @@ const VisitorClaims = z.object({
   aud: z.literal('visitor'),
   sub: z.string().min(1),
   name: z.string().min(1),
+  origin: z.string().min(1).optional(),
 });
 const Claims = z.discriminatedUnion('aud', [AgentClaims, VisitorClaims]);
 
@@ -143,7 +145,8 @@ export function createAuth(options: AuthOptions): Auth {
     issueAgentToken: (agent) =>
       sign('agent', agent.id, { name: agent.name, pools: agent.pools, roles: agent.roles }, options.agentTtlSeconds),
 
-    issueVisitorToken: (visitor) => sign('visitor', visitor.visitorId, { name: visitor.name }, options.visitorTtlSeconds),
+    issueVisitorToken: (visitor) =>
+      sign('visitor', visitor.visitorId, { name: visitor.name, ...(visitor.origin === undefined ? {} : { origin: visitor.origin }) }, options.visitorTtlSeconds),
 
     async verifyToken(token, expected) {
       if (typeof token !== 'string' || token.length === 0 || token.length > MAX_TOKEN_LENGTH) {
@@ -167,7 +170,7 @@ export function createAuth(options: AuthOptions): Auth {
       const c = claims.data;
       return c.aud === 'agent'
         ? { kind: 'agent', agentId: c.sub, name: c.name, pools: c.pools, roles: c.roles }
-        : { kind: 'visitor', visitorId: c.sub, name: c.name };
+        : { kind: 'visitor', visitorId: c.sub, name: c.name, ...(c.origin === undefined ? {} : { origin: c.origin }) };
     },
   };
 }

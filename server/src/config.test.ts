@@ -33,6 +33,7 @@ describe('loadConfig', () => {
       maxReassignments: 5,
       logLevel: 'info',
       inspectClients: false,
+      allowedOrigins: { kind: 'loopback' },
     });
     expect(config.agentsFile).toMatch(/server[/\\]config[/\\]agents\.json$/);
     expect(path.isAbsolute(config.agentsFile)).toBe(true);
@@ -58,6 +59,7 @@ describe('loadConfig', () => {
       PEER_ACK_TIMEOUT_MS: '600',
       LOG_LEVEL: 'debug',
       INSPECT_CLIENTS: 'on',
+      ALLOWED_ORIGINS: 'https://Shop.example, https://help.example:8443/',
     });
     expect(config).toEqual({
       port: 0,
@@ -71,6 +73,7 @@ describe('loadConfig', () => {
       maxReassignments: 0,
       logLevel: 'debug',
       inspectClients: true,
+      allowedOrigins: { kind: 'list', origins: ['https://shop.example', 'https://help.example:8443'] },
     });
   });
 
@@ -91,6 +94,9 @@ describe('loadConfig', () => {
     [{ ICE_SERVERS: '[{"urls":"http://x"}]' }, 'ICE_SERVERS', 'ICE_SERVERS[0].urls'],
     [{ ICE_TRANSPORT_POLICY: 'none' }, 'ICE_TRANSPORT_POLICY', 'ICE_TRANSPORT_POLICY must be one of all, relay'],
     [{ LOG_LEVEL: 'loud' }, 'LOG_LEVEL', 'LOG_LEVEL must be one of'],
+    [{ ALLOWED_ORIGINS: 'https://shop.example/checkout' }, 'ALLOWED_ORIGINS', 'is not an origin'],
+    [{ ALLOWED_ORIGINS: 'shop.example' }, 'ALLOWED_ORIGINS', 'is not an origin'],
+    [{ ALLOWED_ORIGINS: 'https://a.example, ftp://b.example' }, 'ALLOWED_ORIGINS', '"ftp://b.example" is not an origin'],
   ])('refuses %j, naming %s', (env, variable, message) => {
     const error = failure(env);
     expect(error.variable).toBe(variable);

@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { IceServer, MAX_ICE_SERVERS } from '@callchart/machines/protocol';
 import { z } from 'zod';
 import { firstIssue, issueFragment } from './validation.ts';
+import { normaliseOrigin, type AllowedOrigins } from './origins.ts';
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
@@ -43,6 +44,8 @@ export interface ServerConfig {
   logLevel: LogLevel;
   /** Whether clients may send their own machines' inspection entries to the live inspector. */
   inspectClients: boolean;
+  /** The pages that may host the widget (ALLOWED_ORIGINS). */
+  allowedOrigins: AllowedOrigins;
 }
 
 /** A bad environment variable; `variable` names it, and the message is fit for the operator. */
@@ -126,6 +129,25 @@ const environment = z.object({
   // (the server's own ping takes up to 15 s). Long enough for a slow link's round trip.
   PEER_ACK_TIMEOUT_MS: wholeNumber(100, 60_000).default(2_500),
   LOG_LEVEL: z.enum(LOG_LEVELS).default('info'),
+  // Unset: the server's own origin and loopback ones, so the demo and local development need nothing.
+  ALLOWED_ORIGINS: z
+    .string()
+    .optional()
+    .transform((value, ctx): AllowedOrigins => {
+      const trimmed = value?.trim() ?? '';
+      if (trimmed === '') return { kind: 'loopback' };
+      if (trimmed === '*') return { kind: 'any' };
+      const origins: string[] = [];
+      for (const entry of trimmed.split(',').map((part) => part.trim()).filter(Boolean)) {
+        const origin = normaliseOrigin(entry);
+        if (origin === null) {
+          ctx.addIssue({ code: 'custom', message: `${JSON.stringify(entry)} is not an origin (scheme://host[:port]); use * for any` });
+          return z.NEVER;
+        }
+        origins.push(origin);
+      }
+      return { kind: 'list', origins };
+    }),
   // Off unless asked for: client entries are extra traffic and show a client's internals, a development aid.
   INSPECT_CLIENTS: z
     .enum(['on', 'off', 'true', 'false', '1', '0'], { error: 'must be on or off' })
@@ -171,5 +193,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): ServerConfig {
     maxReassignments: e.MAX_REASSIGNMENTS,
     logLevel: e.LOG_LEVEL,
     inspectClients: e.INSPECT_CLIENTS,
+    allowedOrigins: e.ALLOWED_ORIGINS,
   };
 }

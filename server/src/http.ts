@@ -5,6 +5,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { DisplayName, Id } from '@callchart/machines/protocol';
+import cors from 'cors';
 import express, { type ErrorRequestHandler, type Express, type Request, type RequestHandler, type Router } from 'express';
 import { z } from 'zod';
 import { authenticateAgent, isInspector, MAX_PASSWORD_LENGTH } from './agents.ts';
@@ -12,6 +13,7 @@ import { AuthError, type Auth, type Principal } from './auth.ts';
 import type { ServerConfig } from './config.ts';
 import { toCsv } from './csv.ts';
 import type { Logger } from './logger.ts';
+import { originAllowed, type AllowedOrigins } from './origins.ts';
 import type { CallRecord, Store, TelemetryRecord } from './store.ts';
 import { firstIssue, issueFragment } from './validation.ts';
 
@@ -24,6 +26,7 @@ export type HttpErrorCode =
   | 'invalid-payload'
   | 'unauthorized'
   | 'forbidden'
+  | 'origin-not-allowed'
   | 'not-found'
   | 'payload-too-large'
   | 'unsupported-media-type'
@@ -181,7 +184,22 @@ function telemetryCsv(call: CallRecord, records: readonly TelemetryRecord[]): st
 // Routes
 
 /** The /api routes with their own JSON body parser and error handler; mount at /api. */
-export function createApiRouter({ store, auth, logger }: HttpDeps): Router {
+/**
+ * The visitor's endpoints serve pages on other origins (the widget is pasted into other people's sites).
+ * Every origin may ask (the preflight grants nothing) and read the answer; an origin that is not allowed
+ * gets `origin-not-allowed` and no session. Readable on purpose: a refusal the browser hid would look to
+ * the widget like a network failure, and the site's owner would never learn why.
+ */
+function visitorOrigins(allowed: AllowedOrigins, log: Logger): RequestHandler[] {
+  const guard: RequestHandler = (req, _res, next) => {
+    if (originAllowed(allowed, req.headers.origin, req.headers.host)) return next();
+    log.info({ origin: req.headers.origin, path: req.path }, 'origin not allowed');
+    next(new HttpError(403, 'origin-not-allowed', 'Video calls are not enabled for this website.'));
+  };
+  return [cors({ origin: true, methods: ['POST'], allowedHeaders: ['Content-Type'], maxAge: 600 }), guard];
+}
+
+export function createApiRouter({ store, auth, logger, config }: HttpDeps): Router {
   const router = express.Router();
   const log = logger.child({ component: 'http' });
 
@@ -204,10 +222,14 @@ export function createApiRouter({ store, auth, logger }: HttpDeps): Router {
     res.json({ token, expiresAt, agent: { id: agent.id, name: agent.name, pools: agent.pools, roles: agent.roles } });
   });
 
-  router.post('/visitor-session', async (req, res) => {
+  const fromAllowedOrigin = visitorOrigins(config.allowedOrigins, log);
+  router.options('/visitor-session', ...fromAllowedOrigin);
+  router.post('/visitor-session', ...fromAllowedOrigin, async (req, res) => {
     const { name = DEFAULT_VISITOR_NAME } = parse(VisitorSessionBody, jsonBody(req), 'body');
     const visitorId = `visitor-${randomUUID()}`;
-    const { token, expiresAt } = await auth.issueVisitorToken({ visitorId, name });
+    // The page it was issued to: its socket must come from the same one.
+    const origin = req.headers.origin;
+    const { token, expiresAt } = await auth.issueVisitorToken({ visitorId, name, ...(origin === undefined ? {} : { origin }) });
     log.debug({ visitorId }, 'visitor session issued');
     res.status(201).json({ token, visitorId, name, expiresAt });
   });

@@ -80,6 +80,7 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
     logger,
     resumeWindowMs: config.timings.resumeWindowMs,
     peerAckTimeoutMs: config.timings.peerAckTimeoutMs,
+    allowedOrigins: config.allowedOrigins,
     clientInspection: config.inspectClients ? inspection : null,
   });
   attachInspectNamespace({ io: io as unknown as Server, auth, inspection, switchboard, store, logger, clientInspection: config.inspectClients });

@@ -17,6 +17,7 @@ import {
 import type { Auth, Principal } from './auth.ts';
 import type { Inspection } from './inspection.ts';
 import type { Logger } from './logger.ts';
+import { normaliseOrigin, originAllowed, sameOrigin, type AllowedOrigins } from './origins.ts';
 import type { ResumeSessions } from './resume.ts';
 import { Switchboard, SwitchboardError } from './switchboard.ts';
 
@@ -36,6 +37,7 @@ export interface SocketLayerOptions {
   logger: Logger;
   resumeWindowMs: number;
   peerAckTimeoutMs: number;
+  allowedOrigins: AllowedOrigins;
   /** Where `inspect.client` entries go; null when the server does not take them (INSPECT_CLIENTS off). */
   clientInspection?: Inspection | null;
 }
@@ -80,13 +82,29 @@ export function attachSocketLayer(options: SocketLayerOptions): { awaitVisitor(v
     const parsed = parseHandshakeAuth(socket.handshake.auth);
     if (!parsed.ok) return next(new Error('unauthorized'));
     try {
-      (socket.data as SocketData).principal = await auth.verifyToken(parsed.data.token);
+      const principal = await auth.verifyToken(parsed.data.token);
+      const { origin, host } = socket.handshake.headers;
+      if (!socketOriginAllowed(principal, origin, host)) {
+        logger.info({ kind: principal.kind, origin }, 'socket refused: origin not allowed');
+        return next(new Error('origin-not-allowed'));
+      }
+      (socket.data as SocketData).principal = principal;
       if (parsed.data.resumeToken) (socket.data as SocketData).resumeToken = parsed.data.resumeToken;
       next();
     } catch {
       next(new Error('unauthorized'));
     }
   });
+
+  /**
+   * Agents and inspectors work from the server's own pages. A visitor's page must be an allowed one, and the
+   * very page the session was issued to: a token carried to another site is refused there.
+   */
+  function socketOriginAllowed(principal: Principal, origin: string | undefined, host: string | undefined): boolean {
+    if (principal.kind === 'agent') return sameOrigin(origin, host);
+    if (!originAllowed(options.allowedOrigins, origin, host)) return false;
+    return principal.origin === undefined || (origin !== undefined && normaliseOrigin(origin) === normaliseOrigin(principal.origin));
+  }
 
   async function takeUpSession(socket: CallchartSocket, token: string): Promise<boolean> {
     const who = identity(socket.data.principal);

@@ -14,6 +14,8 @@ import { onServerEvents } from './serverEvents.ts';
 // Only these two are someone's decision to close; every other reason ('transport close', 'ping
 // timeout', ...) is a fault the machine recovers from.
 const CLEAN_REASONS = new Set<string>(['io client disconnect', 'io server disconnect']);
+// The server refused who this is, or where it came from: trying again would be refused the same way.
+const REFUSALS = new Set<string>(['unauthorized', 'origin-not-allowed']);
 
 export interface SignalingBindingOptions {
   /** `window` in a browser; anything that dispatches `online` and `offline`. */
@@ -31,7 +33,7 @@ export function bindSignaling(socket: Socket, send: (event: SignalingEvent) => v
       send({ type: 'socket.closed', reason: CLEAN_REASONS.has(reason) ? 'clean' : 'transport', at: now() }),
     ),
     on(socket, 'connect_error', (error: Error) =>
-      send(error.message === 'unauthorized' ? { type: 'socket.unauthorized' } : { type: 'socket.closed', reason: 'transport', at: now() }),
+      send(REFUSALS.has(error.message) ? { type: 'socket.unauthorized' } : { type: 'socket.closed', reason: 'transport', at: now() }),
     ),
     // The server asks for a receipt of what it relays when a path broke: a socket that gives none is dead.
     onAny(socket, (...args: unknown[]) => {
