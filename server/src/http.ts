@@ -13,6 +13,7 @@ import { AuthError, type Auth, type Principal } from './auth.ts';
 import type { ServerConfig } from './config.ts';
 import { toCsv } from './csv.ts';
 import type { Logger } from './logger.ts';
+import type { Metrics } from './metrics.ts';
 import { originAllowed, type AllowedOrigins } from './origins.ts';
 import type { CallRecord, Store, TelemetryRecord } from './store.ts';
 import { firstIssue, issueFragment } from './validation.ts';
@@ -50,6 +51,9 @@ export interface HttpDeps {
   auth: Auth;
   config: ServerConfig;
   logger: Logger;
+  metrics?: Metrics;
+  /** Why the server cannot take traffic now (`store`, `draining`), or null when it can. */
+  notReady?: () => string | null;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -199,7 +203,7 @@ function visitorOrigins(allowed: AllowedOrigins, log: Logger): RequestHandler[] 
   return [cors({ origin: true, methods: ['POST'], allowedHeaders: ['Content-Type'], maxAge: 600 }), guard];
 }
 
-export function createApiRouter({ store, auth, logger, config }: HttpDeps): Router {
+export function createApiRouter({ store, auth, logger, config, metrics }: HttpDeps): Router {
   const router = express.Router();
   const log = logger.child({ component: 'http' });
 
@@ -276,7 +280,7 @@ export function createApiRouter({ store, auth, logger, config }: HttpDeps): Rout
   router.use(() => {
     throw new HttpError(404, 'not-found', 'There is no such API endpoint.');
   });
-  router.use(apiErrorHandler(log));
+  router.use(apiErrorHandler(log, metrics));
   return router;
 }
 
@@ -313,7 +317,7 @@ function toHttpError(error: unknown): HttpError | undefined {
   }
 }
 
-function apiErrorHandler(log: Logger): ErrorRequestHandler {
+function apiErrorHandler(log: Logger, metrics: Metrics | undefined): ErrorRequestHandler {
   return (error: unknown, req, res, _next) => {
     const known = toHttpError(error);
     if (known === undefined) {
@@ -322,6 +326,7 @@ function apiErrorHandler(log: Logger): ErrorRequestHandler {
       log.info({ reason: error.reason, path: req.path }, 'request unauthorized');
     }
     const reply = known ?? new HttpError(500, 'internal', 'Something went wrong on our side. Please try again.');
+    metrics?.error(reply.code);
     if (reply.status === 401) res.set('WWW-Authenticate', 'Bearer');
     res.status(reply.status).json({
       error: { code: reply.code, message: reply.message, ...(reply.field === undefined ? {} : { field: reply.field }) },
@@ -333,11 +338,32 @@ const healthz: RequestHandler = (_req, res) => {
   res.json({ ok: true });
 };
 
-/** The express app: /api and /healthz. The server adds its pages and attaches Socket.IO to it. */
+/** Ready means able to serve: the store answers and the server is not shutting down. */
+function readyz(notReady: () => string | null): RequestHandler {
+  return (_req, res) => {
+    const reason = notReady();
+    res.set('Cache-Control', 'no-store');
+    if (reason === null) res.json({ ready: true });
+    else res.status(503).json({ ready: false, reason });
+  };
+}
+
+function metricsEndpoint(metrics: Metrics): RequestHandler {
+  return async (_req, res) => {
+    res.set('Content-Type', metrics.registry.contentType);
+    res.set('Cache-Control', 'no-store');
+    res.end(await metrics.registry.metrics());
+  };
+}
+
+/** The express app: /api, /healthz, /readyz and /metrics. The server adds its pages and attaches Socket.IO to it. */
 export function createHttpApp(deps: HttpDeps): Express {
   const app = express();
   app.disable('x-powered-by');
+  // Liveness: the process answers. Readiness is /readyz.
   app.get('/healthz', healthz);
+  app.get('/readyz', readyz(deps.notReady ?? (() => null)));
+  if (deps.metrics) app.get('/metrics', metricsEndpoint(deps.metrics));
   app.use('/api', createApiRouter(deps));
   return app;
 }

@@ -13,6 +13,7 @@ import { createHttpApp } from './http.ts';
 import { attachInspectNamespace } from './inspectNamespace.ts';
 import { Inspection } from './inspection.ts';
 import { createLogger, type Logger } from './logger.ts';
+import { createMetrics } from './metrics.ts';
 import { mountPages } from './pages.ts';
 import { ResumeSessions } from './resume.ts';
 import { attachSocketLayer } from './socket.ts';
@@ -25,6 +26,8 @@ const MAX_MESSAGE_BYTES = 256 * 1024;
 
 // How stale the record of a crash's time can be: a lost socket is dated at most this much early.
 const HEARTBEAT_MS = 1_000;
+// Any key: reading one proves the store answers.
+const ALIVE_PROBE = 'readyz.probe';
 export interface CallchartServer {
   http: HttpServer;
   io: Server<ClientToServerEvents, ServerToClientEvents>;
@@ -49,7 +52,24 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
   const secret = resolveAuthSecret(config, store);
   const auth = createAuth({ secret, agentTtlSeconds: config.tokenTtlSeconds.agent, visitorTtlSeconds: config.tokenTtlSeconds.visitor });
 
-  const app = createHttpApp({ store, auth, config, logger });
+  let draining = false;
+  // The gauges read the switchboard and the sockets when scraped, after both exist.
+  const metrics = createMetrics({
+    calls: () => switchboard.stats().calls,
+    queued: () => switchboard.queuedCount(),
+    agents: () => switchboard.presence.view(),
+    sockets: () => io.engine.clientsCount,
+  });
+  const notReady = () => {
+    if (draining) return 'draining';
+    try {
+      store.settings.get(ALIVE_PROBE);
+      return null;
+    } catch {
+      return 'store';
+    }
+  };
+  const app = createHttpApp({ store, auth, config, logger, metrics, notReady });
   mountPages(app);
   const http = createServer(app);
   const io = new Server<ClientToServerEvents, ServerToClientEvents>(http, {
@@ -70,6 +90,7 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
       inspection.record(event, actor);
       options.inspect?.(event, actor);
     },
+    onReassignment: (trigger) => metrics.reassignment(trigger),
   });
   const resume = new ResumeSessions(secret, config.timings.resumeWindowMs);
   const sockets = attachSocketLayer({
@@ -81,6 +102,7 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
     resumeWindowMs: config.timings.resumeWindowMs,
     peerAckTimeoutMs: config.timings.peerAckTimeoutMs,
     allowedOrigins: config.allowedOrigins,
+    metrics,
     clientInspection: config.inspectClients ? inspection : null,
   });
   attachInspectNamespace({ io: io as unknown as Server, auth, inspection, switchboard, store, logger, clientInspection: config.inspectClients });
@@ -99,7 +121,14 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
       resume.open();
       switchboard.armRestored(lastAliveAt);
       switchboard.markAlive();
-      heartbeat = setInterval(() => switchboard.markAlive(), HEARTBEAT_MS);
+      // A store that stops answering is what /readyz reports; the heartbeat must not crash the process over it.
+      heartbeat = setInterval(() => {
+        try {
+          switchboard.markAlive();
+        } catch (error) {
+          logger.error({ err: error }, 'heartbeat could not be written');
+        }
+      }, HEARTBEAT_MS);
       heartbeat.unref();
       for (const visitorId of switchboard.waitingVisitors()) sockets.awaitVisitor(visitorId);
       resolve();
@@ -117,9 +146,14 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
     logger,
     port,
     async close() {
+      draining = true;
       clearInterval(heartbeat);
       // A clean stop dates the loss of every socket exactly, rather than up to a heartbeat early.
-      switchboard.markAlive();
+      try {
+        switchboard.markAlive();
+      } catch (error) {
+        logger.error({ err: error }, 'the last heartbeat could not be written');
+      }
       sockets.detach();
       switchboard.stop();
       await new Promise<void>((resolve) => io.close(() => resolve()));

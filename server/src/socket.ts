@@ -17,6 +17,7 @@ import {
 import type { Auth, Principal } from './auth.ts';
 import type { Inspection } from './inspection.ts';
 import type { Logger } from './logger.ts';
+import type { Metrics } from './metrics.ts';
 import { normaliseOrigin, originAllowed, sameOrigin, type AllowedOrigins } from './origins.ts';
 import type { ResumeSessions } from './resume.ts';
 import { Switchboard, SwitchboardError } from './switchboard.ts';
@@ -38,6 +39,7 @@ export interface SocketLayerOptions {
   resumeWindowMs: number;
   peerAckTimeoutMs: number;
   allowedOrigins: AllowedOrigins;
+  metrics?: Metrics;
   /** Where `inspect.client` entries go; null when the server does not take them (INSPECT_CLIENTS off). */
   clientInspection?: Inspection | null;
 }
@@ -78,21 +80,26 @@ export function attachSocketLayer(options: SocketLayerOptions): { awaitVisitor(v
     goneTimers.set(key, timer);
   }
 
+  const refuse = (next: (error?: Error) => void, code: 'unauthorized' | 'origin-not-allowed') => {
+    options.metrics?.error(code);
+    next(new Error(code));
+  };
+
   io.use(async (socket, next) => {
     const parsed = parseHandshakeAuth(socket.handshake.auth);
-    if (!parsed.ok) return next(new Error('unauthorized'));
+    if (!parsed.ok) return refuse(next, 'unauthorized');
     try {
       const principal = await auth.verifyToken(parsed.data.token);
       const { origin, host } = socket.handshake.headers;
       if (!socketOriginAllowed(principal, origin, host)) {
         logger.info({ kind: principal.kind, origin }, 'socket refused: origin not allowed');
-        return next(new Error('origin-not-allowed'));
+        return refuse(next, 'origin-not-allowed');
       }
       (socket.data as SocketData).principal = principal;
       if (parsed.data.resumeToken) (socket.data as SocketData).resumeToken = parsed.data.resumeToken;
       next();
     } catch {
-      next(new Error('unauthorized'));
+      refuse(next, 'unauthorized');
     }
   });
 
@@ -109,12 +116,14 @@ export function attachSocketLayer(options: SocketLayerOptions): { awaitVisitor(v
   async function takeUpSession(socket: CallchartSocket, token: string): Promise<boolean> {
     const who = identity(socket.data.principal);
     if (!(await resume.canResume(token, who.key))) {
+      options.metrics?.reconnection('expired');
       socket.emit('session.expired', {});
       return false;
     }
     for (const room of switchboard.roomsFor(who)) socket.join(room);
     socket.emit('session.resumed', { call: switchboard.callFor(who), request: who.kind === 'visitor' ? switchboard.requestFor(who.id) : null });
     logger.info({ who: who.key, call: switchboard.callFor(who)?.callId ?? null }, 'session resumed');
+    options.metrics?.reconnection('resumed');
     return true;
   }
 
@@ -186,6 +195,7 @@ export function attachSocketLayer(options: SocketLayerOptions): { awaitVisitor(v
     },
     'call.telemetry': (socket, data) => {
       const { leg } = legOf(socket, data.callId);
+      options.metrics?.iceRestart(data.outcome);
       switchboard.callAttempt(data.callId, leg, { at: data.at, durationMs: data.durationMs, outcome: data.outcome });
     },
     'call.hangup': (socket, data) => {
@@ -296,6 +306,7 @@ export function attachSocketLayer(options: SocketLayerOptions): { awaitVisitor(v
     const fail = (error: ProtocolError) => {
       logger.warn({ who: identity(socket.data.principal).key, event: CLIENT_EVENTS.has(event) ? event : '(unknown)', error }, 'rejected client event');
       reply({ ok: false, error });
+      options.metrics?.error(error.code);
       if (!ack) socket.emit('error', error);
     };
     const parsed = parseClientEvent(event, payload);

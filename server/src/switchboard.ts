@@ -96,6 +96,8 @@ export interface SwitchboardOptions {
   now?: () => number;
   /** Receives the inspection events of every routing and callSession actor. */
   inspect?: (inspection: InspectionEvent, actor: { kind: 'routing' | 'callSession'; requestId: string; callId: string | null }) => void;
+  /** Told each time a request moves on to another agent, with what made it move. */
+  onReassignment?: (trigger: string) => void;
 }
 
 export class Switchboard {
@@ -110,6 +112,7 @@ export class Switchboard {
   private readonly logger: Logger;
   readonly now: () => number;
   private readonly inspect: SwitchboardOptions['inspect'];
+  private readonly onReassignment: SwitchboardOptions['onReassignment'];
 
   private readonly routing = this.provideRouting();
   private readonly callSession = this.provideCallSession();
@@ -117,6 +120,7 @@ export class Switchboard {
 
   constructor(options: SwitchboardOptions) {
     this.inspect = options.inspect;
+    this.onReassignment = options.onReassignment;
     this.io = options.io;
     this.store = options.store;
     this.config = options.config;
@@ -238,6 +242,10 @@ export class Switchboard {
       onSnapshot: (next, previous) => {
         if (previous && previous.context.reassignments < next.context.reassignments) {
           logger.info({ requestId: entry.requestId, trigger: next.context.lastTrigger, reassignments: next.context.reassignments }, 'reassignment');
+        }
+        // Every trigger that made the request leave its agent, whether or not another could be rung.
+        if (previous && next.context.lastTrigger && next.context.lastTrigger !== previous.context.lastTrigger) {
+          this.onReassignment?.(next.context.lastTrigger.cause);
         }
         this.store.requests.update(entry.requestId, { state: String(next.value) });
         if (next.status === 'active' && !next.matches('connected')) this.waiting.add(full);
@@ -781,6 +789,13 @@ export class Switchboard {
       throw new SwitchboardError('forbidden', 'This call request is not yours.');
     }
     return { requestId, callId: null };
+  }
+
+  /** Requests waiting in the queue for a free agent. */
+  queuedCount(): number {
+    let queued = 0;
+    for (const entry of this.requests.values()) if (entry.actor.getSnapshot().matches('queued')) queued++;
+    return queued;
   }
 
   stats(): { requests: number; calls: number } {
