@@ -4,7 +4,9 @@ import vm from 'node:vm';
  * one script tag, and the dashboard and the inspector with their assets. The builds come from vitest's
  * globalSetup.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { get, type IncomingHttpHeaders } from 'node:http';
+import { brotliDecompressSync, gunzipSync } from 'node:zlib';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -93,6 +95,63 @@ describe('pages served by the server', () => {
     expect((await fetch(`${server.url}/api/nothing`)).headers.get('content-type')).toMatch(/^application\/json/);
     expect((await fetch(`${server.url}/agent/assets/missing.js`)).status).toBe(404);
     expect((await fetch(`${server.url}/inspect/assets/missing.js`)).status).toBe(404);
+  });
+});
+
+/** One request as a browser would make it, without the transparent decompression of fetch. */
+function raw(url: string, headers: Record<string, string> = {}): Promise<{ status: number; headers: IncomingHttpHeaders; body: Buffer }> {
+  return new Promise((resolve, reject) => {
+    get(url, { headers }, (response) => {
+      const chunks: Buffer[] = [];
+      response.on('data', (chunk: Buffer) => chunks.push(chunk));
+      response.on('end', () => resolve({ status: response.statusCode ?? 0, headers: response.headers, body: Buffer.concat(chunks) }));
+    }).on('error', reject);
+  });
+}
+
+describe('delivery as a browser or a CDN expects it', () => {
+  let server: TestServer;
+  beforeAll(async () => {
+    server = await startTestServer();
+  });
+  afterAll(async () => {
+    await server.close();
+  });
+
+  it('serves the widget loader compressed by Accept-Encoding, fresh for minutes, and revalidated with a 304', async () => {
+    const identity = await raw(`${server.url}/widget.js`);
+    expect(identity.status).toBe(200);
+    expect(identity.headers['content-encoding']).toBeUndefined();
+    expect(identity.body).toEqual(readFileSync(path.join(defaultPagePaths.widgetDist, 'widget.js')));
+
+    const br = await raw(`${server.url}/widget.js`, { 'accept-encoding': 'br, gzip' });
+    expect(br.headers['content-encoding']).toBe('br');
+    expect(br.headers['content-type']).toMatch(/javascript/);
+    expect(br.headers.vary).toMatch(/Accept-Encoding/i);
+    expect(br.headers['cache-control']).toBe('public, max-age=300');
+    expect(brotliDecompressSync(br.body)).toEqual(identity.body);
+    console.log(`widget.js on the wire: ${identity.body.byteLength} bytes identity, ${br.body.byteLength} brotli`);
+    expect(br.body.byteLength).toBeLessThan(identity.body.byteLength / 3);
+
+    const gz = await raw(`${server.url}/widget.js`, { 'accept-encoding': 'gzip' });
+    expect(gz.headers['content-encoding']).toBe('gzip');
+    expect(gunzipSync(gz.body)).toEqual(identity.body);
+
+    const etag = br.headers.etag;
+    expect(etag).toBeDefined();
+    const again = await raw(`${server.url}/widget.js`, { 'accept-encoding': 'br, gzip', 'if-none-match': etag! });
+    expect(again.status).toBe(304);
+    expect(again.body.byteLength).toBe(0);
+  });
+
+  it('serves hashed assets compressed and immutable, and never a variant asked for by name', async () => {
+    const html = await (await fetch(`${server.url}/agent`)).text();
+    const asset = /src="(\/agent\/assets\/[^"]+\.js)"/.exec(html)?.[1];
+    expect(asset).toBeDefined();
+    const response = await raw(`${server.url}${asset}`, { 'accept-encoding': 'gzip, br' });
+    expect(response.headers['content-encoding']).toBe('br');
+    expect(response.headers['cache-control']).toBe('public, max-age=31536000, immutable');
+    expect((await raw(`${server.url}${asset}.br`)).status).toBe(404);
   });
 });
 

@@ -9,7 +9,7 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import express, { type Express, type RequestHandler, type Response } from 'express';
+import type { Express, NextFunction, Request, RequestHandler, Response } from 'express';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 
@@ -27,29 +27,53 @@ export const defaultPagePaths: PagePaths = {
   inspectorDist: path.join(repoRoot, 'apps/inspector/dist'),
 };
 
-// Pages and the widget keep their URL across builds, so browsers must revalidate them; the
-// hashed assets of the dashboard and the inspector never change under one name.
+// Pages keep their URL across builds, so browsers must revalidate them. The widget loader keeps its URL
+// too, but is fetched by every visit to every host page: a few minutes' freshness saves most requests, and
+// its ETag makes the rest a 304. The hashed assets of the dashboard and the inspector never change under
+// one name.
 const REVALIDATE = 'no-cache';
+const LOADER = 'public, max-age=300';
 const IMMUTABLE = 'public, max-age=31536000, immutable';
+
+// The variants the build writes beside each file (scripts/precompress.ts), best first.
+const ENCODINGS = [
+  { name: 'br', suffix: '.br' },
+  { name: 'gzip', suffix: '.gz' },
+] as const;
 
 function notBuilt(res: Response, what: string): void {
   res.status(503).type('text/plain; charset=utf-8').set('Cache-Control', 'no-store').send(`The ${what} is not built yet. Run \`npm run build\` (or \`npm start\`, which builds it).\n`);
 }
 
-function sendBuilt(file: string, what: string): RequestHandler {
-  return (_req, res, next) => {
+/**
+ * Sends `file`, or its compressed twin when the browser takes that encoding: typed as the file itself,
+ * varying by Accept-Encoding, with an ETag and Last-Modified of the bytes sent, so a revalidation is a 304.
+ */
+function sendFile(req: Request, res: Response, next: NextFunction, file: string, cacheControl: string): void {
+  res.vary('Accept-Encoding');
+  res.set('Cache-Control', cacheControl);
+  // Ours, best first, among those the browser takes at all: `gzip, br` still gets Brotli.
+  const variant = ENCODINGS.find((e) => req.acceptsEncodings(e.name) === e.name && existsSync(file + e.suffix));
+  if (variant) {
+    res.type(path.extname(file));
+    res.set('Content-Encoding', variant.name);
+  }
+  res.sendFile(variant ? file + variant.suffix : file, (error) => {
+    if (error) next(error);
+  });
+}
+
+function sendBuilt(file: string, what: string, cacheControl = REVALIDATE): RequestHandler {
+  return (req, res, next) => {
     if (!existsSync(file)) return notBuilt(res, what);
-    res.set('Cache-Control', REVALIDATE);
-    res.sendFile(file, (error) => {
-      if (error) next(error);
-    });
+    sendFile(req, res, next, file, cacheControl);
   };
 }
 
 export function mountPages(app: Express, paths: PagePaths = defaultPagePaths): void {
   app.get('/', sendBuilt(paths.hostPage, 'demo page'));
-  app.get('/widget.js', sendBuilt(path.join(paths.widgetDist, 'widget.js'), 'widget'));
-  app.get('/widget.js.map', sendBuilt(path.join(paths.widgetDist, 'widget.js.map'), 'widget'));
+  app.get('/widget.js', sendBuilt(path.join(paths.widgetDist, 'widget.js'), 'widget', LOADER));
+  app.get('/widget.js.map', sendBuilt(path.join(paths.widgetDist, 'widget.js.map'), 'widget', LOADER));
 
   mountApp(app, '/agent', paths.dashboardDist, 'dashboard');
   mountApp(app, '/inspect', paths.inspectorDist, 'inspector');
@@ -57,13 +81,15 @@ export function mountPages(app: Express, paths: PagePaths = defaultPagePaths): v
 
 /** A Vite app built with `base: '<route>/'`: its page at the route, its hashed assets below it. */
 function mountApp(app: Express, route: string, dist: string, what: string): void {
-  app.use(
-    `${route}/assets`,
-    express.static(path.join(dist, 'assets'), {
-      index: false,
-      setHeaders: (res) => res.set('Cache-Control', IMMUTABLE),
-    }),
-  );
+  const assets = path.join(dist, 'assets');
+  app.get(`${route}/assets/:name`, (req, res, next) => {
+    const name = req.params.name;
+    // One path segment, never a variant asked for by name: the encoding is the server's choice.
+    if (name !== path.basename(name) || ENCODINGS.some((e) => name.endsWith(e.suffix))) return next();
+    const file = path.join(assets, name);
+    if (!existsSync(file)) return next();
+    sendFile(req, res, next, file, IMMUTABLE);
+  });
   // The build refers to its assets by absolute path, so the page works with and without the trailing slash.
   app.get([route, `${route}/`], sendBuilt(path.join(dist, 'index.html'), what));
 }

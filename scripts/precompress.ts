@@ -1,0 +1,55 @@
+/**
+ * A Vite plugin: once a build is written, every text asset gets a Brotli (`.br`) and a gzip (`.gz`) twin
+ * beside it, compressed once at the highest levels, so the server picks one by `Accept-Encoding` and never
+ * compresses on the fly. Node's own zlib does the compressing.
+ */
+import { readdir, readFile, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { brotliCompress, constants, gzip } from 'node:zlib';
+import { promisify } from 'node:util';
+import type { Plugin } from 'vite';
+
+const brotli = promisify(brotliCompress);
+const gzipped = promisify(gzip);
+// Not source maps: only developer tools fetch them, and compressing them at the top level costs seconds a build.
+const COMPRESSIBLE = new Set(['.js', '.css', '.html', '.svg', '.json', '.txt']);
+// Below this, the headers of a compressed response cost more than they save.
+const MIN_BYTES = 512;
+
+async function* files(dir: string): AsyncGenerator<string> {
+  for (const entry of await readdir(dir, { withFileTypes: true })) {
+    const full = path.join(dir, entry.name);
+    if (entry.isDirectory()) yield* files(full);
+    else yield full;
+  }
+}
+
+export async function precompressDir(dir: string): Promise<number> {
+  let written = 0;
+  for await (const file of files(dir)) {
+    if (!COMPRESSIBLE.has(path.extname(file))) continue;
+    const body = await readFile(file);
+    if (body.byteLength < MIN_BYTES) continue;
+    const [br, gz] = await Promise.all([
+      brotli(body, { params: { [constants.BROTLI_PARAM_QUALITY]: constants.BROTLI_MAX_QUALITY, [constants.BROTLI_PARAM_SIZE_HINT]: body.byteLength } }),
+      gzipped(body, { level: constants.Z_BEST_COMPRESSION }),
+    ]);
+    await Promise.all([writeFile(`${file}.br`, br), writeFile(`${file}.gz`, gz)]);
+    written++;
+  }
+  return written;
+}
+
+export function precompress(): Plugin {
+  let outDir = 'dist';
+  return {
+    name: 'callchart-precompress',
+    apply: 'build',
+    configResolved(config) {
+      outDir = path.resolve(config.root, config.build.outDir);
+    },
+    async closeBundle() {
+      await precompressDir(outDir);
+    },
+  };
+}
