@@ -230,6 +230,8 @@ export async function spawnWorker<Ready = Record<string, unknown>>(modulePath: s
 // ---------------------------------------------------------------------------------------------
 // Worker side
 
+// Each handler declares its own payload type; the parent's message is trusted to match it.
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- handlers of different payloads in one record
 type Handler = (payload: any) => unknown;
 
 /** Answers the parent's `call`s with `handlers[type]`; the worker exits when the parent goes away. */

@@ -122,7 +122,7 @@ export const visitorCallMachine = setup({
     }),
     // The agent who was ringing or in call is gone; a stale name would be shown for the next one.
     forgetAgent: assign({ agentName: null, callId: null, queuePosition: null }),
-    rememberCall: assign(({ context, event }) =>
+    rememberCall: assign(({ event }) =>
       event.type === 'call.accepted'
         ? { callId: event.callId, agentName: event.agentName, queuePosition: null }
         : {},

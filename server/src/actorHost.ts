@@ -50,8 +50,11 @@ export function hostActor<M extends AnyStateMachine>(options: HostOptions<M>): A
   let previous: AnyMachineSnapshot | null = null;
   // A restored actor continues from its persisted state; a new one starts from nothing.
   let lastState: string | null = options.snapshot ? stateName((options.snapshot as { value: unknown }).value) : null;
+  // Declared apart from its assignment: createActor reports the actor's start to `inspect` before it
+  // returns, where a const would not be readable yet.
   let actor: Actor<M>;
   // createActor's conditional option types cannot be satisfied for a generic machine.
+  // eslint-disable-next-line prefer-const
   actor = (createActor as (machine: AnyStateMachine, options: object) => Actor<M>)(options.machine, {
     ...(options.snapshot ? { snapshot: options.snapshot as never } : { input: options.input as never }),
     inspect: (inspection: InspectionEvent) => {

@@ -4,7 +4,7 @@
  */
 import type { Browser } from 'playwright-core';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { launchBrowser, waitForMediaFlowing } from '../support/browser.ts';
+import { launchBrowser } from '../support/browser.ts';
 import { acceptAndConnect, acceptButton, connectCall, hangUpButton, rejectButton, requestCall, ringingAgent, TEXT } from '../support/call-steps.ts';
 import { openAgent, openVisitor, screenshot, ServerMessageHold, startApp, status, visitorCallId, type App, type Person } from '../support/e2e.ts';
 import { DEMO, type DemoAgent } from '../support/server.ts';

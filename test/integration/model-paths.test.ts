@@ -1,3 +1,4 @@
+/* eslint-disable @typescript-eslint/no-explicit-any -- the paths carry any machine's snapshots and events */
 /**
  * The routing and callSession model paths from test/model, run against the real server: every model event
  * is produced by what real clients do (accept, reject, drop a socket, go away, report media, hang up…) and,

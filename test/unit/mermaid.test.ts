@@ -31,7 +31,7 @@ describe('mermaid diagrams from the directed graph', () => {
     expect(text).toContain('  [*] --> idle');
     expect(text).toContain('state busy {');
     expect(text).toContain('    state busy_left {');
-    expect(text).toMatch(/state busy_left \{[\s\S]*\n    --\n[\s\S]*state busy_right \{/);
+    expect(text).toMatch(/state busy_left \{[\s\S]*\n {4}--\n[\s\S]*state busy_right \{/);
     expect(text).toContain('      [*] --> busy_left_a');
     expect(text).toContain('  done --> [*]');
   });

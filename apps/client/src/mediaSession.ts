@@ -6,7 +6,7 @@
  */
 import type { IceCandidate, MediaRole, PeerConnectionEvent, ServerPayload } from '@callchart/machines';
 import { ClientError, type ErrorListener } from './errors.ts';
-import { all, listen, type Unsubscribe } from './on.ts';
+import { all, listen } from './on.ts';
 import { createMediaProbe } from './mediaProbe.ts';
 import { bindPeerConnection, peerConnectionEffects, type PeerConnectionEffects } from './peerConnection.adapter.ts';
 

@@ -8,6 +8,7 @@ export type Unsubscribe = () => void;
 
 // socket.io's emitter types its listeners per event with `any[]` for untyped ones; this helper only
 // passes the listener through, so it takes the same shape.
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- socket.io's own listener type
 type Listener = (...args: any[]) => void;
 
 interface EventEmitterLike {
