@@ -20,6 +20,23 @@ function reporter(target: InspectionTarget | null = { requestId: 'req-1' }) {
 const settle = () => new Promise<void>((resolve) => setImmediate(resolve));
 
 describe('the inspection reporter', () => {
+  it('leaves out a transition that changes neither the state nor the context, such as a sampling tick', async () => {
+    const { report, sent } = reporter();
+    report.setEnabled(true);
+    const context = { attempts: 0 };
+    const watching = { connected: { flowing: 'sampling' } };
+    report.inspect(snapshotEvent('peerConnection', watching, { type: 'media.flowing' }, context));
+    report.inspect(snapshotEvent('peerConnection', { connected: { flowing: 'sampling' } }, { type: 'xstate.after.mediaWatchInterval' }, context));
+    report.inspect(snapshotEvent('peerConnection', { connected: { stalled: 'sampling' } }, { type: 'media.stalled' }, context));
+    report.inspect(snapshotEvent('peerConnection', { connected: { stalled: 'sampling' } }, { type: 'xstate.after.mediaStallTimeout' }, { attempts: 1 }));
+    await settle();
+    expect(sent.flatMap((payload) => payload.entries.map((entry) => entry.event.type))).toEqual([
+      'media.flowing',
+      'media.stalled',
+      'xstate.after.mediaStallTimeout',
+    ]);
+  });
+
   it('sends nothing until the server says it takes reports, then every actor’s current state, then each transition', async () => {
     const { report, sent } = reporter();
     report.inspect(snapshotEvent('signaling', { connected: 'ready' }, { type: 'session.ready', resumeToken: 'secret' }));

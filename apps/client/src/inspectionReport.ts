@@ -115,8 +115,12 @@ export function createInspectionReporter(options: InspectionReporterOptions): In
         latest.delete(actor);
         return;
       }
+      const previous = latest.get(actor);
       latest.set(actor, snapshot);
       if (!enabled) return;
+      // A tick that re-enters its own state (the media watch samples twice a second) changes nothing worth
+      // a line in the timeline: same state, same context.
+      if (previous && previous.context === snapshot.context && JSON.stringify(previous.value) === JSON.stringify(snapshot.value)) return;
       const target = targetSource();
       if (target === null) return;
       if (!sameTarget(target, attachedTo)) return attach(target, actor, inspection.event);
