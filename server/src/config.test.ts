@@ -34,6 +34,7 @@ describe('loadConfig', () => {
       logLevel: 'info',
       inspectClients: false,
       allowedOrigins: { kind: 'loopback' },
+      drainMs: 0,
     });
     expect(config.agentsFile).toMatch(/server[/\\]config[/\\]agents\.json$/);
     expect(path.isAbsolute(config.agentsFile)).toBe(true);
@@ -60,6 +61,7 @@ describe('loadConfig', () => {
       LOG_LEVEL: 'debug',
       INSPECT_CLIENTS: 'on',
       ALLOWED_ORIGINS: 'https://Shop.example, https://help.example:8443/',
+      DRAIN_MS: '700',
     });
     expect(config).toEqual({
       port: 0,
@@ -74,6 +76,7 @@ describe('loadConfig', () => {
       logLevel: 'debug',
       inspectClients: true,
       allowedOrigins: { kind: 'list', origins: ['https://shop.example', 'https://help.example:8443'] },
+      drainMs: 700,
     });
   });
 

@@ -46,6 +46,8 @@ export interface ServerConfig {
   inspectClients: boolean;
   /** The pages that may host the widget (ALLOWED_ORIGINS). */
   allowedOrigins: AllowedOrigins;
+  /** How long SIGTERM keeps serving while /readyz says draining, so a load balancer moves traffic first. */
+  drainMs: number;
 }
 
 /** A bad environment variable; `variable` names it, and the message is fit for the operator. */
@@ -129,6 +131,8 @@ const environment = z.object({
   // (the server's own ping takes up to 15 s). Long enough for a slow link's round trip.
   PEER_ACK_TIMEOUT_MS: wholeNumber(100, 60_000).default(2_500),
   LOG_LEVEL: z.enum(LOG_LEVELS).default('info'),
+  // 0 by default: a developer's Ctrl-C (SIGINT) never waits, and neither does SIGTERM unless asked to.
+  DRAIN_MS: wholeNumber(0, 600_000).default(0),
   // Unset: the server's own origin and loopback ones, so the demo and local development need nothing.
   ALLOWED_ORIGINS: z
     .string()
@@ -194,5 +198,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): ServerConfig {
     logLevel: e.LOG_LEVEL,
     inspectClients: e.INSPECT_CLIENTS,
     allowedOrigins: e.ALLOWED_ORIGINS,
+    drainMs: e.DRAIN_MS,
   };
 }

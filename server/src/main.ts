@@ -3,13 +3,15 @@ import { ConfigError, loadConfig } from './config.ts';
 import { startServer } from './server.ts';
 
 try {
-  const server = await startServer(loadConfig());
-  const shutdown = (signal: string) => {
-    server.logger.info({ signal }, 'shutting down');
-    void server.close().then(() => process.exit(0));
+  const config = loadConfig();
+  const server = await startServer(config);
+  const shutdown = (signal: string, drainMs: number) => {
+    server.logger.info({ signal, drainMs }, 'shutting down');
+    void server.drain(drainMs).then(() => process.exit(0));
   };
-  process.once('SIGINT', () => shutdown('SIGINT'));
-  process.once('SIGTERM', () => shutdown('SIGTERM'));
+  // SIGTERM is an orchestrator's stop: drain first. SIGINT is someone at a terminal.
+  process.once('SIGINT', () => shutdown('SIGINT', 0));
+  process.once('SIGTERM', () => shutdown('SIGTERM', config.drainMs));
 } catch (error) {
   if (error instanceof ConfigError) {
     console.error(`callchart: ${error.message}`);

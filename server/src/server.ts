@@ -37,6 +37,8 @@ export interface CallchartServer {
   logger: Logger;
   /** The port actually bound (useful with PORT=0). */
   port: number;
+  /** Keeps serving for `ms` while /readyz says `draining`, then closes. */
+  drain(ms: number): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -137,6 +139,21 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
   const port = (http.address() as AddressInfo).port;
   logger.info({ port, host: config.host, database: config.databasePath }, 'callchart server listening');
 
+  const close = async () => {
+    draining = true;
+    clearInterval(heartbeat);
+    // A clean stop dates the loss of every socket exactly, rather than up to a heartbeat early.
+    try {
+      switchboard.markAlive();
+    } catch (error) {
+      logger.error({ err: error }, 'the last heartbeat could not be written');
+    }
+    sockets.detach();
+    switchboard.stop();
+    await new Promise<void>((resolve) => io.close(() => resolve()));
+    store.close();
+  };
+
   return {
     http,
     io,
@@ -145,19 +162,13 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
     inspection,
     logger,
     port,
-    async close() {
+    async drain(ms) {
+      // Still serving everyone connected; only new traffic is asked to go elsewhere.
       draining = true;
-      clearInterval(heartbeat);
-      // A clean stop dates the loss of every socket exactly, rather than up to a heartbeat early.
-      try {
-        switchboard.markAlive();
-      } catch (error) {
-        logger.error({ err: error }, 'the last heartbeat could not be written');
-      }
-      sockets.detach();
-      switchboard.stop();
-      await new Promise<void>((resolve) => io.close(() => resolve()));
-      store.close();
+      logger.info({ ms }, 'draining');
+      if (ms > 0) await new Promise((resolve) => setTimeout(resolve, ms));
+      await close();
     },
+    close,
   };
 }

@@ -3,7 +3,7 @@
  * happens (a call starts and ends, an attempt is reported, a ring moves on, a bad message is refused).
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { SAMPLE_SDP, startTestServer, TestClient, visitorAndAgents, type TestServer } from '../support/server.ts';
+import { freePort, SAMPLE_SDP, sleep, spawnServer, startTestServer, tempDatabase, TestClient, visitorAndAgents, type TestServer } from '../support/server.ts';
 
 let t: TestServer | null = null;
 const clients: TestClient[] = [];
@@ -87,5 +87,32 @@ describe('/readyz and /healthz', () => {
     expect(response.status).toBe(503);
     expect(await response.json()).toEqual({ ready: false, reason: 'store' });
     expect((await fetch(`${t.url}/healthz`)).status).toBe(200);
+  });
+});
+
+describe('SIGTERM with DRAIN_MS', () => {
+  it('keeps serving while /readyz says draining, then exits on its own', async () => {
+    const port = await freePort();
+    const db = tempDatabase();
+    const server = await spawnServer({ PORT: String(port), DATABASE_PATH: db.path, DRAIN_MS: '1500' });
+    const url = `http://127.0.0.1:${port}`;
+    try {
+      expect((await fetch(`${url}/readyz`)).status).toBe(200);
+      const exited = new Promise<number>((resolve) => server.child.once('exit', () => resolve(Date.now())));
+      const signalledAt = Date.now();
+      server.child.kill('SIGTERM');
+      await sleep(300);
+      const draining = await fetch(`${url}/readyz`);
+      expect(draining.status).toBe(503);
+      expect(await draining.json()).toEqual({ ready: false, reason: 'draining' });
+      // Still alive and serving those already here.
+      expect((await fetch(`${url}/healthz`)).status).toBe(200);
+      const exitedAt = await exited;
+      expect(exitedAt - signalledAt).toBeGreaterThanOrEqual(1_400);
+      expect(exitedAt - signalledAt).toBeLessThan(8_000);
+    } finally {
+      await server.kill();
+      db.remove();
+    }
   });
 });
