@@ -146,15 +146,22 @@ class StatusWatch {
 async function sampleOf(page: Page): Promise<Sample | null> {
   if (page.isClosed()) return null;
   try {
-    const at = Date.now();
-    const regions = (await page.getByRole('status').allInnerTexts()).map((text) => text.replace(/\s+/g, ' ').trim());
-    const attempts = await page.evaluate(() => {
+    // One read in the page, so that what the screen says and the state behind it are of the same moment.
+    const { regions, attempts } = await page.evaluate(() => {
+      const found: string[] = [];
+      const visit = (root: Document | ShadowRoot) => {
+        for (const element of Array.from(root.querySelectorAll<HTMLElement>('*'))) {
+          if (element.getAttribute('role') === 'status') found.push(element.innerText);
+          if (element.shadowRoot) visit(element.shadowRoot);
+        }
+      };
+      visit(document);
       type Snapshot = { context?: { attempts?: unknown }; children?: { media?: { getSnapshot(): Snapshot } } };
       const call = (window as unknown as { callchart?: { call?: { getSnapshot(): Snapshot } } }).callchart?.call;
-      const attempts = call?.getSnapshot().children?.media?.getSnapshot().context?.attempts;
-      return typeof attempts === 'number' ? attempts : null;
+      const spent = call?.getSnapshot().children?.media?.getSnapshot().context?.attempts;
+      return { regions: found, attempts: typeof spent === 'number' ? spent : null };
     });
-    return { at, regions, attempts };
+    return { at: Date.now(), regions: regions.map((text) => text.replace(/\s+/g, ' ').trim()), attempts };
   } catch {
     // A page that closed between the check and the read has nothing left to show.
     return null;
