@@ -22,12 +22,9 @@ import { Switchboard, type SwitchboardOptions } from './switchboard.ts';
 
 /** Socket.IO's own cap on one message; the protocol's per-field limits are far below it. */
 const MAX_MESSAGE_BYTES = 256 * 1024;
-
-
 // How stale the record of a crash's time can be: a lost socket is dated at most this much early.
 const HEARTBEAT_MS = 1_000;
-// Any key: reading one proves the store answers.
-const ALIVE_PROBE = 'readyz.probe';
+
 export interface CallchartServer {
   http: HttpServer;
   io: Server<ClientToServerEvents, ServerToClientEvents>;
@@ -65,7 +62,8 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
   const notReady = () => {
     if (draining) return 'draining';
     try {
-      store.settings.get(ALIVE_PROBE);
+      // Reading the heartbeat proves the store answers.
+      switchboard.lastAliveAt();
       return null;
     } catch {
       return 'store';
@@ -115,6 +113,14 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
   if (restored.requests || restored.calls) logger.info({ ...restored, ms: Date.now() - restoreStartedAt }, 'restored actors from the store');
 
   let heartbeat: NodeJS.Timeout | undefined;
+  // A store that stops answering is what /readyz reports; the heartbeat must not crash the process over it.
+  const beat = () => {
+    try {
+      switchboard.markAlive();
+    } catch (error) {
+      logger.error({ err: error }, 'heartbeat could not be written');
+    }
+  };
   await new Promise<void>((resolve, reject) => {
     http.once('error', reject);
     http.listen(config.port, config.host, () => {
@@ -122,15 +128,8 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
       // connect, not when the process started: a slow restore must not use them up before the listen.
       resume.open();
       switchboard.armRestored(lastAliveAt);
-      switchboard.markAlive();
-      // A store that stops answering is what /readyz reports; the heartbeat must not crash the process over it.
-      heartbeat = setInterval(() => {
-        try {
-          switchboard.markAlive();
-        } catch (error) {
-          logger.error({ err: error }, 'heartbeat could not be written');
-        }
-      }, HEARTBEAT_MS);
+      beat();
+      heartbeat = setInterval(beat, HEARTBEAT_MS);
       heartbeat.unref();
       for (const visitorId of switchboard.waitingVisitors()) sockets.awaitVisitor(visitorId);
       resolve();
@@ -143,11 +142,7 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
     draining = true;
     clearInterval(heartbeat);
     // A clean stop dates the loss of every socket exactly, rather than up to a heartbeat early.
-    try {
-      switchboard.markAlive();
-    } catch (error) {
-      logger.error({ err: error }, 'the last heartbeat could not be written');
-    }
+    beat();
     sockets.detach();
     switchboard.stop();
     await new Promise<void>((resolve) => io.close(() => resolve()));

@@ -31,10 +31,10 @@ const ROUTING_SHORTLIST = 16;
 
 type Io = Server<ClientToServerEvents, ServerToClientEvents>;
 type RoutingActor = Actor<typeof routingMachine>;
+type CallActor = Actor<typeof callSessionMachine>;
 
 /** The store setting the heartbeat writes; see `lastAliveAt()`. */
 const ALIVE_SETTING = 'server.aliveAt';
-type CallActor = Actor<typeof callSessionMachine>;
 
 export const agentRoom = (agentId: string) => `agent:${agentId}`;
 export const visitorRoom = (visitorId: string) => `visitor:${visitorId}`;
