@@ -27,29 +27,27 @@ export function normaliseOrigin(value: string): string | null {
   return url.origin;
 }
 
-/**
- * Whether `origin` (the request's `Origin` header) may use the visitor's endpoints of the server reached
- * as `host` (the request's `Host` header).
- */
-export function originAllowed(policy: AllowedOrigins, origin: string | undefined, host: string | undefined): boolean {
-  if (origin === undefined) return true;
-  const normalised = normaliseOrigin(origin);
-  if (normalised === null) return false;
-  const url = new URL(normalised);
-  if (host !== undefined && url.host === host.toLowerCase()) return true;
-  switch (policy.kind) {
-    case 'any':
-      return true;
-    case 'loopback':
-      return LOOPBACK_HOSTS.has(url.hostname);
-    case 'list':
-      return policy.origins.includes(normalised);
-  }
-}
-
 /** The page's own origin, same as the server's: what the agent's, the inspector's and the export APIs accept. */
 export function sameOrigin(origin: string | undefined, host: string | undefined): boolean {
   if (origin === undefined) return true;
   const normalised = normaliseOrigin(origin);
   return normalised !== null && host !== undefined && new URL(normalised).host === host.toLowerCase();
+}
+
+/**
+ * Whether `origin` (the request's `Origin` header) may use the visitor's endpoints of the server reached
+ * as `host` (the request's `Host` header).
+ */
+export function originAllowed(policy: AllowedOrigins, origin: string | undefined, host: string | undefined): boolean {
+  if (sameOrigin(origin, host)) return true;
+  const normalised = normaliseOrigin(origin!);
+  if (normalised === null) return false;
+  switch (policy.kind) {
+    case 'any':
+      return true;
+    case 'loopback':
+      return LOOPBACK_HOSTS.has(new URL(normalised).hostname);
+    case 'list':
+      return policy.origins.includes(normalised);
+  }
 }
