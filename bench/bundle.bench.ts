@@ -1,21 +1,29 @@
 /**
- * Bundle size: the JavaScript a visitor's browser downloads for the widget, and an agent's for the dashboard
- * and the inspector, raw and gzipped, built fresh. The baseline is the libraries each is made of (React's API,
- * XState, @xstate/react, socket.io-client, zod) bundled alone, minified, in the same run: the floor our own
- * code sits on. The widget's React is Preact's compatibility layer, as its build has it; the dashboard's is
- * React itself, and the widget is also compared with that, which is what the switch saves.
+ * Bundle size, built fresh. First what a visitor's browser really transfers for the widget, measured in
+ * Chromium from the real server with `Accept-Encoding: br, gzip`: before the visitor clicks (the loader and
+ * the widget) and after (what a call adds), against every widget module fetched at once, which is what one
+ * eager bundle would cost; with the ten modules that weigh most before the click. Then the JavaScript of the
+ * widget, the dashboard and the inspector, raw and gzipped, against the libraries each is made of (React's
+ * API, XState, @xstate/react, socket.io-client, zod) bundled alone in the same run: the floor our code sits
+ * on. The widget's React is Preact's compatibility layer; the dashboard's is React itself.
  */
-import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { build } from 'esbuild';
 import { apps, buildApp, repoRoot } from '../scripts/build-apps.ts';
+import { launchBrowser } from '../test/support/browser.ts';
+import { spawnServer, freePort, tempDatabase } from '../test/support/server.ts';
 import { atMost, type Benchmark, type Figure } from './lib/bench.ts';
+import { moduleShares } from './lib/bundle/modules.ts';
+import { measureWidgetTransfer, type WidgetTransfer } from './lib/bundle/transfer.ts';
 import { ratio } from './lib/stats.ts';
 import { reactOnPreact } from '../apps/widget/reactOnPreact.ts';
 
 const KB = 1000;
 const WIDGET_GZIP_TARGET_KB = 100;
+const BEFORE_CLICK_TARGET_KB = 60;
+const WIDGET_DIST = path.join(repoRoot, 'apps/widget/dist');
 
 interface Size {
   files: string[];
@@ -43,7 +51,7 @@ function pageScripts(dist: string): string[] {
     .map((file) => path.join(assets, file));
 }
 
-const LIBRARIES = ['react', 'react-dom/client', 'xstate', '@xstate/react', 'socket.io-client', 'zod'];
+const LIBRARIES = ['react', 'react-dom/client', 'xstate', '@xstate/react', 'socket.io-client', 'zod/mini'];
 
 async function librariesAlone(scratchDir: string, name: string, alias: Record<string, string> = {}): Promise<Size> {
   const entry = path.join(scratchDir, `${name}.js`);
@@ -64,6 +72,27 @@ async function librariesAlone(scratchDir: string, name: string, alias: Record<st
   return measure([outfile]);
 }
 
+/** Every widget module as built, and the share of each source module in those the page loads before a click. */
+function widgetFiles(transfer: WidgetTransfer) {
+  const assets = path.join(WIDGET_DIST, 'widget/assets');
+  const all = readdirSync(assets).filter((file) => file.endsWith('.js')).map((file) => path.join(assets, file));
+  const beforeClick = transfer.beforeClick.files.map((file) => path.join(WIDGET_DIST, file.path)).filter((file) => file.endsWith('.js') && all.includes(file));
+  return { all, beforeClick };
+}
+
+async function widgetTransfer(): Promise<WidgetTransfer> {
+  const db = tempDatabase();
+  const server = await spawnServer({ PORT: String(await freePort()), DATABASE_PATH: db.path });
+  const browser = await launchBrowser();
+  try {
+    return await measureWidgetTransfer(browser, `${server.url}/`);
+  } finally {
+    await browser.close();
+    await server.kill('SIGKILL');
+    db.remove();
+  }
+}
+
 const bundle: Benchmark = {
   name: 'bundle',
   title: 'Bundle size: widget, dashboard and inspector JavaScript, raw and gzip',
@@ -72,7 +101,12 @@ const bundle: Benchmark = {
       log(`building apps/${app.name}`);
       await buildApp(app);
     }
-    const widget = measure([path.join(repoRoot, 'apps/widget/dist/widget.js')]);
+    log('loading the demo page in Chromium');
+    const transfer = await widgetTransfer();
+    const files = widgetFiles(transfer);
+    const shares = moduleShares(files.beforeClick);
+    const eager = files.all.reduce((total, file) => total + readFileSync(existsSync(`${file}.br`) ? `${file}.br` : file).byteLength, 0);
+    const widget = measure([path.join(WIDGET_DIST, 'widget.js'), ...files.all]);
     const dashboard = measure(pageScripts(path.join(repoRoot, 'apps/dashboard/dist')));
     const inspectorDist = path.join(repoRoot, 'apps/inspector/dist');
     const inspector = statSync(path.join(inspectorDist, 'index.html'), { throwIfNoEntry: false }) ? measure(pageScripts(inspectorDist)) : null;
@@ -81,7 +115,31 @@ const bundle: Benchmark = {
     const kb = (bytes: number) => Math.round((bytes / KB) * 10) / 10;
     const figures: Figure[] = [
       {
-        name: 'widget gzip',
+        name: 'widget transferred before the click',
+        value: kb(transfer.beforeClick.transferred),
+        unit: 'kB',
+        baseline: { name: 'every widget module at once (Brotli bodies)', value: kb(eager) },
+        ratio: ratio(transfer.beforeClick.transferred, eager),
+        target: `≤ ${BEFORE_CLICK_TARGET_KB} kB`,
+        met: atMost(transfer.beforeClick.transferred / KB, BEFORE_CLICK_TARGET_KB),
+        note: `${transfer.beforeClick.files.length} requests, headers included; the largest modules before the click: ${shares
+          .slice(0, 10)
+          .map((share) => `${share.module} ${kb(share.bytes)} kB`)
+          .join(', ')} (minified, before compression).`,
+      },
+      {
+        name: 'widget transferred after the click',
+        value: kb(transfer.afterClick.transferred),
+        unit: 'kB',
+        baseline: { name: 'every widget module at once (Brotli bodies)', value: kb(eager) },
+        ratio: ratio(transfer.afterClick.transferred, eager),
+        note: `${transfer.afterClick.files.length} requests: the click adds ${transfer.afterClick.files
+          .filter((file) => !transfer.beforeClick.files.some((before) => before.path === file.path))
+          .map((file) => path.basename(file.path))
+          .join(', ')}.`,
+      },
+      {
+        name: 'widget gzip, every module',
         value: kb(widget.gzip),
         unit: 'kB',
         baseline: { name: 'its libraries alone (React API on Preact)', value: kb(widgetLibraries.gzip) },
@@ -91,7 +149,7 @@ const bundle: Benchmark = {
         note: `The same libraries with React DOM weigh ${kb(libraries.gzip)} kB gzip alone: ${kb(libraries.gzip - widgetLibraries.gzip)} kB more than the widget's runtime.`,
       },
       {
-        name: 'widget raw',
+        name: 'widget raw, every module',
         value: kb(widget.raw),
         unit: 'kB',
         baseline: { name: 'its libraries alone (React API on Preact)', value: kb(widgetLibraries.raw) },
@@ -101,7 +159,7 @@ const bundle: Benchmark = {
       { name: 'dashboard raw', value: kb(dashboard.raw), unit: 'kB' },
       ...(inspector ? [{ name: 'inspector gzip', value: kb(inspector.gzip), unit: 'kB' }, { name: 'inspector raw', value: kb(inspector.raw), unit: 'kB' }] : []),
     ];
-    return { figures, data: { widget, dashboard, inspector, libraries: { ...libraries, modules: LIBRARIES }, widgetLibraries: { ...widgetLibraries, modules: LIBRARIES, alias: reactOnPreact } } };
+    return { figures, data: { transfer, modulesBeforeClick: shares.slice(0, 10), widget, dashboard, inspector, libraries: { ...libraries, modules: LIBRARIES }, widgetLibraries: { ...widgetLibraries, modules: LIBRARIES, alias: reactOnPreact } } };
   },
 };
 

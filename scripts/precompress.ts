@@ -13,8 +13,8 @@ const brotli = promisify(brotliCompress);
 const gzipped = promisify(gzip);
 // Not source maps: only developer tools fetch them, and compressing them at the top level costs seconds a build.
 const COMPRESSIBLE = new Set(['.js', '.css', '.html', '.svg', '.json', '.txt']);
-// Below this, the headers of a compressed response cost more than they save.
-const MIN_BYTES = 512;
+// A variant must save more than its `Content-Encoding` header and the `Vary` it brings cost.
+const HEADER_BYTES = 48;
 
 async function* files(dir: string): AsyncGenerator<string> {
   for (const entry of await readdir(dir, { withFileTypes: true })) {
@@ -29,13 +29,17 @@ export async function precompressDir(dir: string): Promise<number> {
   for await (const file of files(dir)) {
     if (!COMPRESSIBLE.has(path.extname(file))) continue;
     const body = await readFile(file);
-    if (body.byteLength < MIN_BYTES) continue;
     const [br, gz] = await Promise.all([
       brotli(body, { params: { [constants.BROTLI_PARAM_QUALITY]: constants.BROTLI_MAX_QUALITY, [constants.BROTLI_PARAM_SIZE_HINT]: body.byteLength } }),
       gzipped(body, { level: constants.Z_BEST_COMPRESSION }),
     ]);
-    await Promise.all([writeFile(`${file}.br`, br), writeFile(`${file}.gz`, gz)]);
-    written++;
+    const variants: [string, Buffer][] = [
+      ['.br', br],
+      ['.gz', gz],
+    ];
+    const worth = variants.filter(([, variant]) => variant.byteLength + HEADER_BYTES < body.byteLength);
+    await Promise.all(worth.map(([suffix, variant]) => writeFile(file + suffix, variant)));
+    written += worth.length > 0 ? 1 : 0;
   }
   return written;
 }

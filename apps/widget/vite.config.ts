@@ -2,10 +2,12 @@ import react from '@vitejs/plugin-react';
 import { defineConfig } from 'vite';
 import { precompress } from '../../scripts/precompress.ts';
 import { reactOnPreact } from './reactOnPreact.ts';
+import { WIDGET_ASSETS, widgetLoader } from './widgetLoader.ts';
 
-// One classic script a host page embeds with a single tag: an IIFE with its CSS inlined into the bundle.
+// The widget is ES modules under hashed names (its CSS inlined into them), so code a visitor may never run
+// is split off and fetched on demand; `widget.js` is the classic-script loader a host page embeds.
 export default defineConfig({
-  plugins: [react(), precompress()],
+  plugins: [react(), widgetLoader(), precompress()],
   resolve: { alias: reactOnPreact },
   // Library mode leaves process.env alone, and React would then ship its development build.
   define: { 'process.env.NODE_ENV': JSON.stringify('production') },
@@ -15,9 +17,15 @@ export default defineConfig({
     sourcemap: true,
     lib: {
       entry: 'src/main.tsx',
-      name: 'CallchartWidget',
-      formats: ['iife'],
-      fileName: () => 'widget.js',
+      formats: ['es'],
+    },
+    rolldownOptions: {
+      output: {
+        // Library mode leaves ES output unminified, for a consumer's bundler; this is the end product.
+        minify: true,
+        entryFileNames: `${WIDGET_ASSETS}/widget-[hash].js`,
+        chunkFileNames: `${WIDGET_ASSETS}/[name]-[hash].js`,
+      },
     },
   },
 });

@@ -3,14 +3,23 @@ import { createActor, SimulatedClock } from 'xstate';
 import { agentMachine, defaultAgentTimings, type AgentEvent } from './agent.machine.ts';
 import { defaultPeerConnectionTimings } from './peerConnection.machine.ts';
 import { agentView, ringSecondsLeft } from './agent.view.ts';
+import { agentTranslator, type AgentMessage, type Language } from './locales/index.ts';
 
-function viewAfter(events: AgentEvent[], advance: number[] = []) {
+function rawViewAfter(events: AgentEvent[], advance: number[] = []) {
   const clock = new SimulatedClock();
   const actor = createActor(agentMachine, { clock, input: {} });
   actor.start();
   for (const event of events) actor.send(event);
   for (const ms of advance) clock.increment(ms);
   return agentView(actor.getSnapshot());
+}
+
+/** The view as the dashboard shows it in `lang`: its messages put into words. */
+function viewAfter(events: AgentEvent[], advance: number[] = [], lang: Language = 'en') {
+  const translator = agentTranslator(lang);
+  const words = (message: AgentMessage | null) => (message ? translator.text(message) : null);
+  const view = rawViewAfter(events, advance);
+  return { ...view, message: words(view.message), overlay: words(view.overlay) };
 }
 
 const login: AgentEvent = { type: 'login' };
@@ -101,6 +110,13 @@ describe('agentView', () => {
       message: 'The call with Vera has ended: the connection could not be restored in time',
     });
     expect(viewAfter([...inCall, { type: 'hangup' }]).message).toBeNull();
+    expect(rawViewAfter([...inCall, { type: 'call.ended', reason: 'visitor-hangup' }]).message).toEqual({
+      key: 'agent.lastCall.visitorHangup',
+      params: { name: 'Vera' },
+    });
+    expect(viewAfter([...inCall, { type: 'call.ended', reason: 'reassigned' }], [], 'de').message).toBe(
+      'Vera wurde während Ihrer Abwesenheit mit jemand anderem aus dem Team verbunden',
+    );
   });
 
   it("is amber with one notice while the visitor's socket is gone", () => {

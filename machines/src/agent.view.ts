@@ -1,11 +1,12 @@
 /**
  * What the dashboard shows for an agent snapshot (DESIGN §5). Pure, so the dashboard holds no state of
- * its own. The Reconnecting overlay and the failure message are the visitor's, word for word.
+ * its own. Texts are messages of the agent's catalogue (locales/); the Reconnecting overlay and the
+ * failure message are the visitor's, word for word.
  */
 import type { SnapshotFrom } from 'xstate';
 import type { AgentCallEnd, AgentCallEndReason, AgentMachine, AgentPresence } from './agent.machine.ts';
 import { callIndicator, callNotice, type ConnectionIndicator } from './callStatus.ts';
-import { visitorCallTexts } from './visitorCall.view.ts';
+import type { AgentKey, AgentMessage } from './locales/index.ts';
 
 export type AgentControl = 'login' | 'available' | 'away' | 'logout' | 'accept' | 'reject' | 'hangup' | 'dismiss';
 
@@ -22,23 +23,26 @@ export interface AgentView {
   ringing: AgentRingView | null;
   /** Only while a call is being set up, running or has just failed. */
   connection: ConnectionIndicator | null;
-  overlay: string | null;
-  message: string | null;
+  overlay: AgentMessage | null;
+  message: AgentMessage | null;
   controls: AgentControl[];
   showVideo: boolean;
 }
 
-export const agentTexts = {
-  connecting: visitorCallTexts.connecting,
-  mediaFailed: visitorCallTexts.mediaFailed,
-  /** After the server ended the last call, until the next ring: how it ended, when the agent did not end it. */
-  lastCallEnded: {
-    'visitor-hangup': (visitor: string) => `${visitor} ended the call`,
-    'reconnect-timeout': (visitor: string) => `The call with ${visitor} has ended: the connection could not be restored in time`,
-    reassigned: (visitor: string) => `${visitor} was connected to another agent while you were away`,
-    error: (visitor: string) => `The call with ${visitor} ended because of an error`,
-  },
-} as const;
+type LastCallKey = AgentKey & `agent.lastCall.${string}`;
+type Named = Exclude<LastCallKey, `${string}Unnamed`>;
+type Unnamed = LastCallKey & `${string}Unnamed`;
+
+/**
+ * After the server ended the last call, until the next ring: how it ended, when the agent did not end
+ * it. The sentence without a name is a sentence of its own, as languages word it differently.
+ */
+const lastCallEnded: Partial<Record<AgentCallEndReason, { named: Named; unnamed: Unnamed }>> = {
+  'visitor-hangup': { named: 'agent.lastCall.visitorHangup', unnamed: 'agent.lastCall.visitorHangupUnnamed' },
+  'reconnect-timeout': { named: 'agent.lastCall.reconnectTimeout', unnamed: 'agent.lastCall.reconnectTimeoutUnnamed' },
+  reassigned: { named: 'agent.lastCall.reassigned', unnamed: 'agent.lastCall.reassignedUnnamed' },
+  error: { named: 'agent.lastCall.error', unnamed: 'agent.lastCall.errorUnnamed' },
+};
 
 /** Whole seconds left on a ring at `now`, for the countdown; never negative. */
 export function ringSecondsLeft(expiresAt: number, now: number): number {
@@ -47,10 +51,10 @@ export function ringSecondsLeft(expiresAt: number, now: number): number {
 
 type AgentSnapshot = SnapshotFrom<AgentMachine>;
 
-function lastCallMessage(end: AgentCallEnd | null): string | null {
-  const texts: Partial<Record<AgentCallEndReason, (visitor: string) => string>> = agentTexts.lastCallEnded;
-  const text = end ? texts[end.reason] : undefined;
-  return end && text ? text(end.visitorName ?? 'the visitor') : null;
+function lastCallMessage(end: AgentCallEnd | null): AgentMessage | null {
+  const keys = end ? lastCallEnded[end.reason] : undefined;
+  if (!end || !keys) return null;
+  return end.visitorName !== null ? { key: keys.named, params: { name: end.visitorName } } : { key: keys.unnamed };
 }
 
 export function agentView(snapshot: AgentSnapshot): AgentView {
@@ -72,14 +76,14 @@ export function agentView(snapshot: AgentSnapshot): AgentView {
       ...idle,
       presence: 'busy',
       connection: 'amber',
-      message: context.visitorName ? agentTexts.connecting(context.visitorName) : null,
+      message: context.visitorName ? { key: 'call.connecting', params: { name: context.visitorName } } : null,
       controls: ['hangup'],
       showVideo: true,
     };
   }
   if (snapshot.matches('inCall')) {
     const media = snapshot.children.media?.getSnapshot();
-    const peer = { away: snapshot.matches({ inCall: { peer: 'away' } }), name: context.visitorName ?? 'the visitor' };
+    const peer = { away: snapshot.matches({ inCall: { peer: 'away' } }), name: context.visitorName, role: 'visitor' } as const;
     return {
       ...idle,
       presence: 'busy',
@@ -90,5 +94,5 @@ export function agentView(snapshot: AgentSnapshot): AgentView {
     };
   }
   // callFailed
-  return { ...idle, presence: 'busy', connection: 'red', message: agentTexts.mediaFailed, controls: ['dismiss'] };
+  return { ...idle, presence: 'busy', connection: 'red', message: { key: 'call.mediaFailed' }, controls: ['dismiss'] };
 }

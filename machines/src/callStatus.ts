@@ -4,26 +4,17 @@
  * screens always tell the same story (DESIGN §5).
  */
 import type { SnapshotFrom } from 'xstate';
+import type { CallMessage, CallPlainKey } from './locales/index.ts';
 import type { PeerConnectionMachine } from './peerConnection.machine.ts';
 
 export type ConnectionIndicator = 'green' | 'amber' | 'red';
 
 /** The words beside the indicator, for people who cannot see its colour. */
-export const connectionIndicatorLabels: Record<ConnectionIndicator, string> = {
-  green: 'Connection good',
-  amber: 'Connection unstable',
-  red: 'Connection lost',
+export const connectionIndicatorLabels: Record<ConnectionIndicator, CallPlainKey> = {
+  green: 'call.connection.green',
+  amber: 'call.connection.amber',
+  red: 'call.connection.red',
 };
-
-/** The sentences about a running call's connection, on both screens. */
-export const callStatusTexts = {
-  /** Both people's sockets are with the server and the media path is down: nobody is to blame. */
-  reconnecting: (attempt: number, maxAttempts: number) => `Connection problem, reconnecting… (attempt ${attempt} of ${maxAttempts})`,
-  /** The other person's socket is gone; the call waits for them. */
-  waitingFor: (name: string) => `Connection lost, waiting for ${name}…`,
-  /** This browser says it has no network: told at once, before any connection notices. */
-  offline: "You're offline; we'll reconnect when your network is back",
-} as const;
 
 /** A peerConnection child's snapshot, or whatever stands in for it (tests use inert doubles). */
 export type CallMediaSnapshot = SnapshotFrom<PeerConnectionMachine>;
@@ -31,9 +22,15 @@ export type CallMediaSnapshot = SnapshotFrom<PeerConnectionMachine>;
 export interface CallPeer {
   /** The other person's socket is gone, as the server reports it. */
   away: boolean;
-  /** How this screen names the other person. */
-  name: string;
+  /** The other person's name, when this screen knows it. */
+  name: string | null;
+  /** Who the other person is, for naming them without a name. */
+  role: 'agent' | 'visitor';
 }
+
+/** The other person's socket is gone; the call waits for them. */
+const waitingFor = ({ name, role }: CallPeer): CallMessage =>
+  name !== null ? { key: 'call.waitingFor', params: { name } } : { key: role === 'agent' ? 'call.waitingForAgent' : 'call.waitingForVisitor' };
 
 const reconnectingState = (media: CallMediaSnapshot): string | null => {
   const value: unknown = media.value;
@@ -47,10 +44,11 @@ const reconnectingState = (media: CallMediaSnapshot): string | null => {
  * it), then the other person gone (nothing to do but wait for them), then the path down with both
  * present. `unstable` often heals by itself within the grace period, so it shows nothing.
  */
-export function callNotice(media: CallMediaSnapshot | undefined, peer: CallPeer): string | null {
+export function callNotice(media: CallMediaSnapshot | undefined, peer: CallPeer): CallMessage | null {
   const running = media?.status === 'active' ? media : undefined;
-  if (running && !running.context.online) return callStatusTexts.offline;
-  if (peer.away) return callStatusTexts.waitingFor(peer.name);
+  // This browser says it has no network: told at once, before any connection notices.
+  if (running && !running.context.online) return { key: 'call.offline' };
+  if (peer.away) return waitingFor(peer);
   if (!running) return null;
   const state = reconnectingState(running);
   if (state === null) return null;
@@ -58,7 +56,8 @@ export function callNotice(media: CallMediaSnapshot | undefined, peer: CallPeer)
   // An attempt in progress, or the media it brought back being proven, is that attempt; in the waits no
   // attempt is spent yet, so the person is told which one comes next.
   const attempt = state === 'attempting' || state === 'verifying' ? attempts : attempts + 1;
-  return callStatusTexts.reconnecting(Math.min(Math.max(attempt, 1), maxAttempts), maxAttempts);
+  // Both people's sockets are with the server and the media path is down: nobody is to blame.
+  return { key: 'call.reconnecting', params: { attempt: Math.min(Math.max(attempt, 1), maxAttempts), maxAttempts } };
 }
 
 /** Green only while media is proven to flow and the other person is there; red when it cannot be. */

@@ -1,6 +1,7 @@
 export * from './peerConnection.machine.ts';
 export * from './peerConnection.phase.ts';
 export * from './signaling.machine.ts';
+export * from './signaling.view.ts';
 export * from './visitorCall.machine.ts';
 export * from './callStatus.ts';
 export * from './visitorCall.view.ts';
@@ -11,3 +12,5 @@ export { compareForAssignment, eligibleAgents, isEligible, nextAgent } from './r
 export * from './callSession.machine.ts';
 export * from './protocol.ts';
 export * from './inspection.ts';
+export * from './http.ts';
+export * from './inspection.wire.ts';

@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, expectTypeOf, it } from 'vitest';
-import type { z } from 'zod';
+import type { z } from 'zod/mini';
 import {
   CLIENT_EVENT_NAMES,
   HandshakeAuth,
@@ -108,8 +108,8 @@ function serverSample(event: ServerEventName): Record<string, unknown> {
   return structuredClone(serverSamples[event]) as Record<string, unknown>;
 }
 
-function shapeOf(schema: z.ZodObject): Record<string, z.ZodType> {
-  return schema.shape as Record<string, z.ZodType>;
+function shapeOf(schema: z.ZodMiniObject): Record<string, z.ZodMiniType> {
+  return schema.shape as Record<string, z.ZodMiniType>;
 }
 
 function expectFailure(result: { ok: boolean }): ParseFailure['error'] {

@@ -7,7 +7,9 @@
  * invalid payload becomes a `ProtocolError` whose `field` names the first offending field, so the
  * sender can be told exactly what was wrong and the receiver changes nothing.
  */
-import { z } from 'zod';
+// zod/mini: the same schemas as zod's classic API, but tree-shakable, because this module also runs in
+// the visitor's widget, where every kilobyte is downloaded by someone else's site.
+import { z } from 'zod/mini';
 
 // ---------------------------------------------------------------------------------------------
 // Limits
@@ -72,40 +74,37 @@ const TOKEN_PATTERN = /^[A-Za-z0-9._~+/=-]+$/;
 const NAME_PATTERN = /^(?=.*\S)(?:[^\p{Cc}\p{Cf}\p{Zl}\p{Zp}]|[\u200C\u200D])+$/u;
 const ICE_URL_PATTERN = /^(stun|stuns|turn|turns):[^\s]+$/;
 
+const notEmpty = z.minLength(1, { error: 'must not be empty' });
+// `abort`: an oversized string is rejected on its length alone, before a pattern walks it.
+const atMostChars = (limit: number) => z.maxLength(limit, { error: `must be at most ${limit} characters`, abort: true });
+const atMostBytes = (limit: number) =>
+  z.refine<string>((text) => fitsInBytes(text, limit), { error: `must be at most ${limit} bytes of UTF-8`, abort: true });
+
 /** A call, request, user or pool id: 1–128 characters of `A–Z a–z 0–9 . _ : -`. */
 export const Id = z
   .string()
-  .min(1, { error: 'must not be empty' })
-  .max(MAX_ID_LENGTH, { error: `must be at most ${MAX_ID_LENGTH} characters`, abort: true })
-  .regex(ID_PATTERN, { error: 'may only contain letters, digits, ".", "_", ":" and "-"' });
+  .check(notEmpty, atMostChars(MAX_ID_LENGTH), z.regex(ID_PATTERN, { error: 'may only contain letters, digits, ".", "_", ":" and "-"' }));
 
 /** An opaque signed token (auth or resume). */
 export const Token = z
   .string()
-  .min(1, { error: 'must not be empty' })
-  .max(MAX_TOKEN_LENGTH, { error: `must be at most ${MAX_TOKEN_LENGTH} characters`, abort: true })
-  .regex(TOKEN_PATTERN, { error: 'must be a base64 or base64url token' });
+  .check(notEmpty, atMostChars(MAX_TOKEN_LENGTH), z.regex(TOKEN_PATTERN, { error: 'must be a base64 or base64url token' }));
 
 /** A display name shown to the other party. */
 export const DisplayName = z
   .string()
-  .min(1, { error: 'must not be empty' })
-  .max(MAX_NAME_LENGTH, { error: `must be at most ${MAX_NAME_LENGTH} characters`, abort: true })
-  .regex(NAME_PATTERN, { error: 'must contain visible text and no control characters' });
+  .check(notEmpty, atMostChars(MAX_NAME_LENGTH), z.regex(NAME_PATTERN, { error: 'must contain visible text and no control characters' }));
 
 /** A session description: starts with `v=0` and is at most `MAX_SDP_BYTES` bytes of UTF-8. */
 export const Sdp = z
   .string()
-  .refine((sdp) => fitsInBytes(sdp, MAX_SDP_BYTES), {
-    error: `must be at most ${MAX_SDP_BYTES} bytes of UTF-8`,
-    abort: true,
-  })
-  .refine((sdp) => sdp.startsWith('v=0'), { error: 'must be an SDP starting with "v=0"' });
+  .check(atMostBytes(MAX_SDP_BYTES), z.refine((sdp: string) => sdp.startsWith('v=0'), { error: 'must be an SDP starting with "v=0"' }));
 
 /** Epoch milliseconds, as supplied by an adapter's clock. */
-export const EpochMs = z.int({ error: 'must be an integer number of milliseconds' }).nonnegative();
+export const EpochMs = z.int({ error: 'must be an integer number of milliseconds' }).check(z.nonnegative());
 
-const Attempt = z.int().min(1).max(MAX_ATTEMPT);
+const Attempt = z.int().check(z.gte(1), z.lte(MAX_ATTEMPT));
+const QueuePosition = z.int().check(z.gte(1), z.lte(1_000_000));
 
 /**
  * The JSON form of an `RTCIceCandidate` (`candidate.toJSON()`). An empty `candidate` string is the
@@ -114,29 +113,27 @@ const Attempt = z.int().min(1).max(MAX_ATTEMPT);
 export const IceCandidate = z.strictObject({
   candidate: z
     .string()
-    .refine((line) => fitsInBytes(line, MAX_CANDIDATE_BYTES), {
-      error: `must be at most ${MAX_CANDIDATE_BYTES} bytes of UTF-8`,
-      abort: true,
-    })
-    .refine((line) => line === '' || line.startsWith('candidate:'), {
-      error: 'must be empty or an ICE candidate line starting with "candidate:"',
-    }),
-  sdpMid: z.string().max(256).nullable().optional(),
-  sdpMLineIndex: z.int().min(0).max(65_535).nullable().optional(),
-  usernameFragment: z.string().max(256).nullable().optional(),
+    .check(
+      atMostBytes(MAX_CANDIDATE_BYTES),
+      z.refine((line: string) => line === '' || line.startsWith('candidate:'), {
+        error: 'must be empty or an ICE candidate line starting with "candidate:"',
+      }),
+    ),
+  sdpMid: z.optional(z.nullable(z.string().check(z.maxLength(256)))),
+  sdpMLineIndex: z.optional(z.nullable(z.int().check(z.gte(0), z.lte(65_535)))),
+  usernameFragment: z.optional(z.nullable(z.string().check(z.maxLength(256)))),
 });
 export type IceCandidate = z.infer<typeof IceCandidate>;
 
 const IceUrl = z
   .string()
-  .max(512, { abort: true })
-  .regex(ICE_URL_PATTERN, { error: 'must be a stun:, stuns:, turn: or turns: URL' });
+  .check(z.maxLength(512, { abort: true }), z.regex(ICE_URL_PATTERN, { error: 'must be a stun:, stuns:, turn: or turns: URL' }));
 
 /** The part of `RTCIceServer` a server hands to clients. */
 export const IceServer = z.strictObject({
-  urls: z.union([IceUrl, z.array(IceUrl).min(1).max(MAX_ICE_SERVERS)]),
-  username: z.string().max(512).optional(),
-  credential: z.string().max(512).optional(),
+  urls: z.union([IceUrl, z.array(IceUrl).check(z.minLength(1), z.maxLength(MAX_ICE_SERVERS))]),
+  username: z.optional(z.string().check(z.maxLength(512))),
+  credential: z.optional(z.string().check(z.maxLength(512))),
 });
 export type IceServer = z.infer<typeof IceServer>;
 
@@ -158,8 +155,8 @@ export type ProtocolErrorCode = z.infer<typeof ProtocolErrorCode>;
 /** A typed error: `message` is one sentence a user may see; `field` names the offending field. */
 export const ProtocolError = z.strictObject({
   code: ProtocolErrorCode,
-  message: z.string().min(1).max(MAX_ERROR_MESSAGE_LENGTH),
-  field: z.string().min(1).max(256).optional(),
+  message: z.string().check(z.minLength(1), z.maxLength(MAX_ERROR_MESSAGE_LENGTH)),
+  field: z.optional(z.string().check(z.minLength(1), z.maxLength(256))),
 });
 export type ProtocolError = z.infer<typeof ProtocolError>;
 
@@ -196,7 +193,7 @@ export type CallLegState = z.infer<typeof CallLegState>;
 /** Sent in Socket.IO's `auth` option, never as a message, so it cannot be overtaken by emits. */
 export const HandshakeAuth = z.strictObject({
   token: Token,
-  resumeToken: Token.optional(),
+  resumeToken: z.optional(Token),
 });
 export type HandshakeAuth = z.infer<typeof HandshakeAuth>;
 
@@ -214,20 +211,22 @@ export const INSPECTABLE_CLIENT_ACTORS = ['visitorCall', 'agent', 'peerConnectio
 const InspectClientEntry = z
   .strictObject({
     at: EpochMs,
-    actorId: Id.optional(),
-    event: z.looseObject({ type: z.string().min(1, { error: 'must not be empty' }).max(MAX_ID_LENGTH) }),
+    actorId: z.optional(Id),
+    event: z.looseObject({ type: z.string().check(notEmpty, z.maxLength(MAX_ID_LENGTH)) }),
     state: z.unknown(),
-    context: z.unknown().optional(),
+    context: z.optional(z.unknown()),
   })
-  .refine((entry) => fitsInBytes(JSON.stringify(entry) ?? '', MAX_INSPECT_ENTRY_BYTES), {
-    error: `must be at most ${MAX_INSPECT_ENTRY_BYTES} bytes of JSON`,
-  });
+  .check(
+    z.refine((entry: unknown) => fitsInBytes(JSON.stringify(entry) ?? '', MAX_INSPECT_ENTRY_BYTES), {
+      error: `must be at most ${MAX_INSPECT_ENTRY_BYTES} bytes of JSON`,
+    }),
+  );
 
 export const clientEventSchemas = {
   'session.resume': z.strictObject({ resumeToken: Token }),
   /** Proves the socket alive: its acknowledgement is the answer. Sent when the path under it is in doubt. */
   'session.ping': z.strictObject({}),
-  'visitor.request': z.strictObject({ pool: Id, name: DisplayName.optional() }),
+  'visitor.request': z.strictObject({ pool: Id, name: z.optional(DisplayName) }),
   'visitor.cancel': RequestRef,
   'agent.presence': z.strictObject({ status: z.enum(['available', 'away']) }),
   'agent.accept': RequestRef,
@@ -244,31 +243,35 @@ export const clientEventSchemas = {
   'call.media': z.strictObject({
     callId: Id,
     state: z.enum(['connected', 'reconnecting', 'failed']),
-    attempt: Attempt.optional(),
+    attempt: z.optional(Attempt),
   }),
   'call.telemetry': z.strictObject({
     callId: Id,
     attempt: Attempt,
     at: EpochMs,
-    durationMs: z.number().nonnegative().max(86_400_000),
+    durationMs: z.number().check(z.nonnegative(), z.lte(86_400_000)),
     outcome: z.enum(['recovered', 'failed']),
   }),
   'call.hangup': CallRef,
   /** The sender's own machines, for the live inspector; accepted only when the server enables it. */
   'inspect.client': z
     .strictObject({
-      callId: Id.optional(),
-      requestId: Id.optional(),
+      callId: z.optional(Id),
+      requestId: z.optional(Id),
       actor: z.enum(INSPECTABLE_CLIENT_ACTORS),
       entries: z
         .array(InspectClientEntry)
-        .min(1, { error: 'must not be empty' })
-        .max(MAX_INSPECT_ENTRIES, { error: `must have at most ${MAX_INSPECT_ENTRIES} entries` }),
+        .check(
+          z.minLength(1, { error: 'must not be empty' }),
+          z.maxLength(MAX_INSPECT_ENTRIES, { error: `must have at most ${MAX_INSPECT_ENTRIES} entries` }),
+        ),
     })
-    .refine((data) => data.callId !== undefined || data.requestId !== undefined, {
-      error: 'is required when requestId is missing',
-      path: ['callId'],
-    }),
+    .check(
+      z.refine((data: { callId?: string | undefined; requestId?: string | undefined }) => data.callId !== undefined || data.requestId !== undefined, {
+        error: 'is required when requestId is missing',
+        path: ['callId'],
+      }),
+    ),
 } as const;
 
 const NoData = z.strictObject({});
@@ -292,7 +295,7 @@ export const clientAckDataSchemas = {
   'call.telemetry': NoData,
   'call.hangup': NoData,
   'inspect.client': NoData,
-} as const satisfies Record<keyof typeof clientEventSchemas, z.ZodObject>;
+} as const satisfies Record<keyof typeof clientEventSchemas, z.ZodMiniObject>;
 
 export type ClientEventName = keyof typeof clientEventSchemas;
 export type ClientPayload<E extends ClientEventName> = z.infer<(typeof clientEventSchemas)[E]>;
@@ -310,8 +313,8 @@ export type ClientAck<E extends ClientEventName> = Ack<ClientAckData<E>>;
 
 const AckFailure = z.strictObject({ ok: z.literal(false), error: ProtocolError });
 
-function ackSchema(data: z.ZodObject): z.ZodType {
-  return z.discriminatedUnion('ok', [data.extend({ ok: z.literal(true) }), AckFailure]);
+function ackSchema(data: z.ZodMiniObject): z.ZodMiniType {
+  return z.discriminatedUnion('ok', [z.extend(data, { ok: z.literal(true) }), AckFailure]);
 }
 
 export const CLIENT_EVENT_NAMES = Object.keys(clientEventSchemas) as ClientEventName[];
@@ -323,33 +326,33 @@ const RelayedSdp = z.strictObject({ callId: Id, sdp: Sdp });
 
 export const serverEventSchemas = {
   // `inspect`: the server takes `inspect.client` reports from this socket (a development setting).
-  'session.ready': z.strictObject({ resumeToken: Token, role: SessionRole, userId: Id, inspect: z.boolean().optional() }),
+  'session.ready': z.strictObject({ resumeToken: Token, role: SessionRole, userId: Id, inspect: z.optional(z.boolean()) }),
   'session.resumed': z.strictObject({
-    call: z
-      .strictObject({
+    call: z.nullable(
+      z.strictObject({
         callId: Id,
         role: MediaRole,
         peerName: DisplayName,
         state: z.enum(['connecting', 'active', 'paused']),
-      })
-      .nullable(),
+      }),
+    ),
     /** Where a request not yet in a call stands, so a client that was away catches up on what it missed. */
-    request: z
-      .strictObject({
+    request: z.nullable(
+      z.strictObject({
         requestId: Id,
         // `searching`: the request waited for this visitor to come back, and looks for an agent now.
         state: z.enum(['searching', 'ringing', 'queued']),
-        agentName: DisplayName.optional(),
-        position: z.int().min(1).max(1_000_000).optional(),
-      })
-      .nullable(),
+        agentName: z.optional(DisplayName),
+        position: z.optional(QueuePosition),
+      }),
+    ),
   }),
   'session.expired': z.strictObject({}),
   'routing.update': z.strictObject({
     requestId: Id,
     state: z.enum(['searching', 'ringing', 'reassigning', 'queued']),
-    agentName: DisplayName.optional(),
-    position: z.int().min(1).max(1_000_000).optional(),
+    agentName: z.optional(DisplayName),
+    position: z.optional(QueuePosition),
   }),
   'routing.ended': z.strictObject({
     requestId: Id,
@@ -361,8 +364,8 @@ export const serverEventSchemas = {
     callId: Id,
     role: MediaRole,
     peerName: DisplayName,
-    iceServers: z.array(IceServer).max(MAX_ICE_SERVERS),
-    iceTransportPolicy: z.enum(['all', 'relay']).optional(),
+    iceServers: z.array(IceServer).check(z.maxLength(MAX_ICE_SERVERS)),
+    iceTransportPolicy: z.optional(z.enum(['all', 'relay'])),
   }),
   'signal.offer': RelayedSdp,
   'signal.answer': RelayedSdp,
@@ -502,7 +505,7 @@ function unknownEvent(): ParseFailure {
   return { ok: false, error: { code: 'unknown-event', message: 'This event is not part of the protocol.' } };
 }
 
-function validate(schema: z.ZodType, payload: unknown): { ok: true; data: unknown } | ParseFailure {
+function validate(schema: z.ZodMiniType, payload: unknown): { ok: true; data: unknown } | ParseFailure {
   try {
     const result = schema.safeParse(payload, { error: issueFragment });
     return result.success ? { ok: true, data: result.data } : invalidPayload(result.error.issues[0]);
@@ -536,7 +539,7 @@ export function parseServerEvent(event: string, payload: unknown): ParsedServerE
 
 const clientAckSchemas = Object.fromEntries(
   CLIENT_EVENT_NAMES.map((event) => [event, ackSchema(clientAckDataSchemas[event])]),
-) as Record<ClientEventName, z.ZodType>;
+) as Record<ClientEventName, z.ZodMiniType>;
 
 /**
  * Validates the acknowledgement a client received for `event`. A malformed reply becomes a

@@ -1,15 +1,24 @@
 import { describe, expect, it } from 'vitest';
 import { createActor, SimulatedClock } from 'xstate';
+import { visitorTranslator, type Language, type VisitorMessage } from './locales/index.ts';
 import { visitorCallMachine, type VisitorCallEvent } from './visitorCall.machine.ts';
 import { visitorControlLabels, visitorView } from './visitorCall.view.ts';
 
-function viewAfter(events: VisitorCallEvent[], advance: number[] = []) {
+function rawViewAfter(events: VisitorCallEvent[], advance: number[] = []) {
   const clock = new SimulatedClock();
   const actor = createActor(visitorCallMachine, { clock, input: {} });
   actor.start();
   for (const event of events) actor.send(event);
   for (const ms of advance) clock.increment(ms);
   return visitorView(actor.getSnapshot());
+}
+
+/** The view as the widget shows it in `lang`: its messages put into words. */
+function viewAfter(events: VisitorCallEvent[], advance: number[] = [], lang: Language = 'en') {
+  const translator = visitorTranslator(lang);
+  const words = (message: VisitorMessage | null) => (message ? translator.text(message) : null);
+  const view = rawViewAfter(events, advance);
+  return { ...view, message: words(view.message), overlay: words(view.overlay) };
 }
 
 const request: VisitorCallEvent = { type: 'call.request' };
@@ -22,7 +31,14 @@ const inCall = [request, accepted, connected, flowing];
 describe('visitorView', () => {
   it('offers "Call an agent" when idle', () => {
     expect(viewAfter([])).toEqual({ message: null, overlay: null, connection: null, controls: ['call'], showVideo: false });
-    expect(visitorControlLabels.call).toBe('Call an agent');
+    expect(visitorTranslator('en').t(visitorControlLabels.call)).toBe('Call an agent');
+    expect(visitorTranslator('de').t(visitorControlLabels.call)).toBe('Videoanruf starten');
+  });
+
+  it('names its texts by key and values, in no language of its own', () => {
+    expect(rawViewAfter([request, { type: 'routing.queued', position: 4 }]).message).toEqual({ key: 'visitor.queued', params: { position: 4 } });
+    expect(viewAfter([request, { type: 'routing.queued', position: 4 }], [], 'de').message).toBe('Sie sind Nummer 4 in der Warteschlange');
+    expect(viewAfter([...inCall, { type: 'peer.away' }], [], 'de').overlay).toBe('Verbindung unterbrochen, wir warten auf Ada…');
   });
 
   it('shows "Finding an agent…" while searching, with cancel', () => {

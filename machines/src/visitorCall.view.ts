@@ -1,17 +1,19 @@
 /**
  * What the widget shows for a visitorCall snapshot (DESIGN §5). Pure, so the widget holds no state of
- * its own and every text can be tested without a browser.
+ * its own and every text can be tested without a browser. Texts are messages of the visitor's
+ * catalogue (locales/), which the widget puts into the visitor's language.
  */
 import type { SnapshotFrom } from 'xstate';
-import { callIndicator, callNotice, callStatusTexts, type ConnectionIndicator } from './callStatus.ts';
+import { callIndicator, callNotice, type ConnectionIndicator } from './callStatus.ts';
+import type { VisitorMessage, VisitorPlainKey } from './locales/index.ts';
 import type { VisitorCallMachine, VisitorEndReason } from './visitorCall.machine.ts';
 
 export type VisitorControl = 'call' | 'cancel' | 'mute' | 'hangup' | 'retry';
 
 export interface VisitorView {
-  message: string | null;
+  message: VisitorMessage | null;
   /** Over the video while the call runs: at most one notice about its connection. */
-  overlay: string | null;
+  overlay: VisitorMessage | null;
   /** The widget's status dot while a call is set up or runs; null outside one (the socket's state applies). */
   connection: ConnectionIndicator | null;
   controls: VisitorControl[];
@@ -19,27 +21,13 @@ export interface VisitorView {
 }
 
 /** Labels of the widget's buttons. */
-export const visitorControlLabels: Record<VisitorControl, string> = {
-  call: 'Call an agent',
-  cancel: 'Cancel',
-  mute: 'Mute',
-  hangup: 'Hang up',
-  retry: 'Retry',
+export const visitorControlLabels: Record<VisitorControl, VisitorPlainKey> = {
+  call: 'visitor.control.call',
+  cancel: 'visitor.control.cancel',
+  mute: 'visitor.control.mute',
+  hangup: 'visitor.control.hangup',
+  retry: 'visitor.control.retry',
 };
-
-/** The sentences a visitor may see; the agent's dashboard reuses the media ones. */
-export const visitorCallTexts = {
-  searching: 'Finding an agent…',
-  queued: (position: number) => `You are number ${position} in line`,
-  ringing: (agentName: string) => `Ringing ${agentName}…`,
-  reassigning: 'Your agent is unavailable, connecting you to another agent…',
-  connecting: (name: string) => `Connecting to ${name}…`,
-  ...callStatusTexts,
-  mediaFailed: "We couldn't reconnect the call",
-  reconnectTimeout: 'The connection could not be restored in time, so the call has ended',
-  noAgents: 'No agents are available right now',
-  callEnded: 'The call has ended',
-} as const;
 
 type VisitorSnapshot = SnapshotFrom<VisitorCallMachine>;
 
@@ -47,17 +35,17 @@ function endedView(reason: VisitorEndReason | null): VisitorView {
   const base = { overlay: null, connection: null, showVideo: false };
   switch (reason) {
     case 'reconnect-timeout':
-      return { ...base, message: visitorCallTexts.reconnectTimeout, controls: ['retry'] };
+      return { ...base, message: { key: 'visitor.reconnectTimeout' }, controls: ['retry'] };
     case 'media-failed':
     case 'connect-failed':
     case 'error':
-      return { ...base, message: visitorCallTexts.mediaFailed, controls: ['retry'] };
+      return { ...base, message: { key: 'call.mediaFailed' }, controls: ['retry'] };
     case 'no-agents':
     case 'reassign-limit':
-      return { ...base, message: visitorCallTexts.noAgents, controls: ['retry'] };
+      return { ...base, message: { key: 'visitor.noAgents' }, controls: ['retry'] };
     case 'hangup':
     case 'agent-hangup':
-      return { ...base, message: visitorCallTexts.callEnded, controls: ['call'] };
+      return { ...base, message: { key: 'visitor.callEnded' }, controls: ['call'] };
     case 'cancelled':
     case null:
       return { ...base, message: null, controls: ['call'] };
@@ -66,19 +54,21 @@ function endedView(reason: VisitorEndReason | null): VisitorView {
 
 export function visitorView(snapshot: VisitorSnapshot): VisitorView {
   const { context } = snapshot;
-  const waiting = (message: string): VisitorView => ({ message, overlay: null, connection: null, controls: ['cancel'], showVideo: false });
+  const waiting = (message: VisitorMessage): VisitorView => ({ message, overlay: null, connection: null, controls: ['cancel'], showVideo: false });
+
+  const searching: VisitorMessage = { key: 'visitor.searching' };
 
   if (snapshot.matches({ waiting: 'ringing' })) {
-    return waiting(context.agentName ? visitorCallTexts.ringing(context.agentName) : visitorCallTexts.searching);
+    return waiting(context.agentName ? { key: 'visitor.ringing', params: { name: context.agentName } } : searching);
   }
   if (snapshot.matches({ waiting: 'queued' })) {
-    return waiting(context.queuePosition !== null ? visitorCallTexts.queued(context.queuePosition) : visitorCallTexts.searching);
+    return waiting(context.queuePosition !== null ? { key: 'visitor.queued', params: { position: context.queuePosition } } : searching);
   }
-  if (snapshot.matches({ waiting: 'reassigning' })) return waiting(visitorCallTexts.reassigning);
-  if (snapshot.matches('waiting')) return waiting(visitorCallTexts.searching);
+  if (snapshot.matches({ waiting: 'reassigning' })) return waiting({ key: 'visitor.reassigning' });
+  if (snapshot.matches('waiting')) return waiting(searching);
   if (snapshot.matches('connecting')) {
     return {
-      message: context.agentName ? visitorCallTexts.connecting(context.agentName) : null,
+      message: context.agentName ? { key: 'call.connecting', params: { name: context.agentName } } : null,
       overlay: null,
       connection: 'amber',
       controls: ['mute', 'hangup'],
@@ -87,7 +77,7 @@ export function visitorView(snapshot: VisitorSnapshot): VisitorView {
   }
   if (snapshot.matches('inCall')) {
     const media = snapshot.children.media?.getSnapshot();
-    const peer = { away: snapshot.matches({ inCall: { peer: 'away' } }), name: context.agentName ?? 'your agent' };
+    const peer = { away: snapshot.matches({ inCall: { peer: 'away' } }), name: context.agentName, role: 'agent' } as const;
     return {
       message: null,
       overlay: callNotice(media, peer),

@@ -3,6 +3,7 @@
  * checked at login. The file holds demo passwords in plain text; only their hashes reach the database.
  */
 import { readFileSync } from 'node:fs';
+import { MAX_PASSWORD_LENGTH } from '@callchart/machines';
 import { DisplayName, Id } from '@callchart/machines/protocol';
 import { z } from 'zod';
 import { hashPassword, verifyPassword } from './auth.ts';
@@ -13,7 +14,6 @@ export const AGENT_ROLES = ['agent', 'inspector'] as const;
 export type AgentRole = (typeof AGENT_ROLES)[number];
 
 const MIN_PASSWORD_LENGTH = 8;
-export const MAX_PASSWORD_LENGTH = 1_024;
 
 const AgentSeed = z.strictObject({
   id: Id,

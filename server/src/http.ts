@@ -2,36 +2,42 @@
  * The HTTP API: agent login, visitor sessions, and call history with its reconnection telemetry.
  * Everything under /api answers JSON, errors included, as `{ error: { code, message, field? } }`, so
  * the widget and the dashboard handle one shape. Pages and Socket.IO are mounted beside it.
+ *
+ * Each endpoint is a route of the protocol's (machines/src/http.ts): its path, the schemas its request is
+ * validated with and the one its answer is typed by, all of which the OpenAPI document is made from.
  */
 import { randomUUID } from 'node:crypto';
-import { DisplayName, Id } from '@callchart/machines/protocol';
+import {
+  callDetailRoute,
+  callExportRoute,
+  callListRoute,
+  healthRoute,
+  loginRoute,
+  metricsRoute,
+  openApiRoute,
+  readyRoute,
+  visitorSessionRoute,
+  type CallTelemetry,
+  type HttpErrorCode,
+  type HttpRoute,
+  type RouteReply,
+} from '@callchart/machines';
 import cors from 'cors';
-import express, { type ErrorRequestHandler, type Express, type Request, type RequestHandler, type Router } from 'express';
-import { z } from 'zod';
-import { authenticateAgent, isInspector, MAX_PASSWORD_LENGTH } from './agents.ts';
+import express, { type ErrorRequestHandler, type Express, type Request, type RequestHandler, type Response, type Router } from 'express';
+import { z } from 'zod/mini';
+import { authenticateAgent, isInspector } from './agents.ts';
 import { AuthError, type Auth, type Principal } from './auth.ts';
 import type { ServerConfig } from './config.ts';
 import { toCsv } from './csv.ts';
 import type { Logger } from './logger.ts';
 import type { Metrics } from './metrics.ts';
+import { openApiDocument } from './openapi.ts';
 import { originAllowed, type AllowedOrigins } from './origins.ts';
 import type { CallRecord, Store, TelemetryRecord } from './store.ts';
 import { firstIssue, issueFragment } from './validation.ts';
 
 export const MAX_BODY_BYTES = 16 * 1024;
-export const DEFAULT_HISTORY_PAGE = 50;
-export const MAX_HISTORY_PAGE = 100;
 const DEFAULT_VISITOR_NAME = 'Visitor';
-
-export type HttpErrorCode =
-  | 'invalid-payload'
-  | 'unauthorized'
-  | 'forbidden'
-  | 'origin-not-allowed'
-  | 'not-found'
-  | 'payload-too-large'
-  | 'unsupported-media-type'
-  | 'internal';
 
 /** An error a client is meant to see: `message` is one sentence, `field` names what to fix. */
 export class HttpError extends Error {
@@ -57,37 +63,23 @@ export interface HttpDeps {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Request shapes
+// Requests and answers
 
-const LoginBody = z.strictObject({
-  email: z.string().trim().min(1).max(254),
-  password: z.string().min(1).max(MAX_PASSWORD_LENGTH),
-});
-
-const VisitorSessionBody = z.strictObject({
-  name: DisplayName.optional(),
-});
-
-const CallListQuery = z.object({
-  limit: z
-    .string()
-    .regex(/^\d+$/, { error: 'must be a whole number' })
-    .transform(Number)
-    .pipe(z.number().min(1).max(MAX_HISTORY_PAGE))
-    .default(DEFAULT_HISTORY_PAGE),
-  before: Id.optional(),
-});
-
-const ExportQuery = z.object({
-  format: z.enum(['json', 'csv']).default('json'),
-});
-
-function parse<T>(schema: z.ZodType<T>, value: unknown, where: 'body' | 'query'): T {
-  const result = schema.safeParse(value, { error: issueFragment });
+function parse<S extends z.core.$ZodType>(schema: S, value: unknown, where: 'body' | 'query'): z.output<S> {
+  const result = z.safeParse(schema, value, { error: issueFragment });
   if (result.success) return result.data;
   const { field, fragment } = firstIssue(result.error);
   const message = field === undefined ? `The ${where} ${fragment}.` : `Field "${field}" ${fragment}.`;
   throw new HttpError(400, 'invalid-payload', message, field);
+}
+
+/** Express's form of a route's path, relative to where its router is mounted (`/api`). */
+function expressPath(route: HttpRoute, mount = ''): string {
+  return route.path.slice(mount.length).replace(/\{(\w+)\}/g, ':$1');
+}
+
+function reply<R extends HttpRoute>(res: Response, route: R, body: RouteReply<R>): void {
+  res.status(route.status).json(body);
 }
 
 // express.json() leaves `req.body` undefined both when there is no body and when it is not JSON; only
@@ -117,10 +109,11 @@ async function requireAgent(req: Request, auth: Auth): Promise<Extract<Principal
   return principal;
 }
 
-// An agent may not learn that someone else's call exists, so those calls are "not found" too.
-function visibleCall(store: Store, id: string, agent: Extract<Principal, { kind: 'agent' }>): CallRecord {
-  const parsed = Id.safeParse(id);
-  const call = parsed.success ? store.calls.get(parsed.data) : undefined;
+// An agent may not learn that someone else's call exists, so those calls are "not found" too; so is an
+// id that could not be one.
+function visibleCall(store: Store, params: unknown, agent: Extract<Principal, { kind: 'agent' }>): CallRecord {
+  const parsed = z.safeParse(callDetailRoute.params, params);
+  const call = parsed.success ? store.calls.get(parsed.data.id) : undefined;
   if (call === undefined || (!isInspector(agent.roles) && call.agentId !== agent.agentId)) {
     throw new HttpError(404, 'not-found', 'There is no such call.');
   }
@@ -129,12 +122,6 @@ function visibleCall(store: Store, id: string, agent: Extract<Principal, { kind:
 
 // ---------------------------------------------------------------------------------------------
 // Telemetry views
-
-export interface CallTelemetry {
-  disconnections: { leg: string; at: number; cause: string | null }[];
-  reconnectionAttempts: { leg: string; at: number; durationMs: number; outcome: string }[];
-  totalPauseMs: number;
-}
 
 function telemetryOf(call: CallRecord, records: readonly TelemetryRecord[]): CallTelemetry {
   const telemetry: CallTelemetry = { disconnections: [], reconnectionAttempts: [], totalPauseMs: call.totalPauseMs };
@@ -187,7 +174,6 @@ function telemetryCsv(call: CallRecord, records: readonly TelemetryRecord[]): st
 // ---------------------------------------------------------------------------------------------
 // Routes
 
-/** The /api routes with their own JSON body parser and error handler; mount at /api. */
 /**
  * The visitor's endpoints serve pages on other origins (the widget is pasted into other people's sites).
  * Every origin may ask (the preflight grants nothing) and read the answer; an origin that is not allowed
@@ -203,6 +189,9 @@ function visitorOrigins(allowed: AllowedOrigins, log: Logger): RequestHandler[] 
   return [cors({ origin: true, methods: ['POST'], allowedHeaders: ['Content-Type'], maxAge: 600 }), guard];
 }
 
+const API = '/api';
+
+/** The /api routes with their own JSON body parser and error handler; mount at /api. */
 export function createApiRouter({ store, auth, logger, config, metrics }: HttpDeps): Router {
   const router = express.Router();
   const log = logger.child({ component: 'http' });
@@ -214,8 +203,12 @@ export function createApiRouter({ store, auth, logger, config, metrics }: HttpDe
   });
   router.use(express.json({ limit: MAX_BODY_BYTES }));
 
-  router.post('/agents/login', async (req, res) => {
-    const { email, password } = parse(LoginBody, jsonBody(req), 'body');
+  router.get(expressPath(openApiRoute, API), (_req, res) => {
+    reply(res, openApiRoute, openApiDocument());
+  });
+
+  router.post(expressPath(loginRoute, API), async (req, res) => {
+    const { email, password } = parse(loginRoute.body, jsonBody(req), 'body');
     const agent = await authenticateAgent(store, email, password);
     if (agent === null) {
       log.info('agent login refused');
@@ -223,47 +216,47 @@ export function createApiRouter({ store, auth, logger, config, metrics }: HttpDe
     }
     const { token, expiresAt } = await auth.issueAgentToken(agent);
     log.info({ agentId: agent.id }, 'agent logged in');
-    res.json({ token, expiresAt, agent: { id: agent.id, name: agent.name, pools: agent.pools, roles: agent.roles } });
+    reply(res, loginRoute, { token, expiresAt, agent: { id: agent.id, name: agent.name, pools: agent.pools, roles: agent.roles } });
   });
 
   const fromAllowedOrigin = visitorOrigins(config.allowedOrigins, log);
-  router.options('/visitor-session', ...fromAllowedOrigin);
-  router.post('/visitor-session', ...fromAllowedOrigin, async (req, res) => {
-    const { name = DEFAULT_VISITOR_NAME } = parse(VisitorSessionBody, jsonBody(req), 'body');
+  router.options(expressPath(visitorSessionRoute, API), ...fromAllowedOrigin);
+  router.post(expressPath(visitorSessionRoute, API), ...fromAllowedOrigin, async (req, res) => {
+    const { name = DEFAULT_VISITOR_NAME } = parse(visitorSessionRoute.body, jsonBody(req), 'body');
     const visitorId = `visitor-${randomUUID()}`;
     // The page it was issued to: its socket must come from the same one.
     const origin = req.headers.origin;
     const { token, expiresAt } = await auth.issueVisitorToken({ visitorId, name, ...(origin === undefined ? {} : { origin }) });
     log.debug({ visitorId }, 'visitor session issued');
-    res.status(201).json({ token, visitorId, name, expiresAt });
+    reply(res, visitorSessionRoute, { token, visitorId, name, expiresAt });
   });
 
-  router.get('/calls', async (req, res) => {
+  router.get(expressPath(callListRoute, API), async (req, res) => {
     const agent = await requireAgent(req, auth);
-    const { limit, before } = parse(CallListQuery, req.query, 'query');
+    const { limit, before } = parse(callListRoute.query, req.query, 'query');
     const calls = store.calls.list({
       limit,
       ...(before === undefined ? {} : { before }),
       ...(isInspector(agent.roles) ? {} : { agentId: agent.agentId }),
     });
     const last = calls.at(-1);
-    res.json({ calls, next: calls.length === limit && last !== undefined ? last.id : null });
+    reply(res, callListRoute, { calls, next: calls.length === limit && last !== undefined ? last.id : null });
   });
 
-  router.get('/calls/:id', async (req, res) => {
+  router.get(expressPath(callDetailRoute, API), async (req, res) => {
     const agent = await requireAgent(req, auth);
-    const call = visibleCall(store, req.params.id, agent);
-    res.json({
+    const call = visibleCall(store, req.params, agent);
+    reply(res, callDetailRoute, {
       call,
       events: store.events.forCall(call.id),
       telemetry: telemetryOf(call, store.telemetry.forCall(call.id)),
     });
   });
 
-  router.get('/calls/:id/export', async (req, res) => {
+  router.get(expressPath(callExportRoute, API), async (req, res) => {
     const agent = await requireAgent(req, auth);
-    const { format } = parse(ExportQuery, req.query, 'query');
-    const call = visibleCall(store, req.params.id, agent);
+    const { format } = parse(callExportRoute.query, req.query, 'query');
+    const call = visibleCall(store, req.params, agent);
     const records = store.telemetry.forCall(call.id);
     // Ids may hold ':', which some file systems refuse in a file name.
     const filename = `call-${call.id.replaceAll(':', '_')}.${format}`;
@@ -271,9 +264,8 @@ export function createApiRouter({ store, auth, logger, config, metrics }: HttpDe
     if (format === 'csv') {
       res.type('text/csv; charset=utf-8').send(telemetryCsv(call, records));
     } else {
-      res.type('application/json').send(
-        `${JSON.stringify({ call, telemetry: telemetryOf(call, records), events: store.events.forCall(call.id) }, null, 2)}\n`,
-      );
+      const body: RouteReply<typeof callExportRoute> = { call, telemetry: telemetryOf(call, records), events: store.events.forCall(call.id) };
+      res.type('application/json').send(`${JSON.stringify(body, null, 2)}\n`);
     }
   });
 
@@ -335,7 +327,7 @@ function apiErrorHandler(log: Logger, metrics: Metrics | undefined): ErrorReques
 }
 
 const healthz: RequestHandler = (_req, res) => {
-  res.json({ ok: true });
+  reply(res, healthRoute, { ok: true });
 };
 
 /** Ready means able to serve: the store answers and the server is not shutting down. */
@@ -343,8 +335,8 @@ function readyz(notReady: () => string | null): RequestHandler {
   return (_req, res) => {
     const reason = notReady();
     res.set('Cache-Control', 'no-store');
-    if (reason === null) res.json({ ready: true });
-    else res.status(503).json({ ready: false, reason });
+    if (reason === null) reply(res, readyRoute, { ready: true });
+    else res.status(503).json({ ready: false, reason } satisfies z.input<(typeof readyRoute.otherResponses)[503]>);
   };
 }
 
@@ -361,9 +353,9 @@ export function createHttpApp(deps: HttpDeps): Express {
   const app = express();
   app.disable('x-powered-by');
   // Liveness: the process answers. Readiness is /readyz.
-  app.get('/healthz', healthz);
-  app.get('/readyz', readyz(deps.notReady ?? (() => null)));
-  if (deps.metrics) app.get('/metrics', metricsEndpoint(deps.metrics));
-  app.use('/api', createApiRouter(deps));
+  app.get(expressPath(healthRoute), healthz);
+  app.get(expressPath(readyRoute), readyz(deps.notReady ?? (() => null)));
+  if (deps.metrics) app.get(expressPath(metricsRoute), metricsEndpoint(deps.metrics));
+  app.use(API, createApiRouter(deps));
   return app;
 }

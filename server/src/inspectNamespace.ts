@@ -4,8 +4,18 @@
  * reads a finished call's transitions back from the store.
  */
 import type { Server, Socket } from 'socket.io';
-import { Id, parseHandshakeAuth, type ProtocolError } from '@callchart/machines';
-import { z } from 'zod';
+import {
+  INSPECT_NAMESPACE,
+  inspectorEventSchemas as schemas,
+  parseHandshakeAuth,
+  type InspectorAckData,
+  type InspectorEventName,
+  type InspectorPayload,
+  type InspectorPush,
+  type InspectorPushName,
+  type ProtocolError,
+} from '@callchart/machines';
+import { z } from 'zod/mini';
 import { isInspector } from './agents.ts';
 import type { Auth } from './auth.ts';
 import { historyEntries, type Inspection } from './inspection.ts';
@@ -14,17 +24,9 @@ import type { Store } from './store.ts';
 import type { Switchboard } from './switchboard.ts';
 import { firstIssue, issueFragment } from './validation.ts';
 
-export const INSPECT_NAMESPACE = '/inspect';
 /** How long the list of live requests waits for more changes before it goes out again. */
 const LIST_COALESCE_MS = 100;
 
-const schemas = {
-  'inspect.calls': z.strictObject({}),
-  'inspect.subscribe': z.strictObject({ requestId: Id }),
-  'inspect.unsubscribe': z.strictObject({ requestId: Id }),
-  'inspect.history': z.strictObject({ callId: Id }),
-};
-type InspectEvent = keyof typeof schemas;
 type Reply = (reply: unknown) => void;
 
 export interface InspectNamespaceOptions {
@@ -41,7 +43,9 @@ export interface InspectNamespaceOptions {
 export function attachInspectNamespace(options: InspectNamespaceOptions): void {
   const { auth, inspection, switchboard, store, logger } = options;
   const namespace = options.io.of(INSPECT_NAMESPACE);
-  const calls = () => ({ requests: switchboard.live(), clientInspection: options.clientInspection });
+  const calls = (): InspectorPush<'inspect.calls'> => ({ requests: switchboard.live(), clientInspection: options.clientInspection });
+  // Typed by the wire's push schemas: what goes out is what the inspector's feed checks it against.
+  const push = <E extends InspectorPushName>(to: { emit(event: string, payload: unknown): unknown }, event: E, payload: InspectorPush<E>) => to.emit(event, payload);
 
   // A transition can move many requests at once (a restart, a queue advancing): one list per burst.
   let listTimer: NodeJS.Timeout | null = null;
@@ -49,7 +53,7 @@ export function attachInspectNamespace(options: InspectNamespaceOptions): void {
     if (listTimer !== null || namespace.sockets.size === 0) return;
     listTimer = setTimeout(() => {
       listTimer = null;
-      namespace.emit('inspect.calls', calls());
+      push(namespace, 'inspect.calls', calls());
     }, LIST_COALESCE_MS);
     listTimer.unref();
   });
@@ -69,17 +73,17 @@ export function attachInspectNamespace(options: InspectNamespaceOptions): void {
 
   namespace.on('connection', (socket: Socket) => {
     const subscriptions = new Map<string, () => void>();
-    socket.emit('inspect.calls', calls());
+    push(socket, 'inspect.calls', calls());
 
-    const handlers: { [E in InspectEvent]: (data: z.infer<(typeof schemas)[E]>) => object } = {
+    const handlers: { [E in InspectorEventName]: (data: InspectorPayload<E>) => InspectorAckData<E> } = {
       'inspect.calls': () => calls(),
       'inspect.subscribe': ({ requestId }) => {
         // Replay and subscription happen in one turn, so no entry falls between them.
         subscriptions.get(requestId)?.();
-        socket.emit('inspect.replay', { requestId, entries: inspection.timeline(requestId), actors: inspection.actorsOf(requestId) });
+        push(socket, 'inspect.replay', { requestId, entries: inspection.timeline(requestId), actors: inspection.actorsOf(requestId) });
         subscriptions.set(
           requestId,
-          inspection.subscribe(requestId, (entry) => socket.emit('inspect.entry', entry)),
+          inspection.subscribe(requestId, (entry) => push(socket, 'inspect.entry', entry)),
         );
         return {};
       },
@@ -104,9 +108,9 @@ export function attachInspectNamespace(options: InspectNamespaceOptions): void {
         reply({ ok: false, error });
       };
       if (!Object.hasOwn(schemas, event)) return fail({ code: 'unknown-event', message: 'There is no such inspector event.' });
-      const name = event as InspectEvent;
+      const name = event as InspectorEventName;
       // An event sent with only an ack callback has no payload; it counts as `{}`.
-      const parsed = schemas[name].safeParse(typeof payload === 'function' || payload === undefined ? {} : payload, { error: issueFragment });
+      const parsed = z.safeParse(schemas[name], typeof payload === 'function' || payload === undefined ? {} : payload, { error: issueFragment });
       if (!parsed.success) {
         const { field, fragment } = firstIssue(parsed.error);
         return fail(

@@ -5,36 +5,26 @@
  * kept or sent from here carries a session description, a token or a credential.
  */
 import type { AnyMachineSnapshot, InspectionEvent } from 'xstate';
-import { createSharingSanitizer, sanitize, sanitizeEvent } from '@callchart/machines';
+import {
+  createSharingSanitizer,
+  sanitize,
+  sanitizeEvent,
+  type ActorKind,
+  type ActorSide,
+  type ActorView as WireActorView,
+  type StoredEntry,
+  type TimelineEntry,
+} from '@callchart/machines';
 import type { CallEventRecord } from './store.ts';
 
 export { REDACTED, sanitize, sanitizeEvent } from '@callchart/machines';
+export type { TimelineEntry };
 
-export type InspectedKind = 'routing' | 'callSession' | 'visitorCall' | 'agent' | 'peerConnection' | 'signaling';
-export type InspectedSide = 'server' | 'agent' | 'visitor';
+export type InspectedKind = ActorKind;
+export type InspectedSide = ActorSide;
 
-export interface TimelineEntry {
-  at: number;
-  requestId: string;
-  callId: string | null;
-  actorId: string;
-  kind: InspectedKind;
-  side: InspectedSide;
-  event: { type: string } & Record<string, unknown>;
-  state: unknown;
-  context: unknown;
-}
-
-export interface ActorView {
-  actorId: string;
-  kind: InspectedKind;
-  side: InspectedSide;
-  requestId: string;
-  callId: string | null;
-  status: string;
-  state: unknown;
-  context: unknown;
-}
+/** The wire's actor view, with the side that this server always knows. */
+export type ActorView = WireActorView & { side: InspectedSide };
 
 export const TIMELINE_LIMIT = 500;
 export interface ClientEntryInput {
@@ -146,7 +136,7 @@ function actorKey(requestId: string, actorId: string): string {
 }
 
 /** A finished call's stored transitions as timeline entries (the store keeps states and causes, not contexts). */
-export function historyEntries(events: CallEventRecord[]): (TimelineEntry & { fromState: string | null })[] {
+export function historyEntries(events: CallEventRecord[]): StoredEntry[] {
   return events.map((event) => ({
     at: event.at,
     requestId: event.requestId,

@@ -49,9 +49,10 @@ function notBuilt(res: Response, what: string): void {
  * Sends `file`, or its compressed twin when the browser takes that encoding: typed as the file itself,
  * varying by Accept-Encoding, with an ETag and Last-Modified of the bytes sent, so a revalidation is a 304.
  */
-function sendFile(req: Request, res: Response, next: NextFunction, file: string, cacheControl: string): void {
+function sendFile(req: Request, res: Response, next: NextFunction, file: string, cacheControl: string, headers: Record<string, string> = {}): void {
   res.vary('Accept-Encoding');
   res.set('Cache-Control', cacheControl);
+  res.set(headers);
   // Ours, best first, among those the browser takes at all: `gzip, br` still gets Brotli.
   const variant = ENCODINGS.find((e) => req.acceptsEncodings(e.name) === e.name && existsSync(file + e.suffix));
   if (variant) {
@@ -63,17 +64,22 @@ function sendFile(req: Request, res: Response, next: NextFunction, file: string,
   });
 }
 
-function sendBuilt(file: string, what: string, cacheControl = REVALIDATE): RequestHandler {
+function sendBuilt(file: string, what: string, cacheControl = REVALIDATE, headers: Record<string, string> = {}): RequestHandler {
   return (req, res, next) => {
     if (!existsSync(file)) return notBuilt(res, what);
-    sendFile(req, res, next, file, cacheControl);
+    sendFile(req, res, next, file, cacheControl, headers);
   };
 }
 
+// The widget runs in other sites' pages: its modules are fetched in CORS mode, and a page that isolates
+// itself (COEP) loads only resources that say they may be embedded. They are public code, so `*` is right.
+const EMBEDDABLE = { 'Access-Control-Allow-Origin': '*', 'Cross-Origin-Resource-Policy': 'cross-origin' };
+
 export function mountPages(app: Express, paths: PagePaths = defaultPagePaths): void {
   app.get('/', sendBuilt(paths.hostPage, 'demo page'));
-  app.get('/widget.js', sendBuilt(path.join(paths.widgetDist, 'widget.js'), 'widget', LOADER));
-  app.get('/widget.js.map', sendBuilt(path.join(paths.widgetDist, 'widget.js.map'), 'widget', LOADER));
+  app.get('/widget.js', sendBuilt(path.join(paths.widgetDist, 'widget.js'), 'widget', LOADER, EMBEDDABLE));
+  // The loader's modules (apps/widget/widgetLoader.ts), under the same path as in the build.
+  mountAssets(app, '/widget/assets', path.join(paths.widgetDist, 'widget/assets'), EMBEDDABLE);
 
   mountApp(app, '/agent', paths.dashboardDist, 'dashboard');
   mountApp(app, '/inspect', paths.inspectorDist, 'inspector');
@@ -81,15 +87,19 @@ export function mountPages(app: Express, paths: PagePaths = defaultPagePaths): v
 
 /** A Vite app built with `base: '<route>/'`: its page at the route, its hashed assets below it. */
 function mountApp(app: Express, route: string, dist: string, what: string): void {
-  const assets = path.join(dist, 'assets');
-  app.get(`${route}/assets/:name`, (req, res, next) => {
+  mountAssets(app, `${route}/assets`, path.join(dist, 'assets'));
+  // The build refers to its assets by absolute path, so the page works with and without the trailing slash.
+  app.get([route, `${route}/`], sendBuilt(path.join(dist, 'index.html'), what));
+}
+
+/** Content-hashed build output: one name, one content, so cached for good. */
+function mountAssets(app: Express, route: string, dir: string, headers: Record<string, string> = {}): void {
+  app.get(`${route}/:name`, (req, res, next) => {
     const name = req.params.name;
     // One path segment, never a variant asked for by name: the encoding is the server's choice.
     if (name !== path.basename(name) || ENCODINGS.some((e) => name.endsWith(e.suffix))) return next();
-    const file = path.join(assets, name);
+    const file = path.join(dir, name);
     if (!existsSync(file)) return next();
-    sendFile(req, res, next, file, IMMUTABLE);
+    sendFile(req, res, next, file, IMMUTABLE, headers);
   });
-  // The build refers to its assets by absolute path, so the page works with and without the trailing slash.
-  app.get([route, `${route}/`], sendBuilt(path.join(dist, 'index.html'), what));
 }

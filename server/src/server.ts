@@ -4,6 +4,7 @@
  */
 import { createServer, type Server as HttpServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import type { Express } from 'express';
 import { Server } from 'socket.io';
 import type { ClientToServerEvents, ServerToClientEvents } from '@callchart/machines';
 import { loadAgentsFile, seedAgents } from './agents.ts';
@@ -27,6 +28,8 @@ const HEARTBEAT_MS = 1_000;
 
 export interface CallchartServer {
   http: HttpServer;
+  /** The express app behind `http`: the HTTP API and the pages. */
+  app: Express;
   io: Server<ClientToServerEvents, ServerToClientEvents>;
   store: Store;
   switchboard: Switchboard;
@@ -151,6 +154,7 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
 
   return {
     http,
+    app,
     io,
     store,
     switchboard,

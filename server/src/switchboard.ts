@@ -15,6 +15,7 @@ import {
   type CallSessionEndReason,
   type ClientToServerEvents,
   type Leg,
+  type LiveRequest,
   type ServerPayload,
   type ServerToClientEvents,
   type ServerEventName,
@@ -61,15 +62,7 @@ interface CallEntry {
   actor: CallActor;
 }
 
-export interface LiveRequest {
-  requestId: string;
-  pool: string;
-  visitorName: string;
-  agentName: string | null;
-  createdAt: number;
-  state: unknown;
-  call: { callId: string; agentName: string; state: unknown } | null;
-}
+export type { LiveRequest };
 
 /** The wire's reason for a callSession end reason: an agent lost for good means the visitor moves on. */
 const wireEndReason: Record<CallSessionEndReason, CallEndReason> = {

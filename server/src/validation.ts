@@ -30,8 +30,8 @@ function formatPath(path: readonly PropertyKey[]): string | undefined {
   return out === '' ? undefined : out;
 }
 
-/** The first issue of a failed parse; zod reports them in the order of the schema's keys. */
-export function firstIssue(error: z.ZodError): FieldIssue {
+/** The first issue of a failed parse (classic zod's or zod/mini's); zod reports them in the order of the schema's keys. */
+export function firstIssue(error: z.core.$ZodError): FieldIssue {
   const issue = error.issues[0];
   if (issue === undefined) return { field: undefined, fragment: 'is invalid' };
   // An unknown key is reported on its parent; naming the key itself tells the sender what to remove.

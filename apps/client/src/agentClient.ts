@@ -4,12 +4,14 @@
  * `hangup`, `presence.away`, ...) and renders from the two actors' snapshots; this module only translates.
  */
 import { createActor, type Actor } from 'xstate';
-import { agentMachine, type AgentMachine, type AgentServerEndReason, type AgentTimings, type ServerPayload } from '@callchart/machines';
+import { agentMachine, type AgentCallEnd, type AgentMachine, type AgentServerEndReason, type AgentTimings, type ServerPayload } from '@callchart/machines';
 import { createCallMedia } from './callMedia.ts';
-import { followPeer, relayToMedia, startCallClient, type CallClient } from './callClient.ts';
+import { followPeer, relayToMedia, startCallClient } from './callClient.ts';
 import { createConnection, type ConnectionOptions } from './connection.ts';
 import type { RtcEnvironment } from './mediaSession.ts';
 import { all } from './on.ts';
+import { errorRelay, withCallEvents, type CallClientWithEvents } from './events.ts';
+import { agentEventReaders, type AgentStatus } from './agentEvents.ts';
 
 export type AgentActor = Actor<AgentMachine>;
 
@@ -19,7 +21,7 @@ export interface AgentClientOptions extends ConnectionOptions {
   constraints?: MediaStreamConstraints;
 }
 
-export type AgentClient = CallClient<AgentActor>;
+export type AgentClient = CallClientWithEvents<AgentActor, AgentStatus, AgentCallEnd>;
 
 /** The server says `hangup` for whoever hung up; the agent's own hang-up has ended the call already. */
 const agentEndReason: Record<ServerPayload<'call.ended'>['reason'], AgentServerEndReason> = {
@@ -31,8 +33,9 @@ const agentEndReason: Record<ServerPayload<'call.ended'>['reason'], AgentServerE
 };
 
 export function createAgentClient(options: AgentClientOptions): AgentClient {
-  const connection = createConnection(options);
-  const onError = options.onError ?? (() => {});
+  const errors = errorRelay(options.onError);
+  const onError = errors.report;
+  const connection = createConnection({ ...options, onError });
   const media = createCallMedia({ rtc: options.rtc, connection, onError, ...(options.constraints ? { constraints: options.constraints } : {}) });
 
   const machine = agentMachine.provide({
@@ -43,6 +46,7 @@ export function createAgentClient(options: AgentClientOptions): AgentClient {
         if (presence !== 'offline') connection.send('agent.presence', { status: presence });
       },
       acceptRing: ({ context }) => {
+        media.preload();
         if (context.requestId) connection.send('agent.accept', { requestId: context.requestId });
       },
       rejectRing: ({ context }) => {
@@ -129,5 +133,5 @@ export function createAgentClient(options: AgentClientOptions): AgentClient {
     }),
   ]);
 
-  return startCallClient(call, connection, media, unbind);
+  return withCallEvents(startCallClient(call, connection, media, unbind), errors, agentEventReaders);
 }

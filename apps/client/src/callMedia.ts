@@ -3,12 +3,16 @@
  * the call machine asked for media (`startMedia`) and the server accepted the call with its ICE
  * servers, whichever comes first, routes relayed signaling to it, reports the media child's state, and
  * publishes the streams for the UI.
+ *
+ * The media session's code (the RTCPeerConnection adapter, the probes) is a module of its own, fetched when
+ * a call is first asked for: a page that never calls never downloads it. What the other side relays while
+ * it loads waits for it, in order.
  */
 import type { ActorRefFrom, AnyActorRef } from 'xstate';
 import { peerConnectionMachine, type PeerConnectionMachine } from '@callchart/machines';
 import type { Connection } from './connection.ts';
-import type { ErrorListener } from './errors.ts';
-import { startMediaSession, type CallAccepted, type MediaSession, type RelayedSignal, type RtcEnvironment } from './mediaSession.ts';
+import { ClientError, type ErrorListener } from './errors.ts';
+import type { CallAccepted, MediaSession, RelayedSignal, RtcEnvironment } from './mediaSession.ts';
 import { reportMedia, type MediaReporter } from './mediaReports.ts';
 import type { Unsubscribe } from './on.ts';
 
@@ -41,6 +45,8 @@ export interface CallMedia extends CallStreams {
   attach(call: AnyActorRef & { getSnapshot(): CallSnapshotLike }): Unsubscribe;
   /** The server accepted a call; `call` must already have been sent its `call.accepted`. */
   accepted(payload: CallAccepted): void;
+  /** Fetches the media session's code ahead of need, when a call is asked for. */
+  preload(): void;
   /** The call machine's `startMedia`. */
   start(): void;
   /** The call machine's `stopMedia`. */
@@ -58,6 +64,9 @@ export function createCallMedia(options: CallMediaOptions): CallMedia {
   let offer: CallAccepted | null = null;
   let wanted = false;
   let session: MediaSession | null = null;
+  let loading: Promise<typeof import('./mediaSession.ts')> | null = null;
+  // Relayed signaling for the accepted call that arrived while the session's code was still loading.
+  let pending: RelayedSignal[] = [];
   let muted = false;
   let reporter: { callId: string; reporter: MediaReporter } | null = null;
   const streamListeners = new Set<() => void>();
@@ -65,15 +74,34 @@ export function createCallMedia(options: CallMediaOptions): CallMedia {
     for (const listener of streamListeners) listener();
   };
 
+  const load = () => {
+    loading ??= import('./mediaSession.ts');
+    return loading;
+  };
+
   const open = () => {
     if (!wanted || !offer || session || !call) return;
     // A `call.accepted` the machine did not take (a stale one, or one for a call it already left) must
     // not open a connection for a call this side is not in.
     if (call.getSnapshot().context.callId !== offer.callId) return;
-    const target = call;
+    const accepted = offer;
+    load().then(
+      ({ startMediaSession }) => {
+        // The call may have ended, or another begun, while the code loaded.
+        if (offer === accepted && wanted && !session && call) openSession(startMediaSession, call, accepted);
+      },
+      (cause: unknown) => {
+        if (offer !== accepted) return;
+        // As when the camera cannot be had: the call machine's connect timeout ends the attempt.
+        onError(new ClientError('media-unavailable', 'The call could not be started: part of the call software did not load.', { cause }));
+      },
+    );
+  };
+
+  const openSession = (startMediaSession: typeof import('./mediaSession.ts').startMediaSession, target: AnyActorRef, accepted: CallAccepted) => {
     session = startMediaSession({
       rtc: options.rtc,
-      accepted: offer,
+      accepted,
       signal: ({ event, payload }) => connection.send(event, payload as never),
       deliver: (event) => target.send(event),
       onStreams: notifyStreams,
@@ -81,6 +109,7 @@ export function createCallMedia(options: CallMediaOptions): CallMedia {
       ...(options.constraints ? { constraints: options.constraints } : {}),
     });
     session.setMuted(muted);
+    for (const message of pending.splice(0)) if (message.payload.callId === session.callId) session.receive(message);
   };
 
   const machine = peerConnectionMachine.provide({
@@ -124,6 +153,11 @@ export function createCallMedia(options: CallMediaOptions): CallMedia {
       offer = payload;
       open();
     },
+    preload() {
+      load().catch(() => {
+        // Reported when a call needs it, by `open`.
+      });
+    },
     start() {
       wanted = true;
       open();
@@ -131,6 +165,7 @@ export function createCallMedia(options: CallMediaOptions): CallMedia {
     stop() {
       wanted = false;
       offer = null;
+      pending = [];
       muted = false;
       session?.close();
       session = null;
@@ -143,7 +178,11 @@ export function createCallMedia(options: CallMediaOptions): CallMedia {
       if (reporter?.callId === callId) reporter.reporter.reportState();
     },
     receive(message) {
-      if (session && message.payload.callId === session.callId) session.receive(message);
+      if (session) {
+        if (message.payload.callId === session.callId) session.receive(message);
+      } else if (wanted && offer && message.payload.callId === offer.callId) {
+        pending.push(message);
+      }
     },
     get session() {
       return session;

@@ -12,10 +12,12 @@ import {
   type VisitorServerEndReason,
 } from '@callchart/machines';
 import { createCallMedia } from './callMedia.ts';
-import { followPeer, relayToMedia, startCallClient, type CallClient } from './callClient.ts';
+import { followPeer, relayToMedia, startCallClient } from './callClient.ts';
 import { createConnection, type ConnectionOptions } from './connection.ts';
 import type { RtcEnvironment } from './mediaSession.ts';
 import { all } from './on.ts';
+import { errorRelay, withCallEvents, type CallClientWithEvents } from './events.ts';
+import { visitorEventReaders, type VisitorCallEnd, type VisitorStatus } from './visitorEvents.ts';
 
 export type VisitorCallActor = Actor<VisitorCallMachine>;
 
@@ -27,7 +29,7 @@ export interface VisitorClientOptions extends ConnectionOptions {
   constraints?: MediaStreamConstraints;
 }
 
-export type VisitorClient = CallClient<VisitorCallActor>;
+export type VisitorClient = CallClientWithEvents<VisitorCallActor, VisitorStatus, VisitorCallEnd>;
 
 /** The server says `hangup` for whoever hung up; the visitor's own hang-up has ended the call already. */
 const visitorEndReason: Record<Exclude<ServerPayload<'call.ended'>['reason'], 'reassigned'>, VisitorServerEndReason> = {
@@ -38,8 +40,9 @@ const visitorEndReason: Record<Exclude<ServerPayload<'call.ended'>['reason'], 'r
 };
 
 export function createVisitorClient(options: VisitorClientOptions): VisitorClient {
-  const connection = createConnection(options);
-  const onError = options.onError ?? (() => {});
+  const errors = errorRelay(options.onError);
+  const onError = errors.report;
+  const connection = createConnection({ ...options, onError });
   const media = createCallMedia({ rtc: options.rtc, connection, onError, ...(options.constraints ? { constraints: options.constraints } : {}) });
   // The server names the request in the request's acknowledgement and in every routing message.
   let requestId: string | null = null;
@@ -58,6 +61,7 @@ export function createVisitorClient(options: VisitorClientOptions): VisitorClien
     actors: { peerConnection: media.peerConnectionMachine },
     actions: {
       requestCall: ({ context }) => {
+        media.preload();
         requestId = null;
         cancelWhenKnown = false;
         connection.send('visitor.request', { pool: context.pool ?? options.pool });
@@ -155,5 +159,5 @@ export function createVisitorClient(options: VisitorClientOptions): VisitorClien
     }),
   ]);
 
-  return startCallClient(call, connection, media, unbind);
+  return withCallEvents(startCallClient(call, connection, media, unbind), errors, visitorEventReaders);
 }

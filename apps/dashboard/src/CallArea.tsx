@@ -1,17 +1,23 @@
-import { useEffect, useState, useSyncExternalStore } from 'react';
+import { useEffect, useRef, useState, useSyncExternalStore } from 'react';
 import { connectionIndicatorLabels, ringSecondsLeft, type AgentControl, type AgentView } from '@callchart/machines';
+import type { AgentPlainKey, Segment } from '@callchart/machines/locales';
 import type { AgentClient } from '@callchart/client';
 import type { SnapshotFrom } from 'xstate';
+import { primaryControl, useFocusFollows } from './focusFollows.ts';
+import { useLocale } from './locale.ts';
 import { Video } from './Video.tsx';
 
 type AgentSnapshot = SnapshotFrom<AgentClient['call']>;
 
-const controlLabels: Partial<Record<AgentControl, string>> = {
-  accept: 'Accept',
-  reject: 'Reject',
-  hangup: 'Hang up',
-  dismiss: 'Dismiss',
+const controlLabels: Partial<Record<AgentControl, AgentPlainKey>> = {
+  accept: 'agent.control.accept',
+  reject: 'agent.control.reject',
+  hangup: 'agent.control.hangup',
+  dismiss: 'agent.control.dismiss',
 };
+
+/** A message with the values put into it in bold. */
+const withValuesStrong = (pieces: Segment[]) => pieces.map((piece, index) => (piece.param ? <strong key={index}>{piece.text}</strong> : piece.text));
 
 const controlEvents = {
   accept: { type: 'accept' },
@@ -28,30 +34,38 @@ const buttonTone: Partial<Record<AgentControl, string>> = {
 };
 
 export function CallArea({ client, view, snapshot }: { client: AgentClient; view: AgentView; snapshot: AgentSnapshot }) {
+  const locale = useLocale();
   const localStream = useSyncExternalStore(client.subscribeStreams, () => client.localStream);
   const remoteStream = useSyncExternalStore(client.subscribeStreams, () => client.remoteStream);
   const visitorName = snapshot.context.visitorName;
   const callControls = view.controls.filter((control) => control in controlEvents) as (keyof typeof controlEvents)[];
   const idle = view.presence === 'available' || view.presence === 'away' || view.presence === 'offline';
   const ringingVisitor = view.ringing?.visitorName ?? null;
+  const primary = primaryControl(view);
+  const primaryButton = useRef<HTMLButtonElement>(null);
+  useFocusFollows(primary !== null && primary in controlEvents ? primary : null, primaryButton);
   useEffect(() => {
     // An agent working in another tab sees the ring in the tab strip.
     if (ringingVisitor === null) return;
     const title = document.title;
-    document.title = `Incoming call from ${ringingVisitor} · ${title}`;
+    document.title = locale.t('agent.ring.tabTitle', { name: ringingVisitor, title });
     return () => {
       document.title = title;
     };
-  }, [ringingVisitor]);
+  }, [ringingVisitor, locale]);
   const indicatorLabel =
-    view.connection === 'amber' && snapshot.matches('connecting') ? 'Connecting' : view.connection ? connectionIndicatorLabels[view.connection] : null;
+    view.connection === 'amber' && snapshot.matches('connecting')
+      ? locale.t('agent.call.connecting')
+      : view.connection
+        ? locale.t(connectionIndicatorLabels[view.connection])
+        : null;
 
   return (
     <section className="card call-card" aria-labelledby="call-heading" data-presence={view.presence}>
       <div className="card-head">
         <div>
-          <h2 id="call-heading">Current call</h2>
-          {view.showVideo && visitorName && <p className="subtle">with {visitorName}</p>}
+          <h2 id="call-heading">{locale.t('agent.call.heading')}</h2>
+          {view.showVideo && visitorName && <p className="subtle">{locale.t('agent.call.with', { name: visitorName })}</p>}
         </div>
         {view.connection && indicatorLabel && (
           <p className="indicator" data-connection={view.connection}>
@@ -64,25 +78,28 @@ export function CallArea({ client, view, snapshot }: { client: AgentClient; view
       <div className="media-area">
       {view.showVideo && (
         <div className="stage">
-          <Video stream={remoteStream} role="remote" className="remote" label={visitorName ? `Video of ${visitorName}` : 'Video of the visitor'} />
-          <Video stream={localStream} role="local" className="local" label="Your camera" />
+          <Video
+            stream={remoteStream}
+            role="remote"
+            className="remote"
+            label={visitorName ? locale.t('call.videoOf', { name: visitorName }) : locale.t('agent.call.videoOfVisitor')}
+          />
+          <Video stream={localStream} role="local" className="local" label={locale.t('call.ownCamera')} />
         </div>
       )}
 
       {/* One live region: the ring, the overlay drawn over the video, and the message below it. */}
       <div role="status" aria-live="polite" className="status">
         {view.ringing && (
-          <p className="ring-title">
-            Incoming call from <strong>{view.ringing.visitorName}</strong>
-          </p>
+          <p className="ring-title">{withValuesStrong(locale.segments('agent.ring.title', { name: view.ringing.visitorName }))}</p>
         )}
         {view.overlay && (
           <span className="overlay" data-role="overlay">
             <span className="spinner" aria-hidden="true" />
-            {view.overlay}
+            {locale.text(view.overlay)}
           </span>
         )}
-        {view.message && <p className="message">{view.message}</p>}
+        {view.message && <p className="message">{locale.text(view.message)}</p>}
       </div>
       </div>
 
@@ -90,20 +107,16 @@ export function CallArea({ client, view, snapshot }: { client: AgentClient; view
 
       {idle && (
         <div className="idle">
-          <p className="idle-title">{view.presence === 'away' ? 'You are away' : 'Waiting for calls'}</p>
-          <p className="subtle">
-            {view.presence === 'away'
-              ? 'No calls will ring until you set yourself to Available.'
-              : 'Incoming calls ring here. Keep this tab open.'}
-          </p>
+          <p className="idle-title">{locale.t(view.presence === 'away' ? 'agent.idle.away' : 'agent.idle.available')}</p>
+          <p className="subtle">{locale.t(view.presence === 'away' ? 'agent.idle.awayHint' : 'agent.idle.availableHint')}</p>
         </div>
       )}
 
       {callControls.length > 0 && (
         <div className="controls">
           {callControls.map((control) => (
-            <button key={control} type="button" className={`button ${buttonTone[control] ?? 'secondary'}`} onClick={() => client.call.send(controlEvents[control])}>
-              {controlLabels[control]}
+            <button key={control} ref={control === primary ? primaryButton : undefined} type="button" className={`button ${buttonTone[control] ?? 'secondary'}`} onClick={() => client.call.send(controlEvents[control])}>
+              {controlLabels[control] && locale.t(controlLabels[control])}
             </button>
           ))}
         </div>
@@ -115,6 +128,7 @@ export function CallArea({ client, view, snapshot }: { client: AgentClient; view
 const RING_TICK_MS = 250;
 
 function RingCountdown({ expiresAt }: { expiresAt: number }) {
+  const locale = useLocale();
   const [now, setNow] = useState(() => Date.now());
   const [total] = useState(() => Math.max(1, expiresAt - Date.now()));
   useEffect(() => {
@@ -127,7 +141,7 @@ function RingCountdown({ expiresAt }: { expiresAt: number }) {
     <div className="countdown">
       {/* A timer is not announced on every tick; the ring itself was, through the status region. */}
       <p role="timer" aria-atomic="true">
-        Rings out in <strong>{seconds} s</strong>
+        {withValuesStrong(locale.segments('agent.ring.countdown', { count: seconds }))}
       </p>
       <div className="countdown-bar" aria-hidden="true">
         <span style={{ width: `${fraction * 100}%` }} />

@@ -2,33 +2,38 @@
  * The logged-in dashboard: presence, the current call (ring, video, failure) and call history. Every
  * call-related text and control comes from `agentView()` over the agent actor and its media child.
  */
-import { useEffect, useState } from 'react';
+import { useEffect, useRef, useState } from 'react';
 import { useSelector } from '@xstate/react';
 import { agentView, type AgentView } from '@callchart/machines';
+import type { AgentPlainKey } from '@callchart/machines/locales';
 import type { AgentClient } from '@callchart/client';
 import { CallArea } from './CallArea.tsx';
+import { primaryControl, useFocusFollows } from './focusFollows.ts';
 import { History } from './History.tsx';
+import { useLocale } from './locale.ts';
 import { outboxDrained, useAgentClient } from './useAgentClient.ts';
 import type { AgentSession } from './session.ts';
 
-const SESSION_EXPIRED = 'Your session has expired. Please log in again.';
+const SESSION_EXPIRED = 'agent.sessionExpired';
 
-export function Console({ session, onLoggedOut }: { session: AgentSession; onLoggedOut: (reason?: string) => void }) {
+export function Console({ session, onLoggedOut }: { session: AgentSession; onLoggedOut: (reason?: AgentPlainKey) => void }) {
   const client = useAgentClient(session.token);
+  const locale = useLocale();
   return (
     <div className="app">
       {client ? (
         <Connected client={client} session={session} onLoggedOut={onLoggedOut} />
       ) : (
         <p className="subtle page-pad" role="status">
-          Starting…
+          {locale.t('call.starting')}
         </p>
       )}
     </div>
   );
 }
 
-function Connected({ client, session, onLoggedOut }: { client: AgentClient; session: AgentSession; onLoggedOut: (reason?: string) => void }) {
+function Connected({ client, session, onLoggedOut }: { client: AgentClient; session: AgentSession; onLoggedOut: (reason?: AgentPlainKey) => void }) {
+  const locale = useLocale();
   const snapshot = useSelector(client.call, (s) => s);
   const media = useSelector(client.call, (s) => s.children.media);
   // The indicator and the overlay read the media child's snapshot, which changes without the agent's.
@@ -54,19 +59,20 @@ function Connected({ client, session, onLoggedOut }: { client: AgentClient; sess
   return (
     <>
       <header className="topbar">
-        <div className="brand">
+        {/* The page's heading: the product's name, which every screen of the console sits under. */}
+        <h1 className="brand">
           <span className="brand-mark" aria-hidden="true" />
-          <span>Acme Support</span>
-          <span className="brand-sub">Agent dashboard</span>
-        </div>
+          <span>{locale.t('agent.brand')}</span>
+          <span className="brand-sub">{locale.t('agent.product')}</span>
+        </h1>
         <div className="topbar-right">
           <span className="agent-name">
             {session.agent.name}
-            <span className={`link-state ${signalingReady ? 'up' : 'down'}`}>{signalingReady ? 'Online' : 'Connecting to server…'}</span>
+            <span className={`link-state ${signalingReady ? 'up' : 'down'}`}>{locale.t(signalingReady ? 'agent.online' : 'agent.connectingToServer')}</span>
           </span>
           <Presence view={view} client={client} />
           <button type="button" className="button ghost" onClick={() => void logOut()} disabled={loggingOut}>
-            Log out
+            {locale.t('agent.logOut')}
           </button>
         </div>
       </header>
@@ -79,17 +85,22 @@ function Connected({ client, session, onLoggedOut }: { client: AgentClient; sess
 }
 
 function Presence({ view, client }: { view: AgentView; client: AgentClient }) {
+  const locale = useLocale();
   const options = [
-    { control: 'available', label: 'Available', event: { type: 'presence.available' } },
-    { control: 'away', label: 'Away', event: { type: 'presence.away' } },
+    { control: 'available', label: 'agent.presence.available', event: { type: 'presence.available' } },
+    { control: 'away', label: 'agent.presence.away', event: { type: 'presence.away' } },
   ] as const;
+  const available = useRef<HTMLButtonElement>(null);
+  // Keyed on the presence too: going away moves focus to the way back.
+  useFocusFollows(primaryControl(view) === 'available' ? view.presence : null, available);
   return (
-    <div className="presence" role="group" aria-label="Presence">
+    <div className="presence" role="group" aria-label={locale.t('agent.presence')}>
       {options.map(({ control, label, event }) => {
         const current = view.presence === control;
         return (
           <button
             key={control}
+            ref={control === 'available' ? available : undefined}
             type="button"
             className={`presence-option ${control}`}
             aria-pressed={current}
@@ -100,11 +111,11 @@ function Presence({ view, client }: { view: AgentView; client: AgentClient }) {
             }}
           >
             <span className="dot" aria-hidden="true" />
-            {label}
+            {locale.t(label)}
           </button>
         );
       })}
-      {view.presence === 'busy' && <span className="busy-tag">Busy</span>}
+      {view.presence === 'busy' && <span className="busy-tag">{locale.t('agent.presence.busy')}</span>}
     </div>
   );
 }

@@ -1,35 +1,37 @@
 import { useCallback, useEffect, useRef, useState } from 'react';
 import { useSelector } from '@xstate/react';
 import type { AgentClient } from '@callchart/client';
+import type { AgentPlainKey, AgentTranslator } from '@callchart/machines/locales';
 import { downloadExport, fetchHistory, UnauthorizedError, type CallWithTelemetry, type ExportFormat } from './history.ts';
+import { useLocale } from './locale.ts';
 
 // The server records the end of a call as it relays it; a second look catches a record still closing.
 const SETTLE_MS = 1500;
 
-const endReasons: Record<string, string> = {
-  hangup: 'Hung up',
-  'media-failed': 'Media failed',
-  'reconnect-timeout': 'Reconnection timed out',
-  reassigned: 'Reassigned',
-  error: 'Error',
+const endReasons: Partial<Record<string, AgentPlainKey>> = {
+  hangup: 'agent.endReason.hangup',
+  'media-failed': 'agent.endReason.mediaFailed',
+  'reconnect-timeout': 'agent.endReason.reconnectTimeout',
+  reassigned: 'agent.endReason.reassigned',
+  error: 'agent.endReason.error',
 };
 
-const timeFormat = new Intl.DateTimeFormat(undefined, { dateStyle: 'medium', timeStyle: 'short' });
-
-function formatDuration(ms: number): string {
+function formatDuration(locale: AgentTranslator, ms: number): string {
   const seconds = Math.round(ms / 1000);
-  if (seconds < 60) return `${seconds} s`;
-  const minutes = Math.floor(seconds / 60);
-  return `${minutes} min ${String(seconds % 60).padStart(2, '0')} s`;
+  if (seconds < 60) return locale.t('agent.seconds', { seconds });
+  return locale.t('agent.minutesSeconds', { minutes: Math.floor(seconds / 60), seconds: String(seconds % 60).padStart(2, '0') });
 }
 
-function formatPause(ms: number): string {
-  return ms === 0 ? 'none' : ms < 10_000 ? `${(ms / 1000).toFixed(1)} s` : formatDuration(ms);
+function formatPause(locale: AgentTranslator, ms: number): string {
+  if (ms === 0) return locale.t('agent.history.noPause');
+  if (ms >= 10_000) return formatDuration(locale, ms);
+  return locale.t('agent.seconds', { seconds: locale.number(ms / 1000, { minimumFractionDigits: 1, maximumFractionDigits: 1 }) });
 }
 
 export function History({ token, client, onUnauthorized }: { token: string; client: AgentClient; onUnauthorized: () => void }) {
+  const locale = useLocale();
   const [calls, setCalls] = useState<CallWithTelemetry[] | null>(null);
-  const [error, setError] = useState<string | null>(null);
+  const [error, setError] = useState<AgentPlainKey | null>(null);
   const [loading, setLoading] = useState(false);
   const latest = useRef(0);
   // Changes exactly when a call (or a ring) ends.
@@ -46,7 +48,7 @@ export function History({ token, client, onUnauthorized }: { token: string; clie
     } catch (cause) {
       if (cause instanceof UnauthorizedError) return onUnauthorized();
       console.warn('[callchart] call history failed', cause);
-      if (request === latest.current) setError('The call history could not be loaded.');
+      if (request === latest.current) setError('agent.history.loadFailed');
     } finally {
       if (request === latest.current) setLoading(false);
     }
@@ -62,33 +64,30 @@ export function History({ token, client, onUnauthorized }: { token: string; clie
   return (
     <section className="card history" aria-labelledby="history-heading" aria-busy={loading}>
       <div className="card-head">
-        <h2 id="history-heading">Call history</h2>
+        <h2 id="history-heading">{locale.t('agent.history.heading')}</h2>
         <button type="button" className="button ghost small" onClick={() => void load()}>
-          Refresh
+          {locale.t('agent.history.refresh')}
         </button>
       </div>
       {error && (
         <p className="form-error" role="alert">
-          {error}
+          {locale.t(error)}
         </p>
       )}
       {calls === null ? (
-        <p className="subtle">Loading…</p>
+        <p className="subtle">{locale.t('agent.history.loading')}</p>
       ) : calls.length === 0 ? (
-        <p className="subtle">No calls yet. Calls you take appear here with their reconnection telemetry.</p>
+        <p className="subtle">{locale.t('agent.history.empty')}</p>
       ) : (
         <div className="table-wrap">
           <table>
             <thead>
               <tr>
-                <th scope="col">Visitor</th>
-                <th scope="col">Started</th>
-                <th scope="col">Duration</th>
-                <th scope="col">Ended</th>
-                <th scope="col">Disconnections</th>
-                <th scope="col">Reconnection attempts</th>
-                <th scope="col">Paused</th>
-                <th scope="col">Export</th>
+                {columns.map((column) => (
+                  <th key={column} scope="col">
+                    {locale.t(column)}
+                  </th>
+                ))}
               </tr>
             </thead>
             <tbody>
@@ -103,23 +102,37 @@ export function History({ token, client, onUnauthorized }: { token: string; clie
   );
 }
 
+const columns = [
+  'agent.history.column.visitor',
+  'agent.history.column.started',
+  'agent.history.column.duration',
+  'agent.history.column.ended',
+  'agent.history.column.disconnections',
+  'agent.history.column.attempts',
+  'agent.history.column.paused',
+  'agent.history.column.export',
+] as const;
+
 function HistoryRow({ entry, token, onUnauthorized }: { entry: CallWithTelemetry; token: string; onUnauthorized: () => void }) {
+  const locale = useLocale();
   const { call, telemetry } = entry;
-  const [exportError, setExportError] = useState<string | null>(null);
-  const started = timeFormat.format(call.startedAt);
+  const [exportError, setExportError] = useState(false);
+  const started = locale.dateTime(call.startedAt, { dateStyle: 'medium', timeStyle: 'short' });
   const attempts = telemetry.reconnectionAttempts;
   const recovered = attempts.filter((attempt) => attempt.outcome === 'recovered').length;
-  const duration = call.endedAt === null ? 'In progress' : formatDuration(call.endedAt - (call.connectedAt ?? call.startedAt));
-  const ended = call.endedAt === null ? '—' : (endReasons[call.endReason ?? ''] ?? call.endReason ?? '—');
+  const duration = call.endedAt === null ? locale.t('agent.history.inProgress') : formatDuration(locale, call.endedAt - (call.connectedAt ?? call.startedAt));
+  const endReason = endReasons[call.endReason ?? ''];
+  // A reason this dashboard has no words for still shows, as the server names it.
+  const ended = call.endedAt === null ? '—' : endReason ? locale.t(endReason) : (call.endReason ?? '—');
 
   const save = async (format: ExportFormat) => {
-    setExportError(null);
+    setExportError(false);
     try {
       await downloadExport(token, call.id, format);
     } catch (cause) {
       if (cause instanceof UnauthorizedError) return onUnauthorized();
       console.warn('[callchart] export failed', cause);
-      setExportError('The export failed.');
+      setExportError(true);
     }
   };
 
@@ -131,9 +144,9 @@ function HistoryRow({ entry, token, onUnauthorized }: { entry: CallWithTelemetry
       </td>
       <td>{duration}</td>
       <td>{ended}</td>
-      <td className="num">{telemetry.disconnections.length}</td>
-      <td className="num">{attempts.length === 0 ? '0' : `${attempts.length} (${recovered} recovered)`}</td>
-      <td className="num">{formatPause(telemetry.totalPauseMs)}</td>
+      <td className="num">{locale.number(telemetry.disconnections.length)}</td>
+      <td className="num">{attempts.length === 0 ? locale.number(0) : locale.t('agent.history.attempts', { count: attempts.length, recovered })}</td>
+      <td className="num">{formatPause(locale, telemetry.totalPauseMs)}</td>
       <td>
         <div className="export">
           {(['csv', 'json'] as const).map((format) => (
@@ -141,16 +154,16 @@ function HistoryRow({ entry, token, onUnauthorized }: { entry: CallWithTelemetry
               key={format}
               type="button"
               className="button ghost small"
-              aria-label={`Export ${format.toUpperCase()} of the call with ${call.visitorName} at ${started}`}
+              aria-label={locale.t('agent.history.exportLabel', { format: format.toUpperCase(), name: call.visitorName, started })}
               onClick={() => void save(format)}
             >
-              Export {format.toUpperCase()}
+              {locale.t('agent.history.export', { format: format.toUpperCase() })}
             </button>
           ))}
         </div>
         {exportError && (
           <span className="form-error" role="alert">
-            {exportError}
+            {locale.t('agent.history.exportFailed')}
           </span>
         )}
       </td>

@@ -1,8 +1,11 @@
 import { useId, useState, type FormEvent } from 'react';
+import type { AgentPlainKey } from '@callchart/machines/locales';
+import { useLocale } from './locale.ts';
 import { logIn, LoginError, type AgentSession } from './session.ts';
 
-export function Login({ notice, onLoggedIn }: { notice: string | null; onLoggedIn: (session: AgentSession) => void }) {
-  const [error, setError] = useState<string | null>(null);
+export function Login({ notice, onLoggedIn }: { notice: AgentPlainKey | null; onLoggedIn: (session: AgentSession) => void }) {
+  const locale = useLocale();
+  const [error, setError] = useState<AgentPlainKey | null>(null);
   const [pending, setPending] = useState(false);
   const emailId = useId();
   const passwordId = useId();
@@ -16,7 +19,7 @@ export function Login({ notice, onLoggedIn }: { notice: string | null; onLoggedI
     try {
       onLoggedIn(await logIn(String(form.get('email') ?? ''), String(form.get('password') ?? '')));
     } catch (cause) {
-      setError(cause instanceof LoginError ? cause.message : 'Logging in failed. Please try again.');
+      setError(cause instanceof LoginError ? cause.text : 'agent.login.failed');
       setPending(false);
     }
   };
@@ -26,24 +29,24 @@ export function Login({ notice, onLoggedIn }: { notice: string | null; onLoggedI
       <form className="login-card" onSubmit={submit} aria-describedby={error ? errorId : undefined} noValidate={false}>
         <div className="brand">
           <span className="brand-mark" aria-hidden="true" />
-          <span>Acme Support</span>
+          <span>{locale.t('agent.brand')}</span>
         </div>
-        <h1>Agent dashboard</h1>
-        <p className="subtle">Log in to take video calls from visitors.</p>
-        {notice && !error && <p className="notice">{notice}</p>}
+        <h1>{locale.t('agent.product')}</h1>
+        <p className="subtle">{locale.t('agent.login.intro')}</p>
+        {notice && !error && <p className="notice">{locale.t(notice)}</p>}
         <div className="field">
-          <label htmlFor={emailId}>Email</label>
+          <label htmlFor={emailId}>{locale.t('agent.login.email')}</label>
           <input id={emailId} name="email" type="email" autoComplete="username" required autoFocus />
         </div>
         <div className="field">
-          <label htmlFor={passwordId}>Password</label>
+          <label htmlFor={passwordId}>{locale.t('agent.login.password')}</label>
           <input id={passwordId} name="password" type="password" autoComplete="current-password" required />
         </div>
         <div role="alert" id={errorId} className="form-error">
-          {error}
+          {error && locale.t(error)}
         </div>
         <button type="submit" className="button primary wide" disabled={pending}>
-          {pending ? 'Logging in…' : 'Log in'}
+          {locale.t(pending ? 'agent.login.pending' : 'agent.login.submit')}
         </button>
       </form>
     </main>

@@ -1,51 +1,35 @@
 /** Call history from the HTTP API, read with the agent's bearer token. */
+import { createHttpClient, HttpRequestError } from '@callchart/client/http';
+import { callDetailRoute, callExportRoute, callListRoute, type CallDetail, type ExportFormat } from '@callchart/machines';
 
-export interface CallRecord {
-  id: string;
-  visitorName: string;
-  agentName: string;
-  pool: string;
-  state: string;
-  startedAt: number;
-  connectedAt: number | null;
-  endedAt: number | null;
-  endReason: string | null;
-  totalPauseMs: number;
-}
-
-export interface CallTelemetry {
-  disconnections: { leg: string; at: number; cause: string | null }[];
-  reconnectionAttempts: { leg: string; at: number; durationMs: number; outcome: string }[];
-  totalPauseMs: number;
-}
-
-export interface CallWithTelemetry {
-  call: CallRecord;
-  telemetry: CallTelemetry;
-}
-
-export type ExportFormat = 'csv' | 'json';
+export type { ExportFormat };
+export type CallWithTelemetry = Pick<CallDetail, 'call' | 'telemetry'>;
 
 /** The token was refused: the agent has to log in again. */
 export class UnauthorizedError extends Error {
   override readonly name = 'UnauthorizedError';
 }
 
-async function get(token: string, url: string): Promise<Response> {
-  const response = await fetch(url, { headers: { Authorization: `Bearer ${token}` } });
-  if (response.status === 401) throw new UnauthorizedError('Your session has expired. Please log in again.');
-  if (!response.ok) throw new Error(`GET ${url} answered ${response.status}`);
-  return response;
+async function authorized<T>(request: Promise<T>): Promise<T> {
+  try {
+    return await request;
+  } catch (cause) {
+    if (cause instanceof HttpRequestError && cause.status === 401) {
+      throw new UnauthorizedError('Your session has expired. Please log in again.', { cause });
+    }
+    throw cause;
+  }
 }
 
 const HISTORY_LIMIT = 20;
 
 export async function fetchHistory(token: string): Promise<CallWithTelemetry[]> {
-  const { calls } = (await (await get(token, `/api/calls?limit=${HISTORY_LIMIT}`)).json()) as { calls: CallRecord[] };
+  const api = createHttpClient({ token });
+  const { calls } = await authorized(api.request(callListRoute, { query: { limit: HISTORY_LIMIT } }));
   // The list carries no telemetry; each call's detail does.
   return Promise.all(
     calls.map(async (call) => {
-      const detail = (await (await get(token, `/api/calls/${encodeURIComponent(call.id)}`)).json()) as CallWithTelemetry;
+      const detail = await authorized(api.request(callDetailRoute, { params: { id: call.id } }));
       return { call: detail.call, telemetry: detail.telemetry };
     }),
   );
@@ -53,14 +37,11 @@ export async function fetchHistory(token: string): Promise<CallWithTelemetry[]> 
 
 /** Fetches an export with the token (a plain link could not carry it) and saves it as a download. */
 export async function downloadExport(token: string, callId: string, format: ExportFormat): Promise<void> {
-  const response = await get(token, `/api/calls/${encodeURIComponent(callId)}/export?format=${format}`);
-  const blob = await response.blob();
-  const disposition = response.headers.get('Content-Disposition') ?? '';
-  const filename = /filename="?([^";]+)"?/i.exec(disposition)?.[1] ?? `call-${callId.replaceAll(':', '_')}.${format}`;
+  const { blob, filename } = await authorized(createHttpClient({ token }).download(callExportRoute, { params: { id: callId }, query: { format } }));
   const url = URL.createObjectURL(blob);
   const link = document.createElement('a');
   link.href = url;
-  link.download = filename;
+  link.download = filename ?? `call-${callId.replaceAll(':', '_')}.${format}`;
   document.body.append(link);
   link.click();
   link.remove();

@@ -2,20 +2,11 @@
  * The agent's login. The token lives in sessionStorage: a reload keeps the agent logged in, and closing
  * the tab forgets it.
  */
+import { createHttpClient, HttpRequestError } from '@callchart/client/http';
+import { loginRoute, type AgentSession } from '@callchart/machines';
+import type { AgentPlainKey } from '@callchart/machines/locales';
 
-export interface AgentProfile {
-  id: string;
-  name: string;
-  pools: string[];
-  roles: string[];
-}
-
-export interface AgentSession {
-  token: string;
-  /** Epoch ms. */
-  expiresAt: number;
-  agent: AgentProfile;
-}
+export type { AgentSession };
 
 const STORAGE_KEY = 'callchart.agentSession';
 
@@ -42,25 +33,27 @@ export function clearSession(): void {
   sessionStorage.removeItem(STORAGE_KEY);
 }
 
-/** A failure the agent may read: one sentence. */
+/** A failure the agent may read: one sentence of their catalogue. */
 export class LoginError extends Error {
   override readonly name = 'LoginError';
+
+  constructor(
+    readonly text: AgentPlainKey,
+    options?: ErrorOptions,
+  ) {
+    super(text, options);
+  }
 }
 
 export async function logIn(email: string, password: string): Promise<AgentSession> {
-  let response: Response;
   try {
-    response = await fetch('/api/agents/login', {
-      method: 'POST',
-      headers: { 'Content-Type': 'application/json' },
-      body: JSON.stringify({ email, password }),
-    });
+    return await createHttpClient().request(loginRoute, { body: { email, password } });
   } catch (cause) {
-    throw new LoginError('The server could not be reached. Check your connection and try again.', { cause });
+    if (cause instanceof HttpRequestError && cause.failure === 'unreachable') {
+      throw new LoginError('agent.login.unreachable', { cause });
+    }
+    // The server's refusal is an English sentence; its code says which of the agent's to show.
+    const refused = cause instanceof HttpRequestError && cause.status === 401 && cause.error?.code === 'unauthorized';
+    throw new LoginError(refused ? 'agent.login.incorrect' : 'agent.login.failed', { cause });
   }
-  const body = (await response.json().catch(() => null)) as (AgentSession & { error?: { message?: string } }) | null;
-  if (!response.ok || body === null) {
-    throw new LoginError(body?.error?.message ?? 'Logging in failed. Please try again.');
-  }
-  return { token: body.token, expiresAt: body.expiresAt, agent: body.agent };
 }

@@ -1,7 +1,7 @@
 import type { Feed } from './feed.ts';
 import { RequestView } from './RequestView.tsx';
 import { useCallHistory } from './useCallHistory.ts';
-import type { CallRecord } from './wire.ts';
+import type { CallRecord } from '@callchart/machines';
 
 const timeFormat = new Intl.DateTimeFormat(undefined, { dateStyle: 'medium', timeStyle: 'medium' });
 

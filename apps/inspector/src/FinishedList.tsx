@@ -1,6 +1,6 @@
 import { useCallback, useEffect, useRef, useState } from 'react';
 import { fetchCalls, finishedCalls, UnauthorizedError } from './calls.ts';
-import type { CallRecord } from './wire.ts';
+import type { CallRecord } from '@callchart/machines';
 
 const timeFormat = new Intl.DateTimeFormat(undefined, { dateStyle: 'short', timeStyle: 'medium' });
 

@@ -6,7 +6,7 @@ import { LiveList } from './LiveList.tsx';
 import { LiveRequestView } from './LiveRequestView.tsx';
 import { missingRoleMessage, type InspectorSession } from './session.ts';
 import { useFeed } from './useFeed.ts';
-import type { CallRecord, LiveRequest } from './wire.ts';
+import type { CallRecord, LiveRequest } from '@callchart/machines';
 
 type Selection = { kind: 'live'; request: LiveRequest } | { kind: 'call'; callId: string; title: string; record: CallRecord | null };
 

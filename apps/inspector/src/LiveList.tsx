@@ -1,5 +1,5 @@
 import { stateLabel } from './stateValue.ts';
-import type { LiveRequest } from './wire.ts';
+import type { LiveRequest } from '@callchart/machines';
 
 export function LiveList({ requests, selectedId, onSelect }: { requests: LiveRequest[] | null; selectedId: string | null; onSelect: (requestId: string) => void }) {
   return (

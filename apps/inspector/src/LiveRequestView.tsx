@@ -2,7 +2,7 @@ import type { Feed } from './feed.ts';
 import { RequestView } from './RequestView.tsx';
 import { stateLabel } from './stateValue.ts';
 import { useLiveRequest } from './useLiveRequest.ts';
-import type { LiveRequest } from './wire.ts';
+import type { LiveRequest } from '@callchart/machines';
 
 export function LiveRequestView({
   feed,

@@ -3,7 +3,8 @@ import { ActorCard } from './ActorCard.tsx';
 import { ActorDetail } from './ActorDetail.tsx';
 import { TimelineTable } from './TimelineTable.tsx';
 import { foldActors, formatClock } from './timeline.ts';
-import type { ActorView, HistoryEntry, TimelineEntry } from './wire.ts';
+import type { ActorView, TimelineEntry } from '@callchart/machines';
+import type { HistoryEntry } from './timeline.ts';
 
 const noActors: readonly ActorView[] = [];
 

@@ -1,7 +1,8 @@
 import { Fragment, useEffect, useRef } from 'react';
 import { stateLabel } from './stateValue.ts';
 import { eventSummary, formatClock } from './timeline.ts';
-import type { HistoryEntry, TimelineEntry } from './wire.ts';
+import type { TimelineEntry } from '@callchart/machines';
+import type { HistoryEntry } from './timeline.ts';
 
 /** Dotted names and state labels, allowed to wrap after a dot, a comma or a parenthesis only. */
 function Dotted({ text }: { text: string }) {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { chartOf, isChartedKind } from './charts.ts';
-import type { ActorKind } from './wire.ts';
+import type { ActorKind } from '@callchart/machines';
 
 const kinds: ActorKind[] = ['routing', 'callSession', 'visitorCall', 'agent', 'peerConnection', 'signaling'];
 

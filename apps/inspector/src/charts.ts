@@ -6,7 +6,7 @@ import { agentMachine, callSessionMachine, peerConnectionMachine, routingMachine
 import type { AnyStateMachine } from 'xstate';
 import type { StatechartLayout } from './layout.ts';
 import { machineDefinition, toStatechartGraph, type MachineDefinition } from './statechartGraph.ts';
-import type { ActorKind } from './wire.ts';
+import type { ActorKind } from '@callchart/machines';
 
 export interface Chart {
   definition: MachineDefinition;

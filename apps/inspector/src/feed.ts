@@ -4,9 +4,21 @@
  * `FeedError` carrying the server's sentence.
  */
 import { io, type Socket } from 'socket.io-client';
-import type { Ack, InspectorToServerEvents, LiveList, Replay, ServerToInspectorEvents, StoredHistory, TimelineEntry } from './wire.ts';
+import {
+  INSPECT_NAMESPACE,
+  parseInspectorAck,
+  parseInspectorPush,
+  type Ack,
+  type InspectorPush,
+  type InspectorPushName,
+  type InspectorToServerEvents,
+  type LiveList,
+  type Replay,
+  type ServerToInspectorEvents,
+  type StoredHistory,
+  type TimelineEntry,
+} from '@callchart/machines';
 
-const INSPECT_NAMESPACE = '/inspect';
 const ACK_TIMEOUT_MS = 10_000;
 
 export type FeedStatus =
@@ -43,7 +55,7 @@ export interface Feed {
   close(): void;
 }
 
-function unwrap<T>(reply: Ack<T>): T {
+function unwrap<T extends object>(reply: Ack<T>): T {
   if (!reply.ok) throw new FeedError(reply.error.message, reply.error.code);
   return reply;
 }
@@ -78,11 +90,17 @@ export function openFeed(token: string, origin = ''): Feed {
     }
   });
 
-  const listen = <E extends keyof ServerToInspectorEvents>(event: E, listener: ServerToInspectorEvents[E]): Unsubscribe => {
+  const listen = <E extends InspectorPushName>(event: E, listener: (payload: InspectorPush<E>) => void): Unsubscribe => {
+    // Checked like every payload of the protocol: a push that is not what the schema says is dropped, not shown.
+    const checked = (payload: unknown) => {
+      const parsed = parseInspectorPush(event, payload);
+      if (parsed.ok) listener(parsed.data);
+      else console.warn('[callchart] inspector feed dropped a push', event, parsed.error.message);
+    };
     // socket.io-client's listener types do not narrow through a generic event name.
-    socket.on(event, listener as never);
+    socket.on(event, checked as never);
     return () => {
-      socket.off(event, listener as never);
+      socket.off(event, checked as never);
     };
   };
 
@@ -100,14 +118,14 @@ export function openFeed(token: string, origin = ''): Feed {
     onReplay: (listener) => listen('inspect.replay', listener),
     onEntry: (listener) => listen('inspect.entry', listener),
     async subscribe(requestId) {
-      unwrap(await socket.timeout(ACK_TIMEOUT_MS).emitWithAck('inspect.subscribe', { requestId }));
+      unwrap(parseInspectorAck('inspect.subscribe', await socket.timeout(ACK_TIMEOUT_MS).emitWithAck('inspect.subscribe', { requestId })));
     },
     unsubscribe(requestId) {
       // Nothing to undo while disconnected: the server dropped the subscription with the socket.
       if (socket.connected) socket.emit('inspect.unsubscribe', { requestId }, () => {});
     },
     async history(callId) {
-      return unwrap(await socket.timeout(ACK_TIMEOUT_MS).emitWithAck('inspect.history', { callId }));
+      return unwrap(parseInspectorAck('inspect.history', await socket.timeout(ACK_TIMEOUT_MS).emitWithAck('inspect.history', { callId })));
     },
     close() {
       setStatus({ kind: 'closed' });

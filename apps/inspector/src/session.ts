@@ -2,20 +2,11 @@
  * The inspector's login: an agent account with the `inspector` role. The token lives in sessionStorage
  * under its own key, so the inspector and the dashboard can be open side by side as different accounts.
  */
+import { createHttpClient, HttpRequestError } from '@callchart/client/http';
+import { loginRoute, type AgentSession } from '@callchart/machines';
 
-export interface InspectorProfile {
-  id: string;
-  name: string;
-  pools: string[];
-  roles: string[];
-}
-
-export interface InspectorSession {
-  token: string;
-  /** Epoch ms. */
-  expiresAt: number;
-  agent: InspectorProfile;
-}
+/** An agent's session whose account has the inspector role. */
+export type InspectorSession = AgentSession;
 
 export const INSPECTOR_ROLE = 'inspector';
 const STORAGE_KEY = 'callchart.inspectorSession';
@@ -53,21 +44,18 @@ export function missingRoleMessage(name: string): string {
 }
 
 export async function logIn(email: string, password: string): Promise<InspectorSession> {
-  let response: Response;
+  let session: AgentSession;
   try {
-    response = await fetch('/api/agents/login', {
-      method: 'POST',
-      headers: { 'Content-Type': 'application/json' },
-      body: JSON.stringify({ email, password }),
-    });
+    session = await createHttpClient().request(loginRoute, { body: { email, password } });
   } catch (cause) {
-    throw new LoginError('The server could not be reached. Check your connection and try again.', { cause });
-  }
-  const body = (await response.json().catch(() => null)) as (InspectorSession & { error?: { message?: string } }) | null;
-  if (!response.ok || body === null) {
-    throw new LoginError(body?.error?.message ?? 'Logging in failed. Please try again.');
+    if (cause instanceof HttpRequestError && cause.failure === 'unreachable') {
+      throw new LoginError('The server could not be reached. Check your connection and try again.', { cause });
+    }
+    // The server's refusal is one sentence meant for the person at the form.
+    const message = cause instanceof HttpRequestError ? cause.error?.message : undefined;
+    throw new LoginError(message ?? 'Logging in failed. Please try again.', { cause });
   }
   // The server would refuse the feed anyway; saying so here keeps the person on the form they can fix.
-  if (!body.agent.roles.includes(INSPECTOR_ROLE)) throw new LoginError(missingRoleMessage(body.agent.name));
-  return { token: body.token, expiresAt: body.expiresAt, agent: body.agent };
+  if (!session.agent.roles.includes(INSPECTOR_ROLE)) throw new LoginError(missingRoleMessage(session.agent.name));
+  return session;
 }

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { appendEntry, eventSummary, foldActors, formatClock, historyEntries } from './timeline.ts';
-import type { ActorView, TimelineEntry } from './wire.ts';
+import type { ActorView, TimelineEntry } from '@callchart/machines';
 
 let clock = 1_700_000_000_000;
 function entry(actorId: string, kind: TimelineEntry['kind'], side: TimelineEntry['side'], state: unknown, context: unknown = { n: clock }): TimelineEntry {

@@ -3,7 +3,12 @@
  * page shows them: the server's actors, then the agent's, then the visitor's.
  */
 import { parseStoredState, stateLabel } from './stateValue.ts';
-import type { ActorKind, ActorSide, ActorView, HistoryEntry, StoredHistory, TimelineEntry } from './wire.ts';
+import type { ActorKind, ActorSide, ActorView, StoredHistory, TimelineEntry } from '@callchart/machines';
+
+/** A stored transition of a finished call, its states read back into state values. */
+export interface HistoryEntry extends TimelineEntry {
+  fromState: unknown;
+}
 
 export interface ActorMoment {
   actorId: string;

@@ -1,7 +1,8 @@
 import { useEffect, useRef, useState } from 'react';
 import { FeedError, type Feed } from './feed.ts';
 import { historyEntries } from './timeline.ts';
-import type { HistoryEntry, StoredHistory } from './wire.ts';
+import type { StoredHistory } from '@callchart/machines';
+import type { HistoryEntry } from './timeline.ts';
 
 export interface CallHistoryView {
   call: StoredHistory['call'] | null;

@@ -1,6 +1,6 @@
 import { useEffect, useState } from 'react';
 import { openFeed, type Feed, type FeedStatus } from './feed.ts';
-import type { LiveRequest } from './wire.ts';
+import type { LiveRequest } from '@callchart/machines';
 
 export interface FeedView {
   feed: Feed | null;

@@ -1,7 +1,7 @@
 import { useEffect, useState } from 'react';
 import type { Feed } from './feed.ts';
 import { appendEntry } from './timeline.ts';
-import type { ActorView, TimelineEntry } from './wire.ts';
+import type { ActorView, TimelineEntry } from '@callchart/machines';
 
 export interface LiveRequestView {
   entries: TimelineEntry[];

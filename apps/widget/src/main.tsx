@@ -1,17 +1,22 @@
 /**
- * The embed entry: `<script src="/widget.js" data-pool="support" defer></script>` is all a host page
- * adds. The widget lives in a shadow root so the host's CSS and ours never touch.
+ * The widget, mounted by its loader (loader.ts) with what the host page's script tag says. It lives in a
+ * shadow root so the host's CSS and ours never touch.
  */
 import { createRoot } from 'react-dom/client';
 import styles from './widget.css?inline';
+import { pickLocale } from '@callchart/machines/locales';
 import { Widget } from './Widget.tsx';
 
 const HOST_ID = 'callchart-widget';
 
-// Only readable while the script itself runs, which is also when a deferred script runs.
-const script = document.currentScript instanceof HTMLScriptElement ? document.currentScript : null;
+export interface WidgetMount {
+  /** The origin of the server the widget was loaded from: its API and its socket live there. */
+  origin: string;
+  /** The script tag's `data-*` attributes. */
+  data: Partial<Record<string, string>>;
+}
 
-function mount(): void {
+function render({ origin, data }: WidgetMount): void {
   // A host page that includes the script twice still gets one widget.
   if (document.getElementById(HOST_ID)) return;
   const host = document.createElement('div');
@@ -24,12 +29,15 @@ function mount(): void {
   shadow.append(style, container);
   createRoot(container).render(
     <Widget
-      pool={script?.dataset.pool ?? 'support'}
-      visitorName={script?.dataset.name}
-      origin={script?.src ? new URL(script.src, location.href).origin : location.origin}
+      pool={data.pool ?? 'support'}
+      visitorName={data.name}
+      origin={origin}
+      lang={pickLocale([data.lang, navigator.language, ...navigator.languages])}
     />,
   );
 }
 
-if (document.body) mount();
-else document.addEventListener('DOMContentLoaded', mount, { once: true });
+export function mount(options: WidgetMount): void {
+  if (document.body) render(options);
+  else document.addEventListener('DOMContentLoaded', () => render(options), { once: true });
+}

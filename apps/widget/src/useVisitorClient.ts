@@ -5,12 +5,13 @@
  */
 import { useCallback, useEffect, useState } from 'react';
 import { createVisitorClient, inspectorForPage, type VisitorClient } from '@callchart/client';
+import type { VisitorPlainKey } from '@callchart/machines/locales';
 import { fetchVisitorSession, SessionError } from './session.ts';
 
 export type ClientBoot =
   | { status: 'starting' }
   | { status: 'ready'; client: VisitorClient; renew: () => void }
-  | { status: 'failed'; message: string; retry: () => void };
+  | { status: 'failed'; message: VisitorPlainKey; retry: () => void };
 
 /** `window.callchart`, for developers in the console and for browser tests. */
 export interface CallchartGlobal {
@@ -62,7 +63,7 @@ export function useVisitorClient({ origin, pool, visitorName }: VisitorClientCon
       (error: unknown) => {
         if (cancelled) return;
         console.warn('[callchart] visitor session failed', error);
-        const message = error instanceof SessionError ? error.message : 'Video calls are not available right now. Please try again later.';
+        const message = error instanceof SessionError ? error.text : 'visitor.error.unavailable';
         setBoot({ status: 'failed', message, retry: restart });
       },
     );
