@@ -218,7 +218,8 @@ describe('real answers against the document', () => {
   it('answers 503 with its reason while draining, as documented', async () => {
     const draining = await startTestServer();
     try {
-      const stopped = draining.server.drain(500);
+      // Long enough for the request to arrive on a loaded machine; the server closes itself after it.
+      const stopped = draining.server.drain(2_000);
       const response = await fetch(`${draining.url}/readyz`);
       expect(response.status).toBe(503);
       const validate = validatorFor('/readyz', 'get', 503, 'application/json');
