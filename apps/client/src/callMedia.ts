@@ -75,7 +75,12 @@ export function createCallMedia(options: CallMediaOptions): CallMedia {
   };
 
   const load = () => {
-    loading ??= import('./mediaSession.ts');
+    // A failed fetch is forgotten, so the next call tries again: the click that preloads may come while
+    // the server is down, and the call it asked for is accepted once the server is back.
+    loading ??= import('./mediaSession.ts').catch((error: unknown) => {
+      loading = null;
+      throw error;
+    });
     return loading;
   };
 
