@@ -323,6 +323,8 @@ export const callSessionMachine = setup({
             paused: {
               description:
                 'At least one leg is lost; both peers are told which, whenever that changes. One timer, measured from the start of the pause, bounds the wait.',
+              // What the store and a resuming client are told: asked of the snapshot by tag, not by its shape.
+              tags: ['paused'],
               always: [
                 {
                   guard: 'mediaFailedWithBothPresent',

@@ -9,6 +9,7 @@ export * from './agent.machine.ts';
 export * from './agent.view.ts';
 export * from './routing.machine.ts';
 export { compareForAssignment, eligibleAgents, isEligible, nextAgent } from './routing.agents.ts';
+export { byArrival, queuePositions, type Arrival, type QueuedRequest } from './queue.ts';
 export * from './callSession.machine.ts';
 export * from './protocol.ts';
 export * from './inspection.ts';

@@ -8,8 +8,10 @@ import { randomUUID } from 'node:crypto';
 import type { Server } from 'socket.io';
 import type { Actor, InspectionEvent } from 'xstate';
 import {
+  byArrival,
   callSessionMachine,
   eligibleAgents,
+  queuePositions,
   routingMachine,
   type AgentInfo,
   type CallSessionEndReason,
@@ -264,17 +266,10 @@ export class Switchboard {
     if (entry.callId) this.hangup(entry.callId, 'visitor');
   }
 
-  /** Queue positions are a fact across requests, so they are computed here and told to each request. */
+  /** Queue positions are a fact across requests, so each request is told its place in the queue's order. */
   private updateQueuePositions(): void {
-    const queued = [...this.requests.values()]
-      .filter((entry) => entry.actor.getSnapshot().value === 'queued')
-      // The sort is stable, so requests made in the same millisecond keep the order they arrived in (the
-      // map's), rather than the order of their random ids.
-      .sort((a, b) => a.createdAt - b.createdAt);
-    const byPool = new Map<string, number>();
-    for (const entry of queued) {
-      const position = (byPool.get(entry.pool) ?? 0) + 1;
-      byPool.set(entry.pool, position);
+    const queued = [...this.requests.values()].filter((entry) => entry.actor.getSnapshot().matches('queued'));
+    for (const [entry, position] of queuePositions(queued)) {
       if (entry.actor.getSnapshot().context.queuePosition !== position) {
         entry.actor.send({ type: 'queue.position', position, at: this.now() });
       }
@@ -288,7 +283,7 @@ export class Switchboard {
     // A request in a call rings nobody, and every presence change would otherwise rewrite each call's
     // snapshot: calls × changes writes. It gets a fresh list just before anything can move it on.
     // Oldest first, as the requests were made: a request back from a call must not lose its turn to newer ones.
-    for (const entry of [...this.waiting].sort((a, b) => a.createdAt - b.createdAt)) this.refreshAgents(entry, at);
+    for (const entry of byArrival(this.waiting)) this.refreshAgents(entry, at);
   }
 
   private refreshAgents(entry: RequestEntry, at = this.now()): void {
@@ -496,7 +491,7 @@ export class Switchboard {
           this.store.telemetry.append({ callId: entry.callId, kind: 'reconnection-attempt', leg: a.leg, at: a.at, durationMs: a.durationMs, outcome: a.outcome });
           logger.info({ callId: entry.callId, leg: a.leg, durationMs: a.durationMs, outcome: a.outcome }, 'reconnection attempt');
         }
-        const paused = typeof next.value === 'object' && JSON.stringify(next.value).includes('"paused"');
+        const paused = next.hasTag('paused');
         this.store.calls.update(entry.callId, { state: next.status === 'done' ? 'ended' : paused ? 'paused' : 'active', totalPauseMs: next.context.totalPauseMs });
         if (next.status === 'done') this.finishCall(full, next.context.endReason ?? 'hangup');
       },
@@ -615,7 +610,7 @@ export class Switchboard {
       const mine = principal.kind === 'agent' ? entry.agentId === principal.id : entry.visitorId === principal.id;
       if (!mine) continue;
       const snapshot = entry.actor.getSnapshot();
-      const paused = JSON.stringify(snapshot.value).includes('"paused"');
+      const paused = snapshot.hasTag('paused');
       return {
         callId: entry.callId,
         role: principal.kind === 'agent' ? 'offerer' : 'answerer',
@@ -633,13 +628,6 @@ export class Switchboard {
       if ((principal.kind === 'agent' ? entry.agentId : entry.visitorId) === principal.id) rooms.push(callRoom(entry.callId));
     }
     return rooms;
-  }
-
-  hasState(principal: { kind: 'agent' | 'visitor'; id: string }): boolean {
-    if (this.roomsFor(principal).length > 1) return true;
-    return [...this.requests.values()].some((entry) =>
-      principal.kind === 'visitor' ? entry.visitorId === principal.id : entry.actor.getSnapshot().context.currentAgentId === principal.id,
-    );
   }
 
   // -------------------------------------------------------------------------------------------
