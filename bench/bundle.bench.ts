@@ -11,7 +11,8 @@ import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from '
 import path from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { build } from 'esbuild';
-import { apps, buildApp, repoRoot } from '../scripts/build-apps.ts';
+import { apps, buildApp } from '../scripts/build-apps.ts';
+import { repoRoot } from '../scripts/repoRoot.ts';
 import { launchBrowser } from '../test/support/browser.ts';
 import { spawnServer, freePort, tempDatabase } from '../test/support/server.ts';
 import { atMost, type Benchmark, type Figure } from './lib/bench.ts';

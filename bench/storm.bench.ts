@@ -18,7 +18,7 @@ import { callPairs } from './lib/load/identities.ts';
 import { runStorm, type StormPlan, type StormRound, type StormRun } from './lib/load/storm.ts';
 import { startWorkers } from './lib/load/workerPool.ts';
 import { histogramSvg } from './lib/plot.ts';
-import { histogram, median, ratio } from './lib/stats.ts';
+import { extent, histogram, median, ratio } from './lib/stats.ts';
 
 const TARGET_RESUME_S = 35;
 const TARGET_EVENT_LOOP_P99_MS = 100;
@@ -66,7 +66,7 @@ function roundFigures(round: StormRound): RoundFigures {
     resumed: resumedAt.length,
     expired: timelines.filter((t) => t.expired.length > 0 && t.resumed.length === 0).length,
     neverAnswered: timelines.filter((t) => t.resumed.length === 0 && t.expired.length === 0).length,
-    lastResumedMs: resumedAt.length === timelines.length && resumedAt.length > 0 ? Math.max(...resumedAt) : null,
+    lastResumedMs: resumedAt.length === timelines.length && resumedAt.length > 0 ? extent(resumedAt)!.max : null,
     resumedInTarget: resumedAt.filter((ms) => ms <= TARGET_RESUME_S * 1000).length,
     medianResumedMs: median(resumedAt),
     callLegs: inCall.length,

@@ -9,8 +9,7 @@ import { once } from 'node:events';
 import { readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-
-export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+import { repoRoot } from './repoRoot.ts';
 
 export interface AppBuild {
   name: string;
@@ -25,8 +24,9 @@ export const apps: readonly AppBuild[] = [
   { name: 'inspector', dir: path.join(repoRoot, 'apps/inspector'), output: path.join(repoRoot, 'apps/inspector/dist/index.html') },
 ];
 
-// The bundles inline the machines (and the widget and dashboard the client), so a change there makes them stale too.
-const sharedSources = ['machines/src', 'apps/client/src'].map((dir) => path.join(repoRoot, dir));
+// The bundles inline the machines (the widget and dashboard the client, the dashboard and inspector the
+// shared UI), so a change there makes them stale too.
+const sharedSources = ['machines/src', 'apps/client/src', 'apps/ui/src'].map((dir) => path.join(repoRoot, dir));
 
 async function newestMtime(target: string): Promise<number> {
   const info = await stat(target).catch(() => null);

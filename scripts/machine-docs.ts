@@ -7,16 +7,15 @@ import path from 'node:path';
 import type { AnyStateMachine, AnyStateNode, AnyTransitionDefinition } from 'xstate';
 import { toDirectedGraph, type DirectedGraphNode } from 'xstate/graph';
 import config, { type MachineEntry } from '../stately.config.ts';
+import { repoRoot } from './repoRoot.ts';
 
 export interface RenderedFile {
   path: string;
   content: string;
 }
 
-const root = path.resolve(import.meta.dirname, '..');
-
 export async function loadMachine(entry: MachineEntry): Promise<AnyStateMachine> {
-  const module = (await import(pathToFileURL(path.resolve(root, entry.module)).href)) as Record<string, unknown>;
+  const module = (await import(pathToFileURL(path.resolve(repoRoot, entry.module)).href)) as Record<string, unknown>;
   const machine = module[entry.export];
   if (!machine) throw new Error(`${entry.module} does not export ${entry.export}`);
   return machine as AnyStateMachine;
@@ -135,4 +134,3 @@ export async function renderMachineDocs(): Promise<RenderedFile[]> {
   return files;
 }
 
-export const repoRoot = root;

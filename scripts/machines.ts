@@ -4,7 +4,8 @@
  */
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { renderMachineDocs, repoRoot } from './machine-docs.ts';
+import { renderMachineDocs } from './machine-docs.ts';
+import { repoRoot } from './repoRoot.ts';
 
 const check = process.argv.includes('--check');
 const stale: string[] = [];

@@ -2,6 +2,7 @@
  * Small hand-drawn SVG plots for benchmark results: a line/scatter plot and a bar histogram. No library:
  * the files must open in any browser and diff readably in review.
  */
+import { extent } from './stats.ts';
 
 export interface PlotPoint {
   x: number;
@@ -131,8 +132,10 @@ export function linePlotSvg({ title, xLabel, yLabel, series, note, guides = [] }
   const all = series.flatMap((s) => s.points);
   const xs = all.map((p) => p.x);
   const ys = [...all.map((p) => p.y), ...guides.map((g) => g.y)];
-  const xTicks = all.length ? niceTicks(Math.min(0, ...xs), Math.max(...xs)) : [0, 1];
-  const yTicks = all.length ? niceTicks(Math.min(0, ...ys), Math.max(...ys) * 1.05) : [0, 1];
+  const xRange = extent(xs);
+  const yRange = extent(ys);
+  const xTicks = xRange ? niceTicks(Math.min(0, xRange.min), xRange.max) : [0, 1];
+  const yTicks = xRange && yRange ? niceTicks(Math.min(0, yRange.min), yRange.max * 1.05) : [0, 1];
   const { plotW, x, y, parts } = frame(title, note, xLabel, yLabel, xTicks, yTicks, LEGEND_RIGHT);
   for (const guide of guides) {
     parts.push(`<line x1="${MARGIN.left}" x2="${MARGIN.left + plotW}" y1="${fixed(y(guide.y))}" y2="${fixed(y(guide.y))}" stroke="#888" stroke-dasharray="5 4"/>`);

@@ -14,9 +14,8 @@ import { fork, spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { repoRoot } from '../../scripts/repoRoot.ts';
 import type { SpawnedServer } from '../../test/support/server.ts';
-
-const repoRoot = path.resolve(import.meta.dirname, '../..');
 
 export interface WorkerMessage {
   type: string;

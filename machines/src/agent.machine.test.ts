@@ -9,12 +9,12 @@ function spies() {
     setPresence: vi.fn(),
     acceptRing: vi.fn(),
     rejectRing: vi.fn(),
-    reportRingTimeout: vi.fn(),
     sendHangup: vi.fn(),
     notifyLogout: vi.fn(),
     reportCallFailure: vi.fn(),
     startMedia: vi.fn(),
     stopMedia: vi.fn(),
+    reportMediaState: vi.fn(),
   };
 }
 
@@ -110,14 +110,15 @@ describe('agent', () => {
     expect(effects.rejectRing).toHaveBeenCalledTimes(1);
   });
 
-  it('gives up on an unanswered ring after ringTimeout and reports it', () => {
+  it('gives up on an unanswered ring after ringTimeout without rejecting it: the server times it out too', () => {
     const { actor, clock, effects } = toRinging({ timings: { ringTimeout: 4_000 } });
     expect(actor.getSnapshot().context.ringExpiresAt).toBe(54_000);
     clock.increment(3_999);
     expect(actor.getSnapshot().value).toBe('ringing');
     clock.increment(1);
     expect(actor.getSnapshot().value).toBe('available');
-    expect(effects.reportRingTimeout).toHaveBeenCalledTimes(1);
+    expect(actor.getSnapshot().context).toMatchObject({ requestId: null, ringExpiresAt: null });
+    expect(effects.rejectRing).not.toHaveBeenCalled();
   });
 
   it("counts down to the server's ring deadline when the ring carries one", () => {
@@ -129,7 +130,7 @@ describe('agent', () => {
     expect(actor.getSnapshot().value).toBe('ringing');
     clock.increment(1);
     expect(actor.getSnapshot().value).toBe('available');
-    expect(effects.reportRingTimeout).toHaveBeenCalledTimes(1);
+    expect(effects.rejectRing).not.toHaveBeenCalled();
   });
 
   it('stops ringing when the server withdraws the ring', () => {
@@ -305,6 +306,71 @@ describe('agent', () => {
     expect(media(actor)?.context.signalingUp).toBe(false);
     actor.send({ type: 'signal.up' });
     expect(media(actor)?.context.signalingUp).toBe(true);
+  });
+
+  it('leaves a connecting call whose accept the server refused, unless the call was already accepted', () => {
+    const refused = toRinging();
+    refused.actor.send({ type: 'accept' });
+    refused.actor.send({ type: 'accept.refused', requestId: 'req-other' });
+    expect(refused.actor.getSnapshot().value).toBe('connecting');
+    refused.actor.send({ type: 'accept.refused', requestId: 'req-1' });
+    expect(refused.actor.getSnapshot().value).toBe('available');
+    expect(refused.actor.getSnapshot().context.lastCallEnd).toEqual({ requestId: 'req-1', callId: null, visitorName: 'Vera', reason: 'cancelled' });
+    expect(refused.effects.stopMedia).toHaveBeenCalledTimes(1);
+
+    const accepted = toConnecting();
+    accepted.actor.send({ type: 'accept.refused', requestId: 'req-1' });
+    expect(accepted.actor.getSnapshot().value).toBe('connecting');
+  });
+
+  it('after a resume, reports the media of a call the server still holds, and keeps it', () => {
+    for (const run of [toConnecting(), toInCall()]) {
+      const before = run.actor.getSnapshot().value;
+      run.actor.send({ type: 'server.resumed', call: { callId: 'call-1' } });
+      expect(run.actor.getSnapshot().value).toEqual(before);
+      expect(run.effects.reportMediaState).toHaveBeenCalledTimes(1);
+      expect(run.effects.stopMedia).not.toHaveBeenCalled();
+    }
+  });
+
+  it('after a resume without the call, counts it as reassigned: its call.ended never arrived', () => {
+    for (const run of [toConnecting(), toInCall()]) {
+      run.actor.send({ type: 'server.resumed', call: null });
+      expect(run.actor.getSnapshot().value).toBe('available');
+      expect(run.actor.getSnapshot().context.lastCallEnd).toMatchObject({ callId: 'call-1', reason: 'reassigned' });
+      expect(run.effects.stopMedia).toHaveBeenCalledTimes(1);
+      expect(run.effects.reportMediaState).not.toHaveBeenCalled();
+    }
+  });
+
+  it('after a resume with a call it does not know, stays where it is', () => {
+    const run = toConnecting();
+    run.actor.send({ type: 'server.resumed', call: { callId: 'call-other' } });
+    expect(run.actor.getSnapshot().value).toBe('connecting');
+    expect(run.effects.reportMediaState).not.toHaveBeenCalled();
+    const available = start();
+    available.actor.send({ type: 'login' });
+    available.actor.send({ type: 'server.resumed', call: null });
+    expect(available.actor.getSnapshot().value).toBe('available');
+  });
+
+  it('when the server kept nothing of the session, drops the ring or the call it had', () => {
+    const ringing = toRinging();
+    ringing.actor.send({ type: 'session.lost' });
+    expect(ringing.actor.getSnapshot().value).toBe('available');
+    expect(ringing.effects.rejectRing).not.toHaveBeenCalled();
+    for (const run of [toConnecting(), toInCall()]) {
+      run.actor.send({ type: 'session.lost' });
+      expect(run.actor.getSnapshot().value).toBe('available');
+      expect(run.actor.getSnapshot().context.lastCallEnd).toMatchObject({ callId: 'call-1', reason: 'reassigned' });
+      expect(run.effects.stopMedia).toHaveBeenCalledTimes(1);
+      expect(run.effects.sendHangup).not.toHaveBeenCalled();
+    }
+    const away = start();
+    away.actor.send({ type: 'login' });
+    away.actor.send({ type: 'presence.away' });
+    away.actor.send({ type: 'session.lost' });
+    expect(away.actor.getSnapshot().value).toBe('away');
   });
 
   it('keeps a JSON-serializable context', () => {

@@ -67,6 +67,12 @@ export type AgentEvent =
   | { type: 'ring.cancelled' }
   | { type: 'call.accepted'; callId: string }
   | { type: 'call.ended'; reason: AgentServerEndReason }
+  /** The server refused the accept of `requestId`: the ring had moved on (another agent, a cancel) before it arrived. */
+  | { type: 'accept.refused'; requestId: string }
+  /** The server took this session up again after a lost socket, and says which call, if any, it holds for the agent. */
+  | { type: 'server.resumed'; call: { callId: string } | null }
+  /** The server kept nothing of this session: a ring or call it had is over on its side. */
+  | { type: 'session.lost' }
   // the adapter
   | AgentMediaEvent
   // the media child finishing; listed so adapters and tests can type it
@@ -89,6 +95,11 @@ export const agentMachine = setup({
   guards: {
     serverEndedWith: ({ event }, params: { reason: AgentServerEndReason }) => event.type === 'call.ended' && event.reason === params.reason,
     mediaFailed: ({ event }) => event.type === 'xstate.done.actor.media' && event.output?.outcome === 'failed',
+    // Only an accept still waiting for its call: once `call.accepted` came, the refusal is of an older one.
+    refusedThisAccept: ({ context, event }) =>
+      event.type === 'accept.refused' && context.callId === null && context.requestId === event.requestId,
+    resumedThisCall: ({ context, event }) => event.type === 'server.resumed' && event.call !== null && event.call.callId === context.callId,
+    resumedWithoutCall: ({ event }) => event.type === 'server.resumed' && event.call === null,
   },
   actions: {
     // Effects for the adapter; no-ops here so the machine stays pure.
@@ -98,8 +109,6 @@ export const agentMachine = setup({
     acceptRing: () => {},
     /** Reject `context.requestId`; the server rings the next agent. */
     rejectRing: () => {},
-    /** Tell the server the ring went unanswered, so the request moves on without waiting for its own timer. */
-    reportRingTimeout: () => {},
     /** Leave the call; the server tells the visitor. */
     sendHangup: () => {},
     /** Tell the server the agent logged out; it reassigns any visitor of theirs. */
@@ -110,6 +119,8 @@ export const agentMachine = setup({
     startMedia: () => {},
     /** Close the RTCPeerConnection and release the camera. */
     stopMedia: () => {},
+    /** Report the media state of `context.callId` again: the server missed the reports while the socket was away. */
+    reportMediaState: () => {},
 
     rememberRing: assign(({ context, event }) =>
       event.type === 'ring'
@@ -214,13 +225,16 @@ export const agentMachine = setup({
     ringing: {
       description: 'A visitor is waiting; accept, reject, or let it run out (ring-no-answer).',
       exit: 'clearRingDeadline',
+      // Nothing is sent: the protocol has no ring-no-answer message, and the routing actor's own
+      // ringTimeout, the same length, moves the request on.
       after: {
-        ringTimeout: { target: 'available', actions: 'reportRingTimeout' },
+        ringTimeout: { target: 'available' },
       },
       on: {
         accept: { target: 'connecting', actions: 'acceptRing' },
         reject: { target: 'available', actions: 'rejectRing' },
         'ring.cancelled': { target: 'available' },
+        'session.lost': { target: 'available' },
         // Going away is one of the routing actor's reassignment triggers, so the ring is not rejected explicitly.
         'presence.away': {
           target: 'away',
@@ -252,6 +266,27 @@ export const agentMachine = setup({
           actions: [{ type: 'recordCallEnd', params: { reason: 'hangup' } }, 'stopMedia', 'sendHangup'],
         },
         'call.ended': { target: 'available', actions: ['recordServerEnd', 'stopMedia'] },
+        // No `call.accepted` will ever come for a refused accept.
+        'accept.refused': {
+          guard: 'refusedThisAccept',
+          target: 'available',
+          actions: [{ type: 'recordCallEnd', params: { reason: 'cancelled' } }, 'stopMedia'],
+        },
+        // The server still has this call: only the reports it missed are owed. Without one, the call
+        // ended while this socket was away and its `call.ended` never arrived; an agent who stays away
+        // past the grace loses the visitor to another agent.
+        'server.resumed': [
+          { guard: 'resumedThisCall', actions: 'reportMediaState' },
+          {
+            guard: 'resumedWithoutCall',
+            target: 'available',
+            actions: [{ type: 'recordCallEnd', params: { reason: 'reassigned' } }, 'stopMedia'],
+          },
+        ],
+        'session.lost': {
+          target: 'available',
+          actions: [{ type: 'recordCallEnd', params: { reason: 'reassigned' } }, 'stopMedia'],
+        },
         logout: {
           target: 'offline',
           actions: [
@@ -279,6 +314,12 @@ export const agentMachine = setup({
           { guard: { type: 'serverEndedWith', params: { reason: 'media-failed' } }, target: 'callFailed', actions: 'recordServerEnd' },
           { target: 'available', actions: 'recordServerEnd' },
         ],
+        // As in `connecting`; leaving `inCall` stops the media.
+        'server.resumed': [
+          { guard: 'resumedThisCall', actions: 'reportMediaState' },
+          { guard: 'resumedWithoutCall', target: 'available', actions: { type: 'recordCallEnd', params: { reason: 'reassigned' } } },
+        ],
+        'session.lost': { target: 'available', actions: { type: 'recordCallEnd', params: { reason: 'reassigned' } } },
         logout: {
           target: 'offline',
           actions: [

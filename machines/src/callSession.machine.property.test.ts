@@ -6,25 +6,25 @@ import {
   defaultCallSessionTimings,
   type CallSessionEndReason,
   type CallSessionEvent,
-  type Leg,
   type LegStatus,
 } from './callSession.machine.ts';
+import type { CallLeg } from './protocol.ts';
 
 const TIMEOUT = defaultCallSessionTimings.reconnectionTimeout;
 const BASE = 1_700_000_000_000;
-const LEGS: Leg[] = ['agent', 'visitor'];
+const LEGS: CallLeg[] = ['agent', 'visitor'];
 
 type LegReport = 'leg.socketLost' | 'leg.socketBack' | 'leg.mediaReconnecting' | 'leg.mediaConnected' | 'leg.mediaFailed';
 
 type Step =
-  | { kind: 'report'; type: LegReport; leg: Leg }
-  | { kind: 'attempt'; leg: Leg; outcome: 'recovered' | 'failed' }
-  | { kind: 'hangup'; by: Leg }
+  | { kind: 'report'; type: LegReport; leg: CallLeg }
+  | { kind: 'attempt'; leg: CallLeg; outcome: 'recovered' | 'failed' }
+  | { kind: 'hangup'; by: CallLeg }
   | { kind: 'rearm' }
   | { kind: 'advance'; ms: number }
   | { kind: 'restart'; downMs: number };
 
-const legArb = fc.constantFrom<Leg>(...LEGS);
+const legArb = fc.constantFrom<CallLeg>(...LEGS);
 const stepArb: fc.Arbitrary<Step> = fc.oneof(
   {
     weight: 12,
@@ -60,7 +60,7 @@ class CountingClock extends SimulatedClock {
 
 /** An independent statement of DESIGN §2, to compare the machine against. */
 class Reference {
-  legs: Record<Leg, LegStatus> = { agent: { socket: 'up', media: 'connected' }, visitor: { socket: 'up', media: 'connected' } };
+  legs: Record<CallLeg, LegStatus> = { agent: { socket: 'up', media: 'connected' }, visitor: { socket: 'up', media: 'connected' } };
   pausedAt: number | null = null;
   totalPauseMs = 0;
   pauses = 0;
@@ -94,7 +94,7 @@ class Reference {
     if (this.endReason || this.pausedAt === null) return;
     if (now >= this.pausedAt + TIMEOUT) this.end(this.timeoutReason(), now);
   }
-  report(type: LegReport, leg: Leg, at: number) {
+  report(type: LegReport, leg: CallLeg, at: number) {
     if (this.endReason) return;
     const before = this.legs[leg];
     const after: LegStatus = { ...before };
@@ -139,12 +139,11 @@ describe('callSession properties', () => {
   it('matches the reference model of DESIGN §2 after every step, with one timer at most', () => {
     fc.assert(
       fc.property(fc.array(stepArb, { maxLength: 40 }), (steps) => {
-        const effects = { notifyPaused: 0, notifyResumed: 0, notifyEnded: 0, requestReassignment: 0 };
+        const effects = { notifyPaused: 0, notifyResumed: 0, requestReassignment: 0 };
         const machine = callSessionMachine.provide({
           actions: {
             notifyPaused: () => void effects.notifyPaused++,
             notifyResumed: () => void effects.notifyResumed++,
-            notifyEnded: () => void effects.notifyEnded++,
             requestReassignment: () => void effects.requestReassignment++,
           },
         });
@@ -194,7 +193,7 @@ describe('callSession properties', () => {
           if (ref.endReason) {
             expect(s.value).toBe('ended');
             expect(c.endedAt).toBe(ref.endedAt);
-            expect(effects.notifyEnded).toBe(1);
+            expect(s.status).toBe('done');
             expect(effects.requestReassignment).toBe(ref.endReason === 'agent-lost' ? 1 : 0);
             expect(clock.pending.size).toBe(0);
           } else {
@@ -207,7 +206,7 @@ describe('callSession properties', () => {
             expect(s.value).toEqual({ active: expected });
             // A paused session always has its timer running; a live one never does.
             expect(clock.pending.size).toBe(ref.pausedAt === null ? 0 : 1);
-            expect(effects.notifyEnded).toBe(0);
+            expect(s.status).toBe('active');
           }
           // Restarts re-arm without telling the peers again; every change while paused is told.
           expect(effects.notifyPaused).toBe(ref.pauses);

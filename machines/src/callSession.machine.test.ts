@@ -6,14 +6,14 @@ import {
   type CallSessionContext,
   type CallSessionEvent,
   type CallSessionInput,
-  type Leg,
 } from './callSession.machine.ts';
+import type { CallLeg } from './protocol.ts';
 
 const TIMEOUT = defaultCallSessionTimings.reconnectionTimeout;
 /** Epoch ms of the simulated clock's zero. */
 const BASE = 1_700_000_000_000;
 
-const EFFECTS = ['notifyPaused', 'notifyResumed', 'notifyEnded', 'requestReassignment'] as const;
+const EFFECTS = ['notifyPaused', 'notifyResumed', 'requestReassignment'] as const;
 type Effect = (typeof EFFECTS)[number];
 
 function start(patch: Partial<CallSessionInput> = {}, snapshot?: unknown) {
@@ -28,7 +28,7 @@ function start(patch: Partial<CallSessionInput> = {}, snapshot?: unknown) {
   actor.start();
   const at = () => BASE + clock.now();
   type LegEventType = Exclude<CallSessionEvent['type'], 'leg.attempt' | 'call.hangup' | 'timers.rearm'>;
-  const leg = (type: LegEventType, which: Leg) => actor.send({ type, leg: which, at: at() } as CallSessionEvent);
+  const leg = (type: LegEventType, which: CallLeg) => actor.send({ type, leg: which, at: at() } as CallSessionEvent);
   return { actor, clock, spies, effects, at, leg };
 }
 type Run = ReturnType<typeof start>;
@@ -187,7 +187,7 @@ describe('callSession: the end of a call', () => {
     expect(value(run)).toBe('ended');
     expect(run.actor.getSnapshot().status).toBe('done');
     expect(context(run)).toMatchObject({ endReason: 'agent-lost', endedBy: null, endedAt: BASE + TIMEOUT, totalPauseMs: TIMEOUT });
-    expect(run.effects).toEqual(['notifyPaused', 'requestReassignment', 'notifyEnded']);
+    expect(run.effects).toEqual(['notifyPaused', 'requestReassignment']);
   });
 
   it('timeout with the visitor’s socket gone ends with reconnect-timeout, never a reassignment, whatever the agent’s leg', () => {
@@ -228,7 +228,7 @@ describe('callSession: the end of a call', () => {
     run.clock.increment(TIMEOUT);
     expect(context(run).endReason).toBe('reconnect-timeout');
     expect(run.spies.requestReassignment).not.toHaveBeenCalled();
-    expect(run.spies.notifyEnded).toHaveBeenCalledTimes(1);
+    expect(run.actor.getSnapshot().status).toBe('done');
   });
 
   it('one side’s media failed while both sockets are up ends the call at once with media-failed', () => {
@@ -240,7 +240,7 @@ describe('callSession: the end of a call', () => {
     expect(value(run)).toBe('ended');
     expect(context(run)).toMatchObject({ endReason: 'media-failed', endedAt: BASE + 3_000, totalPauseMs: 3_000, pausedAt: null });
     expect(run.spies.requestReassignment).not.toHaveBeenCalled();
-    expect(run.spies.notifyEnded).toHaveBeenCalledTimes(1);
+    expect(run.actor.getSnapshot().status).toBe('done');
   });
 
   it('a failed side waits while the other socket is gone, and ends the call as media-failed once it is back', () => {
@@ -259,7 +259,8 @@ describe('callSession: the end of a call', () => {
     live.actor.send({ type: 'call.hangup', by, at: BASE + 7 });
     expect(value(live)).toBe('ended');
     expect(context(live)).toMatchObject({ endReason: 'hangup', endedBy: by, endedAt: BASE + 7 });
-    expect(live.effects).toEqual(['notifyEnded']);
+    expect(live.actor.getSnapshot().status).toBe('done');
+    expect(live.effects).toEqual([]);
 
     const paused = start();
     paused.leg('leg.socketLost', 'agent');
@@ -329,7 +330,7 @@ describe('callSession: server restart', () => {
     restored.clock.increment(1);
     expect(value(restored)).toBe('ended');
     expect(context(restored)).toMatchObject({ endReason: 'agent-lost', totalPauseMs: TIMEOUT });
-    expect(restored.effects).toEqual(['requestReassignment', 'notifyEnded']);
+    expect(restored.effects).toEqual(['requestReassignment']);
   });
 
   it('a deadline that passed during the restart fires at once', () => {

@@ -7,8 +7,7 @@
  * telemetry (disconnections, reconnection attempts, pause time) is computed from those `at`s.
  */
 import { assign, setup } from 'xstate';
-
-export type Leg = 'agent' | 'visitor';
+import type { CallLeg } from './protocol.ts';
 
 /**
  * What the server knows of one leg. A socket drop makes `media` `unreported`: whatever the media did
@@ -36,26 +35,26 @@ export interface CallSessionInput {
 }
 
 export type CallSessionEvent =
-  | { type: 'leg.socketLost'; leg: Leg; at: number }
-  | { type: 'leg.socketBack'; leg: Leg; at: number }
-  | { type: 'leg.mediaReconnecting'; leg: Leg; at: number }
-  | { type: 'leg.mediaConnected'; leg: Leg; at: number }
-  | { type: 'leg.mediaFailed'; leg: Leg; at: number }
-  | { type: 'leg.attempt'; leg: Leg; at: number; durationMs: number; outcome: 'recovered' | 'failed' }
-  | { type: 'call.hangup'; by: Leg; at: number }
+  | { type: 'leg.socketLost'; leg: CallLeg; at: number }
+  | { type: 'leg.socketBack'; leg: CallLeg; at: number }
+  | { type: 'leg.mediaReconnecting'; leg: CallLeg; at: number }
+  | { type: 'leg.mediaConnected'; leg: CallLeg; at: number }
+  | { type: 'leg.mediaFailed'; leg: CallLeg; at: number }
+  | { type: 'leg.attempt'; leg: CallLeg; at: number; durationMs: number; outcome: 'recovered' | 'failed' }
+  | { type: 'call.hangup'; by: CallLeg; at: number }
   | { type: 'timers.rearm'; at: number };
 
 /** Why the call ended. `agent-lost` means the visitor is being reassigned to another agent. */
 export type CallSessionEndReason = 'hangup' | 'media-failed' | 'reconnect-timeout' | 'agent-lost';
 
 export interface CallDisconnection {
-  leg: Leg;
+  leg: CallLeg;
   at: number;
   cause: 'socket' | 'media';
 }
 
 export interface CallReconnectionAttempt {
-  leg: Leg;
+  leg: CallLeg;
   at: number;
   durationMs: number;
   outcome: 'recovered' | 'failed';
@@ -64,7 +63,7 @@ export interface CallReconnectionAttempt {
 export interface CallSessionContext {
   callId: string;
   timings: CallSessionTimings;
-  legs: Record<Leg, LegStatus>;
+  legs: Record<CallLeg, LegStatus>;
   /** Every time a leg went from up to lost. */
   disconnections: CallDisconnection[];
   reconnectionAttempts: CallReconnectionAttempt[];
@@ -74,7 +73,7 @@ export interface CallSessionContext {
   pausedAt: number | null;
   endReason: CallSessionEndReason | null;
   /** Who hung up, when the call ended by a hang-up. */
-  endedBy: Leg | null;
+  endedBy: CallLeg | null;
   endedAt: number | null;
   /** When the pause timer is due (epoch ms), so a restored actor can re-arm it with the time left. */
   deadlineAt: number | null;
@@ -111,7 +110,7 @@ function nowOf(context: CallSessionContext, event: { type: string }): number {
   return context.deadlineAt ?? context.startedAt;
 }
 
-function eventLeg(event: { type: string }): Leg | null {
+function eventLeg(event: { type: string }): CallLeg | null {
   const leg = (event as { leg?: unknown }).leg;
   return leg === 'agent' || leg === 'visitor' ? leg : null;
 }
@@ -186,12 +185,11 @@ export const callSessionMachine = setup({
     /** Tell both people which legs are lost, so each screen can say who is gone (`context.legs`). */
     notifyPaused: () => {},
     notifyResumed: () => {},
-    notifyEnded: () => {},
     requestReassignment: () => {},
   },
   guards: {
-    isLeg: ({ event }, params: { leg: Leg }) => eventLeg(event) === params.leg,
-    legRecovers: ({ context, event }, params: { leg: Leg }) =>
+    isLeg: ({ event }, params: { leg: CallLeg }) => eventLeg(event) === params.leg,
+    legRecovers: ({ context, event }, params: { leg: CallLeg }) =>
       eventLeg(event) === params.leg && isUp(applyToLeg(context.legs[params.leg], event)),
     anyLegLost: ({ context }) => !isUp(context.legs.agent) || !isUp(context.legs.visitor),
     // Judged on the legs as the event leaves them, since the leg regions apply it in the same step.
@@ -362,9 +360,8 @@ export const callSessionMachine = setup({
       },
     },
     ended: {
-      description: 'The call is over; endReason says why.',
+      description: 'The call is over; endReason says why. The host tells both people and the routing actor when the actor is done.',
       type: 'final',
-      entry: 'notifyEnded',
     },
   },
 });

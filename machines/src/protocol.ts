@@ -59,8 +59,11 @@ export function utf8ByteLength(text: string, limit = Number.POSITIVE_INFINITY): 
   return bytes;
 }
 
-// Each UTF-16 unit encodes to at least one byte, so the character count is a cheap first bound.
-function fitsInBytes(text: string, limit: number): boolean {
+/**
+ * Whether `text` is at most `limit` bytes of UTF-8. Each UTF-16 unit encodes to at least one byte, so the
+ * character count is a cheap first bound.
+ */
+export function fitsInBytes(text: string, limit: number): boolean {
   return text.length <= limit && utf8ByteLength(text, limit) <= limit;
 }
 
@@ -299,6 +302,12 @@ export const clientAckDataSchemas = {
 
 export type ClientEventName = keyof typeof clientEventSchemas;
 export type ClientPayload<E extends ClientEventName> = z.infer<(typeof clientEventSchemas)[E]>;
+/**
+ * One client message with its event name and payload kept together: a union over `E`, so code that
+ * carries a message of several kinds (the media session's signals) still hands the outbox a payload
+ * that matches its event.
+ */
+export type ClientMessage<E extends ClientEventName = ClientEventName> = { [K in E]: { event: K; payload: ClientPayload<K> } }[E];
 // zod infers an empty strict object as `Record<string, never>`, which would swallow `ok: true`.
 type NoKeysAsEmpty<T> = string extends keyof T ? Record<never, never> : T;
 export type ClientAckData<E extends ClientEventName> = NoKeysAsEmpty<

@@ -134,8 +134,8 @@ function eventAgentId(event: { type: string }): string | null {
   return typeof agentId === 'string' ? agentId : null;
 }
 
-function lostCause(event: { type: string }): AgentLostCause | null {
-  return event.type === 'agent.lost' ? (event as unknown as { cause: AgentLostCause }).cause : null;
+function lostCause(event: RoutingEvent): AgentLostCause | null {
+  return event.type === 'agent.lost' ? event.cause : null;
 }
 
 export const routingMachine = setup({

@@ -15,7 +15,6 @@ function start(input: SignalingInput = {}) {
   const spies = {
     openSocket: vi.fn(),
     closeSocket: vi.fn(),
-    sendResume: vi.fn(),
     rejoin: vi.fn(),
     transmit: vi.fn((_: unknown, params: TransmitParams) => void transmitted.push(params)),
     sendLivenessPing: vi.fn(),
@@ -56,14 +55,12 @@ describe('signaling: first connection', () => {
     expect(run.spies.openSocket).toHaveBeenCalledTimes(1);
     run.actor.send({ type: 'socket.connected', at: 0 });
     expect(value(run)).toEqual({ connected: { ready: 'trusted' } });
-    expect(run.spies.sendResume).not.toHaveBeenCalled();
   });
 
   it('a first connection goes to ready even with a resume token', () => {
     const run = start({ resumeToken: 'tok' });
     connect(run);
     expect(value(run)).toEqual({ connected: { ready: 'trusted' } });
-    expect(run.spies.sendResume).not.toHaveBeenCalled();
   });
 
   it('a first connection that fails on the transport is retried with backoff', () => {
@@ -361,7 +358,7 @@ describe('signaling: reconnect and resume', () => {
     expect(context(run).retryDelayMs).toBe(1000);
   });
 
-  it('after a reconnect with a resume token: resuming, sendResume, then session.resumed → ready', () => {
+  it('after a reconnect with a resume token: the socket opens with it, resuming, then session.resumed → ready', () => {
     const run = start({ timings: noJitter });
     connect(run);
     run.actor.send({ type: 'session.ready', resumeToken: 'tok-1' });
@@ -369,7 +366,9 @@ describe('signaling: reconnect and resume', () => {
     run.clock.increment(1000);
     run.actor.send({ type: 'socket.connected', at: now(run) });
     expect(value(run)).toEqual({ connected: 'resuming' });
-    expect(run.spies.sendResume).toHaveBeenCalledTimes(1);
+    // The handshake carries the token: `openSocket` is the only effect of the resume.
+    expect(run.spies.openSocket).toHaveBeenCalledTimes(2);
+    expect(run.spies.openSocket.mock.calls.at(-1)?.[0]).toMatchObject({ context: { resumeToken: 'tok-1' } });
     run.actor.send({ type: 'session.resumed', at: now(run) });
     expect(value(run)).toEqual({ connected: { ready: 'trusted' } });
     expect(context(run).resumeToken).toBe('tok-1');
@@ -395,7 +394,7 @@ describe('signaling: reconnect and resume', () => {
     run.clock.increment(1000);
     run.actor.send({ type: 'socket.connected', at: now(run) });
     expect(value(run)).toEqual({ connected: { ready: 'trusted' } });
-    expect(run.spies.sendResume).not.toHaveBeenCalled();
+    expect(run.spies.openSocket.mock.calls.at(-1)?.[0]).toMatchObject({ context: { resumeToken: null } });
   });
 
   it('session.ready stores the resume token in any state', () => {

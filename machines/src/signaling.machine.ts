@@ -117,8 +117,6 @@ const signalingSetup = setup({
     openSocket: () => {},
     /** Close the socket on the user's request. */
     closeSocket: () => {},
-    /** Send `session.resume` with `context.resumeToken`. */
-    sendResume: () => {},
     /** The session could not be resumed: the app rejoins from scratch. */
     rejoin: () => {},
     /** Put one message on the wire. */
@@ -264,8 +262,10 @@ export const signalingMachine = signalingSetup.extend({ actions: { transmitNow, 
       },
       states: {
         resuming: {
-          description: 'Reconnected with a resume token; waiting for the server to resume or expire the session.',
-          entry: 'sendResume',
+          // Nothing is sent on entry: the token went in the handshake, and a `session.resume` as well would
+          // make the server take the session up twice (join the rooms, announce the leg, re-send a ring).
+          description:
+            'Reconnected with the resume token in the handshake (openSocket puts it there); waiting for the server to resume or expire the session.',
           on: {
             'session.resumed': { target: 'ready' },
             'session.expired': { target: 'ready', actions: ['clearResumeToken', 'rejoin'] },

@@ -13,6 +13,7 @@ function spies() {
     setMuted: vi.fn(),
     startMedia: vi.fn(),
     stopMedia: vi.fn(),
+    reportMediaState: vi.fn(),
   };
 }
 
@@ -307,6 +308,82 @@ describe('visitorCall', () => {
     actor.send({ type: 'peer.away' });
     expect(actor.getSnapshot().value).toBe('idle');
     expect(effects.sendHangup).not.toHaveBeenCalled();
+  });
+
+  it('after a resume, catches up on where a waiting request stands', () => {
+    const { actor } = start();
+    actor.send({ type: 'call.request' });
+    actor.send({ type: 'server.resumed', call: null, request: { state: 'ringing', agentName: 'Ada' } });
+    expect(actor.getSnapshot().value).toEqual({ waiting: 'ringing' });
+    expect(actor.getSnapshot().context.agentName).toBe('Ada');
+    actor.send({ type: 'server.resumed', call: null, request: { state: 'queued', position: 4 } });
+    expect(actor.getSnapshot().value).toEqual({ waiting: 'queued' });
+    expect(actor.getSnapshot().context.queuePosition).toBe(4);
+    // Neither a ring nor a position: nothing new to show.
+    actor.send({ type: 'server.resumed', call: null, request: { state: 'searching' } });
+    actor.send({ type: 'server.resumed', call: null, request: null });
+    expect(actor.getSnapshot().value).toEqual({ waiting: 'queued' });
+  });
+
+  it('after a resume, reports the media of a call the server still holds, and keeps it', () => {
+    for (const run of [toConnecting(), toInCall()]) {
+      const before = run.actor.getSnapshot().value;
+      run.actor.send({ type: 'server.resumed', call: { callId: 'call-1' }, request: null });
+      expect(run.actor.getSnapshot().value).toEqual(before);
+      expect(run.effects.reportMediaState).toHaveBeenCalledTimes(1);
+      expect(run.effects.stopMedia).not.toHaveBeenCalled();
+    }
+  });
+
+  it('after a resume with the call gone and the request going on, follows the request to its new agent', () => {
+    const cases = [
+      [{ state: 'ringing', agentName: 'Grace' }, { waiting: 'ringing' }, { agentName: 'Grace', callId: null }],
+      [{ state: 'queued', position: 2 }, { waiting: 'queued' }, { agentName: null, queuePosition: 2, callId: null }],
+      [{ state: 'searching' }, { waiting: 'reassigning' }, { agentName: null, callId: null }],
+    ] as const;
+    for (const [request, value, context] of cases) {
+      for (const run of [toConnecting(), toInCall()]) {
+        run.actor.send({ type: 'server.resumed', call: null, request });
+        expect(run.actor.getSnapshot().value).toEqual(value);
+        expect(run.actor.getSnapshot().context).toMatchObject({ ...context, endReason: null });
+        expect(run.effects.stopMedia).toHaveBeenCalledTimes(1);
+        expect(run.actor.getSnapshot().children.media).toBeUndefined();
+      }
+    }
+  });
+
+  it('after a resume with neither the call nor a request, ends the call: its call.ended never arrived', () => {
+    for (const run of [toConnecting(), toInCall()]) {
+      run.actor.send({ type: 'server.resumed', call: null, request: null });
+      expect(run.actor.getSnapshot().value).toBe('ended');
+      expect(run.actor.getSnapshot().context.endReason).toBe('reconnect-timeout');
+      expect(run.effects.stopMedia).toHaveBeenCalledTimes(1);
+      expect(run.effects.sendHangup).not.toHaveBeenCalled();
+    }
+    // A call the server holds that is not this one ends nothing.
+    const other = toInCall();
+    other.actor.send({ type: 'server.resumed', call: { callId: 'call-other' }, request: null });
+    expect(other.actor.getSnapshot().matches('inCall')).toBe(true);
+    expect(other.effects.reportMediaState).not.toHaveBeenCalled();
+  });
+
+  it('when the server kept nothing of the session, ends the request or the call it had', () => {
+    const waiting = start();
+    waiting.actor.send({ type: 'call.request' });
+    waiting.actor.send({ type: 'session.lost' });
+    expect(waiting.actor.getSnapshot().value).toBe('ended');
+    expect(waiting.actor.getSnapshot().context.endReason).toBe('cancelled');
+    expect(waiting.effects.cancelRequest).not.toHaveBeenCalled();
+    for (const run of [toConnecting(), toInCall()]) {
+      run.actor.send({ type: 'session.lost' });
+      expect(run.actor.getSnapshot().value).toBe('ended');
+      expect(run.actor.getSnapshot().context.endReason).toBe('reconnect-timeout');
+      expect(run.effects.stopMedia).toHaveBeenCalledTimes(1);
+    }
+    const idle = start();
+    idle.actor.send({ type: 'session.lost' });
+    idle.actor.send({ type: 'server.resumed', call: null, request: null });
+    expect(idle.actor.getSnapshot().value).toBe('idle');
   });
 
   it('keeps a JSON-serializable context', () => {

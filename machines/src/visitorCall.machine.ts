@@ -48,6 +48,13 @@ export interface VisitorCallContext {
   signalingUp: boolean;
 }
 
+/** Where the visitor's request stands on the server, as the server tells it on a resume. */
+export interface VisitorResumedRequest {
+  state: 'searching' | 'ringing' | 'queued';
+  agentName?: string;
+  position?: number;
+}
+
 /** Adapter events about the visitor's RTCPeerConnection and socket; forwarded to the media child. */
 export type VisitorMediaEvent = Exclude<PeerConnectionEvent, { type: 'hangup' }>;
 
@@ -66,6 +73,13 @@ export type VisitorCallEvent =
   | { type: 'routing.ended'; reason: VisitorRoutingEndReason }
   | { type: 'call.accepted'; callId: string; agentName: string }
   | { type: 'call.ended'; reason: VisitorServerEndReason }
+  /**
+   * The server took this session up again after a lost socket, and says what it kept: the call it holds
+   * for this visitor and the request, if it is this client's, that is not in a call yet.
+   */
+  | { type: 'server.resumed'; call: { callId: string } | null; request: VisitorResumedRequest | null }
+  /** The server kept nothing of this session: whatever request or call it had is over on its side. */
+  | { type: 'session.lost' }
   // the adapter
   | VisitorMediaEvent
   // the media child finishing; listed so adapters and tests can type it
@@ -86,6 +100,12 @@ export const visitorCallMachine = setup({
   },
   guards: {
     mediaFailed: ({ event }) => event.type === 'xstate.done.actor.media' && event.output?.outcome === 'failed',
+    resumedThisCall: ({ context, event }) => event.type === 'server.resumed' && event.call !== null && event.call.callId === context.callId,
+    resumedRinging: ({ event }) => event.type === 'server.resumed' && event.request?.state === 'ringing',
+    // A queued request without its position is followed at once by a `routing.queued` with it.
+    resumedQueued: ({ event }) => event.type === 'server.resumed' && event.request?.position !== undefined,
+    resumedRequest: ({ event }) => event.type === 'server.resumed' && event.request !== null,
+    resumedWithoutCall: ({ event }) => event.type === 'server.resumed' && event.call === null,
   },
   actions: {
     // Effects for the adapter; no-ops here so the machine stays pure.
@@ -103,6 +123,8 @@ export const visitorCallMachine = setup({
     startMedia: () => {},
     /** Close the RTCPeerConnection and release the camera. */
     stopMedia: () => {},
+    /** Report the media state of `context.callId` again: the server missed the reports while the socket was away. */
+    reportMediaState: () => {},
 
     resetCall: assign({
       agentName: null,
@@ -119,6 +141,13 @@ export const visitorCallMachine = setup({
     }),
     rememberQueuePosition: assign({
       queuePosition: ({ context, event }) => (event.type === 'routing.queued' ? event.position : context.queuePosition),
+    }),
+    rememberResumedAgent: assign({
+      agentName: ({ context, event }) => (event.type === 'server.resumed' && event.request ? (event.request.agentName ?? '') : context.agentName),
+    }),
+    rememberResumedPosition: assign({
+      queuePosition: ({ context, event }) =>
+        event.type === 'server.resumed' && event.request?.position !== undefined ? event.request.position : context.queuePosition,
     }),
     // The agent who was ringing or in call is gone; a stale name would be shown for the next one.
     forgetAgent: assign({ agentName: null, callId: null, queuePosition: null }),
@@ -186,6 +215,15 @@ export const visitorCallMachine = setup({
         'routing.queued': { target: '.queued', actions: 'rememberQueuePosition' },
         'routing.ended': { target: 'ended', actions: 'endWithRoutingReason' },
         'call.accepted': { target: 'connecting', actions: 'rememberCall' },
+        // Where the request stands now, told once more: this socket missed the updates while it was away.
+        'server.resumed': [
+          { guard: 'resumedRinging', target: '.ringing', actions: 'rememberResumedAgent' },
+          { guard: 'resumedQueued', target: '.queued', actions: 'rememberResumedPosition' },
+        ],
+        'session.lost': {
+          target: 'ended',
+          actions: { type: 'endWith', params: { reason: 'cancelled' } },
+        },
       },
       states: {
         searching: {
@@ -228,6 +266,24 @@ export const visitorCallMachine = setup({
         'call.ended': { target: 'ended', actions: ['endWithServerReason', 'stopMedia'] },
         // Pre-call, a lost agent is replaced at once (DESIGN §2, routing).
         'routing.reassigning': { target: 'waiting.reassigning', actions: ['forgetAgent', 'stopMedia'] },
+        // The server still has this call: only the reports it missed are owed. Otherwise the call is gone,
+        // and a request that goes on means the agent was replaced meanwhile; without one it ended while
+        // this socket was away, so its `call.ended` never arrived.
+        'server.resumed': [
+          { guard: 'resumedThisCall', actions: 'reportMediaState' },
+          { guard: 'resumedRinging', target: 'waiting.ringing', actions: ['forgetAgent', 'stopMedia', 'rememberResumedAgent'] },
+          { guard: 'resumedQueued', target: 'waiting.queued', actions: ['forgetAgent', 'stopMedia', 'rememberResumedPosition'] },
+          { guard: 'resumedRequest', target: 'waiting.reassigning', actions: ['forgetAgent', 'stopMedia'] },
+          {
+            guard: 'resumedWithoutCall',
+            target: 'ended',
+            actions: [{ type: 'endWith', params: { reason: 'reconnect-timeout' } }, 'stopMedia'],
+          },
+        ],
+        'session.lost': {
+          target: 'ended',
+          actions: [{ type: 'endWith', params: { reason: 'reconnect-timeout' } }, 'stopMedia'],
+        },
         'mute.toggle': { actions: ['toggleMuted', 'setMuted'] },
       },
     },
@@ -243,6 +299,15 @@ export const visitorCallMachine = setup({
         'call.ended': { target: 'ended', actions: 'endWithServerReason' },
         // The agent stayed away past the grace period; the server finds another one.
         'routing.reassigning': { target: 'waiting.reassigning', actions: 'forgetAgent' },
+        // As in `connecting`; leaving `inCall` stops the media.
+        'server.resumed': [
+          { guard: 'resumedThisCall', actions: 'reportMediaState' },
+          { guard: 'resumedRinging', target: 'waiting.ringing', actions: ['forgetAgent', 'rememberResumedAgent'] },
+          { guard: 'resumedQueued', target: 'waiting.queued', actions: ['forgetAgent', 'rememberResumedPosition'] },
+          { guard: 'resumedRequest', target: 'waiting.reassigning', actions: 'forgetAgent' },
+          { guard: 'resumedWithoutCall', target: 'ended', actions: { type: 'endWith', params: { reason: 'reconnect-timeout' } } },
+        ],
+        'session.lost': { target: 'ended', actions: { type: 'endWith', params: { reason: 'reconnect-timeout' } } },
         'mute.toggle': { actions: ['toggleMuted', 'setMuted'] },
         'ice.connected': { actions: 'forwardToMedia' },
         'ice.disconnected': { actions: 'forwardToMedia' },

@@ -11,7 +11,8 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Express, NextFunction, Request, RequestHandler, Response } from 'express';
 
-const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+// The server runs from its workspace, and the front ends' builds sit in their own workspaces beside it.
+const appsDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../apps');
 
 export interface PagePaths {
   hostPage: string;
@@ -21,10 +22,10 @@ export interface PagePaths {
 }
 
 export const defaultPagePaths: PagePaths = {
-  hostPage: path.join(repoRoot, 'apps/widget/demo/index.html'),
-  widgetDist: path.join(repoRoot, 'apps/widget/dist'),
-  dashboardDist: path.join(repoRoot, 'apps/dashboard/dist'),
-  inspectorDist: path.join(repoRoot, 'apps/inspector/dist'),
+  hostPage: path.join(appsDir, 'widget/demo/index.html'),
+  widgetDist: path.join(appsDir, 'widget/dist'),
+  dashboardDist: path.join(appsDir, 'dashboard/dist'),
+  inspectorDist: path.join(appsDir, 'inspector/dist'),
 };
 
 // Pages keep their URL across builds, so browsers must revalidate them. The widget loader keeps its URL

@@ -6,11 +6,11 @@
 import type { Server, Socket } from 'socket.io';
 import {
   CLIENT_EVENT_NAMES,
-  parseClientEvent,
   parseHandshakeAuth,
   type ClientEventName,
   type ClientPayload,
   type ClientToServerEvents,
+  type CallLeg as Leg,
   type ProtocolError,
   type ServerToClientEvents,
 } from '@callchart/machines';
@@ -20,12 +20,21 @@ import type { Logger } from './logger.ts';
 import type { Metrics } from './metrics.ts';
 import { normaliseOrigin, originAllowed, sameOrigin, type AllowedOrigins } from './origins.ts';
 import type { ResumeSessions } from './resume.ts';
-import { Switchboard, SwitchboardError } from './switchboard.ts';
+import { parseIncomingEvent } from './signalValidation.ts';
+import { callRoom, Switchboard, SwitchboardError } from './switchboard.ts';
 
 type Io = Server<ClientToServerEvents, ServerToClientEvents>;
 interface SocketData {
   principal: Principal;
   resumeToken?: string;
+  /** The call this socket last proved itself a leg of; see `legOf`. */
+  call?: CallBinding;
+}
+interface CallBinding {
+  callId: string;
+  leg: Leg;
+  peerRoom: string;
+  callRoom: string;
 }
 type CallchartSocket = Socket<ClientToServerEvents, ServerToClientEvents, Record<string, never>, SocketData>;
 type Reply = (reply: unknown) => void;
@@ -210,9 +219,19 @@ export function attachSocketLayer(options: SocketLayerOptions): { awaitVisitor(v
     },
   };
 
-  function legOf(socket: CallchartSocket, callId: string) {
+  /**
+   * The socket's leg of `callId`, checked by the switchboard once per socket and call rather than on every
+   * signal. The check holds while the socket stays in the call's room: the switchboard empties that room when
+   * the call ends, so an ended call is looked up (and refused) again, as is any other call.
+   */
+  function legOf(socket: CallchartSocket, callId: string): CallBinding {
+    const bound = socket.data.call;
+    if (bound !== undefined && bound.callId === callId && socket.rooms.has(bound.callRoom)) return bound;
     const who = identity(socket.data.principal);
-    return switchboard.legOf(callId, { kind: who.kind, id: who.id } as never);
+    const { leg, peerRoom } = switchboard.legOf(callId, { kind: who.kind, id: who.id } as never);
+    const binding: CallBinding = { callId, leg, peerRoom, callRoom: callRoom(callId) };
+    socket.data.call = binding;
+    return binding;
   }
 
   function relay<E extends 'signal.offer' | 'signal.answer' | 'signal.candidate' | 'signal.iceRestart' | 'signal.restartRequest'>(
@@ -309,7 +328,7 @@ export function attachSocketLayer(options: SocketLayerOptions): { awaitVisitor(v
       options.metrics?.error(error.code);
       if (!ack) socket.emit('error', error);
     };
-    const parsed = parseClientEvent(event, payload);
+    const parsed = parseIncomingEvent(event, payload);
     if (!parsed.ok) return fail(parsed.error);
     try {
       const handler = handlers[parsed.event] as (socket: CallchartSocket, data: unknown) => Promise<object | void> | object | void;

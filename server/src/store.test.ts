@@ -5,9 +5,8 @@ import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import Database from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { repoRoot } from '../../scripts/repoRoot.ts';
 import { openStore, type AgentSeedRecord, type Store } from './store.ts';
-
-const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
 let dir: string;
 let dbPath: string;
@@ -152,7 +151,7 @@ store.snapshots.save({ actorId: 'routing:req-killed', kind: 'routing', requestId
 process.kill(process.pid, 'SIGKILL');
 `,
     );
-    const child = spawnSync(process.execPath, ['--import', 'tsx', script, dbPath], { cwd: REPO_ROOT, encoding: 'utf8', timeout: 30_000 });
+    const child = spawnSync(process.execPath, ['--import', 'tsx', script, dbPath], { cwd: repoRoot, encoding: 'utf8', timeout: 30_000 });
     expect(child.stderr).not.toMatch(/Error/);
     expect(child.signal).toBe('SIGKILL');
 

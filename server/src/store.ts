@@ -8,6 +8,7 @@
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
+import type { CallLeg } from '@callchart/machines';
 import { MIGRATIONS } from './store.migrations.ts';
 
 // ---------------------------------------------------------------------------------------------
@@ -101,25 +102,23 @@ export interface NewCallEvent {
   at: number;
 }
 
-export type Leg = 'agent' | 'visitor';
-
 export type TelemetryRecord =
-  | { id: number; callId: string; kind: 'disconnection'; leg: Leg; at: number; cause: string | null }
+  | { id: number; callId: string; kind: 'disconnection'; leg: CallLeg; at: number; cause: string | null }
   | {
       id: number;
       callId: string;
       kind: 'reconnection-attempt';
-      leg: Leg;
+      leg: CallLeg;
       at: number;
       durationMs: number;
       outcome: 'recovered' | 'failed';
     };
 export type NewTelemetry =
-  | { callId: string; kind: 'disconnection'; leg: Leg; at: number; cause: string | null }
+  | { callId: string; kind: 'disconnection'; leg: CallLeg; at: number; cause: string | null }
   | {
       callId: string;
       kind: 'reconnection-attempt';
-      leg: Leg;
+      leg: CallLeg;
       at: number;
       durationMs: number;
       outcome: 'recovered' | 'failed';
@@ -258,7 +257,7 @@ interface TelemetryRow {
   id: number;
   call_id: string;
   kind: 'disconnection' | 'reconnection-attempt';
-  leg: Leg;
+  leg: CallLeg;
   at: number;
   duration_ms: number | null;
   outcome: 'recovered' | 'failed' | null;

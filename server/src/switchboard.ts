@@ -16,7 +16,7 @@ import {
   type AgentInfo,
   type CallSessionEndReason,
   type ClientToServerEvents,
-  type Leg,
+  type CallLeg as Leg,
   type LiveRequest,
   type ServerPayload,
   type ServerToClientEvents,
@@ -450,7 +450,6 @@ export class Switchboard {
       actions: {
         notifyPaused: ({ context }) => this.emit(callRoom(context.callId), 'call.paused', { callId: context.callId, legs: context.legs }),
         notifyResumed: ({ context }) => this.emit(callRoom(context.callId), 'call.resumed', { callId: context.callId }),
-        notifyEnded: () => {},
         requestReassignment: ({ context }) => {
           const at = this.now();
           const requestId = this.calls.get(context.callId)?.requestId;

@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { BenchResult } from '../../bench/lib/bench.ts';
-import { repoRoot } from '../support/server.ts';
+import { repoRoot } from '../../scripts/repoRoot.ts';
 
 const benchmarks = readdirSync(path.join(repoRoot, 'bench'))
   .filter((file) => file.endsWith('.bench.ts'))

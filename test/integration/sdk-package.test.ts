@@ -12,7 +12,8 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildSdk, pack, type Packed } from '../../scripts/build-sdk.ts';
-import { agentToken, repoRoot, startTestServer, visitorToken, type TestServer } from '../support/server.ts';
+import { repoRoot } from '../../scripts/repoRoot.ts';
+import { agentToken, startTestServer, visitorToken, type TestServer } from '../support/server.ts';
 
 const run = promisify(execFile);
 const tsc = path.join(repoRoot, 'node_modules/.bin/tsc');

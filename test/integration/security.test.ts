@@ -321,6 +321,29 @@ describe('security and bad input, beside a healthy call', () => {
       await hangUp(own);
     });
 
+    it('forgets a socket\'s call when it ends: the next call relays to its own visitor only, and the ended one is refused', async () => {
+      const grace = await connect(t.url, await token('grace'));
+      const first = await newVisitor(t.url, 'Fran First');
+      const earlier = await placeCall(first.client, grace, 'support');
+      await expectRelaysWork(earlier);
+      await hangUp(earlier);
+      for (const sender of [grace, first.client]) {
+        expectError(await sender.emitRaw('signal.candidate', { callId: earlier.callId, candidate: SAMPLE_CANDIDATE }), 'not-found');
+      }
+
+      const second = await newVisitor(t.url, 'Sam Second');
+      const later = await placeCall(second.client, grace, 'support');
+      await expectRelaysWork(later);
+      expectError(await grace.emitRaw('signal.offer', { callId: earlier.callId, sdp: SAMPLE_SDP }), 'not-found');
+      // Bound to its own call, the agent's socket is still refused another's.
+      expectError(await grace.emitRaw('signal.offer', { callId: healthy.callId, sdp: SAMPLE_SDP }), 'forbidden');
+      expectError(await first.client.emitRaw('signal.answer', { callId: later.callId, sdp: SAMPLE_SDP }), 'forbidden');
+      await sleep(SETTLE_MS);
+      expectQuiet(first.client, second.client, grace);
+      await hangUp(later);
+      await healthy.assertUntouched();
+    });
+
     it('lets only the visitor ask for an ICE restart, and refuses a relay whose peer has no socket with peer-unavailable, sending nothing later', async () => {
       const graceToken = await token('grace');
       const grace = await connect(t.url, graceToken);

@@ -15,6 +15,9 @@ describeModel({
     { type: 'call.accepted', callId: 'call-1' },
     { type: 'call.ended', reason: 'visitor-hangup' },
     { type: 'call.ended', reason: 'media-failed' },
+    { type: 'accept.refused', requestId: 'req-1' },
+    { type: 'server.resumed', call: { callId: 'call-1' } },
+    { type: 'server.resumed', call: null },
     { type: 'ice.connected', at: 2_000 },
     { type: 'ice.disconnected', at: 3_000 },
     { type: 'ice.failed', at: 4_000 },
@@ -22,9 +25,11 @@ describeModel({
     { type: 'xstate.done.actor.media', output: { outcome: 'closed' } },
   ],
   // The model keeps one snapshot per serialized state, so what is compared must follow from what is
-  // serialized. The signaling flag and the call id only loop on a state (the harness still takes those
-  // loops as edge paths); how the last call ended is kept because it is what the dashboard's history shows.
-  serializeState: (snapshot) => JSON.stringify([snapshot.value, snapshot.context.lastCallEnd?.reason ?? null]),
+  // serialized. The signaling flag only loops on a state (the harness still takes those loops as edge
+  // paths); whether the call id is known decides what a resume and a refused accept do; how the last call
+  // ended is kept because it is what the dashboard's history shows.
+  serializeState: (snapshot) =>
+    JSON.stringify([snapshot.value, snapshot.context.callId !== null, snapshot.context.lastCallEnd?.reason ?? null]),
   compareContext: ({ timings, requestId, visitorName, ringExpiresAt, lastCallEnd }) => ({
     timings,
     requestId,

@@ -3,17 +3,17 @@ import {
   callSessionMachine,
   type CallSessionContext,
   type CallSessionEvent,
-  type Leg,
   type LegStatus,
 } from '../../machines/src/callSession.machine.ts';
+import type { CallLeg } from '../../machines/src/protocol.ts';
 
 const AT = 1_000;
-const LEGS: Leg[] = ['agent', 'visitor'];
+const LEGS: CallLeg[] = ['agent', 'visitor'];
 
 const isUp = (status: LegStatus) => status.socket === 'up' && status.media === 'connected';
-const other = (leg: Leg): Leg => (leg === 'agent' ? 'visitor' : 'agent');
+const other = (leg: CallLeg): CallLeg => (leg === 'agent' ? 'visitor' : 'agent');
 
-function legEvents(leg: Leg, types: CallSessionEvent['type'][]): CallSessionEvent[] {
+function legEvents(leg: CallLeg, types: CallSessionEvent['type'][]): CallSessionEvent[] {
   return types.map((type) => ({ type, leg, at: AT }) as CallSessionEvent);
 }
 
@@ -22,7 +22,7 @@ function legEvents(leg: Leg, types: CallSessionEvent['type'][]): CallSessionEven
  * from one of these; offering every report in every status would only add paths that cross the same
  * transitions in another order (simple paths grow factorially with them).
  */
-function lostLegReports(leg: Leg, status: LegStatus): CallSessionEvent[] {
+function lostLegReports(leg: CallLeg, status: LegStatus): CallSessionEvent[] {
   const key = `${status.socket}/${status.media}`;
   switch (key) {
     case 'down/unreported':

@@ -7,7 +7,8 @@ import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import type { Browser, BrowserContext, Locator, Page } from 'playwright-core';
 import { newPerson, openPage, pageLog } from './browser.ts';
-import { agentToken, DEMO, freePort, getJson, repoRoot, spawnServer, tempDatabase, type DemoAgent, type SpawnedServer } from './server.ts';
+import { repoRoot } from '../../scripts/repoRoot.ts';
+import { agentToken, DEMO, freePort, getJson, spawnServer, tempDatabase, type DemoAgent, type SpawnedServer } from './server.ts';
 import type { TurnServer } from './turn.ts';
 
 /**

@@ -8,7 +8,11 @@ export interface ConfigAudit {
 }
 
 type Config = Record<string, unknown>;
-type Kind = 'actions' | 'guards' | 'delays' | 'actors';
+export type ImplementationKind = 'actions' | 'guards' | 'delays' | 'actors';
+type Kind = ImplementationKind;
+
+/** Every name of each kind that a machine's config refers to. */
+export type ReferencedNames = Record<ImplementationKind, Set<string>>;
 
 const asArray = (value: unknown): unknown[] => (value === undefined ? [] : Array.isArray(value) ? value : [value]);
 
@@ -18,7 +22,7 @@ const asArray = (value: unknown): unknown[] => (value === undefined ? [] : Array
  * becomes the actor's output). They shape data and carry no behaviour, so they are the only functions
  * tolerated; every state-level `output` must be static.
  */
-export function auditConfig(machine: AnyStateMachine): ConfigAudit {
+export function auditConfig(machine: AnyStateMachine, names?: ReferencedNames): ConfigAudit {
   const audit: ConfigAudit = { inline: [], unknown: [], undescribed: [], literalDelays: [] };
   const implementations = machine.implementations as unknown as Record<Kind, Record<string, unknown>>;
 
@@ -32,6 +36,7 @@ export function auditConfig(machine: AnyStateMachine): ConfigAudit {
       audit.inline.push(`${where}: ${kind.slice(0, -1)} without a name`);
       return;
     }
+    names?.[kind].add(name);
     if (!(name in (implementations[kind] ?? {}))) audit.unknown.push(`${where}: ${kind.slice(0, -1)} '${name}'`);
   };
 
@@ -91,4 +96,11 @@ export function auditConfig(machine: AnyStateMachine): ConfigAudit {
   // Anything else on the root (on, entry, output…) is checked above; look for stray functions too.
   findFunctions({ ...rest, on: undefined, entry: undefined, exit: undefined, always: undefined, after: undefined, invoke: undefined }, machine.id);
   return audit;
+}
+
+/** The actions, guards, delays and actors a machine's config names, found by the same walk as the audit. */
+export function referencedNames(machine: AnyStateMachine): ReferencedNames {
+  const names: ReferencedNames = { actions: new Set(), guards: new Set(), delays: new Set(), actors: new Set() };
+  auditConfig(machine, names);
+  return names;
 }

@@ -12,8 +12,7 @@ import { io, type Socket } from 'socket.io-client';
 import type { ClientAck, ClientEventName, ClientPayload, ServerPayload, ServerEventName } from '@callchart/machines';
 import { loadConfig } from '../../server/src/config.ts';
 import { startServer, type CallchartServer, type StartOptions } from '../../server/src/server.ts';
-
-export const repoRoot = path.resolve(import.meta.dirname, '../..');
+import { repoRoot } from '../../scripts/repoRoot.ts';
 
 export const DEMO = {
   ada: { email: 'ada@example.com', password: 'demo-ada', id: 'ada', name: 'Ada Lovelace' },

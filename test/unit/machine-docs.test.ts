@@ -1,7 +1,8 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { renderMachineDocs, repoRoot } from '../../scripts/machine-docs.ts';
+import { renderMachineDocs } from '../../scripts/machine-docs.ts';
+import { repoRoot } from '../../scripts/repoRoot.ts';
 
 describe('generated machine docs', async () => {
   const files = await renderMachineDocs();

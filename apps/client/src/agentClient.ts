@@ -4,7 +4,15 @@
  * `hangup`, `presence.away`, ...) and renders from the two actors' snapshots; this module only translates.
  */
 import { createActor, type Actor } from 'xstate';
-import { agentMachine, type AgentCallEnd, type AgentMachine, type AgentServerEndReason, type AgentTimings, type ServerPayload } from '@callchart/machines';
+import {
+  agentMachine,
+  type AgentCallEnd,
+  type AgentMachine,
+  type AgentServerEndReason,
+  type AgentTimings,
+  type ClientPayload,
+  type ServerPayload,
+} from '@callchart/machines';
 import { createCallMedia } from './callMedia.ts';
 import { followPeer, relayToMedia, startCallClient } from './callClient.ts';
 import { createConnection, type ConnectionOptions } from './connection.ts';
@@ -52,9 +60,6 @@ export function createAgentClient(options: AgentClientOptions): AgentClient {
       rejectRing: ({ context }) => {
         if (context.requestId) connection.send('agent.reject', { requestId: context.requestId });
       },
-      // The protocol has no ring-no-answer message, and `agent.reject` would record a refusal the agent
-      // never made; the routing actor's own ringTimeout, the same 15 s, moves the request on.
-      reportRingTimeout: () => {},
       sendHangup: ({ context }) => {
         if (context.callId) connection.send('call.hangup', { callId: context.callId });
       },
@@ -65,6 +70,9 @@ export function createAgentClient(options: AgentClientOptions): AgentClient {
       },
       startMedia: () => media.start(),
       stopMedia: () => media.stop(),
+      reportMediaState: ({ context }) => {
+        if (context.callId) media.reportState(context.callId);
+      },
     },
   });
   const call = createActor(machine, {
@@ -85,11 +93,7 @@ export function createAgentClient(options: AgentClientOptions): AgentClient {
     connection.onReply((event, payload, ack) => {
       // The ring moved on before the accept arrived (another agent, a cancel): the server refuses it, and
       // no `call.accepted` will ever come for it.
-      if (event !== 'agent.accept' || ack.ok) return;
-      const snapshot = call.getSnapshot();
-      if (snapshot.matches('connecting') && snapshot.context.callId === null && snapshot.context.requestId === (payload as { requestId: string }).requestId) {
-        call.send({ type: 'call.ended', reason: 'cancelled' });
-      }
+      if (event === 'agent.accept' && !ack.ok) call.send({ type: 'accept.refused', requestId: (payload as ClientPayload<'agent.accept'>).requestId });
     }),
     connection.onServerEvents({
       'agent.ring': ({ requestId, visitorName, expiresAt }) => call.send({ type: 'ring', requestId, visitorName, at: Date.now(), expiresAt }),
@@ -111,26 +115,10 @@ export function createAgentClient(options: AgentClientOptions): AgentClient {
       'call.ended': ({ callId, reason }) => {
         if (ownsCall(callId)) call.send({ type: 'call.ended', reason: agentEndReason[reason] });
       },
-      'session.resumed': ({ call: resumed }) => {
-        if (resumed && ownsCall(resumed.callId)) {
-          media.reportState(resumed.callId);
-          return;
-        }
-        // The call ended while this socket was away, so its `call.ended` never arrived; an agent who
-        // stays away past the grace loses the visitor to another agent.
-        const snapshot = call.getSnapshot();
-        if (resumed === null && (snapshot.matches('connecting') || snapshot.matches('inCall'))) {
-          call.send({ type: 'call.ended', reason: 'reassigned' });
-        }
-      },
+      'session.resumed': ({ call: resumed }) => call.send({ type: 'server.resumed', call: resumed ? { callId: resumed.callId } : null }),
       ...relayToMedia(media),
     }),
-    connection.onRejoin(() => {
-      // The server kept nothing of this session: a ring or call it had is over on its side.
-      const snapshot = call.getSnapshot();
-      if (snapshot.matches('ringing')) call.send({ type: 'ring.cancelled' });
-      else if (snapshot.matches('connecting') || snapshot.matches('inCall')) call.send({ type: 'call.ended', reason: 'reassigned' });
-    }),
+    connection.onRejoin(() => call.send({ type: 'session.lost' })),
   ]);
 
   return withCallEvents(startCallClient(call, connection, media, unbind), errors, agentEventReaders);

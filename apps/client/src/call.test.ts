@@ -5,7 +5,7 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { waitFor } from 'xstate';
 import { startTestServer, type TestServer } from '../../../test/support/server.ts';
-import { connectCall, mediaState, type CallPair } from './callFixture.ts';
+import { connectCall, mediaState, type CallPair } from '../../../test/support/callFixture.ts';
 
 let t: TestServer;
 let pair: CallPair | null = null;

@@ -107,7 +107,7 @@ export function createCallMedia(options: CallMediaOptions): CallMedia {
     session = startMediaSession({
       rtc: options.rtc,
       accepted,
-      signal: ({ event, payload }) => connection.send(event, payload as never),
+      signal: (message) => connection.sendMessage(message),
       deliver: (event) => target.send(event),
       onStreams: notifyStreams,
       onError,
@@ -143,7 +143,7 @@ export function createCallMedia(options: CallMediaOptions): CallMedia {
         reporter = null;
         const callId = snapshot.context.callId;
         if (child && callId) {
-          reporter = { callId, reporter: reportMedia(child, callId, ({ event, payload }) => connection.send(event, payload as never)) };
+          reporter = { callId, reporter: reportMedia(child, callId, (message) => connection.sendMessage(message)) };
         }
       };
       const subscription = actor.subscribe(follow);

@@ -4,7 +4,7 @@
  */
 import { io, type ManagerOptions, type Socket, type SocketOptions } from 'socket.io-client';
 import { createActor, type Actor, type AnyActorRef, type InspectionEvent, type Observer } from 'xstate';
-import type { Ack, ClientEventName, ClientPayload, SignalingMachine, SignalingTimings } from '@callchart/machines';
+import type { Ack, ClientEventName, ClientMessage, ClientPayload, SignalingMachine, SignalingTimings } from '@callchart/machines';
 import type { ErrorListener } from './errors.ts';
 import { all, listen, on, type Unsubscribe } from './on.ts';
 import { combineInspectors, createInspectionReporter, type InspectionTarget } from './inspectionReport.ts';
@@ -38,6 +38,8 @@ export interface Connection {
   reportInspectionFor(target: () => InspectionTarget | null): void;
   /** Queues one message in the outbox; it goes out at once while the session is ready. */
   send<E extends ClientEventName>(event: E, payload: ClientPayload<E>): void;
+  /** `send` for a message whose kind is one of several, as the media session's signals are. */
+  sendMessage(message: ClientMessage): void;
   onServerEvents(handlers: ServerEventHandlers): Unsubscribe;
   /** Tells `target` `signal.up` / `signal.down` whenever the session becomes ready or stops being ready. */
   forwardSignalState(target: AnyActorRef): Unsubscribe;
@@ -110,6 +112,9 @@ export function createConnection(options: ConnectionOptions): Connection {
     inspect,
     reportInspectionFor: (target) => reporter.setTargetSource(target),
     send(event, payload) {
+      actor.send({ type: 'send', event, payload, at: Date.now() });
+    },
+    sendMessage({ event, payload }) {
       actor.send({ type: 'send', event, payload, at: Date.now() });
     },
     onServerEvents(handlers) {

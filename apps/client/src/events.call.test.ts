@@ -7,7 +7,7 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { waitFor } from 'xstate';
 import { agentToken, startTestServer, visitorToken, type TestServer } from '../../../test/support/server.ts';
 import { createAgentClient, type AgentClient } from './agentClient.ts';
-import { FAST_SIGNALING } from './callFixture.ts';
+import { FAST_SIGNALING } from '../../../test/support/callFixture.ts';
 import type { ClientError } from './errors.ts';
 import type { CallClientEventMap, ClientEvents } from './events.ts';
 import type { RtcEnvironment } from './mediaSession.ts';

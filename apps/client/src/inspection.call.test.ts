@@ -8,7 +8,7 @@ import { waitFor } from 'xstate';
 import { peerConnectionPhase, REDACTED } from '@callchart/machines';
 import type { ActorView, TimelineEntry } from '../../../server/src/inspection.ts';
 import { agentToken, startTestServer, type TestServer } from '../../../test/support/server.ts';
-import { connectCall, mediaState, type CallPair } from './callFixture.ts';
+import { connectCall, mediaState, type CallPair } from '../../../test/support/callFixture.ts';
 
 let t: TestServer | undefined;
 let pair: CallPair | null = null;

@@ -5,12 +5,10 @@
  * only reports.
  */
 import type { ActorRefFrom } from 'xstate';
-import type { ClientPayload, PeerConnectionMachine } from '@callchart/machines';
+import type { ClientMessage, PeerConnectionMachine } from '@callchart/machines';
 import { all, type Unsubscribe } from './on.ts';
 
-export type MediaReport =
-  | { event: 'call.media'; payload: ClientPayload<'call.media'> }
-  | { event: 'call.telemetry'; payload: ClientPayload<'call.telemetry'> };
+export type MediaReport = ClientMessage<'call.media' | 'call.telemetry'>;
 
 export interface MediaReporter {
   /**

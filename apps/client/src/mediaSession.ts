@@ -4,7 +4,7 @@
  * offers, answers and candidates through the signaling outbox. The offerer (the agent) sends the
  * offers; the answerer answers them, restart offers included, so the two peers never glare.
  */
-import type { IceCandidate, MediaRole, PeerConnectionEvent, ServerPayload } from '@callchart/machines';
+import type { ClientMessage, IceCandidate, MediaRole, PeerConnectionEvent, ServerPayload } from '@callchart/machines';
 import { ClientError, type ErrorListener } from './errors.ts';
 import { all, listen } from './on.ts';
 import { createMediaProbe } from './mediaProbe.ts';
@@ -20,10 +20,7 @@ export interface RtcEnvironment {
 export type CallAccepted = Pick<ServerPayload<'call.accepted'>, 'callId' | 'role' | 'iceServers' | 'iceTransportPolicy'>;
 
 /** The messages a media session puts on the wire, each with its payload. */
-export type MediaSignal =
-  | { event: 'signal.offer' | 'signal.answer' | 'signal.iceRestart'; payload: { callId: string; sdp: string } }
-  | { event: 'signal.candidate'; payload: { callId: string; candidate: IceCandidate } }
-  | { event: 'signal.restartRequest'; payload: { callId: string } };
+export type MediaSignal = ClientMessage<'signal.offer' | 'signal.answer' | 'signal.iceRestart' | 'signal.candidate' | 'signal.restartRequest'>;
 
 export type RelayedSignal =
   | { event: 'signal.offer' | 'signal.answer' | 'signal.iceRestart'; payload: ServerPayload<'signal.offer'> }

@@ -7,8 +7,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 
 const here = import.meta.dirname;
-// Test support waits for conditions with timeouts of its own; it is not part of the client.
-const sources = readdirSync(here).filter((file) => file.endsWith('.ts') && !file.endsWith('.test.ts') && file !== 'callFixture.ts');
+const sources = readdirSync(here).filter((file) => file.endsWith('.ts') && !file.endsWith('.test.ts'));
 
 describe('the client keeps no timers', () => {
   it.each(['peerConnection.adapter.ts', 'signaling.adapter.ts'])('%s exists and is checked', (file) => {

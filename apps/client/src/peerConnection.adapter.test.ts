@@ -4,7 +4,7 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import type { PeerConnectionEvent } from '@callchart/machines';
-import { recordedRtc, ufrag, type RecordedPeerConnection } from './callFixture.ts';
+import { recordedRtc, ufrag, type RecordedPeerConnection } from '../../../test/support/callFixture.ts';
 import { bindPeerConnection, peerConnectionEffects } from './peerConnection.adapter.ts';
 
 const opened: RTCPeerConnection[] = [];

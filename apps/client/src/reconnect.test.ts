@@ -8,7 +8,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { waitFor } from 'xstate';
 import type { SignalingEmitted } from '@callchart/machines';
 import { sleep, startTestServer, visitorToken, type TestServer } from '../../../test/support/server.ts';
-import { FAST_SIGNALING, Recorder, connectCall, mediaState, recordedRtc, type CallPair } from './callFixture.ts';
+import { FAST_SIGNALING, Recorder, connectCall, mediaState, recordedRtc, type CallPair } from '../../../test/support/callFixture.ts';
 import { createVisitorClient, type VisitorClient } from './visitorClient.ts';
 
 let t: TestServer | null = null;

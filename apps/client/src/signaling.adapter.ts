@@ -82,10 +82,6 @@ export function signalingMachineFor(socket: Socket, options: SignalingEffectOpti
       closeSocket: () => {
         socket.disconnect();
       },
-      // Deliberately empty: `openSocket` already put the resume token in the handshake, and the server
-      // answers it on connect. Emitting `session.resume` as well would make the server take the session
-      // up twice: join the rooms again, announce the leg's return again and re-send a pending ring.
-      sendResume: () => {},
       rejoin: () => options.onRejoin(),
       // Straight on the socket, not through the outbox: it asks about this socket, not the session.
       sendLivenessPing: ({ self }) => {

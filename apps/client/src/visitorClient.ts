@@ -79,6 +79,9 @@ export function createVisitorClient(options: VisitorClientOptions): VisitorClien
       setMuted: ({ context }) => media.setMuted(context.muted),
       startMedia: () => media.start(),
       stopMedia: () => media.stop(),
+      reportMediaState: ({ context }) => {
+        if (context.callId) media.reportState(context.callId);
+      },
     },
   });
   const call = createActor(machine, {
@@ -129,34 +132,15 @@ export function createVisitorClient(options: VisitorClientOptions): VisitorClien
         call.send({ type: 'call.ended', reason: visitorEndReason[reason] });
       },
       'session.resumed': ({ call: resumed, request }) => {
-        const snapshot = call.getSnapshot();
-        if (resumed && ownsCall(resumed.callId)) {
-          media.reportState(resumed.callId);
-          return;
-        }
-        const inCallOrConnecting = snapshot.matches('connecting') || snapshot.matches('inCall');
-        // Where the request stands now, told once more: this socket missed the updates while it was away.
-        if (request && ownsRequest(request.requestId) && (snapshot.matches('waiting') || inCallOrConnecting)) {
-          learnRequest(request.requestId);
-          // A call this side was in is gone, and the request goes on: the agent was replaced meanwhile.
-          if (inCallOrConnecting) call.send({ type: 'routing.reassigning' });
-          if (request.state === 'ringing') call.send({ type: 'routing.ringing', agentName: request.agentName ?? '' });
-          else if (request.position !== undefined) call.send({ type: 'routing.queued', position: request.position });
-          return;
-        }
-        // The call ended while this socket was away, so its `call.ended` never arrived.
-        if (resumed === null && inCallOrConnecting) {
-          call.send({ type: 'call.ended', reason: 'reconnect-timeout' });
-        }
+        // Only this client's request is its to follow; the call machine judges the call by its own id.
+        const owned = request && ownsRequest(request.requestId) ? request : null;
+        if (owned) learnRequest(owned.requestId);
+        const where = owned ? { state: owned.state, agentName: owned.agentName, position: owned.position } : null;
+        call.send({ type: 'server.resumed', call: resumed ? { callId: resumed.callId } : null, request: where });
       },
       ...relayToMedia(media),
     }),
-    connection.onRejoin(() => {
-      // The server kept nothing of this session: any request or call it had is over on its side.
-      const snapshot = call.getSnapshot();
-      if (snapshot.matches('waiting')) call.send({ type: 'routing.ended', reason: 'cancelled' });
-      else if (snapshot.matches('connecting') || snapshot.matches('inCall')) call.send({ type: 'call.ended', reason: 'reconnect-timeout' });
-    }),
+    connection.onRejoin(() => call.send({ type: 'session.lost' })),
   ]);
 
   return withCallEvents(startCallClient(call, connection, media, unbind), errors, visitorEventReaders);

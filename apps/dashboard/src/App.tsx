@@ -1,19 +1,23 @@
 import { useState } from 'react';
 import type { AgentPlainKey } from '@callchart/machines/locales';
+import { Login, type AgentSession } from '@callchart/ui';
+import { loginWords, sessions } from './account.tsx';
 import { Console } from './Console.tsx';
-import { Login } from './Login.tsx';
-import { clearSession, loadSession, saveSession, type AgentSession } from './session.ts';
+import { useLocale } from './locale.ts';
 
 export function App() {
-  const [session, setSession] = useState<AgentSession | null>(() => loadSession());
+  const locale = useLocale();
+  const [session, setSession] = useState<AgentSession | null>(() => sessions.load());
   const [notice, setNotice] = useState<AgentPlainKey | null>(null);
 
   if (session === null) {
     return (
       <Login
-        notice={notice}
+        words={loginWords(locale)}
+        notice={notice && locale.t(notice)}
+        logIn={sessions.logIn}
         onLoggedIn={(next) => {
-          saveSession(next);
+          sessions.save(next);
           setNotice(null);
           setSession(next);
         }}
@@ -24,7 +28,7 @@ export function App() {
     <Console
       session={session}
       onLoggedOut={(reason) => {
-        clearSession();
+        sessions.clear();
         setNotice(reason ?? null);
         setSession(null);
       }}

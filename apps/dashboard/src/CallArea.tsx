@@ -2,10 +2,10 @@ import { useEffect, useRef, useState, useSyncExternalStore } from 'react';
 import { connectionIndicatorLabels, ringSecondsLeft, type AgentControl, type AgentView } from '@callchart/machines';
 import type { AgentPlainKey, Segment } from '@callchart/machines/locales';
 import type { AgentClient } from '@callchart/client';
+import { Video } from '@callchart/ui';
 import type { SnapshotFrom } from 'xstate';
 import { primaryControl, useFocusFollows } from './focusFollows.ts';
 import { useLocale } from './locale.ts';
-import { Video } from './Video.tsx';
 
 type AgentSnapshot = SnapshotFrom<AgentClient['call']>;
 

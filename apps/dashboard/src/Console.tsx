@@ -12,7 +12,7 @@ import { primaryControl, useFocusFollows } from './focusFollows.ts';
 import { History } from './History.tsx';
 import { useLocale } from './locale.ts';
 import { outboxDrained, useAgentClient } from './useAgentClient.ts';
-import type { AgentSession } from './session.ts';
+import type { AgentSession } from '@callchart/ui';
 
 const SESSION_EXPIRED = 'agent.sessionExpired';
 

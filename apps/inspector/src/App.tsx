@@ -1,14 +1,14 @@
 import { useCallback, useState } from 'react';
+import { Login, type AgentSession } from '@callchart/ui';
+import { loginWords, sessions } from './account.ts';
 import { Inspector } from './Inspector.tsx';
-import { Login } from './Login.tsx';
-import { clearSession, loadSession, saveSession, type InspectorSession } from './session.ts';
 
 export function App() {
-  const [session, setSession] = useState<InspectorSession | null>(() => loadSession());
+  const [session, setSession] = useState<AgentSession | null>(() => sessions.load());
   const [notice, setNotice] = useState<string | null>(null);
   // Stable, because the page's effects and loaders depend on it.
   const logOut = useCallback((reason?: string) => {
-    clearSession();
+    sessions.clear();
     setNotice(reason ?? null);
     setSession(null);
   }, []);
@@ -16,9 +16,11 @@ export function App() {
   if (session === null) {
     return (
       <Login
+        words={loginWords}
         notice={notice}
+        logIn={sessions.logIn}
         onLoggedIn={(next) => {
-          saveSession(next);
+          sessions.save(next);
           setNotice(null);
           setSession(next);
         }}

@@ -1,10 +1,11 @@
 import { useCallback, useEffect, useRef, useState } from 'react';
+import type { AgentSession } from '@callchart/ui';
+import { missingRoleMessage } from './account.ts';
 import { CallHistoryView } from './CallHistoryView.tsx';
 import { ConnectionStatus } from './ConnectionStatus.tsx';
 import { FinishedList } from './FinishedList.tsx';
 import { LiveList } from './LiveList.tsx';
 import { LiveRequestView } from './LiveRequestView.tsx';
-import { missingRoleMessage, type InspectorSession } from './session.ts';
 import { useFeed } from './useFeed.ts';
 import type { CallRecord, LiveRequest } from '@callchart/machines';
 
@@ -13,7 +14,7 @@ type Selection = { kind: 'live'; request: LiveRequest } | { kind: 'call'; callId
 // The server writes a call's end as the request finishes; a moment later the finished list has it.
 const FINISHED_SETTLE_MS = 1_000;
 
-export function Inspector({ session, onLoggedOut }: { session: InspectorSession; onLoggedOut: (reason?: string) => void }) {
+export function Inspector({ session, onLoggedOut }: { session: AgentSession; onLoggedOut: (reason?: string) => void }) {
   const { feed, status, requests, clientInspection } = useFeed(session.token);
   const [selection, setSelection] = useState<Selection | null>(null);
   const [finishedKey, setFinishedKey] = useState(0);

@@ -97,10 +97,13 @@ export function openFeed(token: string, origin = ''): Feed {
       if (parsed.ok) listener(parsed.data);
       else console.warn('[callchart] inspector feed dropped a push', event, parsed.error.message);
     };
-    // socket.io-client's listener types do not narrow through a generic event name.
-    socket.on(event, checked as never);
+    // socket.io-client's listener types do not narrow through a generic event name; `checked` takes the
+    // payload as unknown and parses it, so it listens through the socket's untyped view.
+    const untyped: Socket = socket;
+    const name: string = event;
+    untyped.on(name, checked);
     return () => {
-      socket.off(event, checked as never);
+      untyped.off(name, checked);
     };
   };
 

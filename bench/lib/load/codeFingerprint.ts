@@ -6,7 +6,7 @@
 import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { repoRoot } from '../../../test/support/server.ts';
+import { repoRoot } from '../../../scripts/repoRoot.ts';
 
 const SOURCES = ['server/src', 'machines/src'];
 

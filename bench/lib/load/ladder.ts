@@ -7,7 +7,7 @@
  */
 import os from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { median, summarize, type Summary } from '../stats.ts';
+import { extent, median, summarize, type Summary } from '../stats.ts';
 import type { CallPair, Identity } from './identities.ts';
 import { startServerProcess, type ServerProcess } from './serverProcess.ts';
 import type { ServerReport } from './serverProtocol.ts';
@@ -126,7 +126,7 @@ async function clientStats(pool: WorkerPool) {
   const stats = await pool.all<WorkerStats>('stats', () => ({}));
   return {
     /** The worst of the client workers since the step began. */
-    eventLoopDelayMaxMs: Math.max(...stats.map((s) => s.eventLoopDelayMs.max)),
+    eventLoopDelayMaxMs: extent(stats.map((s) => s.eventLoopDelayMs.max))?.max ?? -Infinity,
     connected: stats.reduce((n, s) => n + s.connected, 0),
     legsConnected: stats.reduce((n, s) => n + s.legsConnected, 0),
     disconnectReasons: merge(stats.map((s) => s.disconnectReasons)),

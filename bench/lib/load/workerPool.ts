@@ -5,7 +5,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
-import { repoRoot } from '../../../test/support/server.ts';
+import { repoRoot } from '../../../scripts/repoRoot.ts';
 import { captureOutput, killOnExit } from '../processes.ts';
 
 export interface WorkerReply<T = unknown> {

@@ -2,7 +2,7 @@
 import { defaultPeerConnectionMaxAttempts, defaultPeerConnectionTimings } from '@callchart/machines';
 import { atMost, type Figure } from '../bench.ts';
 import { linePlotSvg, type PlotSeries } from '../plot.ts';
-import { median, ratio } from '../stats.ts';
+import { extent, median, ratio } from '../stats.ts';
 import { SURVIVAL_WAIT_MS, type OutageRun, type VariantRun } from './outage.ts';
 
 export const FIRST_ATTEMPT_TARGET_MS = 7_200;
@@ -25,7 +25,8 @@ const round = (value: number | null) => (value === null ? null : Math.round(valu
 const present = (values: (number | null)[]) => values.filter((v): v is number => v !== null);
 
 function spread(values: number[]): string {
-  return values.length ? `min ${Math.round(Math.min(...values))}, max ${Math.round(Math.max(...values))} ms` : 'no samples';
+  const range = extent(values);
+  return range ? `min ${Math.round(range.min)}, max ${Math.round(range.max)} ms` : 'no samples';
 }
 
 interface Group {

@@ -7,6 +7,7 @@ import type { TurnServer } from '../../../test/support/turn.ts';
 import type { BaselinePair } from './baseline-page.ts';
 import type { CallchartPair, Current } from './callchart-pair.ts';
 import { firstChange, flowingAt, type ByteSample, type StateChange } from './samples.ts';
+import { extent } from '../stats.ts';
 
 /** How long after the relay is back a call may take to carry media again and still count as survived. */
 export const SURVIVAL_WAIT_MS = 20_000;
@@ -90,7 +91,7 @@ function lastGrowth(samples: readonly ByteSample[], from: number, to: number): n
 /** Outage start → the last inbound growth on any side before the relay restarted. */
 function lastGrowthMs(sides: readonly (readonly ByteSample[])[], killedAt: number, relayStartAt: number): number | null {
   const times = sides.map((side) => lastGrowth(side, killedAt, relayStartAt)).filter((t): t is number => t !== null);
-  return times.length ? Math.max(...times) - killedAt : null;
+  return times.length ? extent(times)!.max - killedAt : null;
 }
 
 const cut = (lastMs: number | null) => lastMs === null || lastMs < CUT_MARGIN_MS;
@@ -119,7 +120,7 @@ function allReachedAt(changes: readonly StateChange[], whats: readonly string[],
 
 function latestBefore(times: readonly number[], limit: number): number | null {
   const before = times.filter((t) => t <= limit);
-  return before.length ? Math.max(...before) : null;
+  return extent(before)?.max ?? null;
 }
 
 async function baselineRun(pair: BaselinePair, killedAt: number, relayStartAt: number, relayBackAt: number): Promise<BaselineRun> {

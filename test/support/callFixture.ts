@@ -6,12 +6,16 @@
 import { createRequire } from 'node:module';
 import { waitFor, type InspectionEvent } from 'xstate';
 import { peerConnectionPhase } from '@callchart/machines';
-import { agentToken, visitorToken, type TestServer } from '../../../test/support/server.ts';
-import { createAgentClient, type AgentClient } from './agentClient.ts';
-import type { ConnectionOptions } from './connection.ts';
-import type { ClientError } from './errors.ts';
-import type { RtcEnvironment } from './mediaSession.ts';
-import { createVisitorClient, type VisitorClient } from './visitorClient.ts';
+import {
+  createAgentClient,
+  createVisitorClient,
+  type AgentClient,
+  type ClientError,
+  type ConnectionOptions,
+  type RtcEnvironment,
+  type VisitorClient,
+} from '@callchart/client';
+import { agentToken, visitorToken, type TestServer } from './server.ts';
 
 // The package is CommonJS with a plain `module.exports` object, which Node's ESM loader cannot always
 // split into named exports.

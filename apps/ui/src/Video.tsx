@@ -14,6 +14,6 @@ export function Video({ stream, role, label, className }: VideoProps) {
     const video = ref.current;
     if (video && video.srcObject !== stream) video.srcObject = stream;
   }, [stream]);
-  // The local preview is muted so the agent never hears their own microphone.
+  // The local preview is muted so no one hears their own microphone.
   return <video ref={ref} data-role={role} className={className} aria-label={label} autoPlay playsInline muted={role === 'local'} />;
 }
