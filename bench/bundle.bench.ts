@@ -11,6 +11,7 @@ import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from '
 import path from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { build } from 'esbuild';
+import { reactOnPreact } from '@callchart/widget/reactOnPreact';
 import { apps, buildApp } from '../scripts/build-apps.ts';
 import { repoRoot } from '../scripts/repoRoot.ts';
 import { launchBrowser } from '../test/support/browser.ts';
@@ -19,7 +20,6 @@ import { atMost, type Benchmark, type Figure } from './lib/bench.ts';
 import { moduleShares } from './lib/bundle/modules.ts';
 import { measureWidgetTransfer, type WidgetTransfer } from './lib/bundle/transfer.ts';
 import { ratio } from './lib/stats.ts';
-import { reactOnPreact } from '../apps/widget/reactOnPreact.ts';
 
 const KB = 1000;
 const WIDGET_GZIP_TARGET_KB = 100;

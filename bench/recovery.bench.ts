@@ -6,7 +6,7 @@
  * when `connectionState` becomes `failed` (what most apps do).
  */
 import type { Browser } from 'playwright-core';
-import { loadConfig } from '../server/src/config.ts';
+import { loadConfig } from '@callchart/server/config';
 import { buildApps } from '../scripts/build-apps.ts';
 import { launchBrowser } from '../test/support/browser.ts';
 import { startApp, type App } from '../test/support/e2e.ts';

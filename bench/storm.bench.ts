@@ -10,7 +10,7 @@
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { defaultSignalingTimings } from '@callchart/machines';
-import { loadConfig } from '../server/src/config.ts';
+import { loadConfig } from '@callchart/server/config';
 import { atLeast, atMost, type Benchmark, type Figure } from './lib/bench.ts';
 import { prepareFleet } from './lib/fleet.ts';
 import { codeChangedNote } from './lib/load/codeFingerprint.ts';

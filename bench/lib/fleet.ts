@@ -7,8 +7,8 @@
 import { randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { createAuth, hashPassword } from '../../server/src/auth.ts';
-import { openStore } from '../../server/src/store.ts';
+import { createAuth, hashPassword } from '@callchart/server/auth';
+import { openStore } from '@callchart/server/store';
 
 export interface FleetAgent {
   id: string;

@@ -15,6 +15,7 @@ function spies() {
     startMedia: vi.fn(),
     stopMedia: vi.fn(),
     reportMediaState: vi.fn(),
+    hangUpStrayCall: vi.fn(),
   };
 }
 
@@ -295,7 +296,8 @@ describe('agent', () => {
     expect(effects.sendHangup).toHaveBeenCalledTimes(1);
     expect(effects.stopMedia).toHaveBeenCalledTimes(1);
     expect(effects.notifyLogout).toHaveBeenCalledTimes(1);
-    expect(presenceCalls(effects).at(-1)).toBe('offline');
+    // Going offline is the logout itself: the wire's presence has no `offline`.
+    expect(presenceCalls(effects)).toEqual(['available']);
     expect(actor.getSnapshot().children.media).toBeUndefined();
   });
 
@@ -321,6 +323,25 @@ describe('agent', () => {
     const accepted = toConnecting();
     accepted.actor.send({ type: 'accept.refused', requestId: 'req-1' });
     expect(accepted.actor.getSnapshot().value).toBe('connecting');
+  });
+
+  it('hangs up a call accepted on the server for a ring this side has already left, and only that', () => {
+    const left = toRinging();
+    left.actor.send({ type: 'accept' });
+    left.actor.send({ type: 'hangup' });
+    left.actor.send({ type: 'call.accepted', callId: 'call-1' });
+    expect(left.actor.getSnapshot().value).toBe('available');
+    expect(left.effects.hangUpStrayCall).toHaveBeenCalledTimes(1);
+    expect(left.effects.hangUpStrayCall.mock.calls[0]?.[0]).toMatchObject({ event: { type: 'call.accepted', callId: 'call-1' } });
+
+    const own = toInCall();
+    own.actor.send({ type: 'call.accepted', callId: 'call-1' });
+    expect(own.effects.hangUpStrayCall).not.toHaveBeenCalled();
+    own.actor.send({ type: 'call.accepted', callId: 'call-2' });
+    expect(own.actor.getSnapshot().matches('inCall')).toBe(true);
+    expect(own.actor.getSnapshot().context.callId).toBe('call-1');
+    expect(own.effects.hangUpStrayCall).toHaveBeenCalledTimes(1);
+    expect(toConnecting().effects.hangUpStrayCall).not.toHaveBeenCalled();
   });
 
   it('after a resume, reports the media of a call the server still holds, and keeps it', () => {

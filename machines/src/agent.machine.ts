@@ -100,11 +100,12 @@ export const agentMachine = setup({
       event.type === 'accept.refused' && context.callId === null && context.requestId === event.requestId,
     resumedThisCall: ({ context, event }) => event.type === 'server.resumed' && event.call !== null && event.call.callId === context.callId,
     resumedWithoutCall: ({ event }) => event.type === 'server.resumed' && event.call === null,
+    strayCall: ({ context, event }) => event.type === 'call.accepted' && event.callId !== context.callId,
   },
   actions: {
     // Effects for the adapter; no-ops here so the machine stays pure.
     /** Publish the agent's presence to the server. */
-    setPresence: (_, _params: { presence: AgentPresence }) => {},
+    setPresence: (_, _params: { presence: Exclude<AgentPresence, 'offline'> }) => {},
     /** Accept `context.requestId`. */
     acceptRing: () => {},
     /** Reject `context.requestId`; the server rings the next agent. */
@@ -121,6 +122,8 @@ export const agentMachine = setup({
     stopMedia: () => {},
     /** Report the media state of `context.callId` again: the server missed the reports while the socket was away. */
     reportMediaState: () => {},
+    /** Hang up the call `call.accepted` names: without it, that call would wait for this leg forever. */
+    hangUpStrayCall: () => {},
 
     rememberRing: assign(({ context, event }) =>
       event.type === 'ring'
@@ -185,10 +188,13 @@ export const agentMachine = setup({
     // Works from any state (DESIGN §2); the call states override it to end their call first.
     logout: {
       target: '.offline',
-      actions: [{ type: 'setPresence', params: { presence: 'offline' } }, 'notifyLogout'],
+      actions: 'notifyLogout',
     },
     'signal.up': { actions: 'markSignalingUp' },
     'signal.down': { actions: 'markSignalingDown' },
+    // Accepted on the server for a ring this side has already left (hung up or logged out before the
+    // server's answer arrived); `connecting` takes the one it waits for.
+    'call.accepted': { guard: 'strayCall', actions: 'hangUpStrayCall' },
   },
   states: {
     offline: {
@@ -293,7 +299,6 @@ export const agentMachine = setup({
             { type: 'recordCallEnd', params: { reason: 'logout' } },
             'stopMedia',
             'sendHangup',
-            { type: 'setPresence', params: { presence: 'offline' } },
             'notifyLogout',
           ],
         },
@@ -325,7 +330,6 @@ export const agentMachine = setup({
           actions: [
             { type: 'recordCallEnd', params: { reason: 'logout' } },
             'sendHangup',
-            { type: 'setPresence', params: { presence: 'offline' } },
             'notifyLogout',
           ],
         },

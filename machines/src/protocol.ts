@@ -60,11 +60,12 @@ export function utf8ByteLength(text: string, limit = Number.POSITIVE_INFINITY): 
 }
 
 /**
- * Whether `text` is at most `limit` bytes of UTF-8. Each UTF-16 unit encodes to at least one byte, so the
- * character count is a cheap first bound.
+ * Whether `text` is at most `limit` bytes of UTF-8. Each UTF-16 unit encodes to one to three bytes, so the
+ * unit count bounds the answer both ways; only a string between the two bounds is counted (a 4 KB SDP is not).
  */
 export function fitsInBytes(text: string, limit: number): boolean {
-  return text.length <= limit && utf8ByteLength(text, limit) <= limit;
+  if (text.length > limit) return false;
+  return text.length * 3 <= limit || utf8ByteLength(text, limit) <= limit;
 }
 
 // ---------------------------------------------------------------------------------------------

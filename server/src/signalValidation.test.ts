@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { MAX_CANDIDATE_BYTES, MAX_ID_LENGTH, MAX_SDP_BYTES, parseClientEvent, utf8ByteLength } from '@callchart/machines';
+import { MAX_CANDIDATE_BYTES, MAX_ID_LENGTH, MAX_SDP_BYTES, fitsInBytes, parseClientEvent, utf8ByteLength } from '@callchart/machines';
 import { COMPILED_EVENTS, compiledEventSchema, parseIncomingEvent } from './signalValidation.ts';
 
 /** `prefix` then copies of `unit`, padded with ASCII, to exactly `bytes` bytes of UTF-8 (one unit over if it must). */
@@ -116,6 +116,13 @@ describe('compiled validation of the hot client events', () => {
   });
 
   it('accepts payloads at exactly the byte limits and refuses them one byte over', () => {
+    // A third of the limit in units is where the byte count stops being skipped.
+    const third = Math.floor(MAX_SDP_BYTES / 3);
+    expect(fitsInBytes('€'.repeat(third), MAX_SDP_BYTES)).toBe(true);
+    expect(fitsInBytes('€'.repeat(third + 1), MAX_SDP_BYTES)).toBe(false);
+    expect(fitsInBytes('a'.repeat(third + 1), MAX_SDP_BYTES)).toBe(true);
+    expect(fitsInBytes('😀'.repeat(MAX_SDP_BYTES / 4), MAX_SDP_BYTES)).toBe(true);
+    expect(fitsInBytes(`${'😀'.repeat(MAX_SDP_BYTES / 4)}a`, MAX_SDP_BYTES)).toBe(false);
     for (const unit of ['a', 'é', '€', '😀', '\uD800']) {
       const atLimit = ofBytes('v=0', MAX_SDP_BYTES, unit);
       expect(utf8ByteLength(atLimit)).toBe(MAX_SDP_BYTES);

@@ -49,10 +49,7 @@ export function createAgentClient(options: AgentClientOptions): AgentClient {
   const machine = agentMachine.provide({
     actors: { peerConnection: media.peerConnectionMachine },
     actions: {
-      setPresence: (_, { presence }) => {
-        // Going offline is `agent.logout`, sent by `notifyLogout`; the wire's presence has no `offline`.
-        if (presence !== 'offline') connection.send('agent.presence', { status: presence });
-      },
+      setPresence: (_, { presence }) => connection.send('agent.presence', { status: presence }),
       acceptRing: ({ context }) => {
         media.preload();
         if (context.requestId) connection.send('agent.accept', { requestId: context.requestId });
@@ -72,6 +69,9 @@ export function createAgentClient(options: AgentClientOptions): AgentClient {
       stopMedia: () => media.stop(),
       reportMediaState: ({ context }) => {
         if (context.callId) media.reportState(context.callId);
+      },
+      hangUpStrayCall: ({ event }) => {
+        if (event.type === 'call.accepted') connection.send('call.hangup', { callId: event.callId });
       },
     },
   });
@@ -103,9 +103,6 @@ export function createAgentClient(options: AgentClientOptions): AgentClient {
       'call.accepted': (accepted) => {
         call.send({ type: 'call.accepted', callId: accepted.callId });
         if (ownsCall(accepted.callId)) media.accepted(accepted);
-        // Accepted on the server for a ring this side has already left (hung up or logged out before
-        // the server's answer arrived): without a hang-up the call would wait for this leg forever.
-        else connection.send('call.hangup', { callId: accepted.callId });
       },
       ...peer.handlers,
       // The visitor lost the connection and asks for an offer now, instead of waiting for this side to notice.

@@ -2,7 +2,8 @@ import { useCallback, useEffect, useRef, useState } from 'react';
 import { useSelector } from '@xstate/react';
 import type { AgentClient } from '@callchart/client';
 import type { AgentPlainKey, AgentTranslator } from '@callchart/machines/locales';
-import { downloadExport, fetchHistory, UnauthorizedError, type CallWithTelemetry, type ExportFormat } from './history.ts';
+import { UnauthorizedError } from '@callchart/ui';
+import { downloadExport, fetchHistory, type CallWithTelemetry, type ExportFormat } from './history.ts';
 import { useLocale } from './locale.ts';
 
 // The server records the end of a call as it relays it; a second look catches a record still closing.

@@ -1,25 +1,10 @@
 /** Call history from the HTTP API, read with the agent's bearer token. */
-import { createHttpClient, HttpRequestError } from '@callchart/client/http';
+import { createHttpClient } from '@callchart/client/http';
 import { callDetailRoute, callExportRoute, callListRoute, type CallDetail, type ExportFormat } from '@callchart/machines';
+import { authorized } from '@callchart/ui';
 
 export type { ExportFormat };
 export type CallWithTelemetry = Pick<CallDetail, 'call' | 'telemetry'>;
-
-/** The token was refused: the agent has to log in again. */
-export class UnauthorizedError extends Error {
-  override readonly name = 'UnauthorizedError';
-}
-
-async function authorized<T>(request: Promise<T>): Promise<T> {
-  try {
-    return await request;
-  } catch (cause) {
-    if (cause instanceof HttpRequestError && cause.status === 401) {
-      throw new UnauthorizedError('Your session has expired. Please log in again.', { cause });
-    }
-    throw cause;
-  }
-}
 
 const HISTORY_LIMIT = 20;
 

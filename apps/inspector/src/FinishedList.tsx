@@ -1,6 +1,7 @@
 import { useCallback, useEffect, useRef, useState } from 'react';
-import { fetchCalls, finishedCalls, UnauthorizedError } from './calls.ts';
 import type { CallRecord } from '@callchart/machines';
+import { UnauthorizedError } from '@callchart/ui';
+import { fetchCalls, finishedCalls } from './calls.ts';
 
 const timeFormat = new Intl.DateTimeFormat(undefined, { dateStyle: 'short', timeStyle: 'medium' });
 

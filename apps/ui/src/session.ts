@@ -32,6 +32,23 @@ export class LoginError extends Error {
   }
 }
 
+/** The server refused the session's token: the person has to log in again. */
+export class UnauthorizedError extends Error {
+  override readonly name = 'UnauthorizedError';
+}
+
+/** `request`'s answer, with the server's 401 turned into an `UnauthorizedError`. */
+export async function authorized<T>(request: Promise<T>): Promise<T> {
+  try {
+    return await request;
+  } catch (cause) {
+    if (cause instanceof HttpRequestError && cause.status === 401) {
+      throw new UnauthorizedError('Your session has expired. Please log in again.', { cause });
+    }
+    throw cause;
+  }
+}
+
 export interface SessionStoreOptions {
   /** The sessionStorage key the app keeps its session under. */
   storageKey: string;
@@ -57,7 +74,7 @@ export function sessionStore({ storageKey, requiredRole }: SessionStoreOptions):
         const raw = sessionStorage.getItem(storageKey);
         if (raw === null) return null;
         const parsed = AgentSession.safeParse(JSON.parse(raw));
-        if (!parsed.success || !(parsed.data.expiresAt > now)) {
+        if (!parsed.success || !(parsed.data.expiresAt > now) || !hasRole(parsed.data)) {
           sessionStorage.removeItem(storageKey);
           return null;
         }

@@ -6,8 +6,8 @@
  */
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import Database from 'better-sqlite3';
-import { loadConfig } from '../../../server/src/config.ts';
-import { startServer } from '../../../server/src/server.ts';
+import { startServer } from '@callchart/server';
+import { loadConfig } from '@callchart/server/config';
 import type { ServerReport, ServerRequest, SnapshotSizes } from './serverProtocol.ts';
 
 const send = (message: unknown) => process.send?.(message);

@@ -11,7 +11,7 @@
  */
 import type { InspectionEvent } from 'xstate';
 import { io } from 'socket.io-client';
-import { createConnection, type Connection } from '../../../apps/client/src/connection.ts';
+import { createConnection, type Connection } from '@callchart/client/connection';
 import { followCalls, newCounters, pooled, requestCall, type AckReply, type LegState, type Party } from './callFlow.ts';
 import type { Identity } from './identities.ts';
 import { serveWorker } from './workerPool.ts';
