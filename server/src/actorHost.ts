@@ -56,7 +56,7 @@ export function hostActor<M extends AnyStateMachine>(options: HostOptions<M>): A
   // createActor's conditional option types cannot be satisfied for a generic machine.
   // eslint-disable-next-line prefer-const
   actor = (createActor as (machine: AnyStateMachine, options: object) => Actor<M>)(options.machine, {
-    ...(options.snapshot ? { snapshot: options.snapshot as never } : { input: options.input as never }),
+    ...(options.snapshot ? { snapshot: options.snapshot } : { input: options.input }),
     inspect: (inspection: InspectionEvent) => {
       if (inspection.actorRef !== actor) return;
       options.inspect?.(inspection);

@@ -17,7 +17,7 @@ import { createLogger, type Logger } from './logger.ts';
 import { createMetrics } from './metrics.ts';
 import { mountPages } from './pages.ts';
 import { ResumeSessions } from './resume.ts';
-import { attachSocketLayer } from './socket.ts';
+import { attachSocketLayer, type Io } from './socket.ts';
 import { openStore, type Store } from './store.ts';
 import { Switchboard, type SwitchboardOptions } from './switchboard.ts';
 
@@ -75,7 +75,7 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
   const app = createHttpApp({ store, auth, config, logger, metrics, notReady });
   mountPages(app);
   const http = createServer(app);
-  const io = new Server<ClientToServerEvents, ServerToClientEvents>(http, {
+  const io: Io = new Server(http, {
     maxHttpBufferSize: MAX_MESSAGE_BYTES,
     // The client's signaling machine owns reconnection and resume; the server keeps no recovery buffer.
     connectionStateRecovery: undefined,

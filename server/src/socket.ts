@@ -23,8 +23,8 @@ import type { ResumeSessions } from './resume.ts';
 import { parseIncomingEvent } from './signalValidation.ts';
 import { callRoom, Switchboard, SwitchboardError } from './switchboard.ts';
 
-type Io = Server<ClientToServerEvents, ServerToClientEvents>;
-interface SocketData {
+/** What each socket carries from its handshake on. */
+export interface SocketData {
   principal: Principal;
   resumeToken?: string;
   /** The call this socket last proved itself a leg of; see `legOf`. */
@@ -37,6 +37,7 @@ interface CallBinding {
   callRoom: string;
 }
 type CallchartSocket = Socket<ClientToServerEvents, ServerToClientEvents, Record<string, never>, SocketData>;
+export type Io = Server<ClientToServerEvents, ServerToClientEvents, Record<string, never>, SocketData>;
 type Reply = (reply: unknown) => void;
 
 export interface SocketLayerOptions {
@@ -55,9 +56,11 @@ export interface SocketLayerOptions {
 
 const CLIENT_EVENTS = new Set<string>(CLIENT_EVENT_NAMES);
 
-function identity(principal: Principal): { kind: 'agent' | 'visitor'; id: string; key: string } {
-  const id = principal.kind === 'agent' ? principal.agentId : principal.visitorId;
-  return { kind: principal.kind, id, key: `${principal.kind}:${id}` };
+type Person = { kind: 'agent'; id: string } | { kind: 'visitor'; id: string };
+
+function identity(principal: Principal): Person & { key: string } {
+  const person: Person = principal.kind === 'agent' ? { kind: 'agent', id: principal.agentId } : { kind: 'visitor', id: principal.visitorId };
+  return { ...person, key: `${person.kind}:${person.id}` };
 }
 
 class HandlerError extends Error {
@@ -104,8 +107,8 @@ export function attachSocketLayer(options: SocketLayerOptions): { awaitVisitor(v
         logger.info({ kind: principal.kind, origin }, 'socket refused: origin not allowed');
         return refuse(next, 'origin-not-allowed');
       }
-      (socket.data as SocketData).principal = principal;
-      if (parsed.data.resumeToken) (socket.data as SocketData).resumeToken = parsed.data.resumeToken;
+      socket.data.principal = principal;
+      if (parsed.data.resumeToken) socket.data.resumeToken = parsed.data.resumeToken;
       next();
     } catch {
       refuse(next, 'unauthorized');
@@ -228,7 +231,7 @@ export function attachSocketLayer(options: SocketLayerOptions): { awaitVisitor(v
     const bound = socket.data.call;
     if (bound !== undefined && bound.callId === callId && socket.rooms.has(bound.callRoom)) return bound;
     const who = identity(socket.data.principal);
-    const { leg, peerRoom } = switchboard.legOf(callId, { kind: who.kind, id: who.id } as never);
+    const { leg, peerRoom } = switchboard.legOf(callId, who);
     const binding: CallBinding = { callId, leg, peerRoom, callRoom: callRoom(callId) };
     socket.data.call = binding;
     return binding;
@@ -270,7 +273,7 @@ export function attachSocketLayer(options: SocketLayerOptions): { awaitVisitor(v
   }
 
   io.on('connection', (rawSocket) => {
-    const socket = rawSocket as unknown as CallchartSocket;
+    const socket: CallchartSocket = rawSocket;
     const principal = socket.data.principal;
     const who = identity(principal);
     const wasConnected = resume.isConnected(who.key);
