@@ -24,8 +24,7 @@ async function* files(dir: string): AsyncGenerator<string> {
   }
 }
 
-export async function precompressDir(dir: string): Promise<number> {
-  let written = 0;
+export async function precompressDir(dir: string): Promise<void> {
   for await (const file of files(dir)) {
     if (!COMPRESSIBLE.has(path.extname(file))) continue;
     const body = await readFile(file);
@@ -39,9 +38,7 @@ export async function precompressDir(dir: string): Promise<number> {
     ];
     const worth = variants.filter(([, variant]) => variant.byteLength + HEADER_BYTES < body.byteLength);
     await Promise.all(worth.map(([suffix, variant]) => writeFile(file + suffix, variant)));
-    written += worth.length > 0 ? 1 : 0;
   }
-  return written;
 }
 
 export function precompress(): Plugin {

@@ -10,7 +10,7 @@ import { visitorTranslator, type VisitorTranslator } from '@callchart/machines/l
 import type { VisitorClient } from '@callchart/client';
 import { primaryControl, useAttention, useFocusFollows } from './focusFollows.ts';
 import { useVisitorClient, type VisitorClientConfig } from './useVisitorClient.ts';
-import { Video } from './Video.tsx';
+import { Video } from '@callchart/ui';
 
 export interface WidgetProps extends VisitorClientConfig {
   /** The visitor's locale, a BCP 47 tag such as `de-AT`: its language is the one every text is shown in. */
