@@ -48,5 +48,11 @@ export default {
       export: 'callSessionMachine',
       summary: 'Server side, one per live call: pausing and resuming when a leg drops out, and telemetry.',
     },
+    {
+      name: 'connection',
+      module: './machines/src/connection.machine.ts',
+      export: 'connectionMachine',
+      summary: "Server side, one per person: their open sockets, the resume window once the last goes, away and logout.",
+    },
   ] satisfies MachineEntry[],
 };

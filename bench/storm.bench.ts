@@ -145,69 +145,48 @@ const storm: Benchmark = {
     const codeNote = codeChangedNote([...machine.code, ...fixed.code]);
     const roundsNote = `${codeNote ? `${codeNote} ` : ''}Median over ${ours.length} storm(s) of ${machine.clients} clients.`;
 
+    // Every figure sets ours against the baseline's, both shown through `shown`; the ratio is of the unrounded medians.
+    const versus = (name: string, unit: string, pair: ReturnType<typeof both>, shown = (value: number | null) => value): Figure => ({
+      name,
+      value: shown(pair.value),
+      unit,
+      baseline: { name: baselineName, value: shown(pair.baseline) },
+      ratio: ratio(pair.value, pair.baseline),
+    });
+
     const figures: Figure[] = [
       {
-        name: 'restart to the last session resumed',
-        value: seconds(last.value),
-        unit: 's',
-        baseline: { name: baselineName, value: seconds(last.baseline) },
-        ratio: ratio(last.value, last.baseline),
+        ...versus('restart to the last session resumed', 's', last, seconds),
         target: `≤ ${TARGET_RESUME_S} s`,
         // Not every session resumed is a miss whatever the time of the last one that did.
         met: everyoneResumed ? atMost(seconds(last.value), TARGET_RESUME_S) : false,
         note: `${roundsNote} Ours: ${outcomeNote(machine, ours, plan.resumeDeadlineMs)}. Baseline: ${outcomeNote(fixed, base, plan.resumeDeadlineMs)}.`,
       },
       {
-        name: `sessions resumed within ${TARGET_RESUME_S} s of the restart`,
-        value: tenth(share.value),
-        unit: '%',
-        baseline: { name: baselineName, value: tenth(share.baseline) },
-        ratio: ratio(share.value, share.baseline),
+        ...versus(`sessions resumed within ${TARGET_RESUME_S} s of the restart`, '%', share, tenth),
         target: '100 %',
         met: atLeast(share.value, 100),
         note: `Clients that received session.resumed within ${TARGET_RESUME_S} s of the restarted server's listen. The server's resume window (RESUME_WINDOW_MS, ${RESUME_WINDOW_MS / 1000} s by default) runs from its listen: a client that comes back later gets session.expired.`,
       },
       {
-        name: 'call legs resumed with their call',
-        value: tenth(legs.value),
-        unit: '%',
-        baseline: { name: baselineName, value: tenth(legs.baseline) },
-        ratio: ratio(legs.value, legs.baseline),
+        ...versus('call legs resumed with their call', '%', legs, tenth),
         note: 'Of the clients in a call at the kill, those whose session.resumed brought the call back, by the deadline.',
       },
+      versus('restart to the median session resumed', 's', medianResume, seconds),
       {
-        name: 'restart to the median session resumed',
-        value: seconds(medianResume.value),
-        unit: 's',
-        baseline: { name: baselineName, value: seconds(medianResume.baseline) },
-        ratio: ratio(medianResume.value, medianResume.baseline),
-      },
-      {
-        name: 'event-loop delay p99 during the storm',
-        value: whole(p99.value),
-        unit: 'ms',
-        baseline: { name: baselineName, value: whole(p99.baseline) },
-        ratio: ratio(p99.value, p99.baseline),
+        ...versus('event-loop delay p99 during the storm', 'ms', p99, whole),
         target: `≤ ${TARGET_EVENT_LOOP_P99_MS} ms`,
         met: atMost(p99.value, TARGET_EVENT_LOOP_P99_MS),
         note: 'The restarted server, from its listen until every client resumed or expired (or the deadline); monitorEventLoopDelay, 10 ms resolution. Its percentiles weigh samples, not time: a stall of many seconds is one sample, which the peak shows.',
       },
-      { name: 'peak event-loop delay during the storm', value: whole(max.value), unit: 'ms', baseline: { name: baselineName, value: whole(max.baseline) }, ratio: ratio(max.value, max.baseline) },
-      { name: 'event-loop delay p50 during the storm', value: whole(p50.value), unit: 'ms', baseline: { name: baselineName, value: whole(p50.baseline) }, ratio: ratio(p50.value, p50.baseline) },
+      versus('peak event-loop delay during the storm', 'ms', max, whole),
+      versus('event-loop delay p50 during the storm', 'ms', p50, whole),
       {
-        name: `peak reconnection attempts in one ${BIN_MS} ms bin`,
-        value: peak.value,
-        unit: 'attempts',
-        baseline: { name: baselineName, value: peak.baseline },
-        ratio: ratio(peak.value, peak.baseline),
+        ...versus(`peak reconnection attempts in one ${BIN_MS} ms bin`, 'attempts', peak),
         note: `How the backoff spreads the clients out; the whole histograms (attempt times from the kill) are in data and storm.svg. Backoff: initialDelay ${defaultSignalingTimings.initialDelay} ms, doubling to maxDelay ${defaultSignalingTimings.maxDelay} ms, plus jitter in [0, ${defaultSignalingTimings.maxJitter}) ms.`,
       },
       {
-        name: 'restart (SIGKILL to listening again)',
-        value: seconds(restart.value),
-        unit: 's',
-        baseline: { name: baselineName, value: seconds(restart.baseline) },
-        ratio: ratio(restart.value, restart.baseline),
+        ...versus('restart (SIGKILL to listening again)', 's', restart, seconds),
         note: 'A new node process with the tsx loader, the store opened and every persisted actor restored.',
       },
     ];

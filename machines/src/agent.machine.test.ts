@@ -1,29 +1,16 @@
-import { describe, expect, it, vi } from 'vitest';
+import { describe, expect, it } from 'vitest';
+import { effectSpies } from '../../test/support/effect-spies.ts';
+import { startSimulated } from '../../test/support/simulated-actor.ts';
 import { peerConnectionPhase } from './peerConnection.phase.ts';
-import { createActor, SimulatedClock } from 'xstate';
 import { agentMachine, defaultAgentTimings, type AgentInput } from './agent.machine.ts';
 import { defaultPeerConnectionTimings } from './peerConnection.machine.ts';
 
-function spies() {
-  return {
-    setPresence: vi.fn(),
-    acceptRing: vi.fn(),
-    rejectRing: vi.fn(),
-    sendHangup: vi.fn(),
-    notifyLogout: vi.fn(),
-    reportCallFailure: vi.fn(),
-    startMedia: vi.fn(),
-    stopMedia: vi.fn(),
-    reportMediaState: vi.fn(),
-    hangUpStrayCall: vi.fn(),
-  };
-}
+const spies = () =>
+  effectSpies('setPresence', 'acceptRing', 'rejectRing', 'sendHangup', 'notifyLogout', 'reportCallFailure', 'startMedia', 'stopMedia', 'reportMediaState', 'hangUpStrayCall');
 
 function start(input: AgentInput = {}) {
   const effects = spies();
-  const clock = new SimulatedClock();
-  const actor = createActor(agentMachine.provide({ actions: effects }), { clock, input });
-  actor.start();
+  const { actor, clock } = startSimulated(agentMachine, effects, input);
   return { actor, clock, effects };
 }
 
@@ -265,14 +252,6 @@ describe('agent', () => {
     connecting.actor.send({ type: 'call.ended', reason: 'cancelled' });
     expect(connecting.actor.getSnapshot().value).toBe('available');
     expect(connecting.effects.stopMedia).toHaveBeenCalledTimes(1);
-  });
-
-  it('pauses and resumes with the visitor', () => {
-    const { actor } = toInCall();
-    actor.send({ type: 'peer.away' });
-    expect(actor.getSnapshot().value).toEqual({ inCall: { media: {}, peer: 'away' } });
-    actor.send({ type: 'peer.back' });
-    expect(actor.getSnapshot().value).toEqual({ inCall: { media: {}, peer: 'present' } });
   });
 
   it('logs out from any state', () => {

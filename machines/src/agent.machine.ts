@@ -1,5 +1,5 @@
-import { assign, forwardTo, sendTo, setup } from 'xstate';
-import { peerConnectionMachine, type PeerConnectionEvent, type PeerConnectionOutput } from './peerConnection.machine.ts';
+import { assign, setup } from 'xstate';
+import { callLegActions, callLegActors, callLegGuards, connectingState, inCallState, type CallLegChildren, type CallLegEvent, type CallLegMediaEvent } from './callLeg.ts';
 
 export type AgentPresence = 'offline' | 'available' | 'away';
 
@@ -49,7 +49,7 @@ export interface AgentContext {
 }
 
 /** Adapter events about the agent's RTCPeerConnection and socket; forwarded to the media child. */
-export type AgentMediaEvent = Exclude<PeerConnectionEvent, { type: 'hangup' }>;
+export type AgentMediaEvent = CallLegMediaEvent;
 
 export type AgentEvent =
   // the agent
@@ -73,36 +73,31 @@ export type AgentEvent =
   | { type: 'server.resumed'; call: { callId: string } | null }
   /** The server kept nothing of this session: a ring or call it had is over on its side. */
   | { type: 'session.lost' }
-  // the adapter
-  | AgentMediaEvent
-  // the media child finishing; listed so adapters and tests can type it
-  | { type: 'xstate.done.actor.media'; output: PeerConnectionOutput };
+  // the adapter and the media child
+  | CallLegEvent;
 
 export const agentMachine = setup({
   types: {
     context: {} as AgentContext,
-    children: {} as { media: 'peerConnection' },
+    children: {} as CallLegChildren,
     events: {} as AgentEvent,
     input: {} as AgentInput,
   },
-  actors: {
-    peerConnection: peerConnectionMachine,
-  },
+  actors: callLegActors,
   delays: {
     ringTimeout: ({ context }) => context.ringMs,
     connectTimeout: ({ context }) => context.timings.connectTimeout,
   },
   guards: {
+    ...callLegGuards,
     serverEndedWith: ({ event }, params: { reason: AgentServerEndReason }) => event.type === 'call.ended' && event.reason === params.reason,
-    mediaFailed: ({ event }) => event.type === 'xstate.done.actor.media' && event.output?.outcome === 'failed',
     // Only an accept still waiting for its call: once `call.accepted` came, the refusal is of an older one.
     refusedThisAccept: ({ context, event }) =>
       event.type === 'accept.refused' && context.callId === null && context.requestId === event.requestId,
-    resumedThisCall: ({ context, event }) => event.type === 'server.resumed' && event.call !== null && event.call.callId === context.callId,
-    resumedWithoutCall: ({ event }) => event.type === 'server.resumed' && event.call === null,
     strayCall: ({ context, event }) => event.type === 'call.accepted' && event.callId !== context.callId,
   },
   actions: {
+    ...callLegActions<AgentContext, AgentEvent>(),
     // Effects for the adapter; no-ops here so the machine stays pure.
     /** Publish the agent's presence to the server. */
     setPresence: (_, _params: { presence: Exclude<AgentPresence, 'offline'> }) => {},
@@ -110,18 +105,8 @@ export const agentMachine = setup({
     acceptRing: () => {},
     /** Reject `context.requestId`; the server rings the next agent. */
     rejectRing: () => {},
-    /** Leave the call; the server tells the visitor. */
-    sendHangup: () => {},
     /** Tell the server the agent logged out; it reassigns any visitor of theirs. */
     notifyLogout: () => {},
-    /** Tell the server this side gave up on the media (`context.lastCallEnd` says why). */
-    reportCallFailure: () => {},
-    /** Create the RTCPeerConnection and send the offer (the agent is the offerer). */
-    startMedia: () => {},
-    /** Close the RTCPeerConnection and release the camera. */
-    stopMedia: () => {},
-    /** Report the media state of `context.callId` again: the server missed the reports while the socket was away. */
-    reportMediaState: () => {},
     /** Hang up the call `call.accepted` names: without it, that call would wait for this leg forever. */
     hangUpStrayCall: () => {},
 
@@ -160,14 +145,6 @@ export const agentMachine = setup({
             },
           }
         : {},
-    ),
-    markSignalingUp: assign({ signalingUp: true }),
-    markSignalingDown: assign({ signalingUp: false }),
-    forwardToMedia: forwardTo('media'),
-    // The child's input is static, so it starts believing signaling is up; tell it the truth, or its
-    // first restart attempt could be spent on an offer that cannot be delivered.
-    syncSignalingToMedia: sendTo('media', ({ context }): AgentMediaEvent =>
-      context.signalingUp ? { type: 'signal.up' } : { type: 'signal.down' },
     ),
   },
 }).createMachine({
@@ -248,50 +225,21 @@ export const agentMachine = setup({
         },
       },
     },
-    // The media child lives only in `inCall`, and `connecting` watches the first connection itself, as
-    // on the visitor's side: the child's restart logic only ever runs on a connection that has worked
-    // once. The `ice.connected` that ends `connecting` is handed to the new child.
-    connecting: {
+    connecting: connectingState({
       description: 'The agent accepted; the first media connection is being set up.',
-      entry: 'startMedia',
-      after: {
-        connectTimeout: {
-          target: 'callFailed',
-          actions: [{ type: 'recordCallEnd', params: { reason: 'connect-failed' } }, 'stopMedia', 'reportCallFailure'],
-        },
-      },
+      failed: { target: '#agent.callFailed', record: { type: 'recordCallEnd', params: { reason: 'connect-failed' } } },
+      hungUp: { target: '#agent.available', record: { type: 'recordCallEnd', params: { reason: 'hangup' } } },
+      serverEnded: { target: '#agent.available', record: 'recordServerEnd' },
+      // An agent who stays away past the grace loses the visitor to another agent.
+      lost: { target: '#agent.available', record: { type: 'recordCallEnd', params: { reason: 'reassigned' } } },
+      resumed: [],
       on: {
         'call.accepted': { actions: 'rememberCallId' },
-        'ice.connected': { target: 'inCall' },
-        'ice.failed': {
-          target: 'callFailed',
-          actions: [{ type: 'recordCallEnd', params: { reason: 'connect-failed' } }, 'stopMedia', 'reportCallFailure'],
-        },
-        hangup: {
-          target: 'available',
-          actions: [{ type: 'recordCallEnd', params: { reason: 'hangup' } }, 'stopMedia', 'sendHangup'],
-        },
-        'call.ended': { target: 'available', actions: ['recordServerEnd', 'stopMedia'] },
         // No `call.accepted` will ever come for a refused accept.
         'accept.refused': {
           guard: 'refusedThisAccept',
           target: 'available',
           actions: [{ type: 'recordCallEnd', params: { reason: 'cancelled' } }, 'stopMedia'],
-        },
-        // The server still has this call: only the reports it missed are owed. Without one, the call
-        // ended while this socket was away and its `call.ended` never arrived; an agent who stays away
-        // past the grace loses the visitor to another agent.
-        'server.resumed': [
-          { guard: 'resumedThisCall', actions: 'reportMediaState' },
-          {
-            guard: 'resumedWithoutCall',
-            target: 'available',
-            actions: [{ type: 'recordCallEnd', params: { reason: 'reassigned' } }, 'stopMedia'],
-          },
-        ],
-        'session.lost': {
-          target: 'available',
-          actions: [{ type: 'recordCallEnd', params: { reason: 'reassigned' } }, 'stopMedia'],
         },
         logout: {
           target: 'offline',
@@ -303,28 +251,22 @@ export const agentMachine = setup({
           ],
         },
       },
-    },
-    inCall: {
+    }),
+    inCall: inCallState({
       description: 'Talking to the visitor: the media connection and the visitor\'s presence run side by side.',
-      type: 'parallel',
-      exit: 'stopMedia',
+      role: 'offerer',
+      peer: 'visitor',
+      hungUp: { target: '#agent.available', record: { type: 'recordCallEnd', params: { reason: 'hangup' } } },
+      mediaFailed: { target: '#agent.callFailed', record: { type: 'recordCallEnd', params: { reason: 'media-failed' } } },
+      lost: { target: '#agent.available', record: { type: 'recordCallEnd', params: { reason: 'reassigned' } } },
+      resumed: [],
       on: {
-        hangup: {
-          target: 'available',
-          actions: [{ type: 'recordCallEnd', params: { reason: 'hangup' } }, 'sendHangup'],
-        },
         // The server ended the call because neither side could recover the media: the agent sees the
         // failure, as the visitor does, instead of a silent return to waiting for calls.
         'call.ended': [
           { guard: { type: 'serverEndedWith', params: { reason: 'media-failed' } }, target: 'callFailed', actions: 'recordServerEnd' },
           { target: 'available', actions: 'recordServerEnd' },
         ],
-        // As in `connecting`; leaving `inCall` stops the media.
-        'server.resumed': [
-          { guard: 'resumedThisCall', actions: 'reportMediaState' },
-          { guard: 'resumedWithoutCall', target: 'available', actions: { type: 'recordCallEnd', params: { reason: 'reassigned' } } },
-        ],
-        'session.lost': { target: 'available', actions: { type: 'recordCallEnd', params: { reason: 'reassigned' } } },
         logout: {
           target: 'offline',
           actions: [
@@ -333,57 +275,8 @@ export const agentMachine = setup({
             'notifyLogout',
           ],
         },
-        'ice.connected': { actions: 'forwardToMedia' },
-        'ice.disconnected': { actions: 'forwardToMedia' },
-        'ice.failed': { actions: 'forwardToMedia' },
-        'network.online': { actions: 'forwardToMedia' },
-        'network.offline': { actions: 'forwardToMedia' },
-        'restart.requested': { actions: 'forwardToMedia' },
-        'media.flowing': { actions: 'forwardToMedia' },
-        'media.stalled': { actions: 'forwardToMedia' },
-        'signal.up': { actions: ['markSignalingUp', 'forwardToMedia'] },
-        'signal.down': { actions: ['markSignalingDown', 'forwardToMedia'] },
       },
-      states: {
-        media: {
-          description:
-            'The peerConnection child (the offerer) restarts ICE on failure; its snapshot drives the overlay and the indicator.',
-          entry: ['forwardToMedia', 'syncSignalingToMedia'],
-          invoke: {
-            id: 'media',
-            src: 'peerConnection',
-            input: { role: 'offerer' },
-            onDone: [
-              {
-                guard: 'mediaFailed',
-                target: '#agent.callFailed',
-                actions: [{ type: 'recordCallEnd', params: { reason: 'media-failed' } }, 'reportCallFailure'],
-              },
-              // Closed without our hang-up (e.g. the page tore the connection down): leave like one.
-              {
-                target: '#agent.available',
-                actions: [{ type: 'recordCallEnd', params: { reason: 'hangup' } }, 'sendHangup'],
-              },
-            ],
-          },
-        },
-        peer: {
-          description: "Whether the visitor's socket is still with the server, as the server reports it.",
-          initial: 'present',
-          states: {
-            present: {
-              description: "The visitor's socket is with the server.",
-              on: { 'peer.away': { target: 'away', actions: 'forwardToMedia' } },
-            },
-            away: {
-              description:
-                "The visitor's socket is gone; the server holds the call for them, and the media child spends no attempt until they are back.",
-              on: { 'peer.back': { target: 'present', actions: 'forwardToMedia' } },
-            },
-          },
-        },
-      },
-    },
+    }),
     callFailed: {
       description: 'The media could not be connected or reconnected; the dashboard shows it until dismissed.',
       on: {

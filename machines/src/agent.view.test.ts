@@ -1,25 +1,16 @@
 import { describe, expect, it } from 'vitest';
-import { createActor, SimulatedClock } from 'xstate';
+import { inWords, viewAfter as machineViewAfter } from '../../test/support/view-after.ts';
 import { agentMachine, defaultAgentTimings, type AgentEvent } from './agent.machine.ts';
 import { defaultPeerConnectionTimings } from './peerConnection.machine.ts';
 import { agentView, ringSecondsLeft } from './agent.view.ts';
 import { agentTranslator, type AgentMessage, type Language } from './locales/index.ts';
 
-function rawViewAfter(events: AgentEvent[], advance: number[] = []) {
-  const clock = new SimulatedClock();
-  const actor = createActor(agentMachine, { clock, input: {} });
-  actor.start();
-  for (const event of events) actor.send(event);
-  for (const ms of advance) clock.increment(ms);
-  return agentView(actor.getSnapshot());
-}
+const rawViewAfter = (events: AgentEvent[], advance: number[] = []) => machineViewAfter(agentMachine, {}, agentView, events, advance);
 
 /** The view as the dashboard shows it in `lang`: its messages put into words. */
 function viewAfter(events: AgentEvent[], advance: number[] = [], lang: Language = 'en') {
   const translator = agentTranslator(lang);
-  const words = (message: AgentMessage | null) => (message ? translator.text(message) : null);
-  const view = rawViewAfter(events, advance);
-  return { ...view, message: words(view.message), overlay: words(view.overlay) };
+  return inWords(rawViewAfter(events, advance), (message: AgentMessage) => translator.text(message));
 }
 
 const login: AgentEvent = { type: 'login' };

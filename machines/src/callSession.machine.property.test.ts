@@ -68,31 +68,36 @@ class Reference {
   disconnections = 0;
   attempts = 0;
   endReason: CallSessionEndReason | null = null;
+  endedBy: CallLeg | null = null;
   endedAt: number | null = null;
+  /** Whether the call ran out with only the agent gone: what routing reassigns the visitor on. */
+  agentLostAtEnd = false;
 
   static up(s: LegStatus) {
     return s.socket === 'up' && s.media === 'connected';
   }
-  /** Only the agent gone, with the visitor here, hands the visitor on; anything else is a timeout. */
-  private timeoutReason(): CallSessionEndReason {
-    return this.legs.agent.socket === 'down' && this.legs.visitor.socket === 'up' ? 'agent-lost' : 'reconnect-timeout';
-  }
-  private end(reason: CallSessionEndReason, at: number) {
+  private end(reason: CallSessionEndReason, at: number, by: CallLeg | null = null) {
     if (this.pausedAt !== null) this.totalPauseMs += Math.max(0, at - this.pausedAt);
     this.pausedAt = null;
     this.endReason = reason;
+    this.endedBy = by;
     this.endedAt = at;
+  }
+  /** The pause ran out. Only the agent gone, with the visitor here, is the visitor to be handed on. */
+  private timeout(at: number) {
+    this.agentLostAtEnd = this.legs.agent.socket === 'down' && this.legs.visitor.socket === 'up';
+    this.end('reconnect-timeout', at);
   }
   /** Time passes up to `now`: the pause timer fires at its deadline if it is due. */
   advanceTo(now: number) {
     if (this.endReason || this.pausedAt === null) return;
     const deadline = this.pausedAt + TIMEOUT;
-    if (now >= deadline) this.end(this.timeoutReason(), deadline);
+    if (now >= deadline) this.timeout(deadline);
   }
   /** After a restart, a deadline that passed while the server was down fires when the timer is re-armed. */
   restartAt(now: number) {
     if (this.endReason || this.pausedAt === null) return;
-    if (now >= this.pausedAt + TIMEOUT) this.end(this.timeoutReason(), now);
+    if (now >= this.pausedAt + TIMEOUT) this.timeout(now);
   }
   report(type: LegReport, leg: CallLeg, at: number) {
     if (this.endReason) return;
@@ -128,8 +133,8 @@ class Reference {
       this.resumes++;
     }
   }
-  hangup(at: number) {
-    if (!this.endReason) this.end('hangup', at);
+  hangup(by: CallLeg, at: number) {
+    if (!this.endReason) this.end('hangup', at, by);
   }
 }
 
@@ -139,17 +144,17 @@ describe('callSession properties', () => {
   it('matches the reference model of DESIGN §2 after every step, with one timer at most', () => {
     fc.assert(
       fc.property(fc.array(stepArb, { maxLength: 40 }), (steps) => {
-        const effects = { notifyPaused: 0, notifyResumed: 0, requestReassignment: 0 };
+        const effects = { notifyPaused: 0, notifyResumed: 0 };
         const machine = callSessionMachine.provide({
           actions: {
             notifyPaused: () => void effects.notifyPaused++,
             notifyResumed: () => void effects.notifyResumed++,
-            requestReassignment: () => void effects.requestReassignment++,
           },
         });
-        const input = { callId: 'c', at: BASE };
         let clock = new CountingClock();
-        let actor = createActor(machine, { clock, input }).start();
+        let actor = createActor(machine, { clock }).start();
+        // As routing starts it: invoked, then handed the call.
+        actor.send({ type: 'call.start', callId: 'c', at: BASE });
         const ref = new Reference();
         const at = () => BASE + clock.now();
 
@@ -166,7 +171,7 @@ describe('callSession properties', () => {
             ref.attempts++;
             actor.send({ type: 'leg.attempt', leg: step.leg, at: at(), durationMs: 100, outcome: step.outcome });
           } else if (step.kind === 'hangup') {
-            ref.hangup(at());
+            ref.hangup(step.by, at());
             actor.send({ type: 'call.hangup', by: step.by, at: at() });
           } else if (step.kind === 'rearm') {
             actor.send({ type: 'timers.rearm', at: at() });
@@ -177,7 +182,7 @@ describe('callSession properties', () => {
             ref.restartAt(BASE + now);
             clock = new CountingClock();
             clock.set(now);
-            actor = createActor(machine, { clock, snapshot: persisted, input }).start();
+            actor = createActor(machine, { clock, snapshot: persisted }).start();
             actor.send({ type: 'timers.rearm', at: at() });
             clock.increment(0);
           }
@@ -194,16 +199,22 @@ describe('callSession properties', () => {
             expect(s.value).toBe('ended');
             expect(c.endedAt).toBe(ref.endedAt);
             expect(s.status).toBe('done');
-            expect(effects.requestReassignment).toBe(ref.endReason === 'agent-lost' ? 1 : 0);
             expect(clock.pending.size).toBe(0);
+            // The output is all routing hears of the call: it must say how the call ended and how it left the legs.
+            expect(s.output).toEqual({
+              reason: ref.endReason,
+              endedBy: ref.endedBy,
+              endedAt: ref.endedAt,
+              legs: ref.legs,
+              telemetry: { disconnections: c.disconnections, reconnectionAttempts: c.reconnectionAttempts, totalPauseMs: ref.totalPauseMs },
+            });
+            const onlyAgentGone = s.output!.legs.agent.socket === 'down' && s.output!.legs.visitor.socket === 'up';
+            expect(s.output!.reason === 'reconnect-timeout' && onlyAgentGone).toBe(ref.agentLostAtEnd);
           } else {
             expect(c.legs).toEqual(ref.legs);
-            const expected = {
-              agent: Reference.up(ref.legs.agent) ? 'up' : 'lost',
-              visitor: Reference.up(ref.legs.visitor) ? 'up' : 'lost',
-              session: ref.pausedAt === null ? 'live' : 'paused',
-            };
-            expect(s.value).toEqual({ active: expected });
+            // Live exactly while both legs are up, as the legs in context say.
+            expect(Reference.up(ref.legs.agent) && Reference.up(ref.legs.visitor)).toBe(ref.pausedAt === null);
+            expect(s.value).toEqual({ active: ref.pausedAt === null ? 'live' : 'paused' });
             // A paused session always has its timer running; a live one never does.
             expect(clock.pending.size).toBe(ref.pausedAt === null ? 0 : 1);
             expect(s.status).toBe('active');

@@ -5,7 +5,7 @@ import {
   defaultCallSessionTimings,
   type CallSessionContext,
   type CallSessionEvent,
-  type CallSessionInput,
+  type CallStart,
 } from './callSession.machine.ts';
 import type { CallLeg } from './protocol.ts';
 
@@ -13,19 +13,20 @@ const TIMEOUT = defaultCallSessionTimings.reconnectionTimeout;
 /** Epoch ms of the simulated clock's zero. */
 const BASE = 1_700_000_000_000;
 
-const EFFECTS = ['notifyPaused', 'notifyResumed', 'requestReassignment'] as const;
+const EFFECTS = ['notifyPaused', 'notifyResumed'] as const;
 type Effect = (typeof EFFECTS)[number];
 
-function start(patch: Partial<CallSessionInput> = {}, snapshot?: unknown) {
+/** A session as routing starts one: invoked, then handed the call with `call.start` (none for a restored one). */
+function start(patch: Partial<Omit<CallStart, 'type'>> | null = {}, snapshot?: unknown) {
   const effects: Effect[] = [];
   const spies = Object.fromEntries(
     EFFECTS.map((name) => [name, vi.fn((_: { context: CallSessionContext }) => void effects.push(name))]),
   ) as Record<Effect, ReturnType<typeof vi.fn>>;
   const clock = new SimulatedClock();
-  const input: CallSessionInput = { callId: 'call-1', at: BASE, ...patch };
   const machine = callSessionMachine.provide({ actions: spies as never });
-  const actor = createActor(machine, snapshot ? { clock, snapshot: snapshot as never, input } : { clock, input });
+  const actor = createActor(machine, snapshot ? { clock, snapshot: snapshot as never } : { clock });
   actor.start();
+  if (patch && !snapshot) actor.send({ type: 'call.start', callId: 'call-1', at: BASE, ...patch });
   const at = () => BASE + clock.now();
   type LegEventType = Exclude<CallSessionEvent['type'], 'leg.attempt' | 'call.hangup' | 'timers.rearm'>;
   const leg = (type: LegEventType, which: CallLeg) => actor.send({ type, leg: which, at: at() } as CallSessionEvent);
@@ -35,12 +36,46 @@ type Run = ReturnType<typeof start>;
 
 const value = (run: Run) => run.actor.getSnapshot().value;
 const context = (run: Run) => run.actor.getSnapshot().context;
-const session = (run: Run) => (value(run) as { active: { session: string } }).active?.session;
+const session = (run: Run) => (value(run) as { active?: string }).active;
+/** The session and whether each leg is up, as the state and `context.legs` tell them together. */
+const legsAndSession = (run: Run) => {
+  const { legs } = context(run);
+  const up = (leg: CallLeg) => (legs[leg].socket === 'up' && legs[leg].media === 'connected' ? 'up' : 'lost');
+  return { active: { agent: up('agent'), visitor: up('visitor'), session: session(run) } };
+};
+const output = (run: Run) => run.actor.getSnapshot().output;
+
+describe('callSession: the start', () => {
+  it('waits in starting for routing to hand over the call, and hears nothing else until then', () => {
+    const run = start(null);
+    expect(value(run)).toBe('starting');
+    expect(context(run)).toMatchObject({ callId: '', timings: defaultCallSessionTimings, startedAt: 0 });
+    const before = run.actor.getSnapshot();
+    run.leg('leg.socketLost', 'agent');
+    run.actor.send({ type: 'leg.attempt', leg: 'agent', at: BASE, durationMs: 5, outcome: 'failed' });
+    run.actor.send({ type: 'timers.rearm', at: BASE });
+    run.actor.send({ type: 'call.hangup', by: 'visitor', at: BASE });
+    expect(value(run)).toBe('starting');
+    expect(context(run)).toEqual(before.context);
+    expect(run.effects).toEqual([]);
+  });
+
+  it('call.start names the call, sets its timings over the defaults, and starts it live at its `at`', () => {
+    const run = start(null);
+    run.clock.increment(700);
+    run.actor.send({ type: 'call.start', callId: 'call-5', timings: { reconnectionTimeout: 4_000 }, at: BASE + 650 });
+    expect(legsAndSession(run)).toEqual({ active: { agent: 'up', visitor: 'up', session: 'live' } });
+    expect(context(run)).toMatchObject({ callId: 'call-5', timings: { reconnectionTimeout: 4_000 }, startedAt: BASE + 650 });
+    // A second start is not a new call.
+    run.actor.send({ type: 'call.start', callId: 'call-6', at: BASE + 900 });
+    expect(context(run)).toMatchObject({ callId: 'call-5', startedAt: BASE + 650 });
+  });
+});
 
 describe('callSession: legs', () => {
   it('starts live with both legs up, and the defaults from DESIGN', () => {
     const run = start();
-    expect(value(run)).toEqual({ active: { agent: 'up', visitor: 'up', session: 'live' } });
+    expect(legsAndSession(run)).toEqual({ active: { agent: 'up', visitor: 'up', session: 'live' } });
     expect(context(run)).toMatchObject({
       callId: 'call-1',
       timings: { reconnectionTimeout: 30_000 },
@@ -52,13 +87,14 @@ describe('callSession: legs', () => {
       endReason: null,
     });
     expect(context(start({ timings: { reconnectionTimeout: 45_000 } })).timings.reconnectionTimeout).toBe(45_000);
+    expect(context(start({ timings: {} })).timings.reconnectionTimeout).toBe(30_000);
   });
 
   it("a socket drop loses the leg and pauses the session, telling both peers once", () => {
     const run = start();
     run.clock.increment(500);
     run.leg('leg.socketLost', 'visitor');
-    expect(value(run)).toEqual({ active: { agent: 'up', visitor: 'lost', session: 'paused' } });
+    expect(legsAndSession(run)).toEqual({ active: { agent: 'up', visitor: 'lost', session: 'paused' } });
     expect(run.effects).toEqual(['notifyPaused']);
     expect(context(run).pausedAt).toBe(BASE + 500);
     expect(context(run).disconnections).toEqual([{ leg: 'visitor', at: BASE + 500, cause: 'socket' }]);
@@ -67,7 +103,7 @@ describe('callSession: legs', () => {
   it('media reconnecting loses the leg even while its socket is up', () => {
     const run = start();
     run.leg('leg.mediaReconnecting', 'agent');
-    expect(value(run)).toEqual({ active: { agent: 'lost', visitor: 'up', session: 'paused' } });
+    expect(legsAndSession(run)).toEqual({ active: { agent: 'lost', visitor: 'up', session: 'paused' } });
     expect(context(run).disconnections).toEqual([{ leg: 'agent', at: BASE, cause: 'media' }]);
   });
 
@@ -81,7 +117,7 @@ describe('callSession: legs', () => {
     run.leg('leg.mediaConnected', 'agent');
     expect(session(run)).toBe('paused');
     run.leg('leg.socketBack', 'agent');
-    expect(value(run)).toEqual({ active: { agent: 'up', visitor: 'up', session: 'live' } });
+    expect(legsAndSession(run)).toEqual({ active: { agent: 'up', visitor: 'up', session: 'live' } });
     // A loss while already lost is the same disconnection.
     expect(context(run).disconnections).toHaveLength(1);
   });
@@ -92,13 +128,13 @@ describe('callSession: legs', () => {
     expect(context(run).legs.agent).toEqual({ socket: 'down', media: 'unreported' });
     run.clock.increment(2_000);
     run.leg('leg.socketBack', 'agent');
-    expect(value(run)).toEqual({ active: { agent: 'lost', visitor: 'up', session: 'paused' } });
+    expect(legsAndSession(run)).toEqual({ active: { agent: 'lost', visitor: 'up', session: 'paused' } });
     expect(context(run).legs.agent).toEqual({ socket: 'up', media: 'unreported' });
     // Told at the start, and again when the socket came back: the visitor's screen follows the legs.
     expect(run.effects).toEqual(['notifyPaused', 'notifyPaused']);
     run.clock.increment(500);
     run.leg('leg.mediaConnected', 'agent');
-    expect(value(run)).toEqual({ active: { agent: 'up', visitor: 'up', session: 'live' } });
+    expect(legsAndSession(run)).toEqual({ active: { agent: 'up', visitor: 'up', session: 'live' } });
     expect(run.effects).toEqual(['notifyPaused', 'notifyPaused', 'notifyResumed']);
     expect(context(run)).toMatchObject({ totalPauseMs: 2_500, pausedAt: null });
   });
@@ -109,7 +145,7 @@ describe('callSession: legs', () => {
     run.leg('leg.mediaFailed', 'visitor');
     run.leg('leg.socketBack', 'agent');
     run.leg('leg.mediaConnected', 'agent');
-    expect(value(run)).toEqual({ active: { agent: 'up', visitor: 'lost', session: 'paused' } });
+    expect(legsAndSession(run)).toEqual({ active: { agent: 'up', visitor: 'lost', session: 'paused' } });
     expect(context(run).legs).toEqual({
       agent: { socket: 'up', media: 'connected' },
       visitor: { socket: 'down', media: 'failed' },
@@ -178,7 +214,7 @@ describe('callSession: pause and resume', () => {
 });
 
 describe('callSession: the end of a call', () => {
-  it('timeout with the agent’s leg lost ends with agent-lost and asks routing to reassign the visitor', () => {
+  it('timeout with the agent’s leg lost ends with reconnect-timeout, and the output shows only the agent gone', () => {
     const run = start();
     run.leg('leg.socketLost', 'agent');
     run.clock.increment(TIMEOUT - 1);
@@ -186,28 +222,36 @@ describe('callSession: the end of a call', () => {
     run.clock.increment(1);
     expect(value(run)).toBe('ended');
     expect(run.actor.getSnapshot().status).toBe('done');
-    expect(context(run)).toMatchObject({ endReason: 'agent-lost', endedBy: null, endedAt: BASE + TIMEOUT, totalPauseMs: TIMEOUT });
-    expect(run.effects).toEqual(['notifyPaused', 'requestReassignment']);
+    expect(context(run)).toMatchObject({ endReason: 'reconnect-timeout', endedBy: null, endedAt: BASE + TIMEOUT, totalPauseMs: TIMEOUT });
+    // What routing reads to find the visitor another agent.
+    expect(output(run)).toMatchObject({
+      reason: 'reconnect-timeout',
+      legs: { agent: { socket: 'down' }, visitor: { socket: 'up', media: 'connected' } },
+    });
+    expect(run.effects).toEqual(['notifyPaused']);
   });
 
-  it('timeout with the visitor’s socket gone ends with reconnect-timeout, never a reassignment, whatever the agent’s leg', () => {
+  it('timeout with the visitor’s socket gone ends with reconnect-timeout and the visitor gone in the output, whatever the agent’s leg', () => {
     for (const agentLoss of ['leg.mediaReconnecting', 'leg.mediaFailed', 'leg.socketLost'] as const) {
       const run = start();
       run.leg('leg.socketLost', 'visitor');
       run.leg(agentLoss, 'agent');
       run.clock.increment(TIMEOUT);
       expect(context(run).endReason).toBe('reconnect-timeout');
-      expect(run.spies.requestReassignment).not.toHaveBeenCalled();
+      expect(output(run)?.legs.visitor.socket).toBe('down');
     }
   });
 
-  it('timeout with only the agent’s socket gone counts as the agent lost, and asks for a reassignment', () => {
+  it('timeout with only the agent’s socket gone leaves the visitor’s socket up in the output', () => {
     const run = start();
     run.leg('leg.socketLost', 'agent');
     run.leg('leg.mediaReconnecting', 'visitor');
     run.clock.increment(TIMEOUT);
-    expect(context(run).endReason).toBe('agent-lost');
-    expect(run.spies.requestReassignment).toHaveBeenCalledTimes(1);
+    expect(context(run).endReason).toBe('reconnect-timeout');
+    expect(output(run)?.legs).toEqual({
+      agent: { socket: 'down', media: 'unreported' },
+      visitor: { socket: 'up', media: 'reconnecting' },
+    });
   });
 
   it('timeout with both sockets up and the path down ends with reconnect-timeout', () => {
@@ -216,7 +260,10 @@ describe('callSession: the end of a call', () => {
     run.leg('leg.mediaReconnecting', 'visitor');
     run.clock.increment(TIMEOUT);
     expect(context(run).endReason).toBe('reconnect-timeout');
-    expect(run.spies.requestReassignment).not.toHaveBeenCalled();
+    expect(output(run)?.legs).toEqual({
+      agent: { socket: 'up', media: 'reconnecting' },
+      visitor: { socket: 'up', media: 'reconnecting' },
+    });
   });
 
   it('timeout with only the visitor’s leg lost ends with reconnect-timeout', () => {
@@ -227,7 +274,7 @@ describe('callSession: the end of a call', () => {
     run.leg('leg.mediaConnected', 'agent');
     run.clock.increment(TIMEOUT);
     expect(context(run).endReason).toBe('reconnect-timeout');
-    expect(run.spies.requestReassignment).not.toHaveBeenCalled();
+    expect(output(run)?.legs.agent).toEqual({ socket: 'up', media: 'connected' });
     expect(run.actor.getSnapshot().status).toBe('done');
   });
 
@@ -239,7 +286,7 @@ describe('callSession: the end of a call', () => {
     run.leg('leg.mediaFailed', 'agent');
     expect(value(run)).toBe('ended');
     expect(context(run)).toMatchObject({ endReason: 'media-failed', endedAt: BASE + 3_000, totalPauseMs: 3_000, pausedAt: null });
-    expect(run.spies.requestReassignment).not.toHaveBeenCalled();
+    expect(output(run)).toMatchObject({ reason: 'media-failed', endedAt: BASE + 3_000 });
     expect(run.actor.getSnapshot().status).toBe('done');
   });
 
@@ -266,8 +313,49 @@ describe('callSession: the end of a call', () => {
     paused.leg('leg.socketLost', 'agent');
     paused.actor.send({ type: 'call.hangup', by, at: BASE + 1_500 });
     expect(context(paused)).toMatchObject({ endReason: 'hangup', endedBy: by, totalPauseMs: 1_500, pausedAt: null });
+    const ended = paused.actor.getSnapshot();
+    // The pause timer went with the call: nothing happens when it would have run out.
     paused.clock.increment(TIMEOUT);
-    expect(paused.spies.requestReassignment).not.toHaveBeenCalled();
+    expect(paused.actor.getSnapshot().context).toEqual(ended.context);
+    expect(output(paused)).toMatchObject({ reason: 'hangup', endedBy: by, endedAt: BASE + 1_500 });
+  });
+});
+
+describe('callSession: the output', () => {
+  it('is what the call ended with: why, who, when, how each leg was left, and the telemetry', () => {
+    const run = start();
+    run.clock.increment(1_000);
+    run.leg('leg.socketLost', 'visitor');
+    run.actor.send({ type: 'leg.attempt', leg: 'agent', at: run.at(), durationMs: 40, outcome: 'recovered' });
+    run.clock.increment(2_000);
+    run.leg('leg.socketBack', 'visitor');
+    run.leg('leg.mediaConnected', 'visitor');
+    run.clock.increment(500);
+    run.leg('leg.mediaReconnecting', 'agent');
+    run.clock.increment(250);
+    run.actor.send({ type: 'call.hangup', by: 'agent', at: run.at() });
+    expect(output(run)).toEqual({
+      reason: 'hangup',
+      endedBy: 'agent',
+      endedAt: BASE + 3_750,
+      legs: { agent: { socket: 'up', media: 'reconnecting' }, visitor: { socket: 'up', media: 'connected' } },
+      telemetry: {
+        disconnections: [
+          { leg: 'visitor', at: BASE + 1_000, cause: 'socket' },
+          { leg: 'agent', at: BASE + 3_500, cause: 'media' },
+        ],
+        reconnectionAttempts: [{ leg: 'agent', at: BASE + 1_000, durationMs: 40, outcome: 'recovered' }],
+        totalPauseMs: 2_250,
+      },
+    });
+    expect(JSON.parse(JSON.stringify(output(run)))).toEqual(output(run));
+  });
+
+  it('is there only once the call is over', () => {
+    const run = start();
+    expect(output(run)).toBeUndefined();
+    run.leg('leg.socketLost', 'agent');
+    expect(output(run)).toBeUndefined();
   });
 });
 
@@ -329,8 +417,9 @@ describe('callSession: server restart', () => {
     expect(session(restored)).toBe('paused');
     restored.clock.increment(1);
     expect(value(restored)).toBe('ended');
-    expect(context(restored)).toMatchObject({ endReason: 'agent-lost', totalPauseMs: TIMEOUT });
-    expect(restored.effects).toEqual(['requestReassignment']);
+    expect(context(restored)).toMatchObject({ endReason: 'reconnect-timeout', totalPauseMs: TIMEOUT });
+    expect(output(restored)).toMatchObject({ reason: 'reconnect-timeout', endedAt: BASE + TIMEOUT, legs: { agent: { socket: 'down' } } });
+    expect(restored.effects).toEqual([]);
   });
 
   it('a deadline that passed during the restart fires at once', () => {
@@ -342,6 +431,13 @@ describe('callSession: server restart', () => {
     restored.actor.send({ type: 'timers.rearm', at: restored.at() });
     restored.clock.increment(0);
     expect(context(restored)).toMatchObject({ endReason: 'reconnect-timeout', endedAt: BASE + TIMEOUT + 60_000 });
+  });
+
+  it('a restored session keeps the call it was handed', () => {
+    const run = start({ callId: 'call-3', timings: { reconnectionTimeout: 9_000 }, at: BASE + 40 });
+    const restored = start({}, JSON.parse(JSON.stringify(run.actor.getPersistedSnapshot())));
+    expect(context(restored)).toMatchObject({ callId: 'call-3', timings: { reconnectionTimeout: 9_000 }, startedAt: BASE + 40 });
+    expect(session(restored)).toBe('live');
   });
 
   it('timers.rearm while live changes nothing', () => {

@@ -1,7 +1,9 @@
 /**
- * callSession: one actor per live call, on the server. It pauses the call while either leg (agent or
- * visitor) is lost, resumes it when both are back, and ends it when the legs do not come back within
- * `reconnectionTimeout`, or when both media connections failed (see DESIGN §2).
+ * callSession: one actor per live call, on the server, invoked by the call request's routing actor for the
+ * connected phase. It pauses the call while either leg (agent or visitor) is lost, resumes it when both
+ * are back, and ends it when the legs do not come back within `reconnectionTimeout`, or when a media
+ * connection failed with both people present (see DESIGN §2). Its output says why it ended; what follows
+ * (the request ends, or the visitor is reassigned) is routing's to decide.
  *
  * Every event carries `at` (epoch ms, server clock); the machine has no clock of its own, and its
  * telemetry (disconnections, reconnection attempts, pause time) is computed from those `at`s.
@@ -28,13 +30,16 @@ export const defaultCallSessionTimings: CallSessionTimings = {
   reconnectionTimeout: 30_000,
 };
 
-export interface CallSessionInput {
+/** What the routing actor hands its new child: the call's id, its timings, and when it connected. */
+export interface CallStart {
+  type: 'call.start';
   callId: string;
   timings?: Partial<CallSessionTimings>;
-  at?: number;
+  at: number;
 }
 
 export type CallSessionEvent =
+  | CallStart
   | { type: 'leg.socketLost'; leg: CallLeg; at: number }
   | { type: 'leg.socketBack'; leg: CallLeg; at: number }
   | { type: 'leg.mediaReconnecting'; leg: CallLeg; at: number }
@@ -44,8 +49,8 @@ export type CallSessionEvent =
   | { type: 'call.hangup'; by: CallLeg; at: number }
   | { type: 'timers.rearm'; at: number };
 
-/** Why the call ended. `agent-lost` means the visitor is being reassigned to another agent. */
-export type CallSessionEndReason = 'hangup' | 'media-failed' | 'reconnect-timeout' | 'agent-lost';
+/** Why the call ended. */
+export type CallSessionEndReason = 'hangup' | 'media-failed' | 'reconnect-timeout';
 
 export interface CallDisconnection {
   leg: CallLeg;
@@ -82,10 +87,20 @@ export interface CallSessionContext {
   startedAt: number;
 }
 
-export function initialCallSessionContext({ input }: { input: CallSessionInput }): CallSessionContext {
+/** What the actor is done with: why, who hung up, how each leg was left, and the call's telemetry. */
+export interface CallSessionOutput {
+  reason: CallSessionEndReason;
+  endedBy: CallLeg | null;
+  endedAt: number;
+  legs: Record<CallLeg, LegStatus>;
+  telemetry: Pick<CallSessionContext, 'disconnections' | 'reconnectionAttempts' | 'totalPauseMs'>;
+}
+
+/** The context before `call.start`: the call is not known yet. */
+export function initialCallSessionContext(): CallSessionContext {
   return {
-    callId: input.callId,
-    timings: { ...defaultCallSessionTimings, ...input.timings },
+    callId: '',
+    timings: { ...defaultCallSessionTimings },
     legs: {
       agent: { socket: 'up', media: 'connected' },
       visitor: { socket: 'up', media: 'connected' },
@@ -99,7 +114,18 @@ export function initialCallSessionContext({ input }: { input: CallSessionInput }
     endedAt: null,
     deadlineAt: null,
     timerMs: 0,
-    startedAt: input.at ?? 0,
+    startedAt: 0,
+  };
+}
+
+export function callSessionOutput({ context }: { context: CallSessionContext }): CallSessionOutput {
+  const { disconnections, reconnectionAttempts, totalPauseMs } = context;
+  return {
+    reason: context.endReason ?? 'hangup',
+    endedBy: context.endedBy,
+    endedAt: context.endedAt ?? context.startedAt,
+    legs: context.legs,
+    telemetry: { disconnections, reconnectionAttempts, totalPauseMs },
   };
 }
 
@@ -141,18 +167,25 @@ export const callSessionMachine = setup({
   types: {
     context: {} as CallSessionContext,
     events: {} as CallSessionEvent,
-    input: {} as CallSessionInput,
+    output: {} as CallSessionOutput,
   },
   actions: {
+    identifyCall: assign(({ context, event }) =>
+      event.type === 'call.start'
+        ? { callId: event.callId, timings: { ...context.timings, ...event.timings }, startedAt: event.at }
+        : {},
+    ),
     applyLegEvent: assign(({ context, event }) => {
       const leg = eventLeg(event);
       if (!leg) return {};
       return { legs: { ...context.legs, [leg]: applyToLeg(context.legs[leg], event) } };
     }),
-    recordDisconnection: assign(({ context, event }, params: { cause: CallDisconnection['cause'] }) => {
+    // A leg counts as disconnected each time it goes from up to lost: by its socket, or by its media.
+    recordDisconnection: assign(({ context, event }) => {
       const leg = eventLeg(event);
-      if (!leg) return {};
-      return { disconnections: [...context.disconnections, { leg, at: nowOf(context, event), cause: params.cause }] };
+      if (!leg || !isUp(context.legs[leg]) || isUp(applyToLeg(context.legs[leg], event))) return {};
+      const cause = event.type === 'leg.socketLost' ? 'socket' : 'media';
+      return { disconnections: [...context.disconnections, { leg, at: nowOf(context, event), cause }] };
     }),
     recordAttempt: assign(({ context, event }) => {
       if (event.type !== 'leg.attempt') return {};
@@ -185,12 +218,8 @@ export const callSessionMachine = setup({
     /** Tell both people which legs are lost, so each screen can say who is gone (`context.legs`). */
     notifyPaused: () => {},
     notifyResumed: () => {},
-    requestReassignment: () => {},
   },
   guards: {
-    isLeg: ({ event }, params: { leg: CallLeg }) => eventLeg(event) === params.leg,
-    legRecovers: ({ context, event }, params: { leg: CallLeg }) =>
-      eventLeg(event) === params.leg && isUp(applyToLeg(context.legs[params.leg], event)),
     anyLegLost: ({ context }) => !isUp(context.legs.agent) || !isUp(context.legs.visitor),
     // Judged on the legs as the event leaves them, since the leg regions apply it in the same step.
     pauseGoesOn: ({ context, event }) => {
@@ -205,9 +234,6 @@ export const callSessionMachine = setup({
       (context.legs.agent.media === 'failed' || context.legs.visitor.media === 'failed') &&
       context.legs.agent.socket === 'up' &&
       context.legs.visitor.socket === 'up',
-    // Only the agent gone, with the visitor still here, is a reason to find the visitor another agent; a
-    // visitor who is away gets nobody rung for them.
-    onlyAgentAway: ({ context }) => context.legs.agent.socket === 'down' && context.legs.visitor.socket === 'up',
   },
   delays: {
     reconnectionTimeout: ({ context }) => context.timerMs,
@@ -216,151 +242,67 @@ export const callSessionMachine = setup({
   id: 'callSession',
   description: 'One live call between an agent and a visitor: pause while a leg is lost, resume, or end.',
   context: initialCallSessionContext,
-  initial: 'active',
+  output: callSessionOutput,
+  initial: 'starting',
   states: {
+    starting: {
+      description: 'Invoked by the routing actor, which hands over the call: its id, its timings and when it connected.',
+      on: { 'call.start': { target: 'active', actions: 'identifyCall' } },
+    },
     active: {
-      description: 'The call is on: both legs are tracked, and the session is live or paused.',
-      type: 'parallel',
+      description:
+        "The call is on. Each leg's socket and media, as the server last heard them, are in `context.legs`; the call is live while both legs are up.",
+      initial: 'live',
       on: {
+        'leg.socketLost': { actions: ['recordDisconnection', 'applyLegEvent'] },
+        'leg.socketBack': { actions: 'applyLegEvent' },
+        'leg.mediaReconnecting': { actions: ['recordDisconnection', 'applyLegEvent'] },
+        'leg.mediaConnected': { actions: 'applyLegEvent' },
+        'leg.mediaFailed': { actions: ['recordDisconnection', 'applyLegEvent'] },
         'leg.attempt': { actions: 'recordAttempt' },
         'call.hangup': { target: 'ended', actions: ['closePause', { type: 'endWith', params: { reason: 'hangup' } }] },
       },
       states: {
-        agent: {
-          description: "The agent's leg: its socket and its media connection.",
-          initial: 'up',
-          states: {
-            up: {
-              description: "The agent's socket is up and its media is connected.",
-              on: {
-                'leg.socketLost': {
-                  guard: { type: 'isLeg', params: { leg: 'agent' } },
-                  target: 'lost',
-                  actions: ['applyLegEvent', { type: 'recordDisconnection', params: { cause: 'socket' } }],
-                },
-                'leg.mediaReconnecting': {
-                  guard: { type: 'isLeg', params: { leg: 'agent' } },
-                  target: 'lost',
-                  actions: ['applyLegEvent', { type: 'recordDisconnection', params: { cause: 'media' } }],
-                },
-                'leg.mediaFailed': {
-                  guard: { type: 'isLeg', params: { leg: 'agent' } },
-                  target: 'lost',
-                  actions: ['applyLegEvent', { type: 'recordDisconnection', params: { cause: 'media' } }],
-                },
-              },
+        live: {
+          description: 'Both legs are up.',
+          always: { guard: 'anyLegLost', target: 'paused', actions: ['startPause', 'notifyPaused'] },
+        },
+        paused: {
+          description:
+            'At least one leg is lost; both peers are told which, whenever that changes. One timer, measured from the start of the pause, bounds the wait.',
+          // What the store and a resuming client are told: asked of the snapshot by tag, not by its shape.
+          tags: ['paused'],
+          always: [
+            {
+              guard: 'mediaFailedWithBothPresent',
+              target: '#callSession.ended',
+              actions: ['closePause', { type: 'endWith', params: { reason: 'media-failed' } }],
             },
-            lost: {
-              description: "The agent's socket is down or its media is not connected; up again only when both are back.",
-              on: {
-                'leg.socketBack': [
-                  { guard: { type: 'legRecovers', params: { leg: 'agent' } }, target: 'up', actions: 'applyLegEvent' },
-                  { guard: { type: 'isLeg', params: { leg: 'agent' } }, actions: 'applyLegEvent' },
-                ],
-                'leg.mediaConnected': [
-                  { guard: { type: 'legRecovers', params: { leg: 'agent' } }, target: 'up', actions: 'applyLegEvent' },
-                  { guard: { type: 'isLeg', params: { leg: 'agent' } }, actions: 'applyLegEvent' },
-                ],
-                'leg.socketLost': { guard: { type: 'isLeg', params: { leg: 'agent' } }, actions: 'applyLegEvent' },
-                'leg.mediaReconnecting': { guard: { type: 'isLeg', params: { leg: 'agent' } }, actions: 'applyLegEvent' },
-                'leg.mediaFailed': { guard: { type: 'isLeg', params: { leg: 'agent' } }, actions: 'applyLegEvent' },
-              },
+            { guard: 'allLegsUp', target: 'live', actions: ['closePause', 'notifyResumed'] },
+          ],
+          after: {
+            // How the legs were left goes out with the output: a timeout with only the agent gone is
+            // routing's cue to find the visitor another agent.
+            reconnectionTimeout: {
+              target: '#callSession.ended',
+              actions: ['closePause', { type: 'endWith', params: { reason: 'reconnect-timeout' } }],
             },
           },
-        },
-        visitor: {
-          description: "The visitor's leg: its socket and its media connection.",
-          initial: 'up',
-          states: {
-            up: {
-              description: "The visitor's socket is up and its media is connected.",
-              on: {
-                'leg.socketLost': {
-                  guard: { type: 'isLeg', params: { leg: 'visitor' } },
-                  target: 'lost',
-                  actions: ['applyLegEvent', { type: 'recordDisconnection', params: { cause: 'socket' } }],
-                },
-                'leg.mediaReconnecting': {
-                  guard: { type: 'isLeg', params: { leg: 'visitor' } },
-                  target: 'lost',
-                  actions: ['applyLegEvent', { type: 'recordDisconnection', params: { cause: 'media' } }],
-                },
-                'leg.mediaFailed': {
-                  guard: { type: 'isLeg', params: { leg: 'visitor' } },
-                  target: 'lost',
-                  actions: ['applyLegEvent', { type: 'recordDisconnection', params: { cause: 'media' } }],
-                },
-              },
-            },
-            lost: {
-              description: "The visitor's socket is down or its media is not connected; up again only when both are back.",
-              on: {
-                'leg.socketBack': [
-                  { guard: { type: 'legRecovers', params: { leg: 'visitor' } }, target: 'up', actions: 'applyLegEvent' },
-                  { guard: { type: 'isLeg', params: { leg: 'visitor' } }, actions: 'applyLegEvent' },
-                ],
-                'leg.mediaConnected': [
-                  { guard: { type: 'legRecovers', params: { leg: 'visitor' } }, target: 'up', actions: 'applyLegEvent' },
-                  { guard: { type: 'isLeg', params: { leg: 'visitor' } }, actions: 'applyLegEvent' },
-                ],
-                'leg.socketLost': { guard: { type: 'isLeg', params: { leg: 'visitor' } }, actions: 'applyLegEvent' },
-                'leg.mediaReconnecting': { guard: { type: 'isLeg', params: { leg: 'visitor' } }, actions: 'applyLegEvent' },
-                'leg.mediaFailed': { guard: { type: 'isLeg', params: { leg: 'visitor' } }, actions: 'applyLegEvent' },
-              },
-            },
-          },
-        },
-        session: {
-          description: 'Whether the call is flowing or paused, with the one pause timer.',
-          initial: 'live',
-          states: {
-            live: {
-              description: 'Both legs are up.',
-              always: { guard: 'anyLegLost', target: 'paused', actions: ['startPause', 'notifyPaused'] },
-            },
-            paused: {
-              description:
-                'At least one leg is lost; both peers are told which, whenever that changes. One timer, measured from the start of the pause, bounds the wait.',
-              // What the store and a resuming client are told: asked of the snapshot by tag, not by its shape.
-              tags: ['paused'],
-              always: [
-                {
-                  guard: 'mediaFailedWithBothPresent',
-                  target: '#callSession.ended',
-                  actions: ['closePause', { type: 'endWith', params: { reason: 'media-failed' } }],
-                },
-                { guard: 'allLegsUp', target: 'live', actions: ['closePause', 'notifyResumed'] },
-              ],
-              after: {
-                reconnectionTimeout: [
-                  {
-                    guard: 'onlyAgentAway',
-                    target: '#callSession.ended',
-                    actions: ['closePause', { type: 'endWith', params: { reason: 'agent-lost' } }, 'requestReassignment'],
-                  },
-                  {
-                    target: '#callSession.ended',
-                    actions: ['closePause', { type: 'endWith', params: { reason: 'reconnect-timeout' } }],
-                  },
-                ],
-              },
-              on: {
-                'timers.rearm': { target: 'paused', reenter: true, actions: 'rearmTimer' },
-                // Both screens follow the pause as it changes, not only as it starts: the second leg lost,
-                // or the first back while the other is still away. A change that ends it is told by the resume.
-                'leg.socketLost': { guard: 'pauseGoesOn', actions: 'notifyPaused' },
-                'leg.socketBack': { guard: 'pauseGoesOn', actions: 'notifyPaused' },
-                'leg.mediaReconnecting': { guard: 'pauseGoesOn', actions: 'notifyPaused' },
-                'leg.mediaConnected': { guard: 'pauseGoesOn', actions: 'notifyPaused' },
-                'leg.mediaFailed': { guard: 'pauseGoesOn', actions: 'notifyPaused' },
-              },
-            },
+          on: {
+            'timers.rearm': { target: 'paused', reenter: true, actions: 'rearmTimer' },
+            // Both screens follow the pause as it changes, not only as it starts: the second leg lost,
+            // or the first back while the other is still away. A change that ends it is told by the resume.
+            'leg.socketLost': { guard: 'pauseGoesOn', actions: ['recordDisconnection', 'applyLegEvent', 'notifyPaused'] },
+            'leg.socketBack': { guard: 'pauseGoesOn', actions: ['applyLegEvent', 'notifyPaused'] },
+            'leg.mediaReconnecting': { guard: 'pauseGoesOn', actions: ['recordDisconnection', 'applyLegEvent', 'notifyPaused'] },
+            'leg.mediaConnected': { guard: 'pauseGoesOn', actions: ['applyLegEvent', 'notifyPaused'] },
+            'leg.mediaFailed': { guard: 'pauseGoesOn', actions: ['recordDisconnection', 'applyLegEvent', 'notifyPaused'] },
           },
         },
       },
     },
     ended: {
-      description: 'The call is over; endReason says why. The host tells both people and the routing actor when the actor is done.',
+      description: 'The call is over; the output says why, and the routing actor decides what follows.',
       type: 'final',
     },
   },

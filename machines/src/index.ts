@@ -15,3 +15,4 @@ export * from './protocol.ts';
 export * from './inspection.ts';
 export * from './http.ts';
 export * from './inspection.wire.ts';
+export * from './connection.machine.ts';

@@ -16,13 +16,18 @@ export type ActorSide = z.infer<typeof ActorSide>;
 /** An inspected actor's id: its kind and whose it is (`routing:<requestId>`, `agent:signaling`). */
 const ActorId = z.string().check(z.minLength(1));
 
+/** Which actor, of which request and call: what an entry and a view both name. */
+const actorOfRequest = {
+  actorId: ActorId,
+  kind: ActorKind,
+  requestId: Id,
+  callId: z.nullable(Id),
+};
+
 /** What one actor did: the event it took and the state (an XState state value) and context it reached. */
 export const TimelineEntry = z.object({
   at: EpochMs,
-  requestId: Id,
-  callId: z.nullable(Id),
-  actorId: ActorId,
-  kind: ActorKind,
+  ...actorOfRequest,
   side: ActorSide,
   event: z.looseObject({ type: z.string() }),
   /** A state value; `null` for an entry that notes something without a state (a reassignment). */
@@ -34,12 +39,9 @@ export type TimelineEntry = z.infer<typeof TimelineEntry>;
 
 /** The current view of one actor of a request, sent with a replay. */
 export const ActorView = z.object({
-  actorId: ActorId,
-  kind: ActorKind,
+  ...actorOfRequest,
   /** Older servers sent only server actors and left the side out. */
   side: z.optional(ActorSide),
-  requestId: Id,
-  callId: z.nullable(Id),
   status: z.string(),
   state: z.unknown(),
   context: z.unknown(),

@@ -1,12 +1,12 @@
 import { describe, expect, it, vi } from 'vitest';
 import { peerConnectionPhase } from './peerConnection.phase.ts';
-import { createActor, SimulatedClock } from 'xstate';
 import {
   defaultPeerConnectionTimings,
   peerConnectionMachine,
-  type PeerConnectionEmitted,
+  type PeerConnectionEvent,
   type PeerConnectionInput,
 } from './peerConnection.machine.ts';
+import { startSimulated } from '../../test/support/simulated-actor.ts';
 
 const T = defaultPeerConnectionTimings;
 
@@ -24,12 +24,7 @@ function start(input: PeerConnectionInput = { role: 'offerer' }) {
     probeMedia: vi.fn(),
     checkSignaling: vi.fn(),
   };
-  const clock = new SimulatedClock();
-  const actor = createActor(peerConnectionMachine.provide({ actions: spies }), { clock, input });
-  const emitted: PeerConnectionEmitted[] = [];
-  actor.on('*', (event) => void emitted.push(event));
-  actor.start();
-  return { actor, clock, spies, effects, emitted };
+  return { ...startSimulated(peerConnectionMachine, spies, input), spies, effects };
 }
 
 /** Started and connected, at t = 0 of the simulated clock. */
@@ -46,6 +41,26 @@ function advance(run: ReturnType<typeof start>, ms: number, times: number) {
 
 const value = (run: ReturnType<typeof start>) => peerConnectionPhase(run.actor.getSnapshot().value);
 const context = (run: ReturnType<typeof start>) => run.actor.getSnapshot().context;
+
+/** What an offerer does for a fresh restart offer, in order. */
+const FRESH_OFFER = ['rollbackLocalOffer', 'restartIce', 'sendRestartOffer'];
+
+/** `event` has the offerer send a fresh restart offer at once, under attempt number `attempts`. */
+function expectFreshOfferOn(run: ReturnType<typeof start>, event: PeerConnectionEvent, attempts: number) {
+  run.effects.length = 0;
+  run.actor.send(event);
+  expect(context(run).attempts).toBe(attempts);
+  expect(run.effects).toEqual(FRESH_OFFER);
+}
+
+/** In `reconnecting.<waiting>` with `attempts` spent, and no attempt timer left: waiting however long spends nothing. */
+function expectWaitingWithoutSpending(run: ReturnType<typeof start>, waiting: 'waitingForSignaling' | 'waitingForPeer', attempts: number) {
+  expect(value(run)).toEqual({ reconnecting: waiting });
+  expect(context(run).attempts).toBe(attempts);
+  advance(run, T.attemptTimeout, 10);
+  expect(value(run)).toEqual({ reconnecting: waiting });
+  expect(context(run).attempts).toBe(attempts);
+}
 
 describe('peerConnection: first connection', () => {
   it('starts in connecting with defaults from DESIGN', () => {
@@ -166,7 +181,7 @@ describe('peerConnection: attempts', () => {
       run.effects.push('rollbackLocalOffer');
     });
     run.actor.send({ type: 'ice.failed', at: 0 });
-    expect(run.effects).toEqual(['rollbackLocalOffer', 'restartIce', 'sendRestartOffer']);
+    expect(run.effects).toEqual(FRESH_OFFER);
     expect(run.emitted).toEqual([{ type: 'attempt.started', attempt: 1, maxAttempts: 3 }]);
     expect(context(run).attempts).toBe(1);
   });
@@ -244,14 +259,9 @@ describe('peerConnection: signaling', () => {
     run.actor.send({ type: 'ice.failed', at: 0 });
     run.clock.increment(T.attemptTimeout); // attempt 2 now
     run.actor.send({ type: 'signal.down' });
-    expect(value(run)).toEqual({ reconnecting: 'waitingForSignaling' });
-    expect(context(run).attempts).toBe(1);
     expect(context(run).signalingUp).toBe(false);
     expect(run.emitted.at(-1)).toEqual({ type: 'attempt.abandoned', attempt: 2, maxAttempts: 3 });
-    // No attempt timer is left: waiting indefinitely spends nothing.
-    advance(run, T.attemptTimeout, 10);
-    expect(value(run)).toEqual({ reconnecting: 'waitingForSignaling' });
-    expect(context(run).attempts).toBe(1);
+    expectWaitingWithoutSpending(run, 'waitingForSignaling', 1);
   });
 
   it('entering reconnecting while signaling is down waits without spending an attempt', () => {
@@ -377,12 +387,8 @@ describe('peerConnection: no attempt without a reachable peer', () => {
     run.actor.send({ type: 'ice.failed', at: 0 });
     expect(context(run).attempts).toBe(1);
     run.actor.send({ type: 'peer.away' });
-    expect(value(run)).toEqual({ reconnecting: 'waitingForPeer' });
-    expect(context(run).attempts).toBe(0);
     expect(run.emitted.at(-1)).toEqual({ type: 'attempt.abandoned', attempt: 1, maxAttempts: 3 });
-    advance(run, T.attemptTimeout, 10);
-    expect(value(run)).toEqual({ reconnecting: 'waitingForPeer' });
-    expect(context(run).attempts).toBe(0);
+    expectWaitingWithoutSpending(run, 'waitingForPeer', 0);
   });
 
   it('a loss while the peer is away waits for it at once', () => {
@@ -398,21 +404,15 @@ describe('peerConnection: no attempt without a reachable peer', () => {
     const run = startConnected();
     run.actor.send({ type: 'peer.away' });
     run.actor.send({ type: 'ice.failed', at: 0 });
-    run.effects.length = 0;
-    run.actor.send({ type: 'peer.back' });
+    expectFreshOfferOn(run, { type: 'peer.back' }, 1);
     expect(value(run)).toEqual({ reconnecting: 'attempting' });
-    expect(context(run).attempts).toBe(1);
-    expect(run.effects).toEqual(['rollbackLocalOffer', 'restartIce', 'sendRestartOffer']);
   });
 
   it('peer.back during an attempt sends a fresh offer under the same attempt number', () => {
     const run = startConnected();
     run.actor.send({ type: 'ice.failed', at: 0 });
     run.clock.increment(T.attemptTimeout); // attempt 2
-    run.effects.length = 0;
-    run.actor.send({ type: 'peer.back' });
-    expect(context(run).attempts).toBe(2);
-    expect(run.effects).toEqual(['rollbackLocalOffer', 'restartIce', 'sendRestartOffer']);
+    expectFreshOfferOn(run, { type: 'peer.back' }, 2);
   });
 
   it('the answerer asks for a restart offer on each attempt and never sends one', () => {
@@ -485,10 +485,7 @@ describe('peerConnection: no attempt without a network', () => {
     run.actor.send({ type: 'network.online', at: 300 });
     expect(value(run)).toEqual({ reconnecting: 'attempting' });
     run.clock.increment(1000);
-    run.effects.length = 0;
-    run.actor.send({ type: 'network.online' });
-    expect(context(run).attempts).toBe(1);
-    expect(run.effects).toEqual(['rollbackLocalOffer', 'restartIce', 'sendRestartOffer']);
+    expectFreshOfferOn(run, { type: 'network.online' }, 1);
   });
 });
 

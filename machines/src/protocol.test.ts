@@ -126,24 +126,17 @@ function expectInvalidField(result: { ok: boolean }, field: string): void {
   expect(error.message).toContain(field);
 }
 
-/** An SDP of exactly `bytes` UTF-8 bytes, padded with `filler` (whose byte width must divide evenly). */
-function sdpOfBytes(bytes: number, filler = 'a'): string {
-  const head = 'v=0\r\n';
+/** `head` padded with `filler` (whose byte width must divide evenly) to exactly `bytes` UTF-8 bytes. */
+function textOfBytes(head: string, bytes: number, filler: string): string {
   const width = utf8ByteLength(filler);
   const room = bytes - head.length;
-  const sdp = head + 'a'.repeat(room % width) + filler.repeat(Math.floor(room / width));
-  expect(utf8ByteLength(sdp)).toBe(bytes);
-  return sdp;
+  const text = head + 'a'.repeat(room % width) + filler.repeat(Math.floor(room / width));
+  expect(utf8ByteLength(text)).toBe(bytes);
+  return text;
 }
 
-function candidateOfBytes(bytes: number, filler = 'a'): string {
-  const head = 'candidate:';
-  const width = utf8ByteLength(filler);
-  const room = bytes - head.length;
-  const line = head + 'a'.repeat(room % width) + filler.repeat(Math.floor(room / width));
-  expect(utf8ByteLength(line)).toBe(bytes);
-  return line;
-}
+const sdpOfBytes = (bytes: number, filler = 'a'): string => textOfBytes('v=0\r\n', bytes, filler);
+const candidateOfBytes = (bytes: number, filler = 'a'): string => textOfBytes('candidate:', bytes, filler);
 
 describe('protocol: client → server events', () => {
   it('covers every client event with a sample', () => {

@@ -1,15 +1,18 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { createActor, SimulatedClock, type SnapshotFrom } from 'xstate';
+import { defaultCallSessionTimings } from './callSession.machine.ts';
+import type { CallLeg } from './protocol.ts';
 import { defaultRoutingTimings, routingMachine, type AgentInfo, type RoutingContext, type RoutingEvent } from './routing.machine.ts';
 
 const T = defaultRoutingTimings;
+const CALL_TIMEOUT = defaultCallSessionTimings.reconnectionTimeout;
 const BASE = 1_700_000_000_000;
 const POOL = 'support';
 const IDS = ['a', 'b', 'c', 'd', 'e'] as const;
-const LONGEST = Math.max(T.ringTimeout, T.agentGrace, T.maxQueueWait);
+const LONGEST = Math.max(T.ringTimeout, T.agentGrace, T.maxQueueWait, CALL_TIMEOUT);
 const FINAL = ['done', 'noAgents', 'cancelled', 'exhausted'];
-const WITH_AGENT = ['ringing', 'connected', 'agentLost'];
+const WITH_AGENT = ['ringing', 'connected'];
 
 const agentArb: fc.Arbitrary<AgentInfo> = fc.record({
   id: fc.constantFrom(...IDS),
@@ -35,8 +38,15 @@ const stepArb: fc.Arbitrary<Step> = fc.oneof(
   {
     weight: 3,
     arbitrary: fc
-      .tuple(fc.constantFrom('agent.accepted', 'agent.rejected', 'agent.returned'), whoArb)
+      .tuple(fc.constantFrom('agent.rejected', 'agent.returned'), whoArb)
       .map(([type, who]): Step => ({ kind: 'send', make: (current, at) => ({ type, agentId: pick(who, current), at }) })),
+  },
+  {
+    weight: 2,
+    arbitrary: whoArb.map((who): Step => ({
+      kind: 'send',
+      make: (current, at) => ({ type: 'agent.accepted', agentId: pick(who, current), callId: `call-${at}`, at }),
+    })),
   },
   {
     weight: 2,
@@ -44,17 +54,32 @@ const stepArb: fc.Arbitrary<Step> = fc.oneof(
       .tuple(fc.constantFrom('socket', 'away', 'logout'), whoArb)
       .map(([cause, who]): Step => ({ kind: 'send', make: (current, at) => ({ type: 'agent.lost', agentId: pick(who, current), cause, at }) })),
   },
-  { weight: 4, arbitrary: fc.constant<Step>({ kind: 'send', make: (_, at) => ({ type: 'session.agentTimedOut', at }) }) },
+  // What the call's session hears, through the request: the legs coming and going.
+  {
+    weight: 5,
+    arbitrary: fc
+      .tuple(
+        fc.constantFrom('leg.socketLost', 'leg.socketBack', 'leg.mediaReconnecting', 'leg.mediaConnected', 'leg.mediaFailed'),
+        fc.constantFrom<CallLeg>('agent', 'visitor'),
+      )
+      .map(([type, leg]): Step => ({ kind: 'send', make: (_, at) => ({ type, leg, at }) })),
+  },
   { weight: 4, arbitrary: fc.integer({ min: 1, max: 50 }).map((position): Step => ({ kind: 'send', make: (_, at) => ({ type: 'queue.position', position, at }) })) },
-  { weight: 4, arbitrary: fc.constant<Step>({ kind: 'send', make: (_, at) => ({ type: 'call.ended', at }) }) },
+  {
+    weight: 2,
+    arbitrary: fc.constantFrom<CallLeg>('agent', 'visitor').map((by): Step => ({ kind: 'send', make: (_, at) => ({ type: 'call.hangup', by, at }) })),
+  },
   { weight: 4, arbitrary: fc.constant<Step>({ kind: 'send', make: (_, at) => ({ type: 'timers.rearm', at }) }) },
   // Rare, or most runs would end early.
   { weight: 1, arbitrary: fc.constant<Step>({ kind: 'send', make: (_, at) => ({ type: 'visitor.cancelled', at }) }) },
+  { weight: 1, arbitrary: fc.constant<Step>({ kind: 'send', make: (_, at) => ({ type: 'visitor.gone', at }) }) },
   { weight: 2, arbitrary: fc.constant<Step>({ kind: 'send', make: (_, at) => ({ type: 'visitor.away', at }) }) },
   { weight: 3, arbitrary: fc.constant<Step>({ kind: 'send', make: (_, at) => ({ type: 'visitor.back', at }) }) },
   {
     weight: 3,
-    arbitrary: fc.oneof(fc.constantFrom(T.ringTimeout, T.agentGrace, T.maxQueueWait), fc.integer({ min: 0, max: 20_000 })).map((ms): Step => ({ kind: 'advance', ms })),
+    arbitrary: fc
+      .oneof(fc.constantFrom(T.ringTimeout, T.agentGrace, T.maxQueueWait, CALL_TIMEOUT), fc.integer({ min: 0, max: 20_000 }))
+      .map((ms): Step => ({ kind: 'advance', ms })),
   },
   { weight: 4, arbitrary: fc.integer({ min: 0, max: 30_000 }).map((downMs): Step => ({ kind: 'restart', downMs })) },
 );
@@ -123,7 +148,7 @@ function harness(agents: AgentInfo[], maxReassignments: number) {
       const settled = () => {
         const s = copy.actor.getSnapshot() as Snapshot;
         // Waiting for an absent visitor is settled here: the server's resume window ends it.
-        return s.status === 'done' || s.value === 'connected' || s.value === 'waitingForVisitor';
+        return s.status === 'done' || s.matches('connected') || s.value === 'waitingForVisitor';
       };
       // Each timer either ends the request or rings a new agent, and rings are bounded by maxReassignments.
       for (let i = 0; i <= 2 * (maxReassignments + 2) && !settled(); i++) copy.clock.increment(LONGEST);
@@ -133,6 +158,9 @@ function harness(agents: AgentInfo[], maxReassignments: number) {
     },
   };
 }
+
+/** The top-level state: `connected` for either of its substates. */
+const topLevel = (s: Snapshot) => (typeof s.value === 'string' ? s.value : Object.keys(s.value)[0]!);
 
 function checkInvariants(s: Snapshot, rings: Ring[], maxReassignments: number) {
   const c = s.context;
@@ -145,7 +173,13 @@ function checkInvariants(s: Snapshot, rings: Ring[], maxReassignments: number) {
   expect(c.reassignments).toBe(Math.max(0, rung.length - 1));
   expect(c.reassignments).toBeLessThanOrEqual(maxReassignments);
   expect(rung.length).toBeLessThanOrEqual(maxReassignments + 1);
-  const value = s.value as string;
+  const value = topLevel(s);
+  // The call's session lives exactly as long as the connected state, and runs the request's call.
+  const call = s.children.call?.getSnapshot();
+  expect(call !== undefined, `a call session in ${value}`).toBe(value === 'connected');
+  if (call) expect(call.context.callId).toBe(c.callId);
+  if (value === 'connected') expect(c.callEnd).toBeNull();
+  if (value === 'done') expect(c.callEnd?.callId).toBe(c.callId);
   if (WITH_AGENT.includes(value)) expect(c.currentAgentId, `currentAgentId in ${value}`).not.toBeNull();
   if (value === 'queued') expect(c.currentAgentId).toBeNull();
   if (c.currentAgentId !== null) expect(c.currentAgentId).toBe(rung[rung.length - 1]);
@@ -179,7 +213,7 @@ describe('routing properties', () => {
     fc.assert(
       fc.property(
         fc.integer({ min: 0, max: 5 }),
-        fc.array(fc.constantFrom('rejected', 'timeout', 'socket', 'away', 'logout', 'midcall'), { minLength: 1, maxLength: 20 }),
+        fc.array(fc.constantFrom('rejected', 'timeout', 'socket', 'away', 'logout', 'midcall', 'calltimeout'), { minLength: 1, maxLength: 20 }),
         (maxReassignments, triggers) => {
           // Plenty of agents, so only the bound can stop the cascade.
           const agents = Array.from({ length: 12 }, (_, i): AgentInfo => ({
@@ -197,9 +231,18 @@ describe('routing properties', () => {
             if (trigger === 'timeout') run.apply({ kind: 'advance', ms: T.ringTimeout });
             else if (trigger === 'rejected') run.apply({ kind: 'send', make: (_, at) => ({ type: 'agent.rejected', agentId: current, at }) });
             else if (trigger === 'midcall') {
-              run.apply({ kind: 'send', make: (_, at) => ({ type: 'agent.accepted', agentId: current, at }) });
+              run.apply({ kind: 'send', make: (_, at) => ({ type: 'agent.accepted', agentId: current, callId: `call-${at}`, at }) });
               run.apply({ kind: 'send', make: (_, at) => ({ type: 'agent.lost', agentId: current, cause: 'socket', at }) });
               run.apply({ kind: 'advance', ms: T.agentGrace });
+            } else if (trigger === 'calltimeout') {
+              // The agent's media breaks, then their socket: the call's pause runs out before the grace does.
+              run.apply({ kind: 'send', make: (_, at) => ({ type: 'agent.accepted', agentId: current, callId: `call-${at}`, at }) });
+              run.apply({ kind: 'send', make: (_, at) => ({ type: 'leg.mediaReconnecting', leg: 'agent', at }) });
+              run.apply({ kind: 'advance', ms: CALL_TIMEOUT - T.agentGrace / 2 });
+              run.apply({ kind: 'send', make: (_, at) => ({ type: 'leg.socketLost', leg: 'agent', at }) });
+              run.apply({ kind: 'send', make: (_, at) => ({ type: 'agent.lost', agentId: current, cause: 'socket', at }) });
+              run.apply({ kind: 'advance', ms: T.agentGrace / 2 });
+              expect(run.snapshot().context.lastTrigger?.cause).toBe('session-timeout');
             } else run.apply({ kind: 'send', make: (_, at) => ({ type: 'agent.lost', agentId: current, cause: trigger, at }) });
           }
           const s = run.snapshot();

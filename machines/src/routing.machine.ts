@@ -1,12 +1,22 @@
 /**
- * routing: one actor per visitor request, on the server. It rings agents one at a time, moves on to the
- * next eligible agent on every trigger (reject, ring-no-answer, the agent dropping out), gives a mid-call
- * agent a short grace to come back, queues the visitor when nobody is free, and bounds the whole cascade
- * with `maxReassignments` so a visitor can never loop or be left stuck (see DESIGN §2).
+ * routing: one actor per visitor request, on the server, and the root of the request's actor tree. It rings
+ * agents one at a time, moves on to the next eligible agent on every trigger (reject, ring-no-answer, the
+ * agent dropping out), queues the visitor when nobody is free, and bounds the whole cascade with
+ * `maxReassignments` so a visitor can never loop or be left stuck (see DESIGN §2). For the call itself it
+ * invokes `callSession` and decides what follows its end. It alone owns an agent lost mid-call: the grace,
+ * the reassignment and what the visitor is told.
  *
  * Every event carries `at` (epoch ms, server clock); the machine has no clock of its own.
  */
-import { assign, setup } from 'xstate';
+import { assign, sendTo, setup, type DoneActorEvent } from 'xstate';
+import {
+  callSessionMachine,
+  defaultCallSessionTimings,
+  type CallSessionEvent,
+  type CallSessionOutput,
+  type CallSessionTimings,
+} from './callSession.machine.ts';
+import type { CallEndReason } from './protocol.ts';
 import { eligibleAgents, nextAgent, type AgentInfo } from './routing.agents.ts';
 
 export type { AgentInfo } from './routing.agents.ts';
@@ -34,22 +44,29 @@ export interface RoutingInput {
   pool: string;
   agents?: AgentInfo[];
   timings?: Partial<RoutingTimings>;
+  /** Handed to each call's session. */
+  callTimings?: Partial<CallSessionTimings>;
   maxReassignments?: number;
   at?: number;
 }
 
 export type AgentLostCause = 'socket' | 'away' | 'logout';
 
+/** What the call's session is told, through the request that owns it. */
+export type RoutedCallEvent = Exclude<CallSessionEvent, { type: 'call.start' | 'timers.rearm' }>;
+
 export type RoutingEvent =
   | { type: 'agents.updated'; agents: readonly AgentInfo[]; at: number }
-  | { type: 'agent.accepted'; agentId: string; at: number }
+  /** `callId` names the call the accept starts; the server makes ids, the machine decides. */
+  | { type: 'agent.accepted'; agentId: string; callId: string; at: number }
   | { type: 'agent.rejected'; agentId: string; at: number }
   | { type: 'agent.lost'; agentId: string; cause: AgentLostCause; at: number }
   | { type: 'agent.returned'; agentId: string; at: number }
-  | { type: 'session.agentTimedOut'; at: number }
+  | RoutedCallEvent
   | { type: 'queue.position'; position: number; at: number }
-  | { type: 'call.ended'; at: number }
   | { type: 'visitor.cancelled'; at: number }
+  /** The visitor did not come back within the server's resume window. */
+  | { type: 'visitor.gone'; at: number }
   /** The visitor's last socket is gone; the server gives up the request if they are not back within its resume window. */
   | { type: 'visitor.away'; at: number }
   | { type: 'visitor.back'; at: number }
@@ -69,6 +86,12 @@ export interface RoutingTrigger {
   at: number;
 }
 
+/** How the request's current or last call ended, as both people (or, when reassigned, the agent) are told. */
+export interface RoutingCallEnd {
+  callId: string;
+  reason: CallEndReason;
+}
+
 /** How a request ended; 'no-agents', 'reassign-limit' and 'cancelled' are the wire's `routing.ended` reasons. */
 export type RoutingOutcome = 'completed' | 'cancelled' | 'no-agents' | 'reassign-limit';
 
@@ -82,6 +105,11 @@ export interface RoutingContext {
   triedAgentIds: string[];
   /** The agent being rung, in the call, or being waited for; null while searching or queued. */
   currentAgentId: string | null;
+  /** The call in progress, from the accept until the next one. */
+  callId: string | null;
+  /** Set when a call ends, for the effects that close it. */
+  callEnd: RoutingCallEnd | null;
+  callTimings: CallSessionTimings;
   /** False while the visitor has no socket: nobody is rung for a visitor who cannot take the call. */
   visitorPresent: boolean;
   /** Moves to another agent after the first ring. */
@@ -106,6 +134,9 @@ export function initialRoutingContext({ input }: { input: RoutingInput }): Routi
     agents: input.agents ?? [],
     triedAgentIds: [],
     currentAgentId: null,
+    callId: null,
+    callEnd: null,
+    callTimings: { ...defaultCallSessionTimings, ...input.callTimings },
     visitorPresent: true,
     reassignments: 0,
     maxReassignments: input.maxReassignments ?? defaultMaxReassignments,
@@ -120,12 +151,14 @@ export function initialRoutingContext({ input }: { input: RoutingInput }): Routi
 }
 
 /**
- * The time of the event being handled. Timer events and the start event carry no `at`: a timer fires at
- * its deadline, and the start happens at `input.at`.
+ * The time of the event being handled. Timer events, the start event and the call's end carry no `at`: a
+ * timer fires at its deadline, the start happens at `input.at`, and the call ended when its output says.
  */
 function nowOf(context: RoutingContext, event: { type: string }): number {
   const at = (event as { at?: unknown }).at;
   if (typeof at === 'number') return at;
+  const ended = callOutput(event)?.endedAt;
+  if (ended !== undefined) return ended;
   return context.deadlineAt ?? context.startedAt;
 }
 
@@ -138,12 +171,19 @@ function lostCause(event: RoutingEvent): AgentLostCause | null {
   return event.type === 'agent.lost' ? event.cause : null;
 }
 
+type CallDone = DoneActorEvent<CallSessionOutput, 'call'>;
+
+function callOutput(event: { type: string }): CallSessionOutput | null {
+  return event.type === 'xstate.done.actor.call' ? (event as CallDone).output : null;
+}
+
 export const routingMachine = setup({
   types: {
     context: {} as RoutingContext,
     events: {} as RoutingEvent,
     input: {} as RoutingInput,
   },
+  actors: { callSession: callSessionMachine },
   actions: {
     storeAgents: assign({
       agents: ({ context, event }) => (event.type === 'agents.updated' ? event.agents : context.agents),
@@ -174,6 +214,19 @@ export const routingMachine = setup({
       return { lastTrigger: { cause, agentId: eventAgentId(event) ?? context.currentAgentId, at: nowOf(context, event) } };
     }),
     releaseAgent: assign({ currentAgentId: null }),
+    assignCall: assign(({ context, event }) => (event.type === 'agent.accepted' ? { callId: event.callId, callEnd: null } : { callId: context.callId })),
+    startCallSession: sendTo('call', ({ context, event }) => ({
+      type: 'call.start' as const,
+      callId: context.callId ?? '',
+      timings: context.callTimings,
+      at: nowOf(context, event),
+    })),
+    forwardToCall: sendTo('call', ({ event }) => event as CallSessionEvent),
+    /** Why the call ended: as its session reported, or as this request decided (`params`). */
+    recordCallEnd: assign(({ context, event }, params: { reason: CallEndReason } | undefined) => {
+      const reason = params?.reason ?? callOutput(event)?.reason;
+      return context.callId && reason ? { callEnd: { callId: context.callId, reason } } : {};
+    }),
     markVisitorAway: assign({ visitorPresent: false }),
     markVisitorBack: assign({ visitorPresent: true }),
     // A ring withdrawn because the visitor left was no answer from the agent: they may be rung again, and
@@ -196,6 +249,11 @@ export const routingMachine = setup({
     notifyQueued: () => {},
     notifyNoAgents: () => {},
     notifyExhausted: () => {},
+    notifyCancelled: () => {},
+    /** The call is over for both people: its record closes and both are told `callEnd.reason`. */
+    endCallForBoth: () => {},
+    /** The call is over for the agent only: the visitor's request goes on with another agent. */
+    endCallForAgent: () => {},
   },
   guards: {
     hasEligibleAgent: ({ context }) => nextAgent(context.agents, context.pool, context.triedAgentIds) !== null,
@@ -211,6 +269,12 @@ export const routingMachine = setup({
       event.type === 'agent.lost' && event.agentId === context.currentAgentId && event.cause === 'socket',
     isCurrentAgentDeparture: ({ context, event }) =>
       event.type === 'agent.lost' && event.agentId === context.currentAgentId && event.cause !== 'socket',
+    // A pause that ran out with only the agent gone is the agent lost, not the call: the visitor is still
+    // here and is found another agent, as when the grace runs out first.
+    callTimedOutOnAgent: ({ event }) => {
+      const output = callOutput(event);
+      return output?.reason === 'reconnect-timeout' && output.legs.agent.socket === 'down' && output.legs.visitor.socket === 'up';
+    },
   },
   delays: {
     ringTimeout: ({ context }) => context.timerMs,
@@ -249,7 +313,7 @@ export const routingMachine = setup({
         },
       },
       on: {
-        'agent.accepted': { guard: 'isCurrentAgent', target: 'connected', actions: 'connectCall' },
+        'agent.accepted': { guard: 'isCurrentAgent', target: 'connected', actions: ['assignCall', 'connectCall'] },
         'agent.rejected': {
           guard: 'isCurrentAgent',
           target: 'searching',
@@ -259,53 +323,69 @@ export const routingMachine = setup({
         'agent.lost': { guard: 'isCurrentAgent', target: 'searching', actions: ['cancelRing', 'recordTrigger', 'releaseAgent'] },
         'agents.updated': { actions: 'storeAgents' },
         'visitor.cancelled': { target: 'cancelled', actions: 'cancelRing' },
+        'visitor.gone': { target: 'cancelled', actions: 'cancelRing' },
         'visitor.away': { target: 'waitingForVisitor', actions: ['cancelRing', 'withdrawRing', 'releaseAgent', 'markVisitorAway'] },
         'timers.rearm': { target: 'ringing', reenter: true, actions: 'rearmTimer' },
       },
     },
     connected: {
-      description: 'The visitor is in a call with the current agent.',
-      on: {
-        'agent.lost': [
-          {
-            guard: 'isCurrentAgentSocketLoss',
-            target: 'agentLost',
-            actions: ['recordTrigger', { type: 'startTimer', params: { timer: 'agentGrace' } }],
-          },
-          // Going away or logging out is deliberate: waiting for the agent would only keep the visitor waiting.
-          { guard: 'isCurrentAgentDeparture', target: 'searching', actions: ['recordTrigger', 'releaseAgent', 'notifyVisitorReassigning'] },
+      description: 'The visitor is in a call with the current agent; the callSession child runs the call, and its end decides what follows.',
+      entry: 'startCallSession',
+      invoke: {
+        id: 'call',
+        src: 'callSession',
+        onDone: [
+          { guard: 'callTimedOutOnAgent', target: 'reassigning', actions: { type: 'recordTrigger', params: { cause: 'session-timeout' } } },
+          { target: 'done', actions: ['recordCallEnd', 'endCallForBoth'] },
         ],
-        'call.ended': { target: 'done' },
+      },
+      initial: 'agentPresent',
+      on: {
+        // Going away or logging out is deliberate: waiting for the agent would only keep the visitor waiting.
+        'agent.lost': { guard: 'isCurrentAgentDeparture', target: 'reassigning', actions: 'recordTrigger' },
+        'leg.socketLost': { actions: 'forwardToCall' },
+        'leg.socketBack': { actions: 'forwardToCall' },
+        'leg.mediaReconnecting': { actions: 'forwardToCall' },
+        'leg.mediaConnected': { actions: 'forwardToCall' },
+        'leg.mediaFailed': { actions: 'forwardToCall' },
+        'leg.attempt': { actions: 'forwardToCall' },
+        'call.hangup': { actions: 'forwardToCall' },
+        'timers.rearm': { actions: 'forwardToCall' },
         'agents.updated': { actions: 'storeAgents' },
-        'visitor.cancelled': { target: 'cancelled' },
+        // Leaving the request leaves the call: the visitor hung up.
+        'visitor.cancelled': { target: 'cancelled', actions: [{ type: 'recordCallEnd', params: { reason: 'hangup' } }, 'endCallForBoth'] },
         // The call session waits for the visitor; here it only decides what a reassignment does later.
         'visitor.away': { actions: 'markVisitorAway' },
         'visitor.back': { actions: 'markVisitorBack' },
       },
+      states: {
+        agentPresent: {
+          description: "The agent's socket is with the server.",
+          on: {
+            'agent.lost': {
+              guard: 'isCurrentAgentSocketLoss',
+              target: 'agentAway',
+              actions: ['recordTrigger', { type: 'startTimer', params: { timer: 'agentGrace' } }],
+            },
+          },
+        },
+        agentAway: {
+          description: "The agent's socket dropped mid-call; the agent has a grace period to come back to the same call before the visitor is reassigned.",
+          after: {
+            agentGrace: { target: '#routing.reassigning', actions: { type: 'recordTrigger', params: { cause: 'grace-expired' } } },
+          },
+          on: {
+            'agent.returned': { guard: 'isCurrentAgent', target: 'agentPresent' },
+            'timers.rearm': { target: 'agentAway', reenter: true, actions: ['rearmTimer', 'forwardToCall'] },
+          },
+        },
+      },
     },
-    agentLost: {
-      description: "The agent's socket dropped mid-call; the agent has a grace period to come back to the same call.",
-      after: {
-        agentGrace: {
-          target: 'searching',
-          actions: [{ type: 'recordTrigger', params: { cause: 'grace-expired' } }, 'releaseAgent', 'notifyVisitorReassigning'],
-        },
-      },
-      on: {
-        'agent.returned': { guard: 'isCurrentAgent', target: 'connected' },
-        'agent.lost': { guard: 'isCurrentAgentDeparture', target: 'searching', actions: ['recordTrigger', 'releaseAgent', 'notifyVisitorReassigning'] },
-        // The call session asks for another agent only while this agent's socket is gone, so only here.
-        'session.agentTimedOut': {
-          target: 'searching',
-          actions: [{ type: 'recordTrigger', params: { cause: 'session-timeout' } }, 'releaseAgent', 'notifyVisitorReassigning'],
-        },
-        'call.ended': { target: 'done' },
-        'agents.updated': { actions: 'storeAgents' },
-        'visitor.cancelled': { target: 'cancelled' },
-        'visitor.away': { actions: 'markVisitorAway' },
-        'visitor.back': { actions: 'markVisitorBack' },
-        'timers.rearm': { target: 'agentLost', reenter: true, actions: 'rearmTimer' },
-      },
+    reassigning: {
+      description:
+        'The agent is lost to the call: it ends for the agent, the visitor is told they are being moved on, and the search starts again at once.',
+      entry: [{ type: 'recordCallEnd', params: { reason: 'reassigned' } }, 'endCallForAgent', 'releaseAgent', 'notifyVisitorReassigning'],
+      always: { target: 'searching' },
     },
     queued: {
       description: 'No eligible agent is free; the visitor waits in line until one becomes available or the wait runs out.',
@@ -317,6 +397,7 @@ export const routingMachine = setup({
         ],
         'queue.position': { actions: ['storeQueuePosition', 'notifyQueued'] },
         'visitor.cancelled': { target: 'cancelled' },
+        'visitor.gone': { target: 'cancelled' },
         'visitor.away': { target: 'waitingForVisitor', actions: 'markVisitorAway' },
         'timers.rearm': { target: 'queued', reenter: true, actions: 'rearmTimer' },
       },
@@ -327,6 +408,7 @@ export const routingMachine = setup({
       on: {
         'visitor.back': { target: 'searching', actions: 'markVisitorBack' },
         'visitor.cancelled': { target: 'cancelled' },
+        'visitor.gone': { target: 'cancelled' },
         'agents.updated': { actions: 'storeAgents' },
       },
     },
@@ -343,7 +425,7 @@ export const routingMachine = setup({
     cancelled: {
       description: 'The visitor gave up.',
       type: 'final',
-      entry: { type: 'setEndReason', params: { reason: 'cancelled' } },
+      entry: [{ type: 'setEndReason', params: { reason: 'cancelled' } }, 'notifyCancelled'],
     },
     exhausted: {
       description: 'The request moved on maxReassignments times; the visitor is told clearly instead of being bounced further.',

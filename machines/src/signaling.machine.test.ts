@@ -1,5 +1,4 @@
 import { describe, expect, it, vi } from 'vitest';
-import { createActor, SimulatedClock } from 'xstate';
 import {
   defaultSignalingTimings,
   signalingMachine,
@@ -7,6 +6,7 @@ import {
   type SignalingInput,
   type TransmitParams,
 } from './signaling.machine.ts';
+import { startSimulated } from '../../test/support/simulated-actor.ts';
 
 const noJitter = { maxJitter: 0 };
 
@@ -20,12 +20,7 @@ function start(input: SignalingInput = {}) {
     sendLivenessPing: vi.fn(),
     abandonSocket: vi.fn(),
   };
-  const clock = new SimulatedClock();
-  const actor = createActor(signalingMachine.provide({ actions: spies }), { clock, input });
-  const emitted: SignalingEmitted[] = [];
-  actor.on('*', (event) => void emitted.push(event));
-  actor.start();
-  return { actor, clock, spies, emitted, transmitted };
+  return { ...startSimulated(signalingMachine, spies, input), spies, transmitted };
 }
 
 type Run = ReturnType<typeof start>;
@@ -41,6 +36,14 @@ function connect(run: Run) {
 
 function dropConnection(run: Run) {
   run.actor.send({ type: 'socket.closed', reason: 'transport', at: now(run) });
+}
+
+/** Started, connected, and just lost its connection: reconnecting. */
+function startDropped(input?: SignalingInput) {
+  const run = start(input);
+  connect(run);
+  dropConnection(run);
+  return run;
 }
 
 const scheduled = (run: Run) =>
@@ -74,9 +77,7 @@ describe('signaling: first connection', () => {
 
 describe('signaling: backoff', () => {
   it('waits min(initial·2^n, max) without jitter: 1s, 2s, 4s, 8s, 16s, 30s, 30s', () => {
-    const run = start({ timings: noJitter });
-    connect(run);
-    dropConnection(run);
+    const run = startDropped({ timings: noJitter });
     const delays: number[] = [];
     for (let n = 0; n < 7; n++) {
       expect(value(run)).toEqual({ reconnecting: 'waiting' });
@@ -97,9 +98,7 @@ describe('signaling: backoff', () => {
   });
 
   it('adds jitter in [0, maxJitter) drawn from the seeded PRNG', () => {
-    const run = start({ randomSeed: 42 });
-    connect(run);
-    dropConnection(run);
+    const run = startDropped({ randomSeed: 42 });
     const jitters: number[] = [];
     for (let n = 0; n < 20; n++) {
       const base = Math.min(1000 * 2 ** n, 30000);
@@ -116,9 +115,7 @@ describe('signaling: backoff', () => {
 
   it('the same seed gives the same delays and different seeds give different ones', () => {
     const delaysFor = (randomSeed: number) => {
-      const run = start({ randomSeed });
-      connect(run);
-      dropConnection(run);
+      const run = startDropped({ randomSeed });
       const delays: number[] = [];
       for (let n = 0; n < 5; n++) {
         delays.push(context(run).retryDelayMs);
@@ -134,9 +131,7 @@ describe('signaling: backoff', () => {
   });
 
   it('timings come from input', () => {
-    const run = start({ timings: { initialDelay: 100, maxDelay: 250, maxJitter: 0 } });
-    connect(run);
-    dropConnection(run);
+    const run = startDropped({ timings: { initialDelay: 100, maxDelay: 250, maxJitter: 0 } });
     const delays: number[] = [];
     for (let n = 0; n < 4; n++) {
       delays.push(context(run).retryDelayMs);
@@ -162,9 +157,7 @@ describe('signaling: maxAttempts', () => {
   });
 
   it('when reached, goes to disconnected with lastError and schedules nothing more', () => {
-    const run = start({ maxAttempts: 3, timings: noJitter });
-    connect(run);
-    dropConnection(run);
+    const run = startDropped({ maxAttempts: 3, timings: noJitter });
     for (let n = 0; n < 3; n++) {
       run.clock.increment(context(run).retryDelayMs);
       expect(value(run)).toEqual({ reconnecting: 'connecting' });
@@ -178,9 +171,7 @@ describe('signaling: maxAttempts', () => {
   });
 
   it('connect after giving up starts again with fresh attempts', () => {
-    const run = start({ maxAttempts: 1, timings: noJitter });
-    connect(run);
-    dropConnection(run);
+    const run = startDropped({ maxAttempts: 1, timings: noJitter });
     run.clock.increment(1000);
     dropConnection(run);
     expect(value(run)).toBe('disconnected');
@@ -206,9 +197,7 @@ describe('signaling: clean close and disconnect', () => {
   });
 
   it('disconnect while waiting cancels the pending retry', () => {
-    const run = start({ timings: noJitter });
-    connect(run);
-    dropConnection(run);
+    const run = startDropped({ timings: noJitter });
     expect(value(run)).toEqual({ reconnecting: 'waiting' });
     run.actor.send({ type: 'disconnect' });
     expect(value(run)).toBe('disconnected');
@@ -241,9 +230,7 @@ describe('signaling: clean close and disconnect', () => {
   });
 
   it('a clean close during a reconnect attempt stops reconnecting', () => {
-    const run = start({ timings: noJitter });
-    connect(run);
-    dropConnection(run);
+    const run = startDropped({ timings: noJitter });
     run.clock.increment(1000);
     run.actor.send({ type: 'socket.closed', reason: 'clean', at: now(run) });
     expect(value(run)).toBe('disconnected');
@@ -274,9 +261,7 @@ describe('signaling: unauthorized', () => {
   });
 
   it('socket.unauthorized during a reconnect attempt is final', () => {
-    const run = start({ timings: noJitter });
-    connect(run);
-    dropConnection(run);
+    const run = startDropped({ timings: noJitter });
     run.clock.increment(1000);
     run.actor.send({ type: 'socket.unauthorized' });
     expect(value(run)).toBe('unauthorized');
@@ -288,9 +273,7 @@ describe('signaling: unauthorized', () => {
 
 describe('signaling: network', () => {
   it('network.online in waiting skips the wait and connects now', () => {
-    const run = start({ timings: noJitter });
-    connect(run);
-    dropConnection(run);
+    const run = startDropped({ timings: noJitter });
     dropConnection(run); // ignored while waiting: there is no socket
     run.actor.send({ type: 'network.online' });
     expect(value(run)).toEqual({ reconnecting: 'connecting' });
@@ -299,9 +282,7 @@ describe('signaling: network', () => {
   });
 
   it('network.offline in waiting → offline, and no attempt is made while offline', () => {
-    const run = start({ timings: noJitter });
-    connect(run);
-    dropConnection(run);
+    const run = startDropped({ timings: noJitter });
     run.actor.send({ type: 'network.offline' });
     expect(value(run)).toEqual({ reconnecting: 'offline' });
     run.clock.increment(600_000);
@@ -311,9 +292,7 @@ describe('signaling: network', () => {
   });
 
   it('network.online in offline connects now', () => {
-    const run = start({ timings: noJitter });
-    connect(run);
-    dropConnection(run);
+    const run = startDropped({ timings: noJitter });
     run.actor.send({ type: 'network.offline' });
     run.actor.send({ type: 'network.online' });
     expect(value(run)).toEqual({ reconnecting: 'connecting' });
@@ -330,9 +309,7 @@ describe('signaling: network', () => {
   });
 
   it('an attempt that fails while offline waits in offline instead of backing off', () => {
-    const run = start({ timings: noJitter });
-    connect(run);
-    dropConnection(run);
+    const run = startDropped({ timings: noJitter });
     run.clock.increment(1000);
     run.actor.send({ type: 'network.offline' });
     dropConnection(run);
@@ -343,9 +320,7 @@ describe('signaling: network', () => {
 
 describe('signaling: reconnect and resume', () => {
   it('a successful reconnect resets attempts and emits reconnected', () => {
-    const run = start({ timings: noJitter });
-    connect(run);
-    dropConnection(run);
+    const run = startDropped({ timings: noJitter });
     run.clock.increment(1000);
     dropConnection(run);
     run.clock.increment(2000);
@@ -376,9 +351,7 @@ describe('signaling: reconnect and resume', () => {
   });
 
   it('session.expired clears the token, rejoins and goes to ready', () => {
-    const run = start({ resumeToken: 'tok', timings: noJitter });
-    connect(run);
-    dropConnection(run);
+    const run = startDropped({ resumeToken: 'tok', timings: noJitter });
     run.clock.increment(1000);
     run.actor.send({ type: 'socket.connected', at: now(run) });
     run.actor.send({ type: 'session.expired', at: now(run) });
@@ -388,9 +361,7 @@ describe('signaling: reconnect and resume', () => {
   });
 
   it('after a reconnect without a token goes straight to ready', () => {
-    const run = start({ timings: noJitter });
-    connect(run);
-    dropConnection(run);
+    const run = startDropped({ timings: noJitter });
     run.clock.increment(1000);
     run.actor.send({ type: 'socket.connected', at: now(run) });
     expect(value(run)).toEqual({ connected: { ready: 'trusted' } });
@@ -434,9 +405,7 @@ describe('signaling: outbox', () => {
   });
 
   it('is flushed in order, one transmit per message, when ready is entered, then emptied', () => {
-    const run = start({ timings: noJitter });
-    connect(run);
-    dropConnection(run);
+    const run = startDropped({ timings: noJitter });
     for (const [i, event] of ['one', 'two', 'three'].entries()) {
       run.actor.send({ type: 'send', event, payload: i, at: now(run) });
     }
@@ -453,9 +422,7 @@ describe('signaling: outbox', () => {
   });
 
   it('is held while resuming and flushed after session.resumed', () => {
-    const run = start({ resumeToken: 'tok', timings: noJitter });
-    connect(run);
-    dropConnection(run);
+    const run = startDropped({ resumeToken: 'tok', timings: noJitter });
     run.actor.send({ type: 'send', event: 'before', payload: null, at: 0 });
     run.clock.increment(1000);
     run.actor.send({ type: 'socket.connected', at: 1000 });
@@ -491,9 +458,7 @@ describe('signaling: outbox', () => {
   });
 
   it('skips messages whose expiresAt is before the event that made it ready', () => {
-    const run = start({ timings: noJitter });
-    connect(run);
-    dropConnection(run);
+    const run = startDropped({ timings: noJitter });
     run.actor.send({ type: 'send', event: 'expired', payload: 1, at: 0, ttlMs: 500 });
     run.actor.send({ type: 'send', event: 'exactly-now', payload: 2, at: 0, ttlMs: 1000 });
     run.actor.send({ type: 'send', event: 'forever', payload: 3, at: 0 });

@@ -4,12 +4,13 @@
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { createActor, SimulatedClock, type SnapshotFrom } from 'xstate';
+import { createActor, type SnapshotFrom } from 'xstate';
+import { legEvents, mediaOutcomes, visitorServerEvents } from '../../test/support/call-leg-events.ts';
 import { reachability } from '../../test/support/reachability.ts';
+import { stepsArb, walk } from '../../test/support/steps.ts';
 import { visitorCallMachine, type VisitorCallEvent } from './visitorCall.machine.ts';
 
 type Snapshot = SnapshotFrom<typeof visitorCallMachine>;
-type Step = { kind: 'event'; event: VisitorCallEvent } | { kind: 'tick'; ms: number };
 
 const alphabet: VisitorCallEvent[] = [
   { type: 'call.request' },
@@ -19,44 +20,15 @@ const alphabet: VisitorCallEvent[] = [
   { type: 'retry' },
   { type: 'mute.toggle' },
   { type: 'routing.searching' },
-  { type: 'routing.ringing', agentName: 'Ada' },
   { type: 'routing.reassigning' },
-  { type: 'routing.queued', position: 2 },
-  { type: 'routing.ended', reason: 'no-agents' },
-  { type: 'routing.ended', reason: 'reassign-limit' },
-  { type: 'routing.ended', reason: 'cancelled' },
-  { type: 'call.accepted', callId: 'call-1', agentName: 'Ada' },
-  { type: 'peer.away' },
-  { type: 'peer.back' },
-  { type: 'call.ended', reason: 'agent-hangup' },
-  { type: 'call.ended', reason: 'reconnect-timeout' },
-  { type: 'server.resumed', call: { callId: 'call-1' }, request: null },
-  { type: 'server.resumed', call: null, request: null },
-  { type: 'server.resumed', call: null, request: { state: 'ringing', agentName: 'Grace' } },
-  { type: 'server.resumed', call: null, request: { state: 'queued', position: 3 } },
-  { type: 'server.resumed', call: null, request: { state: 'searching' } },
-  { type: 'session.lost' },
-  { type: 'ice.connected', at: 1_000 },
-  { type: 'ice.disconnected', at: 2_000 },
-  { type: 'ice.failed', at: 3_000 },
-  { type: 'signal.up' },
-  { type: 'signal.down' },
-  { type: 'network.online' },
-];
-
-// The pure search cannot run the media child, so its two outcomes join the alphabet instead.
-const mediaOutcomes: VisitorCallEvent[] = [
-  { type: 'xstate.done.actor.media', output: { outcome: 'failed' } },
-  { type: 'xstate.done.actor.media', output: { outcome: 'closed' } },
+  ...visitorServerEvents,
+  ...legEvents(1_000),
 ];
 
 const search = reachability(visitorCallMachine, [...alphabet, ...mediaOutcomes], (snapshot) => snapshot.matches('ended') || snapshot.matches('inCall'));
 const goalReachable = (snapshot: Snapshot, maxDepth?: number) => search.reachable(snapshot, maxDepth);
 
-const stepArb: fc.Arbitrary<Step> = fc.oneof(
-  { weight: 4, arbitrary: fc.constantFrom(...alphabet).map((event): Step => ({ kind: 'event', event })) },
-  { weight: 1, arbitrary: fc.constantFrom(500, 2_000, 10_000, 20_000).map((ms): Step => ({ kind: 'tick', ms })) },
-);
+const steps = stepsArb(alphabet, [500, 2_000, 10_000, 20_000]);
 
 describe('visitorCall properties', () => {
   it('has a search that can tell a goal out of reach', () => {
@@ -69,14 +41,8 @@ describe('visitorCall properties', () => {
 
   it('never strands the visitor: an end or a call stays reachable, and the state stays coherent', () => {
     fc.assert(
-      fc.property(fc.array(stepArb, { maxLength: 30 }), (steps) => {
-        const clock = new SimulatedClock();
-        const actor = createActor(visitorCallMachine, { clock, input: {} });
-        actor.start();
-        for (const step of steps) {
-          if (step.kind === 'tick') clock.increment(step.ms);
-          else actor.send(step.event);
-          const snapshot = actor.getSnapshot();
+      fc.property(steps, (walked) => {
+        const actor = walk(visitorCallMachine, {}, walked, (snapshot) => {
           expect(snapshot.status).toBe('active');
           expect(goalReachable(snapshot)).toBe(true);
           // The media child exists exactly while in call.
@@ -84,7 +50,7 @@ describe('visitorCall properties', () => {
           expect(snapshot.context.endReason !== null).toBe(snapshot.matches('ended'));
           const media = snapshot.children.media?.getSnapshot();
           if (media) expect(media.context.attempts).toBeLessThanOrEqual(media.context.maxAttempts);
-        }
+        });
         actor.stop();
       }),
       { numRuns: 300 },

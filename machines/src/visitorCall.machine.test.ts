@@ -1,27 +1,15 @@
-import { describe, expect, it, vi } from 'vitest';
+import { describe, expect, it } from 'vitest';
+import { effectSpies } from '../../test/support/effect-spies.ts';
+import { startSimulated } from '../../test/support/simulated-actor.ts';
 import { peerConnectionPhase } from './peerConnection.phase.ts';
-import { createActor, SimulatedClock } from 'xstate';
 import { defaultPeerConnectionTimings } from './peerConnection.machine.ts';
 import { defaultVisitorCallTimings, visitorCallMachine, type VisitorCallInput } from './visitorCall.machine.ts';
 
-function spies() {
-  return {
-    requestCall: vi.fn(),
-    cancelRequest: vi.fn(),
-    sendHangup: vi.fn(),
-    reportCallFailure: vi.fn(),
-    setMuted: vi.fn(),
-    startMedia: vi.fn(),
-    stopMedia: vi.fn(),
-    reportMediaState: vi.fn(),
-  };
-}
+const spies = () => effectSpies('requestCall', 'cancelRequest', 'sendHangup', 'reportCallFailure', 'setMuted', 'startMedia', 'stopMedia', 'reportMediaState');
 
 function start(input: VisitorCallInput = {}) {
   const effects = spies();
-  const clock = new SimulatedClock();
-  const actor = createActor(visitorCallMachine.provide({ actions: effects }), { clock, input });
-  actor.start();
+  const { actor, clock } = startSimulated(visitorCallMachine, effects, input);
   return { actor, clock, effects };
 }
 
@@ -241,14 +229,6 @@ describe('visitorCall', () => {
     actor.send({ type: 'signal.up' });
     expect(actor.getSnapshot().context.signalingUp).toBe(true);
     expect(peerConnectionPhase(media(actor)?.value)).toEqual({ reconnecting: 'attempting' });
-  });
-
-  it('pauses and resumes with the agent', () => {
-    const { actor } = toInCall();
-    actor.send({ type: 'peer.away' });
-    expect(actor.getSnapshot().value).toEqual({ inCall: { media: {}, peer: 'away' } });
-    actor.send({ type: 'peer.back' });
-    expect(actor.getSnapshot().value).toEqual({ inCall: { media: {}, peer: 'present' } });
   });
 
   it('goes back to waiting when the server reassigns mid-call, and drops the old call', () => {

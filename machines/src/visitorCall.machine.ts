@@ -1,5 +1,5 @@
-import { assign, forwardTo, sendTo, setup } from 'xstate';
-import { peerConnectionMachine, type PeerConnectionEvent, type PeerConnectionOutput } from './peerConnection.machine.ts';
+import { assign, setup } from 'xstate';
+import { callLegActions, callLegActors, callLegGuards, connectingState, inCallState, type CallLegChildren, type CallLegEvent, type CallLegMediaEvent } from './callLeg.ts';
 
 /** Why the visitor's last call or request ended; drives the message in `ended` (DESIGN §5). */
 export type VisitorEndReason =
@@ -56,7 +56,7 @@ export interface VisitorResumedRequest {
 }
 
 /** Adapter events about the visitor's RTCPeerConnection and socket; forwarded to the media child. */
-export type VisitorMediaEvent = Exclude<PeerConnectionEvent, { type: 'hangup' }>;
+export type VisitorMediaEvent = CallLegMediaEvent;
 
 export type VisitorCallEvent =
   // the visitor
@@ -80,51 +80,36 @@ export type VisitorCallEvent =
   | { type: 'server.resumed'; call: { callId: string } | null; request: VisitorResumedRequest | null }
   /** The server kept nothing of this session: whatever request or call it had is over on its side. */
   | { type: 'session.lost' }
-  // the adapter
-  | VisitorMediaEvent
-  // the media child finishing; listed so adapters and tests can type it
-  | { type: 'xstate.done.actor.media'; output: PeerConnectionOutput };
+  // the adapter and the media child
+  | CallLegEvent;
 
 export const visitorCallMachine = setup({
   types: {
     context: {} as VisitorCallContext,
-    children: {} as { media: 'peerConnection' },
+    children: {} as CallLegChildren,
     events: {} as VisitorCallEvent,
     input: {} as VisitorCallInput,
   },
-  actors: {
-    peerConnection: peerConnectionMachine,
-  },
+  actors: callLegActors,
   delays: {
     connectTimeout: ({ context }) => context.timings.connectTimeout,
   },
   guards: {
-    mediaFailed: ({ event }) => event.type === 'xstate.done.actor.media' && event.output?.outcome === 'failed',
-    resumedThisCall: ({ context, event }) => event.type === 'server.resumed' && event.call !== null && event.call.callId === context.callId,
+    ...callLegGuards,
     resumedRinging: ({ event }) => event.type === 'server.resumed' && event.request?.state === 'ringing',
     // A queued request without its position is followed at once by a `routing.queued` with it.
     resumedQueued: ({ event }) => event.type === 'server.resumed' && event.request?.position !== undefined,
     resumedRequest: ({ event }) => event.type === 'server.resumed' && event.request !== null,
-    resumedWithoutCall: ({ event }) => event.type === 'server.resumed' && event.call === null,
   },
   actions: {
+    ...callLegActions<VisitorCallContext, VisitorCallEvent>(),
     // Effects for the adapter; no-ops here so the machine stays pure.
     /** Ask the server for an agent from `context.pool`. */
     requestCall: () => {},
     /** Withdraw the pending request. */
     cancelRequest: () => {},
-    /** Leave the call; the server tells the agent. */
-    sendHangup: () => {},
-    /** Tell the server this side gave up on the media (`context.endReason` says why). */
-    reportCallFailure: () => {},
     /** Apply `context.muted` to the local tracks. */
     setMuted: () => {},
-    /** Create the RTCPeerConnection and wait for the agent's offer. */
-    startMedia: () => {},
-    /** Close the RTCPeerConnection and release the camera. */
-    stopMedia: () => {},
-    /** Report the media state of `context.callId` again: the server missed the reports while the socket was away. */
-    reportMediaState: () => {},
 
     resetCall: assign({
       agentName: null,
@@ -164,14 +149,6 @@ export const visitorCallMachine = setup({
       endReason: ({ context, event }) => (event.type === 'call.ended' ? event.reason : context.endReason),
     }),
     toggleMuted: assign({ muted: ({ context }) => !context.muted }),
-    markSignalingUp: assign({ signalingUp: true }),
-    markSignalingDown: assign({ signalingUp: false }),
-    forwardToMedia: forwardTo('media'),
-    // The child's input is static, so it starts believing signaling is up; tell it the truth, or its
-    // first restart attempt could be spent on an offer that cannot be delivered.
-    syncSignalingToMedia: sendTo('media', ({ context }): VisitorMediaEvent =>
-      context.signalingUp ? { type: 'signal.up' } : { type: 'signal.down' },
-    ),
   },
 }).createMachine({
   id: 'visitorCall',
@@ -240,125 +217,46 @@ export const visitorCallMachine = setup({
         },
       },
     },
-    // The media child lives only in `inCall`, and `connecting` watches the first connection itself:
-    // that keeps the top-level states exactly the ones the visitor sees, and the child's restart
-    // logic only ever runs on a connection that has worked once. The `ice.connected` that ends
-    // `connecting` is handed to the new child, so it starts from the same truth as the browser.
-    connecting: {
+    // The media child lives only in `inCall`, which also keeps the top-level states exactly the ones
+    // the visitor sees.
+    connecting: connectingState({
       description: 'An agent accepted; the first media connection is being set up.',
-      entry: 'startMedia',
-      after: {
-        connectTimeout: {
-          target: 'ended',
-          actions: [{ type: 'endWith', params: { reason: 'connect-failed' } }, 'stopMedia', 'reportCallFailure'],
-        },
-      },
+      failed: { target: '#visitorCall.ended', record: { type: 'endWith', params: { reason: 'connect-failed' } } },
+      hungUp: { target: '#visitorCall.ended', record: { type: 'endWith', params: { reason: 'hangup' } } },
+      serverEnded: { target: '#visitorCall.ended', record: 'endWithServerReason' },
+      lost: { target: '#visitorCall.ended', record: { type: 'endWith', params: { reason: 'reconnect-timeout' } } },
+      // The call is gone, and a request that goes on means the agent was replaced meanwhile.
+      resumed: [
+        { guard: 'resumedRinging', target: '#visitorCall.waiting.ringing', actions: ['forgetAgent', 'stopMedia', 'rememberResumedAgent'] },
+        { guard: 'resumedQueued', target: '#visitorCall.waiting.queued', actions: ['forgetAgent', 'stopMedia', 'rememberResumedPosition'] },
+        { guard: 'resumedRequest', target: '#visitorCall.waiting.reassigning', actions: ['forgetAgent', 'stopMedia'] },
+      ],
       on: {
-        'ice.connected': { target: 'inCall' },
-        'ice.failed': {
-          target: 'ended',
-          actions: [{ type: 'endWith', params: { reason: 'connect-failed' } }, 'stopMedia', 'reportCallFailure'],
-        },
-        hangup: {
-          target: 'ended',
-          actions: [{ type: 'endWith', params: { reason: 'hangup' } }, 'stopMedia', 'sendHangup'],
-        },
-        'call.ended': { target: 'ended', actions: ['endWithServerReason', 'stopMedia'] },
         // Pre-call, a lost agent is replaced at once (DESIGN §2, routing).
         'routing.reassigning': { target: 'waiting.reassigning', actions: ['forgetAgent', 'stopMedia'] },
-        // The server still has this call: only the reports it missed are owed. Otherwise the call is gone,
-        // and a request that goes on means the agent was replaced meanwhile; without one it ended while
-        // this socket was away, so its `call.ended` never arrived.
-        'server.resumed': [
-          { guard: 'resumedThisCall', actions: 'reportMediaState' },
-          { guard: 'resumedRinging', target: 'waiting.ringing', actions: ['forgetAgent', 'stopMedia', 'rememberResumedAgent'] },
-          { guard: 'resumedQueued', target: 'waiting.queued', actions: ['forgetAgent', 'stopMedia', 'rememberResumedPosition'] },
-          { guard: 'resumedRequest', target: 'waiting.reassigning', actions: ['forgetAgent', 'stopMedia'] },
-          {
-            guard: 'resumedWithoutCall',
-            target: 'ended',
-            actions: [{ type: 'endWith', params: { reason: 'reconnect-timeout' } }, 'stopMedia'],
-          },
-        ],
-        'session.lost': {
-          target: 'ended',
-          actions: [{ type: 'endWith', params: { reason: 'reconnect-timeout' } }, 'stopMedia'],
-        },
         'mute.toggle': { actions: ['toggleMuted', 'setMuted'] },
       },
-    },
-    inCall: {
+    }),
+    inCall: inCallState({
       description: 'Talking to the agent: the media connection and the agent\'s presence run side by side.',
-      type: 'parallel',
-      exit: 'stopMedia',
+      role: 'answerer',
+      peer: 'agent',
+      hungUp: { target: '#visitorCall.ended', record: { type: 'endWith', params: { reason: 'hangup' } } },
+      mediaFailed: { target: '#visitorCall.ended', record: { type: 'endWith', params: { reason: 'media-failed' } } },
+      lost: { target: '#visitorCall.ended', record: { type: 'endWith', params: { reason: 'reconnect-timeout' } } },
+      // As in `connecting`; leaving `inCall` stops the media.
+      resumed: [
+        { guard: 'resumedRinging', target: '#visitorCall.waiting.ringing', actions: ['forgetAgent', 'rememberResumedAgent'] },
+        { guard: 'resumedQueued', target: '#visitorCall.waiting.queued', actions: ['forgetAgent', 'rememberResumedPosition'] },
+        { guard: 'resumedRequest', target: '#visitorCall.waiting.reassigning', actions: 'forgetAgent' },
+      ],
       on: {
-        hangup: {
-          target: 'ended',
-          actions: [{ type: 'endWith', params: { reason: 'hangup' } }, 'sendHangup'],
-        },
         'call.ended': { target: 'ended', actions: 'endWithServerReason' },
         // The agent stayed away past the grace period; the server finds another one.
         'routing.reassigning': { target: 'waiting.reassigning', actions: 'forgetAgent' },
-        // As in `connecting`; leaving `inCall` stops the media.
-        'server.resumed': [
-          { guard: 'resumedThisCall', actions: 'reportMediaState' },
-          { guard: 'resumedRinging', target: 'waiting.ringing', actions: ['forgetAgent', 'rememberResumedAgent'] },
-          { guard: 'resumedQueued', target: 'waiting.queued', actions: ['forgetAgent', 'rememberResumedPosition'] },
-          { guard: 'resumedRequest', target: 'waiting.reassigning', actions: 'forgetAgent' },
-          { guard: 'resumedWithoutCall', target: 'ended', actions: { type: 'endWith', params: { reason: 'reconnect-timeout' } } },
-        ],
-        'session.lost': { target: 'ended', actions: { type: 'endWith', params: { reason: 'reconnect-timeout' } } },
         'mute.toggle': { actions: ['toggleMuted', 'setMuted'] },
-        'ice.connected': { actions: 'forwardToMedia' },
-        'ice.disconnected': { actions: 'forwardToMedia' },
-        'ice.failed': { actions: 'forwardToMedia' },
-        'network.online': { actions: 'forwardToMedia' },
-        'network.offline': { actions: 'forwardToMedia' },
-        'restart.requested': { actions: 'forwardToMedia' },
-        'media.flowing': { actions: 'forwardToMedia' },
-        'media.stalled': { actions: 'forwardToMedia' },
-        'signal.up': { actions: ['markSignalingUp', 'forwardToMedia'] },
-        'signal.down': { actions: ['markSignalingDown', 'forwardToMedia'] },
       },
-      states: {
-        media: {
-          description: 'The peerConnection child restarts ICE on failure; its snapshot drives the Reconnecting overlay.',
-          entry: ['forwardToMedia', 'syncSignalingToMedia'],
-          invoke: {
-            id: 'media',
-            src: 'peerConnection',
-            input: { role: 'answerer' },
-            onDone: [
-              {
-                guard: 'mediaFailed',
-                target: '#visitorCall.ended',
-                actions: [{ type: 'endWith', params: { reason: 'media-failed' } }, 'reportCallFailure'],
-              },
-              // Closed without our hang-up (e.g. the page tore the connection down): leave like one.
-              {
-                target: '#visitorCall.ended',
-                actions: [{ type: 'endWith', params: { reason: 'hangup' } }, 'sendHangup'],
-              },
-            ],
-          },
-        },
-        peer: {
-          description: "Whether the agent's socket is still with the server, as the server reports it.",
-          initial: 'present',
-          states: {
-            present: {
-              description: "The agent's socket is with the server.",
-              on: { 'peer.away': { target: 'away', actions: 'forwardToMedia' } },
-            },
-            away: {
-              description:
-                "The agent's socket is gone; the server holds the call for them, and the media child spends no attempt until they are back.",
-              on: { 'peer.back': { target: 'present', actions: 'forwardToMedia' } },
-            },
-          },
-        },
-      },
-    },
+    }),
     ended: {
       description: 'The request or call is over; `endReason` says why. The visitor may call again.',
       on: {

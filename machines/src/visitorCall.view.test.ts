@@ -1,24 +1,15 @@
 import { describe, expect, it } from 'vitest';
-import { createActor, SimulatedClock } from 'xstate';
+import { inWords, viewAfter as machineViewAfter } from '../../test/support/view-after.ts';
 import { visitorTranslator, type Language, type VisitorMessage } from './locales/index.ts';
 import { visitorCallMachine, type VisitorCallEvent } from './visitorCall.machine.ts';
 import { visitorControlLabels, visitorView } from './visitorCall.view.ts';
 
-function rawViewAfter(events: VisitorCallEvent[], advance: number[] = []) {
-  const clock = new SimulatedClock();
-  const actor = createActor(visitorCallMachine, { clock, input: {} });
-  actor.start();
-  for (const event of events) actor.send(event);
-  for (const ms of advance) clock.increment(ms);
-  return visitorView(actor.getSnapshot());
-}
+const rawViewAfter = (events: VisitorCallEvent[], advance: number[] = []) => machineViewAfter(visitorCallMachine, {}, visitorView, events, advance);
 
 /** The view as the widget shows it in `lang`: its messages put into words. */
 function viewAfter(events: VisitorCallEvent[], advance: number[] = [], lang: Language = 'en') {
   const translator = visitorTranslator(lang);
-  const words = (message: VisitorMessage | null) => (message ? translator.text(message) : null);
-  const view = rawViewAfter(events, advance);
-  return { ...view, message: words(view.message), overlay: words(view.overlay) };
+  return inWords(rawViewAfter(events, advance), (message: VisitorMessage) => translator.text(message));
 }
 
 const request: VisitorCallEvent = { type: 'call.request' };

@@ -1,28 +1,46 @@
 /**
- * Runs one server actor (routing or callSession) so that every transition is persisted: its snapshot is
- * saved and the transition is appended to the call's event log, with the event that caused it. A restored
- * actor starts from its persisted snapshot; the caller then sends `timers.rearm` (XState does not re-arm
+ * Runs one server actor tree (a call request's routing actor and the callSession it invokes) so that every
+ * transition of any actor in it is persisted: the whole tree's snapshot is saved, and the transition is
+ * appended to the request's event log with the event that caused it. A restored tree starts from its
+ * persisted snapshot, children included; the caller then sends `timers.rearm` (XState does not re-arm
  * `after` timers on restore).
  */
-import { createActor, type Actor, type AnyMachineSnapshot, type AnyStateMachine, type InspectionEvent, type SnapshotFrom } from 'xstate';
+import {
+  createActor,
+  type Actor,
+  type AnyActorRef,
+  type AnyMachineSnapshot,
+  type AnyStateMachine,
+  type InspectionEvent,
+  type SnapshotFrom,
+} from 'xstate';
 import type { Logger } from './logger.ts';
 import type { SnapshotKind, Store } from './store.ts';
 
-export interface HostOptions<M extends AnyStateMachine> {
+/** One actor of the tree as the log and the inspector name it. */
+export interface TreeMember {
   kind: SnapshotKind;
-  actorId: string;
   requestId: string;
   callId: string | null;
+}
+
+export interface HostOptions<M extends AnyStateMachine> {
+  actorId: string;
+  requestId: string;
   machine: M;
   input?: unknown;
   snapshot?: unknown;
   store: Store;
   logger: Logger;
   now: () => number;
-  /** Sees every inspection event of the actor (the live inspector and the model tests listen here). */
-  inspect?: (inspection: InspectionEvent) => void;
-  /** Called after each persisted transition, with the previous and the new snapshot. */
+  /** Names an actor of the tree (the root or one of its children) for the log and the inspector. */
+  member: (actor: AnyActorRef, snapshot: AnyMachineSnapshot, isRoot: boolean) => TreeMember;
+  /** Sees every inspection event of every actor of the tree (the live inspector and the model tests listen here). */
+  inspect?: (inspection: InspectionEvent, member: TreeMember) => void;
+  /** Called after each persisted transition of the root, with the previous and the new snapshot. */
   onSnapshot?: (next: SnapshotFrom<M>, previous: SnapshotFrom<M> | null) => void;
+  /** Called after each transition of a child, with its previous and new snapshot. */
+  onChildSnapshot?: (member: TreeMember, next: AnyMachineSnapshot, previous: AnyMachineSnapshot | null) => void;
 }
 
 export function stateName(value: unknown): string {
@@ -45,57 +63,93 @@ export function eventDetail(event: { type: string }): Record<string, unknown> | 
   return Object.keys(detail).length > 0 ? detail : null;
 }
 
+interface Tracked {
+  lastState: string | null;
+  previous: AnyMachineSnapshot | null;
+  initial: unknown;
+}
+
 export function hostActor<M extends AnyStateMachine>(options: HostOptions<M>): Actor<M> {
-  const { kind, actorId, requestId, callId, store, logger, now } = options;
-  let previous: AnyMachineSnapshot | null = null;
-  // A restored actor continues from its persisted state; a new one starts from nothing.
-  let lastState: string | null = options.snapshot ? stateName((options.snapshot as { value: unknown }).value) : null;
+  const { actorId, requestId, store, logger, now } = options;
+  const tracked = new Map<AnyActorRef, Tracked>();
+  const persisted = options.snapshot as { value: unknown; children?: Record<string, { snapshot?: { value?: unknown } }> } | undefined;
   // Declared apart from its assignment: createActor reports the actor's start to `inspect` before it
   // returns, where a const would not be readable yet.
-  let actor: Actor<M>;
+  let actor: Actor<M> | undefined;
+
+  const trackOf = (ref: AnyActorRef, isRoot: boolean): Tracked => {
+    let entry = tracked.get(ref);
+    if (!entry) {
+      // A restored actor continues from its persisted state; a new one starts from nothing.
+      const restored = isRoot ? persisted?.value : persisted?.children?.[ref.id]?.snapshot?.value;
+      const logic = (ref as { logic?: { config?: { initial?: unknown } } }).logic;
+      entry = { lastState: restored === undefined ? null : stateName(restored), previous: null, initial: logic?.config?.initial };
+      tracked.set(ref, entry);
+    }
+    return entry;
+  };
+
+  const logTransition = (member: TreeMember, entry: Tracked, to: string, event: { type: string }, detail: boolean) => {
+    store.events.append({
+      callId: member.callId,
+      requestId,
+      actor: member.kind,
+      type: 'transition',
+      fromState: entry.lastState,
+      toState: to,
+      cause: event.type,
+      ...(detail ? { detail: eventDetail(event) } : {}),
+      at: now(),
+    });
+    logger.info({ requestId, callId: member.callId, actor: member.kind, from: entry.lastState, to, cause: event.type }, `${member.kind} ${entry.lastState ?? '(start)'} -> ${to}`);
+    entry.lastState = to;
+  };
+
   // createActor's conditional option types cannot be satisfied for a generic machine.
-  // eslint-disable-next-line prefer-const
-  actor = (createActor as (machine: AnyStateMachine, options: object) => Actor<M>)(options.machine, {
+  const create = createActor as (machine: AnyStateMachine, options: object) => Actor<M>;
+  // eslint-disable-next-line prefer-const -- read by `inspect` before createActor returns
+  actor = create(options.machine, {
     ...(options.snapshot ? { snapshot: options.snapshot } : { input: options.input }),
     inspect: (inspection: InspectionEvent) => {
-      if (inspection.actorRef !== actor) return;
-      options.inspect?.(inspection);
+      // The root is unknown only while createActor has not returned, before anything has run.
+      const root = actor;
+      if (root === undefined) return;
+      const ref = inspection.actorRef as AnyActorRef;
+      const isRoot = ref === root;
+      // Only this tree's own machine actors.
+      if (!isRoot && inspection.rootId !== root.sessionId) return;
+      const raw = (inspection as { snapshot?: unknown }).snapshot as AnyMachineSnapshot | undefined;
+      if (!raw || typeof raw !== 'object' || !('value' in raw)) return;
+      const member = options.member(ref, raw, isRoot);
+      options.inspect?.(inspection, member);
+      const entry = trackOf(ref, isRoot);
       // Microsteps, not settled snapshots, so transient states (routing's `searching`) are logged too.
       if (inspection.type === '@xstate.microstep') {
-        const to = stateName((inspection.snapshot as AnyMachineSnapshot).value);
-        if (to !== lastState) {
-          const cause = inspection.event.type;
-          store.events.append({ callId, requestId, actor: kind, type: 'transition', fromState: lastState, toState: to, cause, detail: eventDetail(inspection.event), at: now() });
-          logger.info({ requestId, callId, actor: kind, from: lastState, to, cause }, `${kind} ${lastState ?? '(start)'} -> ${to}`);
-          lastState = to;
-        }
+        const to = stateName(raw.value);
+        if (to !== entry.lastState) logTransition(member, entry, to, inspection.event, true);
         return;
       }
       if (inspection.type !== '@xstate.snapshot') return;
-      const snapshot = inspection.snapshot as AnyMachineSnapshot;
-      // Stopping an actor (server shutdown) is not a transition: its persisted snapshot must survive.
-      if (snapshot.status === 'stopped') return;
+      // Stopping an actor (server shutdown, or a call left with its request) is not a transition: the
+      // persisted tree must survive a shutdown, and a call left behind is closed by its request's effects.
+      if (raw.status === 'stopped') return;
       // The start's eventless steps are not inspected as microsteps; the initial state is logged for them.
-      const initial = options.machine.config.initial;
-      if (lastState === null && typeof initial === 'string' && stateName(snapshot.value) !== initial) {
-        store.events.append({ callId, requestId, actor: kind, type: 'transition', fromState: null, toState: initial, cause: inspection.event.type, at: now() });
-        lastState = initial;
+      if (entry.lastState === null && typeof entry.initial === 'string' && stateName(raw.value) !== entry.initial) {
+        logTransition(member, entry, entry.initial, inspection.event, false);
       }
-      if (lastState === null || stateName(snapshot.value) !== lastState) {
-        const to = stateName(snapshot.value);
-        const cause = inspection.event.type;
-        store.events.append({ callId, requestId, actor: kind, type: 'transition', fromState: lastState, toState: to, cause, detail: eventDetail(inspection.event), at: now() });
-        logger.info({ requestId, callId, actor: kind, from: lastState, to, cause }, `${kind} ${lastState ?? '(start)'} -> ${to}`);
-        lastState = to;
-      }
-      if (snapshot.status === 'active') {
-        store.snapshots.save({ actorId, kind, requestId, callId, snapshot: actor.getPersistedSnapshot(), updatedAt: now() });
+      const to = stateName(raw.value);
+      if (entry.lastState === null || to !== entry.lastState) logTransition(member, entry, to, inspection.event, true);
+      const rootSnapshot = isRoot ? raw : root.getSnapshot();
+      if (rootSnapshot.status === 'active') {
+        const rootMember = isRoot ? member : options.member(root, rootSnapshot, true);
+        store.snapshots.save({ actorId, kind: rootMember.kind, requestId, callId: null, snapshot: root.getPersistedSnapshot(), updatedAt: now() });
       } else {
         store.snapshots.delete(actorId);
       }
-      const before = previous;
-      previous = snapshot;
-      options.onSnapshot?.(snapshot as SnapshotFrom<M>, before as SnapshotFrom<M> | null);
+      const before = entry.previous;
+      entry.previous = raw;
+      if (isRoot) options.onSnapshot?.(raw as SnapshotFrom<M>, before as SnapshotFrom<M> | null);
+      else options.onChildSnapshot?.(member, raw, before);
     },
   });
   return actor;

@@ -3,7 +3,7 @@
  * It lists the live requests and calls (again whenever a server actor moves), replays a request's recent timeline and then streams it, and
  * reads a finished call's transitions back from the store.
  */
-import type { Server, Socket } from 'socket.io';
+import type { Namespace, Socket } from 'socket.io';
 import {
   INSPECT_NAMESPACE,
   inspectorEventSchemas as schemas,
@@ -21,7 +21,7 @@ import type { Auth } from './auth.ts';
 import { historyEntries, type Inspection } from './inspection.ts';
 import type { Logger } from './logger.ts';
 import type { Store } from './store.ts';
-import type { Switchboard } from './switchboard.ts';
+import type { Switchboard } from './switchboard/index.ts';
 import { firstIssue, issueFragment } from './validation.ts';
 
 /** How long the list of live requests waits for more changes before it goes out again. */
@@ -30,7 +30,8 @@ const LIST_COALESCE_MS = 100;
 type Reply = (reply: unknown) => void;
 
 export interface InspectNamespaceOptions {
-  io: Server;
+  /** The inspector's namespace speaks its own events, not the main namespace's. */
+  io: { of(name: string): Namespace };
   auth: Auth;
   inspection: Inspection;
   switchboard: Switchboard;

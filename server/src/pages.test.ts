@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import express from 'express';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startTestServer, type TestServer } from '../../test/support/server.ts';
+import { suiteServer } from '../../test/support/suite-server.ts';
 import { defaultPagePaths, mountPages } from './pages.ts';
 
 // A sanity bound, not a budget: React, socket.io-client, zod and the machines, minified.
@@ -21,13 +21,7 @@ const WIDGET_MAX_BYTES = 1_500_000;
 const LOADER_MAX_BYTES = 2_048;
 
 describe('pages served by the server', () => {
-  let server: TestServer;
-  beforeAll(async () => {
-    server = await startTestServer();
-  });
-  afterAll(async () => {
-    await server.close();
-  });
+  const server = suiteServer();
 
   it('serves the demo host page at /, embedding the widget with one script tag', async () => {
     const response = await fetch(`${server.url}/`);
@@ -128,13 +122,7 @@ function raw(url: string, headers: Record<string, string> = {}): Promise<{ statu
 }
 
 describe('delivery as a browser or a CDN expects it', () => {
-  let server: TestServer;
-  beforeAll(async () => {
-    server = await startTestServer();
-  });
-  afterAll(async () => {
-    await server.close();
-  });
+  const server = suiteServer();
 
   it('serves the widget loader compressed by Accept-Encoding, fresh for minutes, and revalidated with a 304', async () => {
     const identity = await raw(`${server.url}/widget.js`);

@@ -2,6 +2,18 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { Presence } from './presence.ts';
 
+type View = ReturnType<Presence['view']>;
+
+/** The views before and after Ada is held for a request: the same view until the change, a fresh one after it. */
+function viewsAroundHold(presence: Presence): [before: View, after: View] {
+  const before = presence.view();
+  expect(presence.view()).toBe(before);
+  presence.hold('ada', 'req-1');
+  const after = presence.view();
+  expect(after).not.toBe(before);
+  return [before, after];
+}
+
 describe('Presence', () => {
   it('reads an agent’s last assignment once, when it comes online, and keeps it in step after', () => {
     const reads: string[] = [];
@@ -9,9 +21,9 @@ describe('Presence', () => {
       reads.push(agentId);
       return agentId === 'ada' ? 100 : null;
     });
-    presence.connect({ id: 'ada', name: 'Ada', pools: ['support'] }, 's1');
-    presence.connect({ id: 'grace', name: 'Grace', pools: ['support'] }, 's2');
-    presence.connect({ id: 'ada', name: 'Ada', pools: ['support'] }, 's3');
+    presence.connect({ id: 'ada', name: 'Ada', pools: ['support'] });
+    presence.connect({ id: 'grace', name: 'Grace', pools: ['support'] });
+    presence.connect({ id: 'ada', name: 'Ada', pools: ['support'] });
     expect(presence.view().map((agent) => [agent.id, agent.lastAssignedAt])).toEqual([
       ['ada', 100],
       ['grace', null],
@@ -25,29 +37,21 @@ describe('Presence', () => {
 
   it('builds one view per change and a fresh one after any change', () => {
     const presence = new Presence(() => null);
-    presence.connect({ id: 'ada', name: 'Ada', pools: ['support'] }, 's1');
-    const first = presence.view();
-    expect(presence.view()).toBe(first);
-    presence.hold('ada', 'req-1');
-    const held = presence.view();
-    expect(held).not.toBe(first);
+    presence.connect({ id: 'ada', name: 'Ada', pools: ['support'] });
+    const [, held] = viewsAroundHold(presence);
     expect(held[0]?.status).toBe('busy');
     presence.release('ada', 'req-1');
     presence.setChosen('ada', 'away');
     expect(presence.view()[0]?.status).toBe('away');
-    presence.disconnect('ada', 's1');
+    presence.disconnect('ada');
     expect(presence.view()[0]?.status).toBe('offline');
   });
 
   it("rebuilds only the changed agent's entry: the others are the same objects as in the last view", () => {
     const presence = new Presence(() => null);
-    presence.connect({ id: 'ada', name: 'Ada', pools: ['support'] }, 's1');
-    presence.connect({ id: 'grace', name: 'Grace', pools: ['support'] }, 's2');
-    const before = presence.view();
-    expect(presence.view()).toBe(before);
-    presence.hold('ada', 'req-1');
-    const after = presence.view();
-    expect(after).not.toBe(before);
+    presence.connect({ id: 'ada', name: 'Ada', pools: ['support'] });
+    presence.connect({ id: 'grace', name: 'Grace', pools: ['support'] });
+    const [before, after] = viewsAroundHold(presence);
     expect(after.find((a) => a.id === 'grace')).toBe(before.find((a) => a.id === 'grace'));
     expect(after.find((a) => a.id === 'ada')).toMatchObject({ status: 'busy' });
     expect(before.find((a) => a.id === 'ada')).toMatchObject({ status: 'available' });
@@ -76,8 +80,8 @@ describe('Presence', () => {
         for (const o of ops) {
           for (const presence of [watched, fresh]) {
             const agent = { id: o.agent, name: o.agent, pools: ['support'] };
-            if (o.kind === 'connect') presence.connect(agent, o.socket);
-            else if (o.kind === 'disconnect') presence.disconnect(o.agent, o.socket);
+            if (o.kind === 'connect') presence.connect(agent);
+            else if (o.kind === 'disconnect') presence.disconnect(o.agent);
             else if (o.kind === 'remove') presence.remove(o.agent);
             else if (o.kind === 'chosen') presence.setChosen(o.agent, o.status);
             else if (o.kind === 'hold') presence.hold(o.agent, o.request);

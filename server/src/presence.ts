@@ -11,7 +11,8 @@ interface OnlineAgent {
   name: string;
   pools: string[];
   chosen: ChosenStatus;
-  sockets: Set<string>;
+  /** Whether the agent has a socket to be rung on; the agent's connection actor says when this changes. */
+  online: boolean;
   /** Requests that hold this agent (rung or in a call); a held agent is busy for everyone else. */
   heldBy: Set<string>;
   /** Read from the store when the agent comes online and kept here after: every routing choice reads it. */
@@ -58,19 +59,19 @@ export class Presence {
     for (const listener of this.listeners) listener();
   }
 
-  connect(agent: { id: string; name: string; pools: string[] }, socketId: string, chosen?: ChosenStatus): void {
+  /** The agent has a socket ready to be rung on (told by its connection actor, which counts the sockets). */
+  connect(agent: { id: string; name: string; pools: string[] }): void {
     const known = this.agents.get(agent.id);
     const listChanged = !known;
     if (known) {
-      known.sockets.add(socketId);
-      if (chosen) known.chosen = chosen;
+      known.online = true;
     } else {
       const heldBy = this.pendingHolds.get(agent.id) ?? new Set<string>();
       this.pendingHolds.delete(agent.id);
       this.agents.set(agent.id, {
         ...agent,
-        chosen: chosen ?? this.memory.recall(agent.id) ?? 'available',
-        sockets: new Set([socketId]),
+        chosen: this.memory.recall(agent.id) ?? 'available',
+        online: true,
         heldBy,
         lastAssignedAt: this.lastAssignedAt(agent.id),
       });
@@ -78,14 +79,12 @@ export class Presence {
     this.changed(agent.id, { listChanged });
   }
 
-  /** Returns true when that was the agent's last socket. */
-  disconnect(agentId: string, socketId: string): boolean {
+  /** The agent's last socket is gone (told by its connection actor); it stays listed, offline. */
+  disconnect(agentId: string): void {
     const agent = this.agents.get(agentId);
-    if (!agent) return false;
-    agent.sockets.delete(socketId);
-    const gone = agent.sockets.size === 0;
+    if (!agent) return;
+    agent.online = false;
     this.changed(agentId);
-    return gone;
   }
 
   /** Logging out forgets the agent until it connects again. */
@@ -120,7 +119,7 @@ export class Presence {
   }
 
   isOnline(agentId: string): boolean {
-    return (this.agents.get(agentId)?.sockets.size ?? 0) > 0;
+    return this.agents.get(agentId)?.online ?? false;
   }
 
   chosen(agentId: string): ChosenStatus | null {
@@ -161,7 +160,7 @@ function entryOf(agent: OnlineAgent): AgentInfo {
     id: agent.id,
     name: agent.name,
     pools: agent.pools,
-    status: agent.sockets.size === 0 ? 'offline' : agent.heldBy.size > 0 ? 'busy' : agent.chosen,
+    status: !agent.online ? 'offline' : agent.heldBy.size > 0 ? 'busy' : agent.chosen,
     lastAssignedAt: agent.lastAssignedAt,
   };
 }

@@ -1,33 +1,28 @@
 /**
  * Resume tokens: each connection gets one, and a client that reconnects within the resume window can
  * present it to take up its request or call where it left off. The token is signed (jose) rather than
- * stored, so it stays valid across a server restart; the window is tracked per person in memory, and after
- * a restart it runs from the moment the new process listens, since every socket was lost at once.
+ * stored, so it stays valid across a server restart. Whether the person is still within their window is
+ * their connection actor's to say (see connections.ts): it knows their sockets and when the last one went.
  */
 import { SignJWT, jwtVerify } from 'jose';
 
 const AUDIENCE = 'resume';
 const ISSUER = 'callchart';
 
+/** Who answers whether a person, asking from one of their open sockets, is still within their window. */
+export interface ResumeWindows {
+  withinWindow(principalKey: string, at: number): boolean;
+}
+
 export class ResumeSessions {
   private readonly key: Uint8Array;
-  private readonly sockets = new Map<string, number>();
-  private readonly lastDisconnectAt = new Map<string, number>();
-  /** When the process began taking connections: a session from before it counts its window from there. */
-  private openedAt: number;
 
   constructor(
     secret: string,
-    private readonly windowMs: number,
+    private readonly windows: ResumeWindows,
     private readonly now: () => number = Date.now,
   ) {
     this.key = new TextEncoder().encode(secret);
-    this.openedAt = now();
-  }
-
-  /** Call once the server listens: until then nobody could have come back, so no window has run. */
-  open(): void {
-    this.openedAt = this.now();
   }
 
   async issue(principalKey: string): Promise<string> {
@@ -54,30 +49,6 @@ export class ResumeSessions {
     } catch {
       return false;
     }
-    // The asking socket is already counted as connected: only another live socket of the person (a second
-    // tab) keeps the session open regardless of the window.
-    if ((this.sockets.get(principalKey) ?? 0) > 1) return true;
-    const since = this.lastDisconnectAt.get(principalKey) ?? this.openedAt;
-    return this.now() - since <= this.windowMs;
-  }
-
-  connected(principalKey: string): void {
-    this.sockets.set(principalKey, (this.sockets.get(principalKey) ?? 0) + 1);
-  }
-
-  /** Returns true when that was the person's last socket. */
-  disconnected(principalKey: string): boolean {
-    const left = Math.max(0, (this.sockets.get(principalKey) ?? 1) - 1);
-    if (left > 0) {
-      this.sockets.set(principalKey, left);
-      return false;
-    }
-    this.sockets.delete(principalKey);
-    this.lastDisconnectAt.set(principalKey, this.now());
-    return true;
-  }
-
-  isConnected(principalKey: string): boolean {
-    return (this.sockets.get(principalKey) ?? 0) > 0;
+    return this.windows.withinWindow(principalKey, this.now());
   }
 }

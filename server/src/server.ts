@@ -10,6 +10,7 @@ import type { ClientToServerEvents, ServerToClientEvents } from '@callchart/mach
 import { loadAgentsFile, seedAgents } from './agents.ts';
 import { createAuth, resolveAuthSecret } from './auth.ts';
 import type { ServerConfig } from './config.ts';
+import { Connections } from './connections.ts';
 import { createHttpApp } from './http.ts';
 import { attachInspectNamespace } from './inspectNamespace.ts';
 import { Inspection } from './inspection.ts';
@@ -19,7 +20,7 @@ import { mountPages } from './pages.ts';
 import { ResumeSessions } from './resume.ts';
 import { attachSocketLayer, type Io } from './socket.ts';
 import { openStore, type Store } from './store.ts';
-import { Switchboard, type SwitchboardOptions } from './switchboard.ts';
+import { Switchboard, type SwitchboardOptions } from './switchboard/index.ts';
 
 /** Socket.IO's own cap on one message; the protocol's per-field limits are far below it. */
 const MAX_MESSAGE_BYTES = 256 * 1024;
@@ -33,6 +34,8 @@ export interface CallchartServer {
   io: Server<ClientToServerEvents, ServerToClientEvents>;
   store: Store;
   switchboard: Switchboard;
+  /** Each person's connection actor: their sockets and their resume window. */
+  connections: Connections;
   inspection: Inspection;
   logger: Logger;
   /** The port actually bound (useful with PORT=0). */
@@ -95,20 +98,21 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
     },
     onReassignment: (trigger) => metrics.reassignment(trigger),
   });
-  const resume = new ResumeSessions(secret, config.timings.resumeWindowMs);
-  const sockets = attachSocketLayer({
+  const connections = new Connections({ windowMs: config.timings.resumeWindowMs, switchboard });
+  const resume = new ResumeSessions(secret, connections);
+  attachSocketLayer({
     io,
     auth,
     switchboard,
     resume,
+    connections,
     logger,
-    resumeWindowMs: config.timings.resumeWindowMs,
     peerAckTimeoutMs: config.timings.peerAckTimeoutMs,
     allowedOrigins: config.allowedOrigins,
     metrics,
     clientInspection: config.inspectClients ? inspection : null,
   });
-  attachInspectNamespace({ io: io as unknown as Server, auth, inspection, switchboard, store, logger, clientInspection: config.inspectClients });
+  attachInspectNamespace({ io, auth, inspection, switchboard, store, logger, clientInspection: config.inspectClients });
   // Read before this process writes its own: the old one's last heartbeat is when its sockets were lost.
   const lastAliveAt = switchboard.lastAliveAt();
   const restoreStartedAt = Date.now();
@@ -129,12 +133,11 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
     http.listen(config.port, config.host, () => {
       // Every socket was lost with the old process. The windows to come back in open now that anyone can
       // connect, not when the process started: a slow restore must not use them up before the listen.
-      resume.open();
+      connections.open(switchboard.waitingVisitors());
       switchboard.armRestored(lastAliveAt);
       beat();
       heartbeat = setInterval(beat, HEARTBEAT_MS);
       heartbeat.unref();
-      for (const visitorId of switchboard.waitingVisitors()) sockets.awaitVisitor(visitorId);
       resolve();
     });
   });
@@ -146,7 +149,7 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
     clearInterval(heartbeat);
     // A clean stop dates the loss of every socket exactly, rather than up to a heartbeat early.
     beat();
-    sockets.detach();
+    connections.stop();
     switchboard.stop();
     await new Promise<void>((resolve) => io.close(() => resolve()));
     store.close();
@@ -158,6 +161,7 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
     io,
     store,
     switchboard,
+    connections,
     inspection,
     logger,
     port,

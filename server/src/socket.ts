@@ -15,13 +15,14 @@ import {
   type ServerToClientEvents,
 } from '@callchart/machines';
 import type { Auth, Principal } from './auth.ts';
+import type { Connections } from './connections.ts';
 import type { Inspection } from './inspection.ts';
 import type { Logger } from './logger.ts';
 import type { Metrics } from './metrics.ts';
 import { normaliseOrigin, originAllowed, sameOrigin, type AllowedOrigins } from './origins.ts';
 import type { ResumeSessions } from './resume.ts';
 import { parseIncomingEvent } from './signalValidation.ts';
-import { callRoom, Switchboard, SwitchboardError } from './switchboard.ts';
+import { callRoom, Switchboard, SwitchboardError } from './switchboard/index.ts';
 
 /** What each socket carries from its handshake on. */
 export interface SocketData {
@@ -45,8 +46,9 @@ export interface SocketLayerOptions {
   auth: Auth;
   switchboard: Switchboard;
   resume: ResumeSessions;
+  /** Each person's connection actor: every socket fact of theirs goes there. */
+  connections: Connections;
   logger: Logger;
-  resumeWindowMs: number;
   peerAckTimeoutMs: number;
   allowedOrigins: AllowedOrigins;
   metrics?: Metrics;
@@ -76,21 +78,8 @@ const peerUnavailable = (leg: 'agent' | 'visitor') =>
     message: `The ${leg === 'agent' ? 'visitor' : 'agent'} is not connected right now; nothing was sent.`,
   });
 
-export function attachSocketLayer(options: SocketLayerOptions): { awaitVisitor(visitorId: string): void; detach(): void } {
-  const { io, auth, switchboard, resume, logger } = options;
-  const goneTimers = new Map<string, NodeJS.Timeout>();
-
-  /** A visitor without a socket keeps its request for the resume window, then gives it up. */
-  function awaitVisitor(visitorId: string): void {
-    const key = `visitor:${visitorId}`;
-    clearTimeout(goneTimers.get(key));
-    const timer = setTimeout(() => {
-      goneTimers.delete(key);
-      if (!resume.isConnected(key)) switchboard.visitorGone(visitorId);
-    }, options.resumeWindowMs);
-    timer.unref();
-    goneTimers.set(key, timer);
-  }
+export function attachSocketLayer(options: SocketLayerOptions): void {
+  const { io, auth, switchboard, resume, connections, logger } = options;
 
   const refuse = (next: (error?: Error) => void, code: 'unauthorized' | 'origin-not-allowed') => {
     options.metrics?.error(code);
@@ -142,10 +131,8 @@ export function attachSocketLayer(options: SocketLayerOptions): { awaitVisitor(v
   const handlers: { [E in ClientEventName]: (socket: CallchartSocket, data: ClientPayload<E>) => Promise<object | void> | object | void } = {
     'session.resume': async (socket, data) => {
       if (!(await takeUpSession(socket, data.resumeToken))) return;
-      // Same facts as a resume in the handshake: without them the call would wait for a leg that is back.
-      const who = identity(socket.data.principal);
-      if (who.kind === 'agent') switchboard.agentReturned(who.id);
-      else switchboard.visitorReturned(who.id);
+      // Same fact as a resume in the handshake: without it the call would wait for a leg that is back.
+      connections.resumed(identity(socket.data.principal), socket.id);
     },
     // The acknowledgement is the whole answer: the client only needs to know its socket still reaches us.
     'session.ping': () => {},
@@ -163,8 +150,7 @@ export function attachSocketLayer(options: SocketLayerOptions): { awaitVisitor(v
     'agent.presence': (socket, data) => {
       const principal = socket.data.principal;
       if (principal.kind !== 'agent') throw forbidden('Only agents have a presence.');
-      switchboard.presence.setChosen(principal.agentId, data.status);
-      if (data.status === 'away') switchboard.agentLost(principal.agentId, 'away');
+      connections.chose(principal.agentId, data.status);
       logger.info({ agentId: principal.agentId, status: data.status }, 'agent presence');
     },
     'agent.accept': (socket, data) => {
@@ -180,10 +166,7 @@ export function attachSocketLayer(options: SocketLayerOptions): { awaitVisitor(v
     'agent.logout': (socket) => {
       const principal = socket.data.principal;
       if (principal.kind !== 'agent') throw forbidden('Only agents can log out.');
-      // Gone from presence first: releasing the agent's ring or call would otherwise show it free for a moment,
-      // and a visitor waiting in line would be rung to an agent who is logging out.
-      switchboard.presence.remove(principal.agentId);
-      switchboard.agentLost(principal.agentId, 'logout');
+      connections.loggedOut(principal.agentId);
       logger.info({ agentId: principal.agentId }, 'agent logged out');
     },
     'signal.offer': (socket, data) => void relay(socket, 'signal.offer', data),
@@ -276,10 +259,7 @@ export function attachSocketLayer(options: SocketLayerOptions): { awaitVisitor(v
     const socket: CallchartSocket = rawSocket;
     const principal = socket.data.principal;
     const who = identity(principal);
-    const wasConnected = resume.isConnected(who.key);
-    resume.connected(who.key);
-    clearTimeout(goneTimers.get(who.key));
-    goneTimers.delete(who.key);
+    connections.connected(who, socket.id, principal.kind === 'agent' ? { id: principal.agentId, name: principal.name, pools: principal.pools } : null);
     socket.join(who.kind === 'agent' ? `agent:${who.id}` : `visitor:${who.id}`);
 
     socket.onAny((event: string, payload: unknown, ...rest: unknown[]) => {
@@ -288,30 +268,14 @@ export function attachSocketLayer(options: SocketLayerOptions): { awaitVisitor(v
     });
 
     socket.on('disconnect', (reason) => {
-      const last = resume.disconnected(who.key);
+      const last = connections.disconnected(who, socket.id);
       logger.info({ who: who.key, reason, last }, 'socket disconnected');
-      if (who.kind === 'agent') switchboard.presence.disconnect(who.id, socket.id);
-      if (!last) return;
-      if (who.kind === 'agent') {
-        switchboard.agentLost(who.id, 'socket');
-      } else {
-        switchboard.visitorLost(who.id);
-        awaitVisitor(who.id);
-      }
     });
 
     void (async () => {
       const resumeToken = socket.data.resumeToken;
       const resumed = resumeToken ? await takeUpSession(socket, resumeToken) : false;
-      if (who.kind === 'agent' && principal.kind === 'agent') {
-        // Rings from before this socket first: coming online can ring the agent for a waiting visitor, and that
-        // ring, already sent, would otherwise arrive twice.
-        switchboard.resendRings(who.id);
-        switchboard.presence.connect({ id: principal.agentId, name: principal.name, pools: principal.pools }, socket.id);
-        if (resumed || wasConnected) switchboard.agentReturned(who.id);
-      } else if (resumed) {
-        switchboard.visitorReturned(who.id);
-      }
+      connections.ready(who, socket.id, resumed);
       socket.emit('session.ready', {
         resumeToken: await resume.issue(who.key),
         role: who.kind,
@@ -344,12 +308,4 @@ export function attachSocketLayer(options: SocketLayerOptions): { awaitVisitor(v
       fail({ code: 'internal', message: 'Something went wrong on our side.' });
     }
   }
-
-  return {
-    awaitVisitor,
-    detach() {
-      for (const timer of goneTimers.values()) clearTimeout(timer);
-      goneTimers.clear();
-    },
-  };
 }

@@ -5,16 +5,14 @@
  * dashboard's header and primary control fit the viewport at both sizes with the state's message shown.
  * The widget's failures (nobody free, a site the server refuses) are checked the same way.
  */
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import type { Browser, Locator, Page } from 'playwright-core';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import type { Locator, Page } from 'playwright-core';
+import { afterAll, describe, expect, it } from 'vitest';
 import { axeCheck, boxAtTop, focused, headerLayout, insideViewport, tabTo, VIEWPORTS, type AxeSummary, type FocusedElement } from '../support/accessibility.ts';
-import { launchBrowser, newPerson, openPage, waitForMediaFlowing } from '../support/browser.ts';
+import { newPerson, openPage, waitForMediaFlowing } from '../support/browser.ts';
+import { browserSuite } from '../support/browser-suite.ts';
 import { TEXT } from '../support/call-steps.ts';
-import { openVisitor, startApp, status, waitForText, type App, type Person } from '../support/e2e.ts';
+import { openVisitor, shopPage, status, waitForText, type Person } from '../support/e2e.ts';
 import { DEMO } from '../support/server.ts';
-import { TurnServer } from '../support/turn.ts';
 
 const FOCUS_MOVES_MS = 5_000;
 
@@ -62,35 +60,20 @@ async function layoutHolds(page: Page, control: Locator, message: string | RegEx
   }
 }
 
-/** A shop's page on its own origin: a heading and the tag. */
-async function hostSite(app: App): Promise<{ url: string; server: Server }> {
-  const page = `<!doctype html><html lang="en"><meta charset="utf-8"><title>Shop</title><body><main><h1>The shop</h1></main>
-<script src="${app.url}/widget.js" data-pool="support" defer></script>`;
-  const server = createServer((_req, res) => res.writeHead(200, { 'content-type': 'text/html' }).end(page));
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/`, server };
+/** What one screen shows in a state: its status message, and the control that has focus. */
+interface OnScreen {
+  page: Page;
+  says: string | RegExp;
+  focus: string;
+  within?: number;
 }
 
 describe('accessibility of the widget and the dashboard', () => {
-  let browser: Browser;
-  let turn: TurnServer;
-  const undo: (() => Promise<unknown>)[] = [];
+  // The relay is stopped on purpose in one scenario; the suite has it running again for the next.
+  const suite = browserSuite();
   const summaries: AxeSummary[] = [];
 
-  beforeAll(async () => {
-    turn = await TurnServer.create();
-    await turn.start();
-    browser = await launchBrowser();
-  }, 30_000);
-
-  afterEach(async () => {
-    for (const context of browser.contexts()) await context.close();
-    for (const step of undo.splice(0).reverse()) await step();
-    // The relay is stopped on purpose in one scenario; the next must find it running.
-    await turn.start();
-  });
-
-  afterAll(async () => {
+  afterAll(() => {
     console.log(
       `axe, per state (violated nodes by impact [rules]; rules passed; rules to review; widget nodes passed):\n${summaries
         .map(
@@ -99,20 +82,27 @@ describe('accessibility of the widget and the dashboard', () => {
         )
         .join('\n')}`,
     );
-    await browser?.close();
-    await turn?.dispose();
   });
 
   const axe = async (page: Page, state: string, options?: { widget?: boolean }) => {
     summaries.push(await axeCheck(page, state, options));
   };
 
+  /** Ada's dashboard, then the visitor's widget, show `state`: each its message with focus on its control; then axe checks both. */
+  async function bothShow(state: string, ada: OnScreen, visitor: OnScreen): Promise<void> {
+    await status(ada.page, ada.says, ada.within);
+    await focusIsOn(ada.page, ada.focus, { inWidget: false });
+    await status(visitor.page, visitor.says, visitor.within);
+    await focusIsOn(visitor.page, visitor.focus, { inWidget: true });
+    await axe(visitor.page, `widget ${state}`, { widget: true });
+    await axe(ada.page, `dashboard ${state}`);
+  }
+
   it('takes a call from the keyboard alone, with focus on the primary control after every change and nothing serious for axe', async () => {
     // The visitor waits in the queue until Ada logs in, and the ring lasts while both pages are checked.
-    const app = await startApp(turn, { MAX_QUEUE_WAIT_MS: '30000', RING_TIMEOUT_MS: '30000', AGENT_GRACE_MS: '20000' });
-    undo.push(() => app.close());
+    const app = await suite.startApp({ MAX_QUEUE_WAIT_MS: '30000', RING_TIMEOUT_MS: '30000', AGENT_GRACE_MS: '20000' });
 
-    const visitor = await openVisitor(browser, app);
+    const visitor = await openVisitor(suite.browser, app);
     // The host page loaded with the widget on it: focus stays where the page put it.
     expect(await focused(visitor.page)).toBeNull();
     await axe(visitor.page, 'widget idle', { widget: true });
@@ -123,7 +113,7 @@ describe('accessibility of the widget and the dashboard', () => {
     await focusIsOn(visitor.page, 'Cancel', { inWidget: true });
     await axe(visitor.page, 'widget queued', { widget: true });
 
-    const context = await newPerson(browser);
+    const context = await newPerson(suite.browser);
     const agentPage = await openPage(context, `${app.url}/agent`);
     const ada: Person = { context, page: agentPage };
     await waitForText(ada.page, ada.page.getByRole('button'), 'Log in', 15_000);
@@ -140,27 +130,17 @@ describe('accessibility of the widget and the dashboard', () => {
     await ada.page.keyboard.press('Enter');
 
     // Logged in, Ada is available and the queued visitor rings her at once.
-    await status(ada.page, `Incoming call from Visitor`, 15_000);
-    await focusIsOn(ada.page, 'Accept', { inWidget: false });
-    await status(visitor.page, TEXT.ringing('ada'));
-    await focusIsOn(visitor.page, 'Cancel', { inWidget: true });
-    await axe(visitor.page, 'widget ringing', { widget: true });
-    await axe(ada.page, 'dashboard ringing');
+    await bothShow('ringing', { page: ada.page, says: `Incoming call from Visitor`, focus: 'Accept', within: 15_000 }, { page: visitor.page, says: TEXT.ringing('ada'), focus: 'Cancel' });
     await layoutHolds(ada.page, ada.page.getByRole('button', { name: 'Accept' }), 'Incoming call from Visitor', { dashboard: true });
     await focusIsOn(ada.page, 'Accept', { inWidget: false });
 
     // Without the relay the accepted call stays in Connecting, with its message on both screens.
-    await turn.stop();
+    await suite.turn.stop();
     await ada.page.keyboard.press('Space');
-    await status(ada.page, 'Connecting to Visitor…');
-    await focusIsOn(ada.page, 'Hang up', { inWidget: false });
-    await status(visitor.page, TEXT.connecting('ada'));
-    await focusIsOn(visitor.page, 'Hang up', { inWidget: true });
-    await axe(visitor.page, 'widget connecting', { widget: true });
-    await axe(ada.page, 'dashboard connecting');
+    await bothShow('connecting', { page: ada.page, says: 'Connecting to Visitor…', focus: 'Hang up' }, { page: visitor.page, says: TEXT.connecting('ada'), focus: 'Hang up' });
     await layoutHolds(ada.page, ada.page.getByRole('button', { name: 'Hang up' }), 'Connecting to Visitor…', { dashboard: true });
     await layoutHolds(visitor.page, visitor.page.getByRole('button', { name: 'Hang up' }), TEXT.connecting('ada'), { dashboard: false });
-    await turn.start();
+    await suite.turn.start();
     await Promise.all([waitForMediaFlowing(visitor.page), waitForMediaFlowing(ada.page)]);
     await axe(visitor.page, 'widget in call', { widget: true });
     await axe(ada.page, 'dashboard in call');
@@ -216,11 +196,10 @@ describe('accessibility of the widget and the dashboard', () => {
   }, 90_000);
 
   it("says why the widget cannot call, from the keyboard, without taking the host page's focus, and minimises on Escape", async () => {
-    const app = await startApp(turn, { ALLOWED_ORIGINS: 'https://shop.example', MAX_QUEUE_WAIT_MS: '3000' });
-    undo.push(() => app.close());
+    const app = await suite.startApp({ ALLOWED_ORIGINS: 'https://shop.example', MAX_QUEUE_WAIT_MS: '3000' });
 
     // On the server's own page (always allowed) with nobody logged in: the queue gives up.
-    const visitor = await openVisitor(browser, app);
+    const visitor = await openVisitor(suite.browser, app);
     await tabTo(visitor.page, 'Call an agent');
     await visitor.page.keyboard.press('Enter');
     await focusIsOn(visitor.page, 'Cancel', { inWidget: true });
@@ -256,9 +235,7 @@ describe('accessibility of the widget and the dashboard', () => {
     expect((await focused(visitor.page))?.inShadow ?? false).toBe(false);
 
     // A site the server does not allow: the refusal is read out, and focus stays with the host page.
-    const shop = await hostSite(app);
-    undo.push(() => new Promise((resolve) => shop.server.close(resolve)));
-    const shopper = await openPage(await newPerson(browser), shop.url);
+    const shopper = await openPage(await newPerson(suite.browser), await suite.page(shopPage(app)));
     const refused = 'Video calls are not enabled for this website.';
     await status(shopper, refused, 15_000);
     expect(await focused(shopper)).toBeNull();

@@ -3,39 +3,20 @@
  * each other through the relay, the visitor hangs up, and Ada finds the call in her history. Also a call
  * accepted while the relay is down, which stays in Connecting until the relay is back.
  */
-import type { Browser } from 'playwright-core';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { launchBrowser, waitForMediaFlowing } from '../support/browser.ts';
+import { describe, expect, it } from 'vitest';
+import { waitForMediaFlowing } from '../support/browser.ts';
+import { browserSuite } from '../support/browser-suite.ts';
 import { acceptAndConnect, acceptButton, connectionIndicator, hangUpButton, requestCall, statusCleared, TEXT } from '../support/call-steps.ts';
-import { openAgent, openVisitor, ownCameraShowing, screenshot, startApp, status, visitorCallId, waitForCall, waitForText, type App } from '../support/e2e.ts';
-import { TurnServer } from '../support/turn.ts';
+import { openAgent, openVisitor, ownCameraShowing, screenshot, status, visitorCallId, waitForCall, waitForText } from '../support/e2e.ts';
 
 describe('a video call between the widget and the dashboard', () => {
-  let browser: Browser;
-  let turn: TurnServer;
-  let app: App | undefined;
-
-  beforeAll(async () => {
-    turn = await TurnServer.create();
-    await turn.start();
-    browser = await launchBrowser();
-  }, 30_000);
-
-  afterEach(async () => {
-    for (const context of browser.contexts()) await context.close();
-    await app?.close();
-  });
-
-  afterAll(async () => {
-    await browser?.close();
-    await turn?.dispose();
-  });
+  const suite = browserSuite();
 
   it('connects a visitor to Ada with two-way media, hangs up, and lists the call in her history', async () => {
-    app = await startApp(turn);
-    const visitor = await openVisitor(browser, app);
+    const app = await suite.startApp();
+    const visitor = await openVisitor(suite.browser, app);
     await screenshot(visitor.page, 'widget-idle');
-    const ada = await openAgent(browser, app, 'ada', { screenshotLogin: 'dashboard-login' });
+    const ada = await openAgent(suite.browser, app, 'ada', { screenshotLogin: 'dashboard-login' });
     await screenshot(ada.page, 'dashboard-available');
 
     await requestCall(visitor);
@@ -62,14 +43,14 @@ describe('a video call between the widget and the dashboard', () => {
   }, 60_000);
 
   it('shows Connecting on both sides while the relay is down, and connects once it is back', async () => {
-    app = await startApp(turn);
-    const visitor = await openVisitor(browser, app);
-    const ada = await openAgent(browser, app, 'ada');
+    const app = await suite.startApp();
+    const visitor = await openVisitor(suite.browser, app);
+    const ada = await openAgent(suite.browser, app, 'ada');
     await requestCall(visitor);
     await acceptButton(ada.page).waitFor();
 
     // Media only flows through the relay: without it the accepted call cannot get past connecting.
-    await turn.stop();
+    await suite.turn.stop();
     try {
       await acceptButton(ada.page).click();
       await Promise.all([status(visitor.page, TEXT.connecting('ada')), status(ada.page, 'Connecting to Visitor…')]);
@@ -79,7 +60,7 @@ describe('a video call between the widget and the dashboard', () => {
       await screenshot(ada.page, 'dashboard-connecting');
       expect(await hangUpButton(visitor.page).isVisible()).toBe(true);
     } finally {
-      await turn.start();
+      await suite.turn.start();
     }
 
     // Chromium keeps retrying its relay allocation for a while, so the same call connects without a new request.

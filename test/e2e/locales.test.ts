@@ -3,23 +3,12 @@
  * an English browser; a browser set to Austrian German gets it without asking, on the widget and on the
  * dashboard, where `?lang=` still wins. The other scenarios run in Chromium's English.
  */
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { launchBrowser, newPerson, openPage } from '../support/browser.ts';
-import { screenshot, startApp, status, waitForText, type App } from '../support/e2e.ts';
+import { describe, expect, it } from 'vitest';
+import { newPerson, openPage } from '../support/browser.ts';
+import { browserSuite } from '../support/browser-suite.ts';
+import { screenshot, shopPage, status, waitForText } from '../support/e2e.ts';
 import { DEMO } from '../support/server.ts';
-import { TurnServer } from '../support/turn.ts';
-
-/** A shop's page on its own origin whose tag asks for the widget in `lang`. */
-async function hostSite(app: App, lang: string): Promise<{ url: string; server: Server }> {
-  const page = `<!doctype html><html lang="en"><meta charset="utf-8"><title>Shop</title><body><h1>The shop</h1>
-<script src="${app.url}/widget.js" data-pool="support" data-lang="${lang}" defer></script>`;
-  const server = createServer((_req, res) => res.writeHead(200, { 'content-type': 'text/html' }).end(page));
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/`, server };
-}
 
 /** Like `newPerson`, with the browser's language set as a visitor's or an agent's own browser would have it. */
 async function personSpeaking(browser: Browser, locale: string): Promise<BrowserContext> {
@@ -32,33 +21,12 @@ async function personSpeaking(browser: Browser, locale: string): Promise<Browser
 const panel = (page: Page) => page.locator('#callchart-widget section.panel');
 
 describe('the widget and the dashboard in German', () => {
-  let browser: Browser;
-  let turn: TurnServer;
-  let app: App;
-  const servers: Server[] = [];
-
-  beforeAll(async () => {
-    browser = await launchBrowser();
-    // Nobody calls through the relay here; the app wants its address all the same.
-    turn = await TurnServer.create();
-    app = await startApp(turn);
-  }, 30_000);
-
-  afterEach(async () => {
-    for (const context of browser.contexts()) await context.close();
-    for (const server of servers.splice(0)) await new Promise((resolve) => server.close(resolve));
-  });
-
-  afterAll(async () => {
-    await app?.close();
-    await browser?.close();
-    await turn?.dispose();
-  });
+  // Nobody calls through the relay here; the app wants its address all the same.
+  const suite = browserSuite({ sharedApp: true, relayStarted: false });
 
   it('speaks German when its tag says data-lang="de", from the first screen to no agent being free', async () => {
-    const shop = await hostSite(app, 'de');
-    servers.push(shop.server);
-    const page = await openPage(await newPerson(browser), shop.url);
+    // A shop's page on its own origin whose tag asks for the widget in German.
+    const page = await openPage(await newPerson(suite.browser), await suite.page(shopPage(suite.app, ' data-lang="de"')));
     expect(await page.evaluate(() => navigator.language)).toMatch(/^en/);
 
     await waitForText(page, page.getByRole('button'), 'Videoanruf starten', 15_000);
@@ -79,12 +47,12 @@ describe('the widget and the dashboard in German', () => {
   }, 60_000);
 
   it('follows a browser set to de-AT on the widget and the dashboard, unless the dashboard is asked for ?lang=en', async () => {
-    const context = await personSpeaking(browser, 'de-AT');
-    const visitor = await openPage(context, `${app.url}/`);
+    const context = await personSpeaking(suite.browser, 'de-AT');
+    const visitor = await openPage(context, `${suite.app.url}/`);
     await waitForText(visitor, visitor.getByRole('button'), 'Videoanruf starten', 15_000);
     expect(await panel(visitor).getAttribute('lang')).toBe('de');
 
-    const agent = await openPage(context, `${app.url}/agent`);
+    const agent = await openPage(context, `${suite.app.url}/agent`);
     await waitForText(agent, agent.getByRole('button'), 'Anmelden', 15_000);
     expect(await agent.locator('html').getAttribute('lang')).toBe('de');
     expect(await agent.title()).toBe('Support-Dashboard · Acme Support');
@@ -99,7 +67,7 @@ describe('the widget and the dashboard in German', () => {
     await agent.getByRole('heading', { name: 'Anrufverlauf' }).waitFor();
 
     // A tab of its own keeps its own session, so this one starts at the login.
-    const english = await openPage(context, `${app.url}/agent?lang=en`);
+    const english = await openPage(context, `${suite.app.url}/agent?lang=en`);
     await waitForText(english, english.getByRole('button'), 'Log in', 15_000);
     expect(await english.locator('html').getAttribute('lang')).toBe('en');
     expect(await english.title()).toBe('Agent dashboard · Acme Support');

@@ -3,12 +3,12 @@
  * session each takes back after a reload. The inspector needs the inspector role, at the form and in
  * what it finds in sessionStorage; the dashboard drops what is not a live session.
  */
-import type { Browser, Page } from 'playwright-core';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { launchBrowser, newPerson, openPage } from '../support/browser.ts';
-import { startApp, waitForText, type App } from '../support/e2e.ts';
+import type { Page } from 'playwright-core';
+import { describe, expect, it } from 'vitest';
+import { newPerson, openPage } from '../support/browser.ts';
+import { browserSuite } from '../support/browser-suite.ts';
+import { waitForText } from '../support/e2e.ts';
 import { DEMO, type DemoAgent } from '../support/server.ts';
-import { TurnServer } from '../support/turn.ts';
 
 const INSPECTOR_KEY = 'callchart.inspectorSession';
 const DASHBOARD_KEY = 'callchart.agentSession';
@@ -31,29 +31,11 @@ async function sessionOf(page: Page, agent: DemoAgent): Promise<unknown> {
 const kept = (page: Page, key: string) => page.evaluate((storageKey) => sessionStorage.getItem(storageKey), key);
 
 describe('the shared login', () => {
-  let browser: Browser;
-  let turn: TurnServer;
-  let app: App;
-
-  beforeAll(async () => {
-    browser = await launchBrowser();
-    // Nobody calls here; the app wants the relay's address all the same.
-    turn = await TurnServer.create();
-    app = await startApp(turn);
-  }, 30_000);
-
-  afterEach(async () => {
-    for (const context of browser.contexts()) await context.close();
-  });
-
-  afterAll(async () => {
-    await app?.close();
-    await browser?.close();
-    await turn?.dispose();
-  });
+  // Nobody calls here; the app wants the relay's address all the same.
+  const suite = browserSuite({ sharedApp: true, relayStarted: false });
 
   it('keeps the inspector to accounts with the inspector role, at the form and after a reload', async () => {
-    const page = await openPage(await newPerson(browser), `${app.url}/inspect`);
+    const page = await openPage(await newPerson(suite.browser), `${suite.app.url}/inspect`);
     await waitForText(page, page.getByRole('button'), 'Log in', 15_000);
     await page.getByRole('heading', { name: 'Inspector' }).waitFor();
 
@@ -87,7 +69,7 @@ describe('the shared login', () => {
   }, 60_000);
 
   it('takes back a live dashboard session after a reload and drops one that has expired or is not a session', async () => {
-    const page = await openPage(await newPerson(browser), `${app.url}/agent`);
+    const page = await openPage(await newPerson(suite.browser), `${suite.app.url}/agent`);
     await waitForText(page, page.getByRole('button'), 'Log in', 15_000);
     await page.getByRole('heading', { name: 'Agent dashboard' }).waitFor();
 

@@ -247,6 +247,20 @@ describe('a call through a whole network outage', () => {
     return watch;
   }
 
+  /** The visitor, in the first browser at its address of the app, calls Ada in the second, until media flows both ways. */
+  async function callAda(visitorAt: [Browser, App], adaAt: [Browser, App]) {
+    const visitor = await openVisitor(...visitorAt);
+    const ada = await openAgent(...adaAt, 'ada');
+    const visitorName = await connectNamed(visitor, ada, 'ada');
+    return { visitor, ada, visitorName, callId: await visitorCallId(visitor.page) };
+  }
+
+  /** Grace, logged in only once a call is up, so that Ada was the one rung first; and a watch on whether Grace rings. */
+  async function graceAfterCall(browser: Browser, app: App) {
+    const grace = await openAgent(browser, app, 'grace');
+    return { grace, graceRing: watchRing(grace.page) };
+  }
+
   interface Rig {
     ns: NetNamespace;
     turn: TurnServer;
@@ -287,10 +301,7 @@ describe('a call through a whole network outage', () => {
     // and well inside the reconnection timeout, which cannot start before the link goes.
     const outageMs = ATTEMPTS_WOULD_BE_SPENT_MS + 2_000;
     const { ns, app, outsideApp, inside } = await namespaceRig({ RECONNECTION_TIMEOUT_MS: String(outageMs + 15_000), RESUME_WINDOW_MS: '60000' });
-    const visitor = await openVisitor(inside, app);
-    const ada = await openAgent(outside, outsideApp, 'ada');
-    const visitorName = await connectNamed(visitor, ada, 'ada');
-    const callId = await visitorCallId(visitor.page);
+    const { visitor, ada, visitorName, callId } = await callAda([inside, app], [outside, outsideApp]);
 
     const watch = watchStatus({ visitor: visitor.page, ada: ada.page });
     const downAt = Date.now();
@@ -330,13 +341,9 @@ describe('a call through a whole network outage', () => {
   it("ends the call for both people when the visitor's outage outlasts the reconnection timeout, ringing nobody else", async () => {
     const reconnectionTimeoutMs = 8_000;
     const { ns, app, outsideApp, inside } = await namespaceRig({ RECONNECTION_TIMEOUT_MS: String(reconnectionTimeoutMs), RESUME_WINDOW_MS: '60000' });
-    const visitor = await openVisitor(inside, app);
-    const ada = await openAgent(outside, outsideApp, 'ada');
-    const visitorName = await connectNamed(visitor, ada, 'ada');
-    const callId = await visitorCallId(visitor.page);
-    // Grace logs in only now, so Ada was the one rung first; after that she must never ring.
-    const grace = await openAgent(outside, outsideApp, 'grace');
-    const graceRing = watchRing(grace.page);
+    const { visitor, ada, visitorName, callId } = await callAda([inside, app], [outside, outsideApp]);
+    // Ada was rung first; Grace must never ring.
+    const { graceRing } = await graceAfterCall(outside, outsideApp);
 
     const watch = watchStatus({ visitor: visitor.page, ada: ada.page });
     const downAt = Date.now();
@@ -369,10 +376,7 @@ describe('a call through a whole network outage', () => {
 
   it('recovers within 3 s of the visitor moving to a new address', async () => {
     const { ns, app, outsideApp, inside } = await namespaceRig({});
-    const visitor = await openVisitor(inside, app);
-    const ada = await openAgent(outside, outsideApp, 'ada');
-    const visitorName = await connectNamed(visitor, ada, 'ada');
-    const callId = await visitorCallId(visitor.page);
+    const { visitor, ada, visitorName, callId } = await callAda([inside, app], [outside, outsideApp]);
 
     const watch = watchStatus({ visitor: visitor.page, ada: ada.page });
     const changeAt = Date.now();
@@ -464,12 +468,8 @@ describe('a call through a whole network outage', () => {
 
   it('shows the failure to both people within 1 s of each other when the relay stays down, rings nobody else, and Retry asks again', async () => {
     const { turn, app } = await loopbackRig({});
-    const visitor = await openVisitor(outside, app);
-    const ada = await openAgent(outside, app, 'ada');
-    const visitorName = await connectNamed(visitor, ada, 'ada');
-    const callId = await visitorCallId(visitor.page);
-    const grace = await openAgent(outside, app, 'grace');
-    const graceRing = watchRing(grace.page);
+    const { visitor, ada, visitorName, callId } = await callAda([outside, app], [outside, app]);
+    const { grace, graceRing } = await graceAfterCall(outside, app);
 
     const watch = watchStatus({ visitor: visitor.page, ada: ada.page });
     const killedAt = Date.now();

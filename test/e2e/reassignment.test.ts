@@ -2,44 +2,24 @@
  * Reassignment as a visitor lives it: an agent who vanishes mid-call, an agent who rejects, one who lets
  * it ring out, and nobody left at all.
  */
-import type { Browser } from 'playwright-core';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { launchBrowser } from '../support/browser.ts';
+import { describe, expect, it } from 'vitest';
+import { browserSuite } from '../support/browser-suite.ts';
 import { acceptAndConnect, acceptButton, connectCall, hangUpButton, rejectButton, requestCall, ringingAgent, TEXT } from '../support/call-steps.ts';
-import { openAgent, openVisitor, screenshot, ServerMessageHold, startApp, status, visitorCallId, type App, type Person } from '../support/e2e.ts';
+import { openAgent, openVisitor, screenshot, ServerMessageHold, status, visitorCallId, type Person } from '../support/e2e.ts';
 import { DEMO, type DemoAgent } from '../support/server.ts';
-import { TurnServer } from '../support/turn.ts';
 
 describe('reassigning a visitor to another agent', () => {
-  let browser: Browser;
-  let turn: TurnServer;
-  let app: App | undefined;
-
-  beforeAll(async () => {
-    turn = await TurnServer.create();
-    await turn.start();
-    browser = await launchBrowser();
-  }, 30_000);
-
-  afterEach(async () => {
-    for (const context of browser.contexts()) await context.close();
-    await app?.close();
-  });
-
-  afterAll(async () => {
-    await browser?.close();
-    await turn?.dispose();
-  });
+  const suite = browserSuite();
 
   it('waits for an agent whose page closed mid-call, then connects the visitor to Grace', async () => {
-    app = await startApp(turn, { AGENT_GRACE_MS: '4000' });
+    const app = await suite.startApp({ AGENT_GRACE_MS: '4000' });
     const hold = new ServerMessageHold();
-    const visitor = await openVisitor(browser, app, { hold });
-    const ada = await openAgent(browser, app, 'ada');
+    const visitor = await openVisitor(suite.browser, app, { hold });
+    const ada = await openAgent(suite.browser, app, 'ada');
     await connectCall(visitor, ada, 'ada');
     const firstCall = await visitorCallId(visitor.page);
     // Grace logs in only now, so Ada was the one rung first.
-    const grace = await openAgent(browser, app, 'grace');
+    const grace = await openAgent(suite.browser, app, 'grace');
 
     // The server rings Grace in the same instant it tells the visitor about the reassignment.
     hold.after(/"state":"reassigning"/);
@@ -55,10 +35,10 @@ describe('reassigning a visitor to another agent', () => {
   }, 60_000);
 
   it('moves past a rejection and a ring-out to the third agent, and says so when nobody is left', async () => {
-    app = await startApp(turn, { RING_TIMEOUT_MS: '3000', MAX_QUEUE_WAIT_MS: '2500' });
-    const visitor = await openVisitor(browser, app);
+    const app = await suite.startApp({ RING_TIMEOUT_MS: '3000', MAX_QUEUE_WAIT_MS: '2500' });
+    const visitor = await openVisitor(suite.browser, app);
     const agents: Partial<Record<DemoAgent, Person>> = {};
-    for (const name of ['ada', 'grace', 'alan'] as const) agents[name] = await openAgent(browser, app, name);
+    for (const name of ['ada', 'grace', 'alan'] as const) agents[name] = await openAgent(suite.browser, app, name);
 
     await requestCall(visitor);
     const first = await ringingAgent(agents);

@@ -4,38 +4,16 @@
  * fixed timings, and an ICE restart after the relay comes back restores media. If this fails, a failing
  * call scenario says nothing about the app.
  */
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import type { Browser } from 'playwright-core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { browserDisableFeatures, launchBrowser, mediaStats, newPerson, openPage, waitForMediaFlowing, waitForMediaStopped } from '../support/browser.ts';
+import { describe, expect, it } from 'vitest';
+import { browserDisableFeatures, mediaStats, newPerson, openPage, waitForMediaFlowing, waitForMediaStopped } from '../support/browser.ts';
+import { browserSuite } from '../support/browser-suite.ts';
 import { negotiate, peer, peerPage, waitForState } from '../support/peer-page.ts';
-import { TurnServer } from '../support/turn.ts';
-
 
 describe('a relay-only TURN server as a real ICE fault, in Chromium', () => {
-  let browser: Browser;
-  let turn: TurnServer;
-  let site: Server;
-  let origin: string;
-
-  beforeAll(async () => {
-    turn = await TurnServer.create();
-    await turn.start();
-    site = createServer((_req, res) => res.writeHead(200, { 'content-type': 'text/html' }).end(peerPage()));
-    await new Promise<void>((resolve) => site.listen(0, '127.0.0.1', resolve));
-    origin = `http://127.0.0.1:${(site.address() as AddressInfo).port}`;
-    browser = await launchBrowser();
-  }, 30_000);
-
-  afterAll(async () => {
-    await browser?.close();
-    await turn?.dispose();
-    await new Promise((resolve) => site?.close(resolve));
-  });
+  const suite = browserSuite();
 
   it('starts Chromium with one --disable-features switch that keeps playwright\'s list and adds ours', async () => {
-    const switches = await browserDisableFeatures(browser);
+    const switches = await browserDisableFeatures(suite.browser);
     expect(switches).toHaveLength(1);
     const features = switches[0]!.slice('--disable-features='.length).split(',');
     expect(features).toContain('WebRtcHideLocalIpsWithMdns');
@@ -44,15 +22,16 @@ describe('a relay-only TURN server as a real ICE fault, in Chromium', () => {
   });
 
   it('loses media when the relay is killed and recovers it with an ICE restart once the relay is back', async () => {
-    const [left, right] = await Promise.all([1, 2].map(async () => openPage(await newPerson(browser), `${origin}/`)));
-    const config = { iceServers: turn.iceServers, iceTransportPolicy: 'relay' as const };
+    const site = await suite.page(peerPage());
+    const [left, right] = await Promise.all([1, 2].map(async () => openPage(await newPerson(suite.browser), site)));
+    const config = { iceServers: suite.turn.iceServers, iceTransportPolicy: 'relay' as const };
     await Promise.all([peer(left!, 'setup', config), peer(right!, 'setup', config)]);
     await negotiate(left!, right!, false);
     await Promise.all([waitForMediaFlowing(left!), waitForMediaFlowing(right!)]);
     expect(await peer(left!, 'selectedPath')).toMatchObject({ local: 'relay', remote: 'relay' });
 
     const killedAt = Date.now();
-    await turn.stop();
+    await suite.turn.stop();
     await Promise.all([waitForMediaStopped(left!), waitForMediaStopped(right!)]);
     const disconnectedAt = await waitForState(left!, 'disconnected', killedAt, 10_000);
     const failedAt = await waitForState(left!, 'failed', killedAt, 20_000);
@@ -61,7 +40,7 @@ describe('a relay-only TURN server as a real ICE fault, in Chromium', () => {
     expect(failedAt - disconnectedAt).toBeGreaterThan(8_000);
     const frozen = await mediaStats(left!);
 
-    await turn.start();
+    await suite.turn.start();
     const relayBackAt = Date.now();
     await negotiate(left!, right!, true);
     const [leftFlow, rightFlow] = await Promise.all([waitForMediaFlowing(left!), waitForMediaFlowing(right!)]);

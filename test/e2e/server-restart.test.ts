@@ -3,12 +3,12 @@
  * never touches the server, so the call must keep flowing while both clients back off, reconnect and
  * resume the same call. A request made while the server is down waits in the visitor's outbox.
  */
-import type { Browser, Page } from 'playwright-core';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { launchBrowser, waitForMediaFlowing } from '../support/browser.ts';
+import type { Page } from 'playwright-core';
+import { describe, expect, it } from 'vitest';
+import { waitForMediaFlowing } from '../support/browser.ts';
+import { browserSuite } from '../support/browser-suite.ts';
 import { acceptAndConnect, acceptButton, connectCall, hangUpButton, requestCall, TEXT } from '../support/call-steps.ts';
-import { openAgent, openVisitor, screenshot, startApp, status, visitorCallId, waitForCall, type App } from '../support/e2e.ts';
-import { TurnServer } from '../support/turn.ts';
+import { openAgent, openVisitor, screenshot, status, visitorCallId, waitForCall } from '../support/e2e.ts';
 
 const signalingState = (page: Page) =>
   page.evaluate(() => {
@@ -27,32 +27,14 @@ async function waitForSignaling(page: Page, state: RegExp, timeoutMs: number): P
 }
 
 describe('a server crash mid-call', () => {
-  let browser: Browser;
-  let turn: TurnServer;
-  let app: App | undefined;
-
-  beforeAll(async () => {
-    turn = await TurnServer.create();
-    await turn.start();
-    browser = await launchBrowser();
-  }, 30_000);
-
-  afterEach(async () => {
-    for (const context of browser.contexts()) await context.close();
-    await app?.close();
-  });
-
-  afterAll(async () => {
-    await browser?.close();
-    await turn?.dispose();
-  });
+  const suite = browserSuite();
 
   it('keeps the media flowing while the server is down, and both clients resume the same call', async () => {
     // The agent's grace runs from the moment the server went, not from its restart: it must outlast the
     // time the server is down here, or the restarted server rightly reassigns the visitor.
-    app = await startApp(turn, { AGENT_GRACE_MS: '20000' });
-    const visitor = await openVisitor(browser, app);
-    const ada = await openAgent(browser, app, 'ada');
+    const app = await suite.startApp({ AGENT_GRACE_MS: '20000' });
+    const visitor = await openVisitor(suite.browser, app);
+    const ada = await openAgent(suite.browser, app, 'ada');
     await connectCall(visitor, ada, 'ada');
     const callId = await visitorCallId(visitor.page);
 
@@ -84,9 +66,9 @@ describe('a server crash mid-call', () => {
   it('keeps a call request made while the server is down, and rings Ada once it is back', async () => {
     // The visitor and Ada come back on their own backoff schedules; the request must not run out of queue
     // time if the visitor's socket is the first one back.
-    app = await startApp(turn, { MAX_QUEUE_WAIT_MS: '30000' });
-    const visitor = await openVisitor(browser, app);
-    const ada = await openAgent(browser, app, 'ada');
+    const app = await suite.startApp({ MAX_QUEUE_WAIT_MS: '30000' });
+    const visitor = await openVisitor(suite.browser, app);
+    const ada = await openAgent(suite.browser, app, 'ada');
 
     await app.kill();
     await waitForSignaling(visitor.page, /reconnecting/, 5_000);

@@ -53,7 +53,7 @@ describe('a call from request to hang-up', () => {
     expect(detail.body.call.endedAt).toEqual(expect.any(Number));
     expect(detail.body.call.connectedAt).toEqual(expect.any(Number));
     const routingStates = t.server.store.events.forRequest(requestId).filter((e) => e.actor === 'routing').map((e) => e.toState);
-    expect(routingStates).toEqual(['searching', 'ringing', 'connected', 'done']);
+    expect(routingStates).toEqual(['searching', 'ringing', 'connected.agentPresent', 'done']);
     expect(t.server.store.snapshots.all()).toEqual([]);
     ada.close();
     visitor.close();

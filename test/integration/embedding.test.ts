@@ -5,14 +5,13 @@
  */
 import { io, type Socket } from 'socket.io-client';
 import { afterEach, describe, expect, it } from 'vitest';
-import { agentToken, startTestServer, type TestServer } from '../support/server.ts';
+import { agentToken, closeClientsThenServer, startTestServer, type TestServer } from '../support/server.ts';
 
 let t: TestServer | null = null;
 const sockets: Socket[] = [];
 
 afterEach(async () => {
-  for (const socket of sockets.splice(0)) socket.close();
-  await t?.close();
+  await closeClientsThenServer(sockets, t);
   t = null;
 });
 

@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { io, type Socket } from 'socket.io-client';
 import { REDACTED, type ActorView, type TimelineEntry } from '../../server/src/inspection.ts';
-import type { LiveRequest } from '../../server/src/switchboard.ts';
+import type { LiveRequest } from '../../server/src/switchboard/index.ts';
 import { SAMPLE_SDP, agentToken, startTestServer, visitorAndAgents, type TestClient, type TestServer } from '../support/server.ts';
 
 let t: TestServer | undefined;
@@ -90,6 +90,9 @@ async function placeCall(visitor: TestClient, agent: TestClient): Promise<{ requ
 
 const session = (entry: TimelineEntry) => (entry.state as { active?: { session?: string } }).active?.session;
 
+/** Routing's `connected` state, whichever of its substates. */
+const isConnected = (state: unknown) => typeof state === 'object' && state !== null && 'connected' in state;
+
 describe('the /inspect namespace', () => {
   it('lists a live call, replays its timeline mid-call, streams its pause and resume, and serves its history once ended', async () => {
     t = await startTestServer();
@@ -100,7 +103,7 @@ describe('the /inspect namespace', () => {
     const inspector = await connectInspector(t.url);
     const { requests } = await inspector.next<{ requests: LiveRequest[] }>('inspect.calls');
     expect(requests).toEqual([
-      expect.objectContaining({ requestId, pool: 'support', visitorName: 'Vera Visitor', agentName: 'Ada Lovelace', state: 'connected', call: expect.objectContaining({ callId }) }),
+      expect.objectContaining({ requestId, pool: 'support', visitorName: 'Vera Visitor', agentName: 'Ada Lovelace', state: { connected: 'agentPresent' }, call: expect.objectContaining({ callId }) }),
     ]);
 
     expect(await inspector.emit('inspect.subscribe', { requestId })).toEqual({ ok: true });
@@ -108,7 +111,7 @@ describe('the /inspect namespace', () => {
     expect(replay.requestId).toBe(requestId);
     const routing = replay.entries.filter((entry) => entry.kind === 'routing');
     expect(routing.map((entry) => entry.state)).toContain('ringing');
-    expect(routing.at(-1)).toMatchObject({ actorId: `routing:${requestId}`, side: 'server', state: 'connected' });
+    expect(routing.at(-1)).toMatchObject({ actorId: `routing:${requestId}`, side: 'server', state: { connected: 'agentPresent' } });
     expect(replay.entries.some((entry) => entry.kind === 'callSession' && entry.callId === callId)).toBe(true);
     expect(replay.actors.map((actor) => actor.kind).sort()).toEqual(['callSession', 'routing']);
 
@@ -128,7 +131,7 @@ describe('the /inspect namespace', () => {
     expect(states.at(-1)).toBe('ended');
     // The request's routing is part of the story: how the call came to be, and that it ended.
     const routingStates = (history.entries as TimelineEntry[]).filter((entry) => entry.kind === 'routing').map((entry) => entry.state);
-    expect(routingStates).toEqual(expect.arrayContaining(['ringing', 'connected', 'done']));
+    expect(routingStates).toEqual(expect.arrayContaining(['ringing', 'connected.agentPresent', 'done']));
   });
 
   it('pushes the list of live requests to open inspectors as requests start, connect and end', async () => {
@@ -138,7 +141,7 @@ describe('the /inspect namespace', () => {
     const { agents, visitor } = await visitorAndAgents(t.url, ['ada']);
     sockets.push(agents.ada, visitor);
     const { requestId, callId } = await placeCall(visitor, agents.ada);
-    await inspector.next<{ requests: LiveRequest[] }>('inspect.calls', ({ requests }) => requests.some((r) => r.requestId === requestId && r.call?.callId === callId && r.state === 'connected'));
+    await inspector.next<{ requests: LiveRequest[] }>('inspect.calls', ({ requests }) => requests.some((r) => r.requestId === requestId && r.call?.callId === callId && isConnected(r.state)));
     expect(await visitor.emit('call.hangup', { callId })).toEqual({ ok: true });
     await inspector.next<{ requests: LiveRequest[] }>('inspect.calls', ({ requests }) => requests.length === 0);
   });

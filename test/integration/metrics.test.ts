@@ -3,14 +3,13 @@
  * happens (a call starts and ends, an attempt is reported, a ring moves on, a bad message is refused).
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { freePort, SAMPLE_SDP, sleep, spawnServer, startTestServer, tempDatabase, TestClient, visitorAndAgents, type TestServer } from '../support/server.ts';
+import { closeClientsThenServer, freePort, SAMPLE_SDP, sleep, spawnServer, startTestServer, tempDatabase, TestClient, visitorAndAgents, type TestServer } from '../support/server.ts';
 
 let t: TestServer | null = null;
 const clients: TestClient[] = [];
 
 afterEach(async () => {
-  for (const client of clients.splice(0)) client.close();
-  await t?.close();
+  await closeClientsThenServer(clients, t);
   t = null;
 });
 

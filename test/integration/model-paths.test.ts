@@ -16,20 +16,21 @@ import { agentToken, startTestServer, TestClient, visitorToken, sleep, type Demo
 type Step = { event: { type: string; [key: string]: unknown }; state: { value: unknown; status: string; context: any } };
 type Path = { steps: Step[] };
 
-/** Queue positions are computed across real visitors; the reassignment suite covers them. */
-const ELSEWHERE = new Set(['queue.position']);
-
 /**
- * Transitions no client can cause, because a client reports its media only over its socket: a lost leg
- * hearing that its media is connected while its socket is still down, and the socket coming back to find
- * the media already connected (a socket drop leaves it unreported until the client reports again).
+ * Queue positions are computed across real visitors; the reassignment suite covers them. The call events
+ * routing only carries to its session cannot be caused one at a time on a real server (a dropped socket is
+ * also the person lost, a hang-up ends the real call): the callSession paths cause each of them, through
+ * the very same routing actors, and the coverage below counts them there.
  */
-const ONLY_IN_THE_MODEL = new Set(
-  (['agent', 'visitor'] as const).flatMap((leg) => [
-    `callSession.active.${leg}.lost|leg.mediaConnected|1`,
-    `callSession.active.${leg}.lost|leg.socketBack|0`,
-  ]),
-);
+const ELSEWHERE = new Set(['queue.position']);
+const FORWARDED = new Set(['leg.socketLost', 'leg.socketBack', 'leg.mediaReconnecting', 'leg.mediaConnected', 'leg.mediaFailed', 'leg.attempt', 'call.hangup']);
+
+/** Transitions no client can cause. */
+const ONLY_IN_THE_MODEL = new Set<string>();
+
+type CallEnd = { reason: string; legs: Record<'agent' | 'visitor', { socket: string }> };
+/** A call session's end that routing answers by finding the visitor another agent. */
+const endsOnAgent = (output: CallEnd) => output.reason === 'reconnect-timeout' && output.legs.agent.socket === 'down' && output.legs.visitor.socket === 'up';
 
 /**
  * The model's own events, less those no client can produce: a media report from a leg whose socket is
@@ -40,13 +41,22 @@ function producible<M extends ModelSpec<any>>(spec: M): M {
     ...spec,
     filterEvents: (snapshot: any, event: { type: string; leg?: string }) => {
       if (ELSEWHERE.has(event.type)) return false;
-      // A visitor away has no socket: they can neither hang up nor cancel until they are back, and nobody
-      // else can end the call while its agent is gone too. Only the resume window gives up their request,
-      // and only while it is not in a call.
-      if (snapshot.context.visitorPresent === false) {
-        if (event.type === 'call.ended' && !snapshot.matches('connected')) return false;
-        if (event.type === 'visitor.cancelled' && !snapshot.matches('waitingForVisitor')) return false;
+      // The server's accept hands the call to its session; no client says it.
+      if (snapshot.value === 'starting') return event.type === 'call.start';
+      const routing = spec.name === 'routing';
+      if (routing && FORWARDED.has(event.type)) return false;
+      if (routing && event.type === 'xstate.done.actor.call') {
+        const output = (event as unknown as { output: CallEnd }).output;
+        // Only a socket drop takes the agent away from a call, and that is the grace first.
+        if (endsOnAgent(output)) return snapshot.matches({ connected: 'agentAway' });
+        // A visitor away can neither hang up nor be the only one left; an agent away is what the grace is for.
+        if (output.reason === 'hangup') return snapshot.context.visitorPresent !== false || snapshot.matches({ connected: 'agentPresent' });
+        return snapshot.matches({ connected: 'agentPresent' });
       }
+      // Only the resume window gives up a visitor who is away, and only one who is away.
+      if (event.type === 'visitor.gone') return snapshot.context.visitorPresent === false;
+      // A visitor away has no socket to cancel with until they are back.
+      if (event.type === 'visitor.cancelled' && snapshot.context.visitorPresent === false) return false;
       const legs = snapshot.context.legs as Record<string, { socket: string }> | undefined;
       // A leg whose socket is down can neither report nor hang up until it is back.
       const leg = event.leg ?? (event as { by?: string }).by;
@@ -86,6 +96,37 @@ class Coverage {
   }
 }
 
+const coverageOf: Record<string, Coverage> = { routing: new Coverage(), callSession: new Coverage() };
+
+/**
+ * One test per producible path of `spec`, each on a fresh server started with the env `plan` gives for it
+ * and closed after it. The transitions the server's `kind` actors take are counted across all of them, and
+ * after the last the server must have taken every one a client can cause.
+ */
+function pathsOnServer(kind: string, spec: ModelSpec<any>, plan: (path: Path) => { env: Record<string, string>; run: (t: TestServer) => Promise<void> }): void {
+  const paths = selectPaths(producible(spec));
+  const coverage = coverageOf[kind]!;
+  afterAll(() => {
+    const { text, missing } = coverage.line(kind, spec);
+    console.log(`${text} (${paths.length} paths)`);
+    expect(missing, `${kind} transitions the server never took`).toEqual([]);
+  });
+
+  for (const [index, path] of paths.entries()) {
+    it(`path ${index + 1}: ${path.steps.slice(1).map((s) => s.event.type).join(' → ')}`, async () => {
+      const { env, run } = plan(path);
+      // Every server actor's transitions count, whichever suite made them: the callSession paths run through
+      // routing's forwarding too (they run first, so routing's count includes them).
+      const t = await startTestServer(env, { inspect: (inspection, actor) => coverageOf[actor.kind]?.record(inspection) });
+      try {
+        await run(t);
+      } finally {
+        await t.close();
+      }
+    });
+  }
+}
+
 /**
  * The server restarts (restored actors get `timers.rearm`) and every client that was connected comes back
  * with its resume token, as the signaling machine does; clients already gone stay gone.
@@ -122,31 +163,16 @@ const same = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b)
 // ---------------------------------------------------------------------------------------------
 // callSession
 
-const callCoverage = new Coverage();
 const CALL_TIMEOUT_MS = 500;
 
 describe('callSession model paths on the real server', () => {
-  const paths = selectPaths(producible(callSessionSpec));
-  afterAll(() => {
-    const { text, missing } = callCoverage.line('callSession', callSessionSpec);
-    console.log(`${text} (${paths.length} paths)`);
-    expect(missing, 'callSession transitions the server never took').toEqual([]);
+  pathsOnServer('callSession', callSessionSpec, (path) => {
+    const timeoutMs = timerFor(path, CALL_TIMEOUT_MS);
+    return {
+      env: { RECONNECTION_TIMEOUT_MS: String(timeoutMs), AGENT_GRACE_MS: '60000', RESUME_WINDOW_MS: '60000', RING_TIMEOUT_MS: '30000' },
+      run: (t) => runCallPath(t, path, timeoutMs),
+    };
   });
-
-  for (const [index, path] of paths.entries()) {
-    it(`path ${index + 1}: ${path.steps.slice(1).map((s) => s.event.type).join(' → ')}`, async () => {
-      const timeoutMs = timerFor(path, CALL_TIMEOUT_MS);
-      const t = await startTestServer(
-        { RECONNECTION_TIMEOUT_MS: String(timeoutMs), AGENT_GRACE_MS: '60000', RESUME_WINDOW_MS: '60000', RING_TIMEOUT_MS: '30000' },
-        { inspect: (inspection, actor) => actor.kind === 'callSession' && callCoverage.record(inspection) },
-      );
-      try {
-        await runCallPath(t, path, timeoutMs);
-      } finally {
-        await t.close();
-      }
-    });
-  }
 });
 
 async function runCallPath(t: TestServer, path: Path, timeoutMs: number): Promise<void> {
@@ -164,6 +190,9 @@ async function runCallPath(t: TestServer, path: Path, timeoutMs: number): Promis
       const event = step.event;
       const leg = (event.leg ?? event.by) as 'agent' | 'visitor';
       switch (event.type) {
+        case 'call.start':
+          // The accept above did it.
+          break;
         case 'leg.socketLost':
           legs[leg].close();
           break;
@@ -204,7 +233,8 @@ async function runCallPath(t: TestServer, path: Path, timeoutMs: number): Promis
         const live = t.server.switchboard.callSnapshot(callId);
         if (expected.status === 'done') {
           const row = t.server.store.calls.get(callId);
-          const reason = expected.context.endReason === 'agent-lost' ? 'reassigned' : expected.context.endReason;
+          // A timeout with only the agent gone is the agent lost: routing ends the call as reassigned.
+          const reason = endsOnAgent({ reason: expected.context.endReason, legs: expected.context.legs }) ? 'reassigned' : expected.context.endReason;
           return row?.state === 'ended' && row.endReason === reason ? null : `after ${event.type}: call row ${JSON.stringify(row)} should end with ${reason}`;
         }
         if (!live) return `after ${event.type}: the call ended, the model says ${JSON.stringify(expected.value)}`;
@@ -222,45 +252,30 @@ async function runCallPath(t: TestServer, path: Path, timeoutMs: number): Promis
 // ---------------------------------------------------------------------------------------------
 // routing
 
-const routingCoverage = new Coverage();
 const SHORT_MS = 400;
 /** The model's agents a, b and c are played by ada, grace and alan (ids order them the same way). */
 const PLAYER: Record<string, DemoAgent> = { a: 'ada', b: 'grace', c: 'alan' };
 
 describe('routing model paths on the real server', () => {
-  const paths = selectPaths(producible(routingSpec));
-  afterAll(() => {
-    const { text, missing } = routingCoverage.line('routing', routingSpec);
-    console.log(`${text} (${paths.length} paths)`);
-    expect(missing, 'routing transitions the server never took').toEqual([]);
+  pathsOnServer('routing', routingSpec, (path) => {
+    const events = path.steps.map((step) => step.event.type);
+    // One real timer cannot be both the shorter and the longer: each path gets the order it needs.
+    const graceFirst = events.some((type) => type.startsWith('xstate.after.agentGrace'));
+    // A visitor who stays away is given up by the resume window, so a path that needs it gets a short one.
+    const givenUp = events.includes('visitor.gone');
+    const short = timerFor(path, SHORT_MS);
+    return {
+      env: {
+        RING_TIMEOUT_MS: String(short),
+        MAX_QUEUE_WAIT_MS: String(short),
+        AGENT_GRACE_MS: graceFirst ? String(short) : '60000',
+        RECONNECTION_TIMEOUT_MS: graceFirst ? '60000' : String(short),
+        RESUME_WINDOW_MS: givenUp ? String(SHORT_MS * 4) : '60000',
+        MAX_REASSIGNMENTS: '1',
+      },
+      run: (t) => runRoutingPath(t, path, short),
+    };
   });
-
-  for (const [index, path] of paths.entries()) {
-    it(`path ${index + 1}: ${path.steps.slice(1).map((s) => s.event.type).join(' → ')}`, async () => {
-      const events = path.steps.map((step) => step.event.type);
-      // One real timer cannot be both the shorter and the longer: each path gets the order it needs.
-      const graceFirst = events.some((type) => type.startsWith('xstate.after.agentGrace'));
-      // A visitor who stays away is given up by the resume window, so a path that needs it gets a short one.
-      const givenUp = path.steps.some((step, i) => step.event.type === 'visitor.cancelled' && path.steps[i - 1]?.state.value === 'waitingForVisitor');
-      const short = timerFor(path, SHORT_MS);
-      const t = await startTestServer(
-        {
-          RING_TIMEOUT_MS: String(short),
-          MAX_QUEUE_WAIT_MS: String(short),
-          AGENT_GRACE_MS: graceFirst ? String(short) : '60000',
-          RECONNECTION_TIMEOUT_MS: graceFirst ? '60000' : String(short),
-          RESUME_WINDOW_MS: givenUp ? String(SHORT_MS * 4) : '60000',
-          MAX_REASSIGNMENTS: '1',
-        },
-        { inspect: (inspection, actor) => actor.kind === 'routing' && routingCoverage.record(inspection) },
-      );
-      try {
-        await runRoutingPath(t, path, short);
-      } finally {
-        await t.close();
-      }
-    });
-  }
 });
 
 async function runRoutingPath(t: TestServer, path: Path, short: number): Promise<void> {
@@ -310,19 +325,23 @@ async function runRoutingPath(t: TestServer, path: Path, short: number): Promise
           else extras.push(await TestClient.connect(t.url, tokens.inspector));
           break;
         }
-        case 'session.agentTimedOut': {
-          // The agent's media never comes back: the call session times out and asks for reassignment.
+        case 'xstate.done.actor.call': {
+          const output = event.output as CallEnd;
           const current = t.server.switchboard.routingSnapshot(requestId)?.context.currentAgentId;
-          const live = current ? agents[current as DemoAgent] : null;
-          if (live?.socket.connected && callId) await live.emit('call.media', { callId, state: 'reconnecting' });
+          const inCall = current ? agents[current as DemoAgent] : null;
+          if (output.reason === 'hangup') {
+            // The visitor hangs up; while they are away, the agent in the call does.
+            await (visitor.socket.connected ? visitor : inCall!).emit('call.hangup', { callId: callId! });
+          } else if (!endsOnAgent(output) && visitor.socket.connected && inCall?.socket.connected) {
+            // Nobody is gone: the agent's media never comes back, and the call's own timeout ends it.
+            await inCall.emit('call.media', { callId: callId!, state: 'reconnecting' });
+          }
+          // Otherwise a leg is gone already, and the call's timeout runs out on its own.
           break;
         }
-        case 'call.ended': {
-          // The visitor hangs up; while they are away, the agent in the call does.
-          const current = t.server.switchboard.routingSnapshot(requestId)?.context.currentAgentId;
-          await (visitor.socket.connected ? visitor : agents[PLAYER[current!]!]).emit('call.hangup', { callId: callId! });
+        case 'visitor.gone':
+          // The visitor is away, and the resume window (short on this path) gives the request up.
           break;
-        }
         case 'timers.rearm': {
           const clients: Record<string, TestClient> = { ...agents, visitor };
           await restartAndResume(t, clients, { ...tokens, visitor: visitorSession.token });
@@ -331,10 +350,7 @@ async function runRoutingPath(t: TestServer, path: Path, short: number): Promise
           break;
         }
         case 'visitor.cancelled':
-          // A visitor away has no socket to cancel with: their resume window would end the request, so
-          // they come back to cancel it, which the routing model does not see as a return.
-          // Away, the visitor is given up by the resume window, which this path was given short.
-          if (visitor.socket.connected) await visitor.emit('visitor.cancel', { requestId });
+          await visitor.emit('visitor.cancel', { requestId });
           break;
         case 'visitor.away':
           if (visitor.socket.connected) {
@@ -349,7 +365,7 @@ async function runRoutingPath(t: TestServer, path: Path, short: number): Promise
         default:
           if (!event.type.startsWith('xstate.after.')) throw new Error(`no client action produces ${event.type}`);
       }
-      const waits = event.type.startsWith('xstate.after.') || event.type === 'session.agentTimedOut' || event.type === 'visitor.cancelled';
+      const waits = event.type.startsWith('xstate.after.') || event.type === 'xstate.done.actor.call' || event.type === 'visitor.gone';
       await check(t, requestId, step, event.type, waits ? short + 4_000 : 4_000);
     }
   } finally {

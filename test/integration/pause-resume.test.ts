@@ -10,6 +10,7 @@ import {
   SAMPLE_SDP,
   TestClient,
   agentToken,
+  closeClientsThenServer,
   getJson,
   sleep,
   startTestServer,
@@ -32,8 +33,7 @@ let t: TestServer | null = null;
 const clients: TestClient[] = [];
 
 afterEach(async () => {
-  for (const client of clients.splice(0)) client.close();
-  await t?.close();
+  await closeClientsThenServer(clients, t);
   t = null;
 });
 
@@ -133,7 +133,7 @@ describe('a leg whose socket drops mid-call', () => {
     expect(await visitor.next('signal.offer')).toEqual({ callId, sdp: SAMPLE_SDP });
     expect(visitor.events.some((e) => e.event === 'routing.update' && (e.payload as { state: string }).state === 'reassigning')).toBe(false);
     const routingStates = t!.server.store.events.forRequest(requestId).filter((e) => e.actor === 'routing').map((e) => e.toState);
-    expect(routingStates).toEqual(['searching', 'ringing', 'connected', 'agentLost', 'connected']);
+    expect(routingStates).toEqual(['searching', 'ringing', 'connected.agentPresent', 'connected.agentAway', 'connected.agentPresent']);
   });
 
   it('also resumes when the token comes in a session.resume message instead of the handshake', async () => {

@@ -85,8 +85,8 @@ describe('waiting in line', () => {
       'queued <- agent.rejected (grace)',
       'searching <- agents.updated',
       'ringing <- agents.updated',
-      'connected <- agent.accepted (ada)',
-      'done <- call.ended',
+      'connected.agentPresent <- agent.accepted (ada)',
+      'done <- xstate.done.actor.call',
     ]);
     expect(routingTrail(t, xenaRequest).slice(-3)).toEqual(['searching <- agents.updated', 'ringing <- agents.updated', 'cancelled <- visitor.cancelled']);
   });

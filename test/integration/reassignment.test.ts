@@ -93,7 +93,7 @@ describe('before the call: every trigger rings the next eligible agent', () => {
       'ringing <- agent.rejected (grace)',
       'searching <- agent.rejected (ada)',
       'ringing <- agent.rejected (ada)',
-      'connected <- agent.accepted (alan)',
+      'connected.agentPresent <- agent.accepted (alan)',
     ]);
     await hangUp(visitor, alan, thirdCall);
   });
@@ -323,12 +323,12 @@ describe('during the call', () => {
     expect(visitor.saw('call.ended')).toBe(false);
     expect(sawUpdate(visitor, 'reassigning') || sawUpdate(visitor, 'ringing')).toBe(false);
     expect(agents[second].saw('agent.ring') || agents[third].saw('agent.ring')).toBe(false);
-    expect(routingTrail(t, requestId).slice(-2)).toEqual([`agentLost <- agent.lost (${first}, socket)`, `connected <- agent.returned (${first})`]);
+    expect(routingTrail(t, requestId).slice(-2)).toEqual([`connected.agentAway <- agent.lost (${first}, socket)`, `connected.agentPresent <- agent.returned (${first})`]);
     expect(t.server.store.calls.get(callId)).toMatchObject({ state: 'active', agentId: first });
     expect(serverEvents(t, requestId)).toEqual([]);
 
     await hangUp(visitor, back, callId);
-    expect(routingTrail(t, requestId).at(-1)).toBe('done <- call.ended');
+    expect(routingTrail(t, requestId).at(-1)).toBe('done <- xstate.done.actor.call');
   });
 
   it("rings nobody for a visitor whose socket is gone too when the agent's grace runs out, and the next agent once the visitor is back", async () => {
@@ -384,11 +384,12 @@ describe('during the call', () => {
     expect(t.server.store.calls.get(newCall)).toMatchObject({ state: 'active', agentId: second });
     expect(serverEvents(t, requestId)).toEqual([expect.objectContaining({ type: 'reassigned', callId: oldCall, cause: 'grace-expired' })]);
     expect(routingTrail(t, requestId).slice(2)).toEqual([
-      `connected <- agent.accepted (${first})`,
-      `agentLost <- agent.lost (${first}, socket)`,
+      `connected.agentPresent <- agent.accepted (${first})`,
+      `connected.agentAway <- agent.lost (${first}, socket)`,
+      expect.stringMatching(/^reassigning <- xstate\.after\.agentGrace/),
       expect.stringMatching(/^searching <- xstate\.after\.agentGrace/),
       expect.stringMatching(/^ringing <- xstate\.after\.agentGrace/),
-      `connected <- agent.accepted (${second})`,
+      `connected.agentPresent <- agent.accepted (${second})`,
     ]);
 
     // Coming back late finds no call, and the request does not go back to the agent it left.
@@ -423,10 +424,11 @@ describe('during the call', () => {
       expect(await agents[first].emit('signal.offer', { callId: oldCall, sdp: 'v=0\r\n' })).toMatchObject({ ok: false, error: { code: 'not-found' } });
       expect(serverEvents(t, requestId)).toEqual([expect.objectContaining({ type: 'reassigned', callId: oldCall, cause: how })]);
       expect(routingTrail(t, requestId).slice(2)).toEqual([
-        `connected <- agent.accepted (${first})`,
+        `connected.agentPresent <- agent.accepted (${first})`,
+        `reassigning <- agent.lost (${first}, ${how})`,
         `searching <- agent.lost (${first}, ${how})`,
         `ringing <- agent.lost (${first}, ${how})`,
-        `connected <- agent.accepted (${second})`,
+        `connected.agentPresent <- agent.accepted (${second})`,
       ]);
       await hangUp(visitor, agents[second], newCall);
     });
@@ -452,7 +454,7 @@ describe('during the call', () => {
     await settle();
     expect(agents[second].saw('agent.ring')).toBe(false);
     expect(t.server.store.calls.get(oldCall)).toMatchObject({ state: 'ended', endReason: 'reconnect-timeout' });
-    expect(routingTrail(t, requestId).slice(2)).toEqual([`connected <- agent.accepted (${first})`, 'done <- call.ended']);
+    expect(routingTrail(t, requestId).slice(2)).toEqual([`connected.agentPresent <- agent.accepted (${first})`, 'done <- xstate.done.actor.call']);
   });
 
 });

@@ -13,7 +13,8 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildSdk, pack, type Packed } from '../../scripts/build-sdk.ts';
 import { repoRoot } from '../../scripts/repoRoot.ts';
-import { agentToken, startTestServer, visitorToken, type TestServer } from '../support/server.ts';
+import { agentToken, visitorToken } from '../support/server.ts';
+import { suiteServer } from '../support/suite-server.ts';
 
 const run = promisify(execFile);
 const tsc = path.join(repoRoot, 'node_modules/.bin/tsc');
@@ -123,13 +124,7 @@ describe('the SDK as a published package', () => {
   );
 
   describe('in Node against the real server', () => {
-    let t: TestServer;
-    beforeAll(async () => {
-      t = await startTestServer();
-    });
-    afterAll(async () => {
-      await t.close();
-    });
+    const t = suiteServer();
 
     it('runs a whole call from the installed package, media over @roamhq/wrtc (data channel), told by the typed events', async () => {
       const { token } = await visitorToken(t.url);

@@ -233,6 +233,13 @@ describe('security and bad input, beside a healthy call', () => {
     t = await startTestServer(CALM_TIMINGS);
     healthy = await HealthyCall.open(t, token);
   });
+
+  /** Grace, the one free agent in the support pool while Ada is in the healthy call, in a call with a new visitor. */
+  async function graceInCallWith(visitorName: string) {
+    const grace = await connect(t.url, await token('grace'));
+    const visitor = await newVisitor(t.url, visitorName);
+    return { grace, visitor, own: await placeCall(visitor.client, grace, 'support') };
+  }
   afterEach(async () => {
     await closeOpened();
     await expectOnlyHealthyLeft(t);
@@ -287,9 +294,7 @@ describe('security and bad input, beside a healthy call', () => {
 
   describe('signaling is relayed only between the two legs of the same call', () => {
     it('refuses to relay into a call the sender is not part of, and answers not-found for an unknown call', async () => {
-      const grace = await connect(t.url, await token('grace'));
-      const intruder = await newVisitor(t.url, 'Ivan Intruder');
-      const own = await placeCall(intruder.client, grace, 'support');
+      const { grace, visitor: intruder, own } = await graceInCallWith('Ivan Intruder');
       const bystander = await newVisitor(t.url, 'Bea Bystander');
       const target = healthy.callId;
 
@@ -322,9 +327,7 @@ describe('security and bad input, beside a healthy call', () => {
     });
 
     it('forgets a socket\'s call when it ends: the next call relays to its own visitor only, and the ended one is refused', async () => {
-      const grace = await connect(t.url, await token('grace'));
-      const first = await newVisitor(t.url, 'Fran First');
-      const earlier = await placeCall(first.client, grace, 'support');
+      const { grace, visitor: first, own: earlier } = await graceInCallWith('Fran First');
       await expectRelaysWork(earlier);
       await hangUp(earlier);
       for (const sender of [grace, first.client]) {
@@ -496,9 +499,7 @@ describe('security and bad input, beside a healthy call', () => {
       expect(await waiting.client.next('routing.ended')).toEqual({ requestId, reason: 'cancelled' });
     });
     it('a visitor who cancels its own request mid-call cannot keep that call and open a second request beside it', async () => {
-      const grace = await connect(t.url, await token('grace'));
-      const visitor = await newVisitor(t.url, 'Carl Canceller');
-      const own = await placeCall(visitor.client, grace, 'support');
+      const { grace, visitor, own } = await graceInCallWith('Carl Canceller');
 
       expect(await visitor.client.emit('visitor.cancel', { requestId: own.requestId })).toEqual({ ok: true });
       expect(await visitor.client.next('routing.ended')).toEqual({ requestId: own.requestId, reason: 'cancelled' });
@@ -523,9 +524,7 @@ describe('security and bad input, beside a healthy call', () => {
 
   describe('malformed payloads', () => {
     it('rejects a missing field, a wrong type, an extra key, a non-object and a non-SDP, naming the field', async () => {
-      const grace = await connect(t.url, await token('grace'));
-      const sender = await newVisitor(t.url, 'Mal Formed');
-      const own = await placeCall(sender.client, grace, 'support');
+      const { grace, visitor: sender, own } = await graceInCallWith('Mal Formed');
       const { callId } = own;
       const callEventsBefore = t.server.store.events.forCall(callId).length;
       const longKey = 'k'.repeat(200);
@@ -581,9 +580,7 @@ describe('security and bad input, beside a healthy call', () => {
     });
 
     it('rejects an SDP over 64 KiB and a candidate over 2 KiB, and relays both at exactly the limit', async () => {
-      const grace = await connect(t.url, await token('grace'));
-      const sender = await newVisitor(t.url, 'Big Sender');
-      const own = await placeCall(sender.client, grace, 'support');
+      const { grace, visitor: sender, own } = await graceInCallWith('Big Sender');
       const { callId } = own;
       const head = 'v=0\r\n';
       const sdpAtLimit = head + 'a'.repeat(MAX_SDP_BYTES - head.length);
@@ -689,9 +686,7 @@ describe('security and bad input, beside a healthy call', () => {
     });
 
     it('accepts a valid message without a callback silently', async () => {
-      const grace = await connect(t.url, await token('grace'));
-      const sender = await newVisitor(t.url, 'Sam Silent');
-      const own = await placeCall(sender.client, grace, 'support');
+      const { grace, visitor: sender, own } = await graceInCallWith('Sam Silent');
       sender.client.socket.emit('signal.answer', { callId: own.callId, sdp: SAMPLE_SDP });
       expect(await grace.next('signal.answer')).toEqual({ callId: own.callId, sdp: SAMPLE_SDP });
       await sleep(SETTLE_MS);
@@ -795,7 +790,7 @@ describe('security and bad input, beside a healthy call', () => {
       await hangUp(healthy.call);
       expect(t.server.store.calls.get(healthy.callId)).toMatchObject({ state: 'ended', endReason: 'hangup' });
       const states = t.server.store.events.forRequest(healthy.requestId).filter((e) => e.actor === 'routing').map((e) => e.toState);
-      expect(states).toEqual(['searching', 'ringing', 'connected', 'done']);
+      expect(states).toEqual(['searching', 'ringing', 'connected.agentPresent', 'done']);
       // Start the next healthy call so the afterEach invariant (one request, one call) still holds.
       healthy.call.agent.close();
       healthy.call.visitor.close();

@@ -57,11 +57,12 @@ function behaviour(context: CallSessionContext) {
 export const callSessionSpec: ModelSpec<typeof callSessionMachine> = {
   name: 'callSession',
   machine: callSessionMachine,
-  input: { callId: 'c1', at: AT },
   // One leg is disturbed at a time (every pair of leg statuses would be a state of its own).
   events: (snapshot): CallSessionEvent[] => {
     const { legs } = snapshot.context;
     const events: CallSessionEvent[] = [
+      // How routing hands the invoked session its call; only the starting state takes it.
+      { type: 'call.start', callId: 'c1', at: AT },
       { type: 'call.hangup', by: 'agent', at: AT },
       { type: 'call.hangup', by: 'visitor', at: AT },
       { type: 'leg.attempt', leg: 'agent', at: AT, durationMs: 120, outcome: 'recovered' },

@@ -24,14 +24,18 @@ const fixture = setup({
   },
 });
 
+/** Runs every path the harness generates for the spec on a live actor, and measures what they covered. */
+function coverageOfAllPaths(spec: { name: string; machine: typeof fixture }) {
+  const { shortest, edges, simple } = generatePaths(spec);
+  const states = new Set<never>();
+  const transitions = new Set<never>();
+  for (const path of [...shortest, ...edges, ...simple]) executePath(spec, path, states, transitions);
+  return measure(allStates(spec.machine), allTransitions(spec.machine), states, transitions);
+}
+
 describe('model harness', () => {
   it('reaches full coverage on a machine whose every transition is reachable', () => {
-    const spec = { name: 'fixture', machine: fixture };
-    const { shortest, edges, simple } = generatePaths(spec);
-    const states = new Set<never>();
-    const transitions = new Set<never>();
-    for (const path of [...shortest, ...edges, ...simple]) executePath(spec, path, states, transitions);
-    const coverage = measure(allStates(fixture), allTransitions(fixture), states, transitions);
+    const coverage = coverageOfAllPaths({ name: 'fixture', machine: fixture });
     expect(coverage.states.missing).toEqual([]);
     expect(coverage.transitions.missing).toEqual([]);
     expect(coverage.transitions.total).toBe(5);
@@ -39,12 +43,7 @@ describe('model harness', () => {
 
   it('reports a transition that no path can take', () => {
     const dead = fixture.provide({ guards: { belowTwo: () => false } });
-    const spec = { name: 'dead', machine: dead };
-    const { shortest, edges, simple } = generatePaths(spec);
-    const states = new Set<never>();
-    const transitions = new Set<never>();
-    for (const path of [...shortest, ...edges, ...simple]) executePath(spec, path, states, transitions);
-    const coverage = measure(allStates(dead), allTransitions(dead), states, transitions);
+    const coverage = coverageOfAllPaths({ name: 'dead', machine: dead });
     expect(coverage.states.missing).toEqual(['fixture.full']);
     expect(coverage.transitions.missing).toEqual([
       'fixture.running --bump--> (self)',

@@ -64,6 +64,10 @@ export async function startApp(turn: TurnServer, env: Record<string, string> = {
   return app;
 }
 
+/** A shop's page on an origin other than the app's: a heading, and nothing of ours but the widget's tag, with `attributes` added to it. */
+export const shopPage = (app: App, attributes = '') => `<!doctype html><html lang="en"><meta charset="utf-8"><title>Shop</title><body><main><h1>The shop</h1></main>
+<script src="${app.url}/widget.js" data-pool="support"${attributes} defer></script>`;
+
 export interface Person {
   context: BrowserContext;
   page: Page;

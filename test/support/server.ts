@@ -74,6 +74,12 @@ export async function startTestServer(env: Record<string, string> = {}, options:
   return handle;
 }
 
+/** What a test's afterEach does: closes the connections the test opened (emptying the list), then its server. */
+export async function closeClientsThenServer(connections: { close(): unknown }[], server: TestServer | null): Promise<void> {
+  for (const connection of connections.splice(0)) connection.close();
+  await server?.close();
+}
+
 export async function freePort(host = '127.0.0.1'): Promise<number> {
   return new Promise((resolve, reject) => {
     const probe = createServer();

@@ -6,7 +6,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AnyStateMachine } from 'xstate';
-import { agentMachine, callSessionMachine, peerConnectionMachine, routingMachine, signalingMachine, visitorCallMachine } from '@callchart/machines';
+import { agentMachine, callSessionMachine, connectionMachine, peerConnectionMachine, routingMachine, signalingMachine, visitorCallMachine } from '@callchart/machines';
 import { createAgentClient, type AgentClient } from '../../apps/client/src/agentClient.ts';
 import { recordedRtc } from '../support/callFixture.ts';
 import { createVisitorClient, type VisitorClient } from '../../apps/client/src/visitorClient.ts';
@@ -111,9 +111,16 @@ describe('every adapter performs every effect its chart names', () => {
   });
 
   it("the server's switchboard: routing and callSession", () => {
-    // The switchboard provides each machine once, for all its actors, and keeps it to itself.
-    const { switchboard } = t.server;
-    expect(namedEffectProblems(routingMachine, switchboard['routing'])).toEqual([]);
-    expect(namedEffectProblems(callSessionMachine, switchboard['callSession'])).toEqual([]);
+    // The registry provides the request tree once, for all its actors, and keeps it to itself; the call
+    // session it invokes is the server's, not the pure one the chart names.
+    const routing = t.server.switchboard['registry']['machine'];
+    const callSession = implementationsOf(routing).actors.callSession as AnyStateMachine;
+    expect(callSession).not.toBe(callSessionMachine);
+    expect(namedEffectProblems(routingMachine, routing)).toEqual([]);
+    expect(namedEffectProblems(callSessionMachine, callSession)).toEqual([]);
+  });
+
+  it("the server's connections: every person's connection actor", () => {
+    expect(namedEffectProblems(connectionMachine, t.server.connections.logic)).toEqual([]);
   });
 });

@@ -13,20 +13,15 @@ import {
   type ClientPayload,
   type ServerPayload,
 } from '@callchart/machines';
-import { createCallMedia } from './callMedia.ts';
-import { followPeer, relayToMedia, startCallClient } from './callClient.ts';
-import { createConnection, type ConnectionOptions } from './connection.ts';
-import type { RtcEnvironment } from './mediaSession.ts';
+import { callLegEffects, createCallLeg, followCall, startCallClient, type CallLegOptions } from './callClient.ts';
 import { all } from './on.ts';
-import { errorRelay, withCallEvents, type CallClientWithEvents } from './events.ts';
+import { withCallEvents, type CallClientWithEvents } from './events.ts';
 import { agentEventReaders, type AgentStatus } from './agentEvents.ts';
 
 export type AgentActor = Actor<AgentMachine>;
 
-export interface AgentClientOptions extends ConnectionOptions {
-  rtc: RtcEnvironment;
+export interface AgentClientOptions extends CallLegOptions {
   timings?: Partial<AgentTimings>;
-  constraints?: MediaStreamConstraints;
 }
 
 export type AgentClient = CallClientWithEvents<AgentActor, AgentStatus, AgentCallEnd>;
@@ -41,14 +36,12 @@ const agentEndReason: Record<ServerPayload<'call.ended'>['reason'], AgentServerE
 };
 
 export function createAgentClient(options: AgentClientOptions): AgentClient {
-  const errors = errorRelay(options.onError);
-  const onError = errors.report;
-  const connection = createConnection({ ...options, onError });
-  const media = createCallMedia({ rtc: options.rtc, connection, onError, ...(options.constraints ? { constraints: options.constraints } : {}) });
+  const { errors, connection, media } = createCallLeg(options);
 
   const machine = agentMachine.provide({
     actors: { peerConnection: media.peerConnectionMachine },
     actions: {
+      ...callLegEffects(connection, media),
       setPresence: (_, { presence }) => connection.send('agent.presence', { status: presence }),
       acceptRing: ({ context }) => {
         media.preload();
@@ -57,18 +50,10 @@ export function createAgentClient(options: AgentClientOptions): AgentClient {
       rejectRing: ({ context }) => {
         if (context.requestId) connection.send('agent.reject', { requestId: context.requestId });
       },
-      sendHangup: ({ context }) => {
-        if (context.callId) connection.send('call.hangup', { callId: context.callId });
-      },
       notifyLogout: () => connection.send('agent.logout', {}),
       reportCallFailure: ({ context }) => {
         const callId = context.callId ?? context.lastCallEnd?.callId;
         if (callId) connection.send('call.media', { callId, state: 'failed' });
-      },
-      startMedia: () => media.start(),
-      stopMedia: () => media.stop(),
-      reportMediaState: ({ context }) => {
-        if (context.callId) media.reportState(context.callId);
       },
       hangUpStrayCall: ({ event }) => {
         if (event.type === 'call.accepted') connection.send('call.hangup', { callId: event.callId });
@@ -84,12 +69,10 @@ export function createAgentClient(options: AgentClientOptions): AgentClient {
     return requestId === null ? null : { requestId };
   });
 
-  const ownsCall = (id: string) => call.getSnapshot().context.callId === id;
-  const peer = followPeer(call, connection, 'visitor', ownsCall);
+  const { ownsCall, handlers, unbind: unfollow } = followCall(call, connection, media, 'visitor');
 
   const unbind = all([
-    peer.unbind,
-    media.attach(call),
+    unfollow,
     connection.onReply((event, payload, ack) => {
       // The ring moved on before the accept arrived (another agent, a cancel): the server refuses it, and
       // no `call.accepted` will ever come for it.
@@ -104,7 +87,7 @@ export function createAgentClient(options: AgentClientOptions): AgentClient {
         call.send({ type: 'call.accepted', callId: accepted.callId });
         if (ownsCall(accepted.callId)) media.accepted(accepted);
       },
-      ...peer.handlers,
+      ...handlers,
       // The visitor lost the connection and asks for an offer now, instead of waiting for this side to notice.
       'signal.restartRequest': ({ callId }) => {
         if (ownsCall(callId)) call.send({ type: 'restart.requested', at: Date.now() });
@@ -113,9 +96,7 @@ export function createAgentClient(options: AgentClientOptions): AgentClient {
         if (ownsCall(callId)) call.send({ type: 'call.ended', reason: agentEndReason[reason] });
       },
       'session.resumed': ({ call: resumed }) => call.send({ type: 'server.resumed', call: resumed ? { callId: resumed.callId } : null }),
-      ...relayToMedia(media),
     }),
-    connection.onRejoin(() => call.send({ type: 'session.lost' })),
   ]);
 
   return withCallEvents(startCallClient(call, connection, media, unbind), errors, agentEventReaders);

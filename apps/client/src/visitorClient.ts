@@ -11,22 +11,17 @@ import {
   type VisitorCallTimings,
   type VisitorServerEndReason,
 } from '@callchart/machines';
-import { createCallMedia } from './callMedia.ts';
-import { followPeer, relayToMedia, startCallClient } from './callClient.ts';
-import { createConnection, type ConnectionOptions } from './connection.ts';
-import type { RtcEnvironment } from './mediaSession.ts';
+import { callLegEffects, createCallLeg, followCall, startCallClient, type CallLegOptions } from './callClient.ts';
 import { all } from './on.ts';
-import { errorRelay, withCallEvents, type CallClientWithEvents } from './events.ts';
+import { withCallEvents, type CallClientWithEvents } from './events.ts';
 import { visitorEventReaders, type VisitorCallEnd, type VisitorStatus } from './visitorEvents.ts';
 
 export type VisitorCallActor = Actor<VisitorCallMachine>;
 
-export interface VisitorClientOptions extends ConnectionOptions {
+export interface VisitorClientOptions extends CallLegOptions {
   /** The agent pool a `call.request` without one goes to. */
   pool: string;
-  rtc: RtcEnvironment;
   timings?: Partial<VisitorCallTimings>;
-  constraints?: MediaStreamConstraints;
 }
 
 export type VisitorClient = CallClientWithEvents<VisitorCallActor, VisitorStatus, VisitorCallEnd>;
@@ -40,10 +35,7 @@ const visitorEndReason: Record<Exclude<ServerPayload<'call.ended'>['reason'], 'r
 };
 
 export function createVisitorClient(options: VisitorClientOptions): VisitorClient {
-  const errors = errorRelay(options.onError);
-  const onError = errors.report;
-  const connection = createConnection({ ...options, onError });
-  const media = createCallMedia({ rtc: options.rtc, connection, onError, ...(options.constraints ? { constraints: options.constraints } : {}) });
+  const { errors, connection, media } = createCallLeg(options);
   // The server names the request in the request's acknowledgement and in every routing message.
   let requestId: string | null = null;
   let cancelWhenKnown = false;
@@ -60,6 +52,7 @@ export function createVisitorClient(options: VisitorClientOptions): VisitorClien
   const machine = visitorCallMachine.provide({
     actors: { peerConnection: media.peerConnectionMachine },
     actions: {
+      ...callLegEffects(connection, media),
       requestCall: ({ context }) => {
         media.preload();
         requestId = null;
@@ -70,18 +63,10 @@ export function createVisitorClient(options: VisitorClientOptions): VisitorClien
         if (requestId) connection.send('visitor.cancel', { requestId });
         else cancelWhenKnown = true;
       },
-      sendHangup: ({ context }) => {
-        if (context.callId) connection.send('call.hangup', { callId: context.callId });
-      },
       reportCallFailure: ({ context }) => {
         if (context.callId) connection.send('call.media', { callId: context.callId, state: 'failed' });
       },
       setMuted: ({ context }) => media.setMuted(context.muted),
-      startMedia: () => media.start(),
-      stopMedia: () => media.stop(),
-      reportMediaState: ({ context }) => {
-        if (context.callId) media.reportState(context.callId);
-      },
     },
   });
   const call = createActor(machine, {
@@ -91,12 +76,10 @@ export function createVisitorClient(options: VisitorClientOptions): VisitorClien
   connection.reportInspectionFor(() => (requestId === null ? null : { requestId }));
 
   const ownsRequest = (id: string) => requestId === null || requestId === id;
-  const ownsCall = (id: string) => call.getSnapshot().context.callId === id;
-  const peer = followPeer(call, connection, 'agent', ownsCall);
+  const { ownsCall, handlers, unbind: unfollow } = followCall(call, connection, media, 'agent');
 
   const unbind = all([
-    peer.unbind,
-    media.attach(call),
+    unfollow,
     connection.onReply((event, _payload, ack) => {
       if (event === 'visitor.request' && ack.ok && 'requestId' in ack && typeof ack.requestId === 'string') learnRequest(ack.requestId);
     }),
@@ -125,7 +108,7 @@ export function createVisitorClient(options: VisitorClientOptions): VisitorClien
         call.send({ type: 'call.accepted', callId: accepted.callId, agentName: accepted.peerName });
         media.accepted(accepted);
       },
-      ...peer.handlers,
+      ...handlers,
       'call.ended': ({ callId, reason }) => {
         // `reassigned` ends the agent's call, not the visitor's: routing's `reassigning` moves the visitor on.
         if (!ownsCall(callId) || reason === 'reassigned') return;
@@ -138,9 +121,7 @@ export function createVisitorClient(options: VisitorClientOptions): VisitorClien
         const where = owned ? { state: owned.state, agentName: owned.agentName, position: owned.position } : null;
         call.send({ type: 'server.resumed', call: resumed ? { callId: resumed.callId } : null, request: where });
       },
-      ...relayToMedia(media),
     }),
-    connection.onRejoin(() => call.send({ type: 'session.lost' })),
   ]);
 
   return withCallEvents(startCallClient(call, connection, media, unbind), errors, visitorEventReaders);

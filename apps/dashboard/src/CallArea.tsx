@@ -1,8 +1,8 @@
-import { useEffect, useRef, useState, useSyncExternalStore } from 'react';
+import { useEffect, useRef, useState } from 'react';
 import { connectionIndicatorLabels, ringSecondsLeft, type AgentControl, type AgentView } from '@callchart/machines';
 import type { AgentPlainKey, Segment } from '@callchart/machines/locales';
 import type { AgentClient } from '@callchart/client';
-import { Video } from '@callchart/ui';
+import { CallOverlay, CallStage } from '@callchart/ui';
 import type { SnapshotFrom } from 'xstate';
 import { primaryControl, useFocusFollows } from './focusFollows.ts';
 import { useLocale } from './locale.ts';
@@ -35,8 +35,6 @@ const buttonTone: Partial<Record<AgentControl, string>> = {
 
 export function CallArea({ client, view, snapshot }: { client: AgentClient; view: AgentView; snapshot: AgentSnapshot }) {
   const locale = useLocale();
-  const localStream = useSyncExternalStore(client.subscribeStreams, () => client.localStream);
-  const remoteStream = useSyncExternalStore(client.subscribeStreams, () => client.remoteStream);
   const visitorName = snapshot.context.visitorName;
   const callControls = view.controls.filter((control) => control in controlEvents) as (keyof typeof controlEvents)[];
   const idle = view.presence === 'available' || view.presence === 'away' || view.presence === 'offline';
@@ -77,15 +75,11 @@ export function CallArea({ client, view, snapshot }: { client: AgentClient; view
 
       <div className="media-area">
       {view.showVideo && (
-        <div className="stage">
-          <Video
-            stream={remoteStream}
-            role="remote"
-            className="remote"
-            label={visitorName ? locale.t('call.videoOf', { name: visitorName }) : locale.t('agent.call.videoOfVisitor')}
-          />
-          <Video stream={localStream} role="local" className="local" label={locale.t('call.ownCamera')} />
-        </div>
+        <CallStage
+          streams={client}
+          remoteLabel={visitorName ? locale.t('call.videoOf', { name: visitorName }) : locale.t('agent.call.videoOfVisitor')}
+          ownCameraLabel={locale.t('call.ownCamera')}
+        />
       )}
 
       {/* One live region: the ring, the overlay drawn over the video, and the message below it. */}
@@ -93,12 +87,7 @@ export function CallArea({ client, view, snapshot }: { client: AgentClient; view
         {view.ringing && (
           <p className="ring-title">{withValuesStrong(locale.segments('agent.ring.title', { name: view.ringing.visitorName }))}</p>
         )}
-        {view.overlay && (
-          <span className="overlay" data-role="overlay">
-            <span className="spinner" aria-hidden="true" />
-            {locale.text(view.overlay)}
-          </span>
-        )}
+        {view.overlay && <CallOverlay text={locale.text(view.overlay)} />}
         {view.message && <p className="message">{locale.text(view.message)}</p>}
       </div>
       </div>

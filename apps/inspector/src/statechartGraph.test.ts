@@ -32,6 +32,34 @@ const state = (stateId: string, label: string, type: string, extra: Record<strin
   ...extra,
 });
 
+/** The expected shape of a state with no children and no edges of its own. */
+const leaf = (stateId: string, label: string, type: string, extra: Record<string, unknown> = {}) => ({
+  id: stateId,
+  meta: state(stateId, label, type, extra),
+  children: [],
+  edges: [],
+});
+
+/** The expected shape of the marker a compound state's initial edge starts from. */
+const initialMarker = (parentId: string) => ({ id: `${parentId}:initial`, meta: { kind: 'initial', parentId }, children: [], edges: [] });
+
+/** The expected shape of an edge from one state to one other, with its first label's text. */
+const edge = (id: string, source: string, target: string, label?: string) => ({ id, sources: [source], targets: [target], label });
+
+/**
+ * The expected shape of the fixture's parallel region `fx.running.<name>`: states on (initial) and off, its
+ * initial edge, then `edges`.
+ */
+function onOffRegion(name: string, edges: ReturnType<typeof edge>[]) {
+  const id = `fx.running.${name}`;
+  return {
+    id,
+    meta: state(id, name, 'compound', { parallelRegion: true }),
+    children: [leaf(`${id}.on`, 'on', 'atomic', { initial: true }), leaf(`${id}.off`, 'off', 'atomic'), initialMarker(id)],
+    edges: [edge(`${id}:initial->${id}.on`, `${id}:initial`, `${id}.on`), ...edges],
+  };
+}
+
 describe('machineDefinition', () => {
   it('keeps always transitions, guards and delay names, which toJSON drops or hides', () => {
     const definition = machineDefinition(fixtureMachine);
@@ -73,59 +101,32 @@ describe('toStatechartGraph on a nested and parallel fixture', () => {
           id: 'fx',
           meta: state('fx', 'fx', 'compound'),
           children: [
-            {
-              id: 'fx.idle',
-              meta: state('fx.idle', 'idle', 'atomic', { initial: true, description: 'Waiting <first> & last' }),
-              children: [],
-              edges: [],
-            },
+            leaf('fx.idle', 'idle', 'atomic', { initial: true, description: 'Waiting <first> & last' }),
             {
               id: 'fx.running',
               meta: state('fx.running', 'running', 'parallel'),
               children: [
-                {
-                  id: 'fx.running.audio',
-                  meta: state('fx.running.audio', 'audio', 'compound', { parallelRegion: true }),
-                  children: [
-                    { id: 'fx.running.audio.on', meta: state('fx.running.audio.on', 'on', 'atomic', { initial: true }), children: [], edges: [] },
-                    { id: 'fx.running.audio.off', meta: state('fx.running.audio.off', 'off', 'atomic'), children: [], edges: [] },
-                    { id: 'fx.running.audio:initial', meta: { kind: 'initial', parentId: 'fx.running.audio' }, children: [], edges: [] },
-                  ],
-                  edges: [
-                    { id: 'fx.running.audio:initial->fx.running.audio.on', sources: ['fx.running.audio:initial'], targets: ['fx.running.audio.on'], label: undefined },
-                    { id: 'fx.running.audio.on:t0', sources: ['fx.running.audio.on'], targets: ['fx.running.audio.off'], label: 'mute' },
-                    { id: 'fx.running.audio.off:t0', sources: ['fx.running.audio.off'], targets: ['fx.running.audio.on'], label: 'after grace' },
-                  ],
-                },
-                {
-                  id: 'fx.running.video',
-                  meta: state('fx.running.video', 'video', 'compound', { parallelRegion: true }),
-                  children: [
-                    { id: 'fx.running.video.on', meta: state('fx.running.video.on', 'on', 'atomic', { initial: true }), children: [], edges: [] },
-                    { id: 'fx.running.video.off', meta: state('fx.running.video.off', 'off', 'atomic'), children: [], edges: [] },
-                    { id: 'fx.running.video:initial', meta: { kind: 'initial', parentId: 'fx.running.video' }, children: [], edges: [] },
-                  ],
-                  edges: [
-                    { id: 'fx.running.video:initial->fx.running.video.on', sources: ['fx.running.video:initial'], targets: ['fx.running.video.on'], label: undefined },
-                    { id: 'fx.running.video.on:t0', sources: ['fx.running.video.on'], targets: ['fx.running.video.off'], label: 'always [isReady]' },
-                  ],
-                },
+                onOffRegion('audio', [
+                  edge('fx.running.audio.on:t0', 'fx.running.audio.on', 'fx.running.audio.off', 'mute'),
+                  edge('fx.running.audio.off:t0', 'fx.running.audio.off', 'fx.running.audio.on', 'after grace'),
+                ]),
+                onOffRegion('video', [edge('fx.running.video.on:t0', 'fx.running.video.on', 'fx.running.video.off', 'always [isReady]')]),
               ],
               edges: [
                 // One edge per target of a multi-target transition, each kept inside the parallel state.
-                { id: 'fx.running:t0:0', sources: ['fx.running'], targets: ['fx.running.audio.off'], label: 'both' },
-                { id: 'fx.running:t0:1', sources: ['fx.running'], targets: ['fx.running.video.off'], label: 'both' },
+                edge('fx.running:t0:0', 'fx.running', 'fx.running.audio.off', 'both'),
+                edge('fx.running:t0:1', 'fx.running', 'fx.running.video.off', 'both'),
               ],
             },
-            { id: 'fx.done', meta: state('fx.done', 'done', 'final'), children: [], edges: [] },
-            { id: 'fx:initial', meta: { kind: 'initial', parentId: 'fx' }, children: [], edges: [] },
+            leaf('fx.done', 'done', 'final'),
+            initialMarker('fx'),
           ],
           edges: [
-            { id: 'fx:initial->fx.idle', sources: ['fx:initial'], targets: ['fx.idle'], label: undefined },
-            { id: 'fx:t0', sources: ['fx'], targets: ['fx.idle'], label: 'reset' },
-            { id: 'fx.idle:t0', sources: ['fx.idle'], targets: ['fx.running'], label: 'start [isReady]' },
+            edge('fx:initial->fx.idle', 'fx:initial', 'fx.idle'),
+            edge('fx:t0', 'fx', 'fx.idle', 'reset'),
+            edge('fx.idle:t0', 'fx.idle', 'fx.running', 'start [isReady]'),
             // A targetless transition loops on its source, so it lives in the source's parent.
-            { id: 'fx.idle:t1', sources: ['fx.idle'], targets: ['fx.idle'], label: 'ping' },
+            edge('fx.idle:t1', 'fx.idle', 'fx.idle', 'ping'),
           ],
         },
       ],

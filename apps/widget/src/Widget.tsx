@@ -3,14 +3,14 @@
  * call actor's snapshot and its media child's; the component keeps only what is its own (open or
  * minimised, and whether the visitor is using it, which decides if focus may follow the state).
  */
-import { useEffect, useId, useMemo, useRef, useState, useSyncExternalStore, type KeyboardEvent, type RefObject } from 'react';
+import { useEffect, useId, useMemo, useRef, useState, type KeyboardEvent, type RefObject } from 'react';
 import { useSelector } from '@xstate/react';
 import { connectionIndicatorLabels, visitorControlLabels, visitorView, type ConnectionIndicator, type VisitorControl } from '@callchart/machines';
 import { visitorTranslator, type VisitorTranslator } from '@callchart/machines/locales';
 import type { VisitorClient } from '@callchart/client';
 import { primaryControl, useAttention, useFocusFollows } from './focusFollows.ts';
 import { useVisitorClient, type VisitorClientConfig } from './useVisitorClient.ts';
-import { Video } from '@callchart/ui';
+import { CallOverlay, CallStage } from '@callchart/ui';
 
 export interface WidgetProps extends VisitorClientConfig {
   /** The visitor's locale, a BCP 47 tag such as `de-AT`: its language is the one every text is shown in. */
@@ -136,8 +136,6 @@ function CallPanel({
   // The overlay reads the media child's snapshot, which changes without the call's changing.
   useSelector(media, (s) => s);
   const unauthorized = useSelector(signaling, (s) => s.matches('unauthorized'));
-  const localStream = useSyncExternalStore(client.subscribeStreams, () => client.localStream);
-  const remoteStream = useSyncExternalStore(client.subscribeStreams, () => client.remoteStream);
 
   const view = visitorView(snapshot);
   const muted = snapshot.context.muted;
@@ -164,29 +162,21 @@ function CallPanel({
   return (
     <>
       {view.showVideo && (
-        <div className="stage">
-          <Video
-            stream={remoteStream}
-            role="remote"
-            className="remote"
-            label={agentName ? locale.t('call.videoOf', { name: agentName }) : locale.t('visitor.videoOfAgent')}
-          />
-          <Video stream={localStream} role="local" className="local" label={locale.t('call.ownCamera')} />
+        <CallStage
+          streams={client}
+          remoteLabel={agentName ? locale.t('call.videoOf', { name: agentName }) : locale.t('visitor.videoOfAgent')}
+          ownCameraLabel={locale.t('call.ownCamera')}
+        >
           {muted && (
             <span className="muted-tag" aria-hidden="true">
               {locale.t('visitor.microphoneOff')}
             </span>
           )}
-        </div>
+        </CallStage>
       )}
       {/* One live region for both: the overlay is drawn over the video, the message below it. */}
       <div role="status" aria-live="polite" className="status">
-        {view.overlay && (
-          <span className="overlay" data-role="overlay">
-            <span className="spinner" aria-hidden="true" />
-            {locale.text(view.overlay)}
-          </span>
-        )}
+        {view.overlay && <CallOverlay text={locale.text(view.overlay)} />}
         {view.message && <p className="message">{locale.text(view.message)}</p>}
       </div>
       {!view.showVideo && view.message === null && view.controls.includes('call') && (

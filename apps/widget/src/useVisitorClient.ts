@@ -4,7 +4,7 @@
  * credentials, so a fresh session is the only way back.
  */
 import { useCallback, useEffect, useState } from 'react';
-import { createVisitorClient, inspectorForPage, type VisitorClient } from '@callchart/client';
+import { createVisitorClient, exposeOnPage, inspectorForPage, pageRtc, warnOnConsole, type VisitorClient } from '@callchart/client';
 import type { VisitorPlainKey } from '@callchart/machines/locales';
 import { fetchVisitorSession, SessionError } from './session.ts';
 
@@ -12,19 +12,6 @@ export type ClientBoot =
   | { status: 'starting' }
   | { status: 'ready'; client: VisitorClient; renew: () => void }
   | { status: 'failed'; message: VisitorPlainKey; retry: () => void };
-
-/** `window.callchart`, for developers in the console and for browser tests. */
-export interface CallchartGlobal {
-  call: VisitorClient['call'];
-  signaling: VisitorClient['signaling'];
-  getStats: () => Promise<RTCStatsReport> | undefined;
-}
-
-function expose(client: VisitorClient): CallchartGlobal {
-  const value: CallchartGlobal = { call: client.call, signaling: client.signaling, getStats: () => client.peerConnection?.getStats() };
-  Object.assign(window, { callchart: value });
-  return value;
-}
 
 export interface VisitorClientConfig {
   origin: string;
@@ -49,15 +36,12 @@ export function useVisitorClient({ origin, pool, visitorName }: VisitorClientCon
           url: origin,
           token: session.token,
           pool,
-          rtc: {
-            RTCPeerConnection: window.RTCPeerConnection,
-            getUserMedia: navigator.mediaDevices ? (constraints) => navigator.mediaDevices.getUserMedia(constraints) : undefined,
-          },
-          onError: (error) => console.warn(`[callchart] ${error.message}`, error.details),
+          rtc: pageRtc(),
+          onError: warnOnConsole,
           ...(inspect ? { inspect } : {}),
         });
         const current = client;
-        expose(current);
+        exposeOnPage(current);
         setBoot({ status: 'ready', client: current, renew: restart });
       },
       (error: unknown) => {

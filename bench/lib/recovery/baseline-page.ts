@@ -8,7 +8,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Browser, Page } from 'playwright-core';
 import { newPerson, openPage } from '../../../test/support/browser.ts';
-import { flowingAt, type ByteSample, type StateChange } from './samples.ts';
+import { flowingAt, SAMPLING_SCRIPT, type ByteSample, type StateChange } from './samples.ts';
 
 /** `none`: no controller at all. `restart-on-failed`: one ICE restart the first time the offerer reports `failed`. */
 export type BaselinePolicy = 'none' | 'restart-on-failed';
@@ -18,27 +18,10 @@ export type BaselinePolicy = 'none' | 'restart-on-failed';
 const PAGE = `<!doctype html><meta charset="utf-8"><title>baseline pair</title><body>
 <script>
 const SAMPLE_MS = 100;
-const KEEP = 6000;
 const log = { states: [], restarts: [], samples: { a: [], b: [] } };
 let pair = null;
 let stream = null;
-
-const keep = (list, entry) => { list.push(entry); if (list.length > KEEP) list.splice(0, list.length - KEEP); };
-
-// Stamped with the report's own time (epoch ms): on a loaded machine getStats() may resolve long after
-// the moment it describes.
-function inbound(report) {
-  const totals = { at: 0, video: 0, audio: 0 };
-  report.forEach((stat) => {
-    if (stat.type === 'inbound-rtp' && (stat.kind === 'video' || stat.kind === 'audio')) {
-      totals[stat.kind] += stat.bytesReceived || 0;
-      totals.at = Math.max(totals.at, Math.round(stat.timestamp));
-    }
-  });
-  if (!totals.at) totals.at = Date.now();
-  return totals;
-}
-
+${SAMPLING_SCRIPT}
 async function negotiate(a, b, iceRestart) {
   const offer = await a.createOffer({ iceRestart });
   await a.setLocalDescription(offer);

@@ -7,17 +7,16 @@ import type { Browser, Page } from 'playwright-core';
 import { acceptButton, connectionIndicator, TEXT } from '../../../test/support/call-steps.ts';
 import { callDetails, openAgent, openVisitor, status, type App, type CallDetails, type Person } from '../../../test/support/e2e.ts';
 import type { ByteSample, StateChange } from './samples.ts';
-import { flowingAt } from './samples.ts';
+import { flowingAt, SAMPLING_SCRIPT } from './samples.ts';
 
 // Plain script text, never a serialized function: the bench runs under tsx, whose name-keeping helpers
 // do not exist in the page. Subscribing (rather than polling) stamps each transition when it happens.
 const RECORDER = `(() => {
   if (window.__recovery) return;
-  const KEEP = 6000;
+  ${SAMPLING_SCRIPT}
   const states = [];
   const samples = [];
   const last = {};
-  const keep = (list, entry) => { list.push(entry); if (list.length > KEEP) list.splice(0, list.length - KEEP); };
   const note = (what, value) => {
     if (last[what] === value) return;
     last[what] = value;
@@ -64,18 +63,7 @@ const RECORDER = `(() => {
     if (!pending) return;
     busy = true;
     try {
-      const report = await pending;
-      // Stamped with the report's own time (epoch ms): on a loaded machine getStats() may resolve long
-      // after the moment it describes.
-      const totals = { at: 0, video: 0, audio: 0 };
-      report.forEach((stat) => {
-        if (stat.type === 'inbound-rtp' && (stat.kind === 'video' || stat.kind === 'audio')) {
-          totals[stat.kind] += stat.bytesReceived || 0;
-          totals.at = Math.max(totals.at, Math.round(stat.timestamp));
-        }
-      });
-      if (!totals.at) totals.at = Date.now();
-      keep(samples, totals);
+      keep(samples, inbound(await pending));
     } catch {
       // The connection was closed between the tick and its stats.
     } finally {

@@ -3,6 +3,29 @@
  * `Date.now()`, the same clock the bench process uses, so page and relay events line up.
  */
 
+/**
+ * Script text both in-page recorders include: `keep`, which holds a list to its last entries, and
+ * `inbound`, a stats report's inbound RTP bytes as a `ByteSample`. Plain text, never a serialized
+ * function: the bench runs under tsx, whose name-keeping helpers do not exist in the page.
+ */
+export const SAMPLING_SCRIPT = `
+const KEEP = 6000;
+const keep = (list, entry) => { list.push(entry); if (list.length > KEEP) list.splice(0, list.length - KEEP); };
+// Stamped with the report's own time (epoch ms): on a loaded machine getStats() may resolve long after
+// the moment it describes.
+function inbound(report) {
+  const totals = { at: 0, video: 0, audio: 0 };
+  report.forEach((stat) => {
+    if (stat.type === 'inbound-rtp' && (stat.kind === 'video' || stat.kind === 'audio')) {
+      totals[stat.kind] += stat.bytesReceived || 0;
+      totals.at = Math.max(totals.at, Math.round(stat.timestamp));
+    }
+  });
+  if (!totals.at) totals.at = Date.now();
+  return totals;
+}
+`;
+
 /** Inbound RTP bytes received by one peer connection at one moment. */
 export interface ByteSample {
   at: number;

@@ -10,9 +10,9 @@ export const nowUs = () => Math.round(performance.now() * 1000);
 
 const FINGERPRINT = Array.from({ length: 32 }, (_, i) => ((i * 37 + 11) % 256).toString(16).toUpperCase().padStart(2, '0')).join(':');
 
-function media(setup: 'actpass' | 'active'): string {
-  const audio = [
-    'm=audio 9 UDP/TLS/RTP/SAVPF 111 63 9 0 8 13 110 126',
+/** What every media section says of its transport: both are bundled on the one ICE and DTLS session. */
+function transport(setup: 'actpass' | 'active', mid: number): string[] {
+  return [
     'c=IN IP4 0.0.0.0',
     'a=rtcp:9 IN IP4 0.0.0.0',
     'a=ice-ufrag:EsAw',
@@ -20,7 +20,14 @@ function media(setup: 'actpass' | 'active'): string {
     'a=ice-options:trickle',
     `a=fingerprint:sha-256 ${FINGERPRINT}`,
     `a=setup:${setup}`,
-    'a=mid:0',
+    `a=mid:${mid}`,
+  ];
+}
+
+function media(setup: 'actpass' | 'active'): string {
+  const audio = [
+    'm=audio 9 UDP/TLS/RTP/SAVPF 111 63 9 0 8 13 110 126',
+    ...transport(setup, 0),
     'a=extmap:1 urn:ietf:params:rtp-hdrext:ssrc-audio-level',
     'a=extmap:2 http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time',
     'a=extmap:3 http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01',
@@ -53,14 +60,7 @@ function media(setup: 'actpass' | 'active'): string {
   ];
   const video = [
     `m=video 9 UDP/TLS/RTP/SAVPF ${videoCodecs.flatMap(([pt, , rtx]) => [pt, rtx]).join(' ')} 106 107`,
-    'c=IN IP4 0.0.0.0',
-    'a=rtcp:9 IN IP4 0.0.0.0',
-    'a=ice-ufrag:EsAw',
-    'a=ice-pwd:bP+XJMM09aR8AiX1jdukzR6Y',
-    'a=ice-options:trickle',
-    `a=fingerprint:sha-256 ${FINGERPRINT}`,
-    `a=setup:${setup}`,
-    'a=mid:1',
+    ...transport(setup, 1),
     'a=extmap:14 urn:ietf:params:rtp-hdrext:toffset',
     'a=extmap:2 http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time',
     'a=extmap:13 urn:3gpp:video-orientation',

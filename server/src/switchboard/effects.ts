@@ -1,0 +1,150 @@
+/**
+ * The named effects of a request's actor tree, as this server performs them: socket emits, store writes
+ * and logs. Each does what its name says and nothing else; which one runs, and when, the machines decide.
+ *
+ * Provided once and shared by every request: an effect finds its request by the id in its context.
+ * Providing per actor would build a whole machine per request, which is most of the cost of starting or
+ * restoring one.
+ */
+import type { AnyMachineSnapshot } from 'xstate';
+import {
+  callSessionMachine,
+  routingMachine,
+  type CallSessionContext,
+  type RoutingContext,
+  type ServerPayload,
+} from '@callchart/machines';
+import type { ServerConfig } from '../config.ts';
+import { callLogger, type Logger } from '../logger.ts';
+import type { Store } from '../store.ts';
+import type { CallEntry, RequestEntry } from './entries.ts';
+import type { PresenceFeed } from './presenceFeed.ts';
+import { agentRoom, callRoom, visitorRoom, type Rooms } from './rooms.ts';
+
+export interface EffectDeps {
+  store: Store;
+  config: ServerConfig;
+  logger: Logger;
+  now: () => number;
+  rooms: Rooms;
+  feed: PresenceFeed;
+  requests: ReadonlyMap<string, RequestEntry>;
+  /** Live calls by id; the call effects add and remove them. */
+  calls: Map<string, CallEntry>;
+}
+
+type Ctx = { context: RoutingContext };
+
+export function provideRequestTree(deps: EffectDeps) {
+  const { store, config, logger, now, rooms, feed, requests, calls } = deps;
+  const notifyVisitor = (context: RoutingContext, payload: Omit<ServerPayload<'routing.update'>, 'requestId'>) => {
+    rooms.emit(visitorRoom(context.visitorId), 'routing.update', { requestId: context.requestId, ...payload });
+  };
+  const ended = (context: RoutingContext, reason: ServerPayload<'routing.ended'>['reason']) =>
+    rooms.emit(visitorRoom(context.visitorId), 'routing.ended', { requestId: context.requestId, reason });
+  // The machine counts in logical time: a timeout's follow-up deadline runs from the deadline, not from the
+  // moment the timer fired. Timers aimed at the deadline on the clock keep a late timer's lateness from
+  // adding up over consecutive ring-outs, so the expiresAt an agent is told is when the ring really ends.
+  const untilDeadline = ({ context }: { context: { deadlineAt: number | null; timerMs: number } }) =>
+    context.deadlineAt === null ? context.timerMs : Math.max(0, context.deadlineAt - now());
+
+  /** Closes the call's record and tells `room` it is over. */
+  const closeCall = (context: RoutingContext, room: (entry: CallEntry) => string): CallEntry | null => {
+    const end = context.callEnd;
+    const entry = end ? calls.get(end.callId) : undefined;
+    if (!end || !entry) return null;
+    calls.delete(end.callId);
+    store.calls.update(end.callId, { state: 'ended', endedAt: now(), endReason: end.reason });
+    rooms.emit(room(entry), 'call.ended', { callId: end.callId, reason: end.reason });
+    rooms.leaveCall(end.callId);
+    feed.fromEffect((presence) => presence.release(entry.agentId, entry.requestId));
+    callLogger(logger, end.callId).info({ reason: end.reason }, 'call ended');
+    return entry;
+  };
+
+  const callSession = callSessionMachine.provide({
+    actions: {
+      notifyPaused: ({ context }) => rooms.emit(callRoom(context.callId), 'call.paused', { callId: context.callId, legs: context.legs }),
+      notifyResumed: ({ context }) => rooms.emit(callRoom(context.callId), 'call.resumed', { callId: context.callId }),
+    },
+  });
+
+  return routingMachine.provide({
+    actors: { callSession },
+    delays: { ringTimeout: untilDeadline, agentGrace: untilDeadline, maxQueueWait: untilDeadline },
+    actions: {
+      ringAgent: ({ context }: Ctx) => {
+        const agentId = context.currentAgentId!;
+        feed.fromEffect((presence) => presence.hold(agentId, context.requestId));
+        rooms.emit(agentRoom(agentId), 'agent.ring', {
+          requestId: context.requestId,
+          visitorName: requests.get(context.requestId)?.visitorName ?? '',
+          expiresAt: context.deadlineAt ?? now() + context.timings.ringTimeout,
+        });
+      },
+      cancelRing: ({ context }: Ctx) => {
+        const agentId = context.currentAgentId;
+        if (!agentId) return;
+        feed.fromEffect((presence) => presence.release(agentId, context.requestId));
+        rooms.emit(agentRoom(agentId), 'agent.ringCancelled', { requestId: context.requestId });
+      },
+      connectCall: ({ context }: Ctx) => {
+        const request = requests.get(context.requestId);
+        const agentId = context.currentAgentId!;
+        const agent = store.agents.get(agentId);
+        const callId = context.callId!;
+        if (!request || !agent) return;
+        const at = now();
+        store.calls.create({ id: callId, requestId: request.requestId, visitorId: request.visitorId, visitorName: request.visitorName, agentId, pool: request.pool, state: 'active', startedAt: at });
+        store.agents.markAssigned(agentId, at);
+        feed.fromEffect((presence) => presence.assigned(agentId, at));
+        calls.set(callId, { callId, requestId: request.requestId, agentId, agentName: agent.name, visitorId: request.visitorId, visitorName: request.visitorName });
+        rooms.joinCall(callId, agentId, request.visitorId);
+        const ice = { iceServers: config.ice.servers, iceTransportPolicy: config.ice.transportPolicy };
+        rooms.emit(agentRoom(agentId), 'call.accepted', { callId, role: 'offerer', peerName: request.visitorName, ...ice });
+        rooms.emit(visitorRoom(request.visitorId), 'call.accepted', { callId, role: 'answerer', peerName: agent.name, ...ice });
+        callLogger(logger, callId).info({ requestId: request.requestId, agentId, visitorId: request.visitorId }, 'call connected');
+      },
+      endCallForBoth: ({ context }: Ctx) => {
+        closeCall(context, (entry) => callRoom(entry.callId));
+      },
+      // The visitor hears `routing.update` reassigning instead: a call.ended would end its whole session.
+      endCallForAgent: ({ context }: Ctx) => {
+        const entry = closeCall(context, (call) => agentRoom(call.agentId));
+        if (!entry) return;
+        const cause = context.lastTrigger?.cause ?? 'reassigned';
+        store.events.append({ callId: entry.callId, requestId: entry.requestId, actor: 'server', type: 'reassigned', cause, at: now() });
+      },
+      notifyVisitorSearching: ({ context }: Ctx) => notifyVisitor(context, { state: 'searching' }),
+      notifyVisitorRinging: ({ context }: Ctx) => {
+        const name = context.currentAgentId ? store.agents.get(context.currentAgentId)?.name : undefined;
+        notifyVisitor(context, name ? { state: 'ringing', agentName: name } : { state: 'ringing' });
+      },
+      notifyVisitorReassigning: ({ context }: Ctx) => notifyVisitor(context, { state: 'reassigning' }),
+      notifyQueued: ({ context }: Ctx) =>
+        notifyVisitor(context, context.queuePosition ? { state: 'queued', position: context.queuePosition } : { state: 'queued' }),
+      notifyNoAgents: ({ context }: Ctx) => ended(context, 'no-agents'),
+      notifyExhausted: ({ context }: Ctx) => ended(context, 'reassign-limit'),
+      notifyCancelled: ({ context }: Ctx) => ended(context, 'cancelled'),
+    },
+  });
+}
+
+/** What the store keeps of a call as it goes: its telemetry, and whether it is paused. */
+export function recordCallProgress(deps: Pick<EffectDeps, 'store' | 'logger'>, next: AnyMachineSnapshot, previous: AnyMachineSnapshot | null): void {
+  const context = next.context as CallSessionContext;
+  const before = previous?.context as CallSessionContext | undefined;
+  if (!context.callId) return;
+  const logger = callLogger(deps.logger, context.callId);
+  for (const d of context.disconnections.slice(before?.disconnections.length ?? 0)) {
+    deps.store.telemetry.append({ callId: context.callId, kind: 'disconnection', leg: d.leg, at: d.at, cause: d.cause });
+    logger.info({ callId: context.callId, leg: d.leg, cause: d.cause }, 'leg lost');
+  }
+  for (const a of context.reconnectionAttempts.slice(before?.reconnectionAttempts.length ?? 0)) {
+    deps.store.telemetry.append({ callId: context.callId, kind: 'reconnection-attempt', leg: a.leg, at: a.at, durationMs: a.durationMs, outcome: a.outcome });
+    logger.info({ callId: context.callId, leg: a.leg, durationMs: a.durationMs, outcome: a.outcome }, 'reconnection attempt');
+  }
+  // An ended call's record is closed by its request's effect, with the reason the request decided.
+  const { totalPauseMs } = context;
+  deps.store.calls.update(context.callId, next.status === 'active' ? { state: next.hasTag('paused') ? 'paused' : 'active', totalPauseMs } : { totalPauseMs });
+}

@@ -1,0 +1,34 @@
+/** What the switchboard keeps for each live call request and each call in it. */
+import type { Actor } from 'xstate';
+import type { routingMachine } from '@callchart/machines';
+
+export type RoutingActor = Actor<typeof routingMachine>;
+
+export interface RequestEntry {
+  requestId: string;
+  visitorId: string;
+  visitorName: string;
+  pool: string;
+  createdAt: number;
+  /** The root of the request's actor tree; its callSession child runs the call. */
+  actor: RoutingActor;
+}
+
+/** A live call: who is in it, for access checks and views. Its state lives in the request's tree. */
+export interface CallEntry {
+  callId: string;
+  requestId: string;
+  agentId: string;
+  agentName: string;
+  visitorId: string;
+  visitorName: string;
+}
+
+export class SwitchboardError extends Error {
+  constructor(
+    readonly code: 'forbidden' | 'not-found' | 'conflict',
+    message: string,
+  ) {
+    super(message);
+  }
+}

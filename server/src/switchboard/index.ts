@@ -1,0 +1,263 @@
+/**
+ * The adapter between sockets and the server's machines: one actor tree per visitor request (routing, which
+ * invokes a callSession for the call). It turns socket facts into machine events; the machines' named
+ * effects (effects.ts) turn into emits and store writes. Who gets rung, when a call pauses, resumes, ends or
+ * is reassigned: the machines decide all of that.
+ */
+import { randomUUID } from 'node:crypto';
+import type { InspectionEvent } from 'xstate';
+import type { CallLeg as Leg, LiveRequest, RoutingEvent, ServerPayload } from '@callchart/machines';
+import type { TreeMember } from '../actorHost.ts';
+import type { ServerConfig } from '../config.ts';
+import type { Logger } from '../logger.ts';
+import type { Presence } from '../presence.ts';
+import type { Store } from '../store.ts';
+import * as access from './access.ts';
+import { SwitchboardError, type CallEntry, type RequestEntry } from './entries.ts';
+import { Registry } from './registry.ts';
+import { agentRoom, Rooms, type Person, type SwitchboardIo } from './rooms.ts';
+import * as views from './views.ts';
+
+export { SwitchboardError } from './entries.ts';
+export { agentRoom, callRoom, visitorRoom } from './rooms.ts';
+export type { LiveRequest };
+
+/** The store setting the heartbeat writes; see `lastAliveAt()`. */
+const ALIVE_SETTING = 'server.aliveAt';
+
+export interface SwitchboardOptions {
+  io: SwitchboardIo;
+  store: Store;
+  config: ServerConfig;
+  logger: Logger;
+  now?: () => number;
+  /** Receives the inspection events of every routing and callSession actor. */
+  inspect?: (inspection: InspectionEvent, actor: TreeMember) => void;
+  /** Told each time a request moves on to another agent, with what made it move. */
+  onReassignment?: (trigger: string) => void;
+}
+
+export class Switchboard {
+  readonly now: () => number;
+  private readonly store: Store;
+  private readonly registry: Registry;
+  private readonly rooms: Rooms;
+
+  constructor(options: SwitchboardOptions) {
+    this.store = options.store;
+    this.now = options.now ?? Date.now;
+    this.rooms = new Rooms(options.io);
+    this.registry = new Registry({
+      store: options.store,
+      config: options.config,
+      logger: options.logger,
+      now: this.now,
+      rooms: this.rooms,
+      inspect: options.inspect,
+      onReassignment: options.onReassignment,
+    });
+  }
+
+  get presence(): Presence {
+    return this.registry.feed.presence;
+  }
+
+  /** Sends each request that matches, after `prepare` (for a fresh agent list before it may move on). */
+  private sendWhere(match: (entry: RequestEntry) => boolean, event: RoutingEvent, prepare?: (entry: RequestEntry) => void): void {
+    for (const entry of [...this.registry.requests.values()]) {
+      if (!match(entry)) continue;
+      prepare?.(entry);
+      entry.actor.send(event);
+    }
+  }
+
+  private sendToCalls(person: Person, event: RoutingEvent): void {
+    for (const call of views.callsOf(this.registry, person)) this.registry.requests.get(call.requestId)?.actor.send(event);
+  }
+
+  private holds = (agentId: string) => (entry: RequestEntry) => entry.actor.getSnapshot().context.currentAgentId === agentId;
+  private refresh = (entry: RequestEntry) => this.registry.refreshAgents(entry);
+
+  // -------------------------------------------------------------------------------------------
+  // Requests
+
+  request(visitor: { visitorId: string; name: string }, pool: string): string {
+    const existing = [...this.registry.requests.values()].find((entry) => entry.visitorId === visitor.visitorId);
+    if (existing) throw new SwitchboardError('conflict', 'You already have a call request in progress.');
+    const requestId = `req_${randomUUID()}`;
+    const createdAt = this.now();
+    this.store.requests.create({ id: requestId, visitorId: visitor.visitorId, visitorName: visitor.name, pool, state: 'searching', createdAt });
+    this.registry.create({ requestId, visitorId: visitor.visitorId, visitorName: visitor.name, pool, createdAt });
+    return requestId;
+  }
+
+  cancel(visitorId: string, requestId: string): void {
+    access.ownRequest(this.registry, visitorId, requestId).actor.send({ type: 'visitor.cancelled', at: this.now() });
+  }
+
+  accept(agentId: string, requestId: string): void {
+    const callId = `call_${randomUUID()}`;
+    access.ringFor(this.registry, agentId, requestId).actor.send({ type: 'agent.accepted', agentId, callId, at: this.now() });
+  }
+
+  reject(agentId: string, requestId: string): void {
+    access.ringFor(this.registry, agentId, requestId).actor.send({ type: 'agent.rejected', agentId, at: this.now() });
+  }
+
+  /** Away, logout and a dropped last socket reach every request that holds the agent, and its calls. */
+  agentLost(agentId: string, cause: 'socket' | 'away' | 'logout'): void {
+    const at = this.now();
+    this.sendWhere(this.holds(agentId), { type: 'agent.lost', agentId, cause, at }, this.refresh);
+    if (cause === 'socket') this.sendToCalls({ kind: 'agent', id: agentId }, { type: 'leg.socketLost', leg: 'agent', at });
+  }
+
+  agentReturned(agentId: string): void {
+    const at = this.now();
+    this.sendWhere(this.holds(agentId), { type: 'agent.returned', agentId, at });
+    this.sendToCalls({ kind: 'agent', id: agentId }, { type: 'leg.socketBack', leg: 'agent', at });
+  }
+
+  /** A ring sent while the agent had no socket (or before a restart) reaches whichever socket it opens next. */
+  resendRings(agentId: string): void {
+    const at = this.now();
+    for (const entry of this.registry.requests.values()) {
+      const snapshot = entry.actor.getSnapshot();
+      if (snapshot.context.currentAgentId !== agentId || !snapshot.matches('ringing')) continue;
+      this.rooms.emit(agentRoom(agentId), 'agent.ring', { requestId: entry.requestId, visitorName: entry.visitorName, expiresAt: snapshot.context.deadlineAt ?? at });
+    }
+  }
+
+  visitorLost(visitorId: string): void {
+    const at = this.now();
+    this.sendWhere((entry) => entry.visitorId === visitorId, { type: 'visitor.away', at }, this.refresh);
+    this.sendToCalls({ kind: 'visitor', id: visitorId }, { type: 'leg.socketLost', leg: 'visitor', at });
+  }
+
+  visitorReturned(visitorId: string): void {
+    const at = this.now();
+    this.sendWhere((entry) => entry.visitorId === visitorId, { type: 'visitor.back', at }, this.refresh);
+    this.sendToCalls({ kind: 'visitor', id: visitorId }, { type: 'leg.socketBack', leg: 'visitor', at });
+  }
+
+  /** The visitor did not come back within the resume window: a request not in a call gives up. */
+  visitorGone(visitorId: string): void {
+    this.sendWhere((entry) => entry.visitorId === visitorId, { type: 'visitor.gone', at: this.now() });
+  }
+
+  /** Visitors whose restored requests wait for them: each gets the resume window to come back. */
+  waitingVisitors(): string[] {
+    return [...new Set([...this.registry.waiting].map((entry) => entry.visitorId))];
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Calls
+
+  legOf(callId: string, person: Person): { entry: CallEntry; leg: Leg; peerRoom: string } {
+    return access.legOf(this.registry, callId, person);
+  }
+
+  private sendToCall(callId: string, event: RoutingEvent): void {
+    const call = this.registry.calls.get(callId);
+    if (call) this.registry.requests.get(call.requestId)?.actor.send(event);
+  }
+
+  callEvent(callId: string, leg: Leg, event: 'leg.mediaConnected' | 'leg.mediaReconnecting' | 'leg.mediaFailed'): void {
+    if (!this.registry.calls.has(callId)) return;
+    const at = this.now();
+    // A peer connection is up for both ends at once, so the first report of it dates the call's start.
+    if (event === 'leg.mediaConnected' && this.store.calls.get(callId)?.connectedAt === null) this.store.calls.update(callId, { connectedAt: at });
+    this.sendToCall(callId, { type: event, leg, at });
+  }
+
+  callAttempt(callId: string, leg: Leg, attempt: { at: number; durationMs: number; outcome: 'recovered' | 'failed' }): void {
+    this.sendToCall(callId, { type: 'leg.attempt', leg, ...attempt });
+  }
+
+  hangup(callId: string, leg: Leg): void {
+    this.sendToCall(callId, { type: 'call.hangup', by: leg, at: this.now() });
+  }
+
+  callFor(person: Person): ServerPayload<'session.resumed'>['call'] {
+    return views.callFor(this.registry, person);
+  }
+
+  roomsFor(person: Person): string[] {
+    return views.roomsFor(this.registry, person);
+  }
+
+  requestFor(visitorId: string): ServerPayload<'session.resumed'>['request'] {
+    return views.requestFor(this.registry, this.store, visitorId);
+  }
+
+  requestOf(person: Person, ref: { requestId?: string | undefined; callId?: string | undefined }): { requestId: string; callId: string | null } {
+    return access.requestOf(this.registry, person, ref);
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Restart recovery
+
+  /**
+   * Brings back every persisted tree, started but with its timers not yet running: call `armRestored()` once
+   * the server listens, so that the time the restore itself takes is not taken from anyone's deadlines. One
+   * transaction: each actor's start rewrites its snapshot, and one commit per write is most of a restart's time.
+   */
+  restore(): { requests: number; calls: number } {
+    return this.store.transaction(() => this.registry.restore());
+  }
+
+  /**
+   * Re-arms the restored trees' timers (XState does not restore them) and marks both legs of every call lost:
+   * their sockets went with the old process. From here the reconnection windows run.
+   */
+  armRestored(lostAt: number | null = null): void {
+    const at = this.now();
+    // The sockets went when the old process stopped answering, not when this one came up: every grace
+    // and timeout runs from then, and the pause telemetry counts the time the server was down.
+    const lost = lostAt === null ? at : Math.min(lostAt, at);
+    this.store.transaction(() => {
+      for (const call of [...this.registry.calls.values()]) {
+        this.sendToCall(call.callId, { type: 'agent.lost', agentId: call.agentId, cause: 'socket', at: lost });
+        this.sendToCall(call.callId, { type: 'leg.socketLost', leg: 'agent', at: lost });
+        this.sendToCall(call.callId, { type: 'leg.socketLost', leg: 'visitor', at: lost });
+      }
+      for (const entry of [...this.registry.requests.values()]) entry.actor.send({ type: 'timers.rearm', at });
+    });
+  }
+
+  /** When the process last knew itself alive; the next one dates every socket it lost from this. */
+  lastAliveAt(): number | null {
+    const value = Number(this.store.settings.get(ALIVE_SETTING));
+    return Number.isFinite(value) && value > 0 ? value : null;
+  }
+
+  markAlive(): void {
+    this.store.settings.set(ALIVE_SETTING, String(this.now()));
+  }
+
+  stop(): void {
+    this.registry.stopAll();
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Views
+
+  routingSnapshot(requestId: string) {
+    return this.registry.requests.get(requestId)?.actor.getSnapshot();
+  }
+
+  callSnapshot(callId: string) {
+    return this.registry.callActor(callId)?.getSnapshot();
+  }
+
+  live(): LiveRequest[] {
+    return views.live(this.registry, this.store);
+  }
+
+  queuedCount(): number {
+    return views.queuedCount(this.registry);
+  }
+
+  stats(): { requests: number; calls: number } {
+    return { requests: this.registry.requests.size, calls: this.registry.calls.size };
+  }
+}

@@ -1,0 +1,179 @@
+/**
+ * The registry of live call requests: the only place that creates, restores and stops their actor trees
+ * (a routing actor, and the callSession it invokes for a call). It keeps the indexes the rest of the
+ * switchboard reads (requests, their calls, the requests waiting for an agent) and persists each tree
+ * through the actor host.
+ */
+import type { AnyActorRef, AnyMachineSnapshot, InspectionEvent } from 'xstate';
+import { byArrival, queuePositions, type RoutingContext } from '@callchart/machines';
+import { hostActor, stateName, type TreeMember } from '../actorHost.ts';
+import type { ServerConfig } from '../config.ts';
+import { requestLogger, type Logger } from '../logger.ts';
+import type { Store } from '../store.ts';
+import { provideRequestTree, recordCallProgress } from './effects.ts';
+import type { CallEntry, RequestEntry } from './entries.ts';
+import { PresenceFeed } from './presenceFeed.ts';
+import type { Rooms } from './rooms.ts';
+
+export interface RegistryOptions {
+  store: Store;
+  config: ServerConfig;
+  logger: Logger;
+  now: () => number;
+  rooms: Rooms;
+  inspect?: ((inspection: InspectionEvent, actor: TreeMember) => void) | undefined;
+  onReassignment?: ((trigger: string) => void) | undefined;
+}
+
+type RequestFacts = Omit<RequestEntry, 'actor'>;
+
+export class Registry {
+  readonly requests = new Map<string, RequestEntry>();
+  readonly calls = new Map<string, CallEntry>();
+  /** Requests not in a call, kept from their snapshots: the only ones a presence change is sent to. */
+  readonly waiting = new Set<RequestEntry>();
+  readonly feed: PresenceFeed;
+  private readonly machine: ReturnType<typeof provideRequestTree>;
+
+  constructor(private readonly options: RegistryOptions) {
+    const { store, config, logger, now, rooms } = options;
+    this.feed = new PresenceFeed(store, () => this.refreshWaiting());
+    this.machine = provideRequestTree({ store, config, logger, now, rooms, feed: this.feed, requests: this.requests, calls: this.calls });
+  }
+
+  /** A new request's tree, started. */
+  create(facts: RequestFacts): RequestEntry {
+    const entry = this.host(facts);
+    entry.actor.start();
+    return entry;
+  }
+
+  /**
+   * Brings back every persisted tree, started, with its timers not yet re-armed. Rows of a call actor kept
+   * on its own (before calls became part of their request's tree) cannot be matched to a tree and go.
+   */
+  restore(): { requests: number; calls: number } {
+    const { store, logger } = this.options;
+    const restored: RequestEntry[] = [];
+    for (const record of store.snapshots.all()) {
+      const row = record.kind === 'routing' ? store.requests.get(record.requestId) : undefined;
+      if (!row) {
+        store.snapshots.delete(record.actorId);
+        continue;
+      }
+      try {
+        restored.push(this.host({ requestId: row.id, visitorId: row.visitorId, visitorName: row.visitorName, pool: row.pool, createdAt: row.createdAt }, record.snapshot));
+      } catch (error) {
+        logger.error({ err: error, actorId: record.actorId }, 'could not restore an actor; discarding its snapshot');
+        store.snapshots.delete(record.actorId);
+      }
+    }
+    for (const entry of restored) {
+      const { currentAgentId, callId } = entry.actor.getSnapshot().context;
+      if (currentAgentId) this.feed.fromEffect((presence) => presence.hold(currentAgentId, entry.requestId));
+      const call = callId && entry.actor.getSnapshot().matches('connected') ? store.calls.get(callId) : undefined;
+      if (call) this.calls.set(call.id, { callId: call.id, requestId: call.requestId, agentId: call.agentId, agentName: call.agentName, visitorId: call.visitorId, visitorName: call.visitorName });
+    }
+    for (const entry of restored) entry.actor.start();
+    return { requests: restored.length, calls: this.calls.size };
+  }
+
+  /** Stops every tree without ending anything: their snapshots stay in the store for the next start. */
+  stopAll(): void {
+    for (const entry of this.requests.values()) entry.actor.stop();
+    this.requests.clear();
+    this.waiting.clear();
+    this.calls.clear();
+  }
+
+  /** The request's call session, while it has one. */
+  callActor(callId: string): AnyActorRef | undefined {
+    const call = this.calls.get(callId);
+    return call ? this.requests.get(call.requestId)?.actor.getSnapshot().children.call : undefined;
+  }
+
+  /** Sends a waiting request the agents it could ring now. */
+  refreshAgents(entry: RequestEntry, at = this.options.now()): void {
+    const { pool, triedAgentIds } = entry.actor.getSnapshot().context;
+    entry.actor.send({ type: 'agents.updated', agents: this.feed.shortlist(pool, triedAgentIds), at });
+  }
+
+  private refreshWaiting(): void {
+    const at = this.options.now();
+    // A view per request, taken when it is sent: a request earlier in the loop may ring (hold) an agent, and
+    // a view taken before the loop would offer that same agent to every queued request after it.
+    // A request in a call rings nobody, and every presence change would otherwise rewrite each call's
+    // snapshot: calls × changes writes. It gets a fresh list just before anything can move it on.
+    // Oldest first, as the requests were made: a request back from a call must not lose its turn to newer ones.
+    for (const entry of byArrival(this.waiting)) this.refreshAgents(entry, at);
+  }
+
+  /** Queue positions are a fact across requests, so each request is told its place in the queue's order. */
+  private updateQueuePositions(): void {
+    const queued = [...this.requests.values()].filter((entry) => entry.actor.getSnapshot().matches('queued'));
+    for (const [entry, position] of queuePositions(queued)) {
+      if (entry.actor.getSnapshot().context.queuePosition !== position) {
+        entry.actor.send({ type: 'queue.position', position, at: this.options.now() });
+      }
+    }
+  }
+
+  private host(facts: RequestFacts, snapshot?: unknown): RequestEntry {
+    const { store, config, logger, now } = this.options;
+    const entry = facts as RequestEntry;
+    const log = requestLogger(logger, facts.requestId);
+    const member = (_actor: AnyActorRef, snap: AnyMachineSnapshot, isRoot: boolean): TreeMember => {
+      if (isRoot) return { kind: 'routing', requestId: facts.requestId, callId: null };
+      const callId = (snap.context as { callId?: string }).callId || entry.actor?.getSnapshot().context.callId || null;
+      return { kind: 'callSession', requestId: facts.requestId, callId };
+    };
+    entry.actor = hostActor({
+      actorId: `routing:${facts.requestId}`,
+      requestId: facts.requestId,
+      machine: this.machine,
+      member,
+      inspect: this.options.inspect,
+      input: {
+        requestId: facts.requestId,
+        visitorId: facts.visitorId,
+        pool: facts.pool,
+        agents: this.feed.shortlist(facts.pool, []),
+        maxReassignments: config.maxReassignments,
+        timings: { ringTimeout: config.timings.ringTimeoutMs, agentGrace: config.timings.agentGraceMs, maxQueueWait: config.timings.maxQueueWaitMs },
+        callTimings: { reconnectionTimeout: config.timings.reconnectionTimeoutMs },
+        at: facts.createdAt,
+      },
+      snapshot,
+      store,
+      logger: log,
+      now,
+      onSnapshot: (next, previous) => {
+        this.observe(entry, next.context, previous?.context ?? null, log);
+        store.requests.update(facts.requestId, { state: stateName(next.value) });
+        if (next.status === 'active' && !next.matches('connected')) this.waiting.add(entry);
+        else this.waiting.delete(entry);
+        if (next.status === 'done') this.finish(entry, next.context.endReason ?? 'cancelled');
+        if ((previous?.matches('queued') ?? false) !== next.matches('queued')) this.updateQueuePositions();
+        this.feed.flush();
+      },
+      onChildSnapshot: (_member, next, previous) => recordCallProgress({ store, logger }, next, previous),
+    });
+    this.requests.set(facts.requestId, entry);
+    if (!entry.actor.getSnapshot().matches('connected')) this.waiting.add(entry);
+    return entry;
+  }
+
+  private observe(entry: RequestEntry, next: RoutingContext, previous: RoutingContext | null, log: Logger): void {
+    if (previous && previous.reassignments < next.reassignments) {
+      log.info({ requestId: entry.requestId, trigger: next.lastTrigger, reassignments: next.reassignments }, 'reassignment');
+    }
+    // Every trigger that made the request leave its agent, whether or not another could be rung.
+    if (previous && next.lastTrigger && next.lastTrigger !== previous.lastTrigger) this.options.onReassignment?.(next.lastTrigger.cause);
+  }
+
+  private finish(entry: RequestEntry, reason: string): void {
+    this.requests.delete(entry.requestId);
+    this.waiting.delete(entry);
+    this.options.store.requests.update(entry.requestId, { endedAt: this.options.now(), endReason: reason });
+  }
+}

@@ -1,0 +1,34 @@
+/**
+ * Socket.IO rooms: one per person, so every socket of theirs hears what is meant for them, and one per
+ * call, so both legs hear what is meant for the call.
+ */
+import type { Server } from 'socket.io';
+import type { ClientToServerEvents, ServerEventName, ServerPayload, ServerToClientEvents } from '@callchart/machines';
+
+export type SwitchboardIo = Server<ClientToServerEvents, ServerToClientEvents>;
+
+export const agentRoom = (agentId: string) => `agent:${agentId}`;
+export const visitorRoom = (visitorId: string) => `visitor:${visitorId}`;
+export const callRoom = (callId: string) => `call:${callId}`;
+
+export type Person = { kind: 'agent' | 'visitor'; id: string };
+
+export const personRoom = (person: Person) => (person.kind === 'agent' ? agentRoom(person.id) : visitorRoom(person.id));
+
+export class Rooms {
+  constructor(private readonly io: SwitchboardIo) {}
+
+  emit<E extends ServerEventName>(room: string, event: E, payload: ServerPayload<E>): void {
+    (this.io.to(room).emit as (event: string, payload: unknown) => boolean)(event, payload);
+  }
+
+  /** Every socket both people have now joins the call's room. */
+  joinCall(callId: string, agentId: string, visitorId: string): void {
+    this.io.in(agentRoom(agentId)).socketsJoin(callRoom(callId));
+    this.io.in(visitorRoom(visitorId)).socketsJoin(callRoom(callId));
+  }
+
+  leaveCall(callId: string): void {
+    this.io.in(callRoom(callId)).socketsLeave(callRoom(callId));
+  }
+}

@@ -1,0 +1,83 @@
+/** What each person is shown of the requests and calls they are part of, and the inspector's list. */
+import type { LiveRequest, ServerPayload } from '@callchart/machines';
+import type { Store } from '../store.ts';
+import type { CallEntry } from './entries.ts';
+import type { Registry } from './registry.ts';
+import { callRoom, personRoom, type Person } from './rooms.ts';
+
+const isLeg = (call: CallEntry, person: Person) => (person.kind === 'agent' ? call.agentId : call.visitorId) === person.id;
+
+/** What a resuming client is told about its call. */
+export function callFor(registry: Registry, person: Person): ServerPayload<'session.resumed'>['call'] {
+  for (const call of registry.calls.values()) {
+    if (!isLeg(call, person)) continue;
+    const paused = registry.callActor(call.callId)?.getSnapshot().hasTag('paused') ?? false;
+    return {
+      callId: call.callId,
+      role: person.kind === 'agent' ? 'offerer' : 'answerer',
+      peerName: person.kind === 'agent' ? call.visitorName : call.agentName,
+      state: paused ? 'paused' : 'active',
+    };
+  }
+  return null;
+}
+
+/** Rooms a (re)connecting socket belongs in. */
+export function roomsFor(registry: Registry, person: Person): string[] {
+  const rooms = [personRoom(person)];
+  for (const call of registry.calls.values()) if (isLeg(call, person)) rooms.push(callRoom(call.callId));
+  return rooms;
+}
+
+/** The live calls a person is a leg of. */
+export function callsOf(registry: Registry, person: Person): CallEntry[] {
+  return [...registry.calls.values()].filter((call) => isLeg(call, person));
+}
+
+/** Where a visitor's request stands, for a visitor resuming before its call exists. */
+export function requestFor(registry: Registry, store: Store, visitorId: string): ServerPayload<'session.resumed'>['request'] {
+  for (const entry of registry.requests.values()) {
+    if (entry.visitorId !== visitorId) continue;
+    const snapshot = entry.actor.getSnapshot();
+    const { context } = snapshot;
+    if (snapshot.matches('ringing')) {
+      const name = context.currentAgentId ? store.agents.get(context.currentAgentId)?.name : undefined;
+      return name ? { requestId: entry.requestId, state: 'ringing', agentName: name } : { requestId: entry.requestId, state: 'ringing' };
+    }
+    // Nobody was rung while this visitor was away; their return starts the search again.
+    if (snapshot.matches('waitingForVisitor')) return { requestId: entry.requestId, state: 'searching' };
+    if (snapshot.matches('queued')) {
+      return context.queuePosition
+        ? { requestId: entry.requestId, state: 'queued', position: context.queuePosition }
+        : { requestId: entry.requestId, state: 'queued' };
+    }
+  }
+  return null;
+}
+
+/** Live requests and their calls, for the inspector's list. */
+export function live(registry: Registry, store: Store): LiveRequest[] {
+  return [...registry.requests.values()].map((entry) => {
+    const snapshot = entry.actor.getSnapshot();
+    const agentId = snapshot.context.currentAgentId;
+    const callId = snapshot.context.callId;
+    const call = callId ? registry.calls.get(callId) : undefined;
+    const session = snapshot.children.call?.getSnapshot();
+    return {
+      requestId: entry.requestId,
+      pool: entry.pool,
+      visitorName: entry.visitorName,
+      agentName: call?.agentName ?? (agentId ? (store.agents.get(agentId)?.name ?? null) : null),
+      createdAt: entry.createdAt,
+      state: snapshot.value,
+      call: call && session ? { callId: call.callId, agentName: call.agentName, state: session.value } : null,
+    };
+  });
+}
+
+/** Requests waiting in the queue for a free agent. */
+export function queuedCount(registry: Registry): number {
+  let queued = 0;
+  for (const entry of registry.requests.values()) if (entry.actor.getSnapshot().matches('queued')) queued++;
+  return queued;
+}

@@ -1,0 +1,14 @@
+/**
+ * A machine's actor for unit tests: on a simulated clock, with test doubles in place of its named
+ * actions, and every event it emits recorded. Started before it is returned.
+ */
+import { createActor, SimulatedClock, type AnyStateMachine, type EmittedFrom, type InputFrom } from 'xstate';
+
+export function startSimulated<M extends AnyStateMachine>(machine: M, actions: Parameters<M['provide']>[0]['actions'], input: InputFrom<M>) {
+  const clock = new SimulatedClock();
+  const actor = createActor(machine.provide({ actions }) as M, { clock, input });
+  const emitted: EmittedFrom<M>[] = [];
+  actor.on('*', (event) => void emitted.push(event));
+  actor.start();
+  return { actor, clock, emitted };
+}
