@@ -10,6 +10,7 @@
  */
 import { assign, setup } from 'xstate';
 import type { CallLeg } from './protocol.ts';
+import { armedTimer, eventTime, rearmedTimer, type TimerContext } from './serverClock.ts';
 
 /**
  * What the server knows of one leg. A socket drop makes `media` `unreported`: whatever the media did
@@ -65,7 +66,7 @@ export interface CallReconnectionAttempt {
   outcome: 'recovered' | 'failed';
 }
 
-export interface CallSessionContext {
+export interface CallSessionContext extends TimerContext {
   callId: string;
   timings: CallSessionTimings;
   legs: Record<CallLeg, LegStatus>;
@@ -80,11 +81,6 @@ export interface CallSessionContext {
   /** Who hung up, when the call ended by a hang-up. */
   endedBy: CallLeg | null;
   endedAt: number | null;
-  /** When the pause timer is due (epoch ms), so a restored actor can re-arm it with the time left. */
-  deadlineAt: number | null;
-  /** Duration the pause timer was (re)armed with. */
-  timerMs: number;
-  startedAt: number;
 }
 
 /** What the actor is done with: why, who hung up, how each leg was left, and the call's telemetry. */
@@ -130,11 +126,7 @@ export function callSessionOutput({ context }: { context: CallSessionContext }):
 }
 
 /** The time of the event being handled; the pause timer's event carries none and fires at its deadline. */
-function nowOf(context: CallSessionContext, event: { type: string }): number {
-  const at = (event as { at?: unknown }).at;
-  if (typeof at === 'number') return at;
-  return context.deadlineAt ?? context.startedAt;
-}
+const nowOf = eventTime;
 
 function eventLeg(event: { type: string }): CallLeg | null {
   const leg = (event as { leg?: unknown }).leg;
@@ -193,9 +185,7 @@ export const callSessionMachine = setup({
       return { reconnectionAttempts: [...context.reconnectionAttempts, { leg, at, durationMs, outcome }] };
     }),
     startPause: assign(({ context, event }) => {
-      const at = nowOf(context, event);
-      const duration = context.timings.reconnectionTimeout;
-      return { pausedAt: at, deadlineAt: at + duration, timerMs: duration };
+      return { pausedAt: nowOf(context, event), ...armedTimer(context, event, context.timings.reconnectionTimeout) };
     }),
     closePause: assign(({ context, event }) => {
       if (context.pausedAt === null) return {};
@@ -203,12 +193,7 @@ export const callSessionMachine = setup({
       const pauseMs = Math.max(0, nowOf(context, event) - context.pausedAt);
       return { totalPauseMs: context.totalPauseMs + pauseMs, pausedAt: null };
     }),
-    rearmTimer: assign(({ context, event }) => {
-      const at = nowOf(context, event);
-      // A deadline that passed while the server was down fires at once; it then counts as having fired now.
-      const deadlineAt = Math.max(context.deadlineAt ?? at, at);
-      return { deadlineAt, timerMs: deadlineAt - at };
-    }),
+    rearmTimer: assign(({ context, event }) => rearmedTimer(context, event)),
     endWith: assign(({ context, event }, params: { reason: CallSessionEndReason }) => ({
       endReason: params.reason,
       endedBy: event.type === 'call.hangup' ? event.by : null,

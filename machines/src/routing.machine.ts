@@ -18,6 +18,7 @@ import {
 } from './callSession.machine.ts';
 import type { CallEndReason } from './protocol.ts';
 import { eligibleAgents, nextAgent, type AgentInfo } from './routing.agents.ts';
+import { armedTimer, eventTime, rearmedTimer, type TimerContext } from './serverClock.ts';
 
 export type { AgentInfo } from './routing.agents.ts';
 
@@ -95,7 +96,7 @@ export interface RoutingCallEnd {
 /** How a request ended; 'no-agents', 'reassign-limit' and 'cancelled' are the wire's `routing.ended` reasons. */
 export type RoutingOutcome = 'completed' | 'cancelled' | 'no-agents' | 'reassign-limit';
 
-export interface RoutingContext {
+export interface RoutingContext extends TimerContext {
   requestId: string;
   visitorId: string;
   pool: string;
@@ -119,11 +120,6 @@ export interface RoutingContext {
   endReason: RoutingOutcome | null;
   lastTrigger: RoutingTrigger | null;
   timings: RoutingTimings;
-  /** When the running timer is due (epoch ms), so a restored actor can re-arm it with the time left. */
-  deadlineAt: number | null;
-  /** Duration the running timer was (re)armed with. */
-  timerMs: number;
-  startedAt: number;
 }
 
 export function initialRoutingContext({ input }: { input: RoutingInput }): RoutingContext {
@@ -155,11 +151,7 @@ export function initialRoutingContext({ input }: { input: RoutingInput }): Routi
  * timer fires at its deadline, the start happens at `input.at`, and the call ended when its output says.
  */
 function nowOf(context: RoutingContext, event: { type: string }): number {
-  const at = (event as { at?: unknown }).at;
-  if (typeof at === 'number') return at;
-  const ended = callOutput(event)?.endedAt;
-  if (ended !== undefined) return ended;
-  return context.deadlineAt ?? context.startedAt;
+  return callOutput(event)?.endedAt ?? eventTime(context, event);
 }
 
 function eventAgentId(event: { type: string }): string | null {
@@ -199,15 +191,9 @@ export const routingMachine = setup({
       };
     }),
     startTimer: assign(({ context, event }, params: { timer: keyof RoutingTimings }) => {
-      const duration = context.timings[params.timer];
-      return { deadlineAt: nowOf(context, event) + duration, timerMs: duration };
+      return armedTimer(context, event, context.timings[params.timer]);
     }),
-    rearmTimer: assign(({ context, event }) => {
-      const at = nowOf(context, event);
-      // A deadline that passed while the server was down fires at once; it then counts as having fired now.
-      const deadlineAt = Math.max(context.deadlineAt ?? at, at);
-      return { deadlineAt, timerMs: deadlineAt - at };
-    }),
+    rearmTimer: assign(({ context, event }) => rearmedTimer(context, event)),
     recordTrigger: assign(({ context, event }, params: { cause: RoutingTriggerCause } | undefined) => {
       const cause = params?.cause ?? lostCause(event);
       if (!cause) return {};
@@ -323,7 +309,6 @@ export const routingMachine = setup({
         'agent.lost': { guard: 'isCurrentAgent', target: 'searching', actions: ['cancelRing', 'recordTrigger', 'releaseAgent'] },
         'agents.updated': { actions: 'storeAgents' },
         'visitor.cancelled': { target: 'cancelled', actions: 'cancelRing' },
-        'visitor.gone': { target: 'cancelled', actions: 'cancelRing' },
         'visitor.away': { target: 'waitingForVisitor', actions: ['cancelRing', 'withdrawRing', 'releaseAgent', 'markVisitorAway'] },
         'timers.rearm': { target: 'ringing', reenter: true, actions: 'rearmTimer' },
       },
@@ -397,7 +382,6 @@ export const routingMachine = setup({
         ],
         'queue.position': { actions: ['storeQueuePosition', 'notifyQueued'] },
         'visitor.cancelled': { target: 'cancelled' },
-        'visitor.gone': { target: 'cancelled' },
         'visitor.away': { target: 'waitingForVisitor', actions: 'markVisitorAway' },
         'timers.rearm': { target: 'queued', reenter: true, actions: 'rearmTimer' },
       },

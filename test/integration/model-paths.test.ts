@@ -25,8 +25,12 @@ type Path = { steps: Step[] };
 const ELSEWHERE = new Set(['queue.position']);
 const FORWARDED = new Set(['leg.socketLost', 'leg.socketBack', 'leg.mediaReconnecting', 'leg.mediaConnected', 'leg.mediaFailed', 'leg.attempt', 'call.hangup']);
 
-/** Transitions no client can cause. */
-const ONLY_IN_THE_MODEL = new Set<string>();
+/**
+ * Transitions no client can cause: a socket coming back to find its media already connected (a socket drop
+ * leaves the media unreported until the client reports again over its new socket), and a re-arm reaching a
+ * call whose agent is still there (a restart loses every socket first, so the re-arm finds the grace running).
+ */
+const ONLY_IN_THE_MODEL = new Set<string>(['callSession.active|leg.socketBack|0', 'routing.connected|timers.rearm|0']);
 
 type CallEnd = { reason: string; legs: Record<'agent' | 'visitor', { socket: string }> };
 /** A call session's end that routing answers by finding the visitor another agent. */
@@ -55,13 +59,18 @@ function producible<M extends ModelSpec<any>>(spec: M): M {
       }
       // Only the resume window gives up a visitor who is away, and only one who is away.
       if (event.type === 'visitor.gone') return snapshot.context.visitorPresent === false;
-      // A visitor away has no socket to cancel with until they are back.
-      if (event.type === 'visitor.cancelled' && snapshot.context.visitorPresent === false) return false;
+
       const legs = snapshot.context.legs as Record<string, { socket: string }> | undefined;
       // A leg whose socket is down can neither report nor hang up until it is back.
       const leg = event.leg ?? (event as { by?: string }).by;
       const reports = event.type.startsWith('leg.media') || event.type === 'leg.attempt' || event.type === 'call.hangup';
-      return !(legs && leg && reports && legs[leg]?.socket === 'down');
+      // Every report a client can make names its leg.
+      if (event.type.startsWith('leg.') && !leg) return false;
+      if (legs && leg && reports && legs[leg]?.socket === 'down') return false;
+      // A socket closes only while open, and comes back only once closed.
+      if (legs && leg && event.type === 'leg.socketLost') return legs[leg]?.socket === 'up';
+      if (legs && leg && event.type === 'leg.socketBack') return legs[leg]?.socket === 'down';
+      return true;
     },
   };
 }
@@ -186,7 +195,8 @@ async function runCallPath(t: TestServer, path: Path, timeoutMs: number): Promis
   await legs.agent.emit('agent.accept', { requestId });
   const { callId } = await legs.agent.next('call.accepted');
   try {
-    for (const step of path.steps.slice(1)) {
+    for (const [index, step] of path.steps.slice(1).entries()) {
+      const before = path.steps[index]!.state;
       const event = step.event;
       const leg = (event.leg ?? event.by) as 'agent' | 'visitor';
       switch (event.type) {
@@ -233,8 +243,9 @@ async function runCallPath(t: TestServer, path: Path, timeoutMs: number): Promis
         const live = t.server.switchboard.callSnapshot(callId);
         if (expected.status === 'done') {
           const row = t.server.store.calls.get(callId);
-          // A timeout with only the agent gone is the agent lost: routing ends the call as reassigned.
-          const reason = endsOnAgent({ reason: expected.context.endReason, legs: expected.context.legs }) ? 'reassigned' : expected.context.endReason;
+          // A timeout with only the agent gone is the agent lost: routing ends the call as reassigned. The
+          // legs are read from before the step: the model's ended states are told apart without them.
+          const reason = endsOnAgent({ reason: expected.context.endReason, legs: before.context.legs }) ? 'reassigned' : expected.context.endReason;
           return row?.state === 'ended' && row.endReason === reason ? null : `after ${event.type}: call row ${JSON.stringify(row)} should end with ${reason}`;
         }
         if (!live) return `after ${event.type}: the call ended, the model says ${JSON.stringify(expected.value)}`;
@@ -350,6 +361,9 @@ async function runRoutingPath(t: TestServer, path: Path, short: number): Promise
           break;
         }
         case 'visitor.cancelled':
+          // A visitor away cancels from a new socket that does not take up their old session, which routing
+          // does not hear as their return.
+          if (!visitor.socket.connected) visitor = await TestClient.connect(t.url, visitorSession.token);
           await visitor.emit('visitor.cancel', { requestId });
           break;
         case 'visitor.away':
