@@ -1,6 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { createActor, SimulatedClock, type SnapshotFrom } from 'xstate';
+import { BASE } from '../../test/support/simulated-actor.ts';
 import {
   callSessionMachine,
   defaultCallSessionTimings,
@@ -11,7 +12,6 @@ import {
 import type { CallLeg } from './protocol.ts';
 
 const TIMEOUT = defaultCallSessionTimings.reconnectionTimeout;
-const BASE = 1_700_000_000_000;
 const LEGS: CallLeg[] = ['agent', 'visitor'];
 
 type LegReport = 'leg.socketLost' | 'leg.socketBack' | 'leg.mediaReconnecting' | 'leg.mediaConnected' | 'leg.mediaFailed';

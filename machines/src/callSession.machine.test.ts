@@ -1,5 +1,6 @@
 import { describe, expect, it, vi } from 'vitest';
 import { createActor, SimulatedClock } from 'xstate';
+import { BASE } from '../../test/support/simulated-actor.ts';
 import {
   callSessionMachine,
   defaultCallSessionTimings,
@@ -10,8 +11,6 @@ import {
 import type { CallLeg } from './protocol.ts';
 
 const TIMEOUT = defaultCallSessionTimings.reconnectionTimeout;
-/** Epoch ms of the simulated clock's zero. */
-const BASE = 1_700_000_000_000;
 
 const EFFECTS = ['notifyPaused', 'notifyResumed'] as const;
 type Effect = (typeof EFFECTS)[number];
@@ -44,6 +43,31 @@ const legsAndSession = (run: Run) => {
   return { active: { agent: up('agent'), visitor: up('visitor'), session: session(run) } };
 };
 const output = (run: Run) => run.actor.getSnapshot().output;
+
+/** The paused call is still paused a millisecond short of `ms` from now, and has ended at `ms`. */
+function expectEndIn(run: Run, ms: number) {
+  run.clock.increment(ms - 1);
+  expect(session(run)).toBe('paused');
+  run.clock.increment(1);
+  expect(value(run)).toBe('ended');
+}
+
+/** A started call that heard these leg reports in turn, the clock moved on by each number between them. */
+function played(...steps: (Parameters<Run['leg']> | number)[]): Run {
+  const run = start();
+  for (const step of steps) {
+    if (typeof step === 'number') run.clock.increment(step);
+    else run.leg(...step);
+  }
+  return run;
+}
+
+/** A started call that heard these leg reports, then sat out the whole reconnection timeout: it must have ended on it. */
+function timedOutAfter(...reports: Parameters<Run['leg']>[]): Run {
+  const run = played(...reports, TIMEOUT);
+  expect(context(run).endReason).toBe('reconnect-timeout');
+  return run;
+}
 
 describe('callSession: the start', () => {
   it('waits in starting for routing to hand over the call, and hears nothing else until then', () => {
@@ -188,28 +212,19 @@ describe('callSession: pause and resume', () => {
   });
 
   it('one timer, measured from the start of the pause: a second lost leg does not restart it', () => {
-    const run = start();
-    run.leg('leg.socketLost', 'visitor');
-    run.clock.increment(TIMEOUT - 5_000);
-    run.leg('leg.socketLost', 'agent');
-    run.leg('leg.socketBack', 'visitor');
-    run.clock.increment(4_999);
-    expect(session(run)).toBe('paused');
-    run.clock.increment(1);
-    expect(value(run)).toBe('ended');
+    const run = played(['leg.socketLost', 'visitor'], TIMEOUT - 5_000, ['leg.socketLost', 'agent'], ['leg.socketBack', 'visitor']);
+    expectEndIn(run, 5_000);
   });
 
   it('a resume cancels the timer, and the next pause gets the full time again', () => {
-    const run = start();
-    run.leg('leg.socketLost', 'visitor');
-    run.clock.increment(TIMEOUT - 1);
-    run.leg('leg.socketBack', 'visitor');
-    run.leg('leg.mediaConnected', 'visitor');
-    run.leg('leg.mediaReconnecting', 'visitor');
-    run.clock.increment(TIMEOUT - 1);
-    expect(session(run)).toBe('paused');
-    run.clock.increment(1);
-    expect(value(run)).toBe('ended');
+    const run = played(
+      ['leg.socketLost', 'visitor'],
+      TIMEOUT - 1,
+      ['leg.socketBack', 'visitor'],
+      ['leg.mediaConnected', 'visitor'],
+      ['leg.mediaReconnecting', 'visitor'],
+    );
+    expectEndIn(run, TIMEOUT);
   });
 });
 
@@ -217,10 +232,7 @@ describe('callSession: the end of a call', () => {
   it('timeout with the agent’s leg lost ends with reconnect-timeout, and the output shows only the agent gone', () => {
     const run = start();
     run.leg('leg.socketLost', 'agent');
-    run.clock.increment(TIMEOUT - 1);
-    expect(session(run)).toBe('paused');
-    run.clock.increment(1);
-    expect(value(run)).toBe('ended');
+    expectEndIn(run, TIMEOUT);
     expect(run.actor.getSnapshot().status).toBe('done');
     expect(context(run)).toMatchObject({ endReason: 'reconnect-timeout', endedBy: null, endedAt: BASE + TIMEOUT, totalPauseMs: TIMEOUT });
     // What routing reads to find the visitor another agent.
@@ -233,21 +245,13 @@ describe('callSession: the end of a call', () => {
 
   it('timeout with the visitor’s socket gone ends with reconnect-timeout and the visitor gone in the output, whatever the agent’s leg', () => {
     for (const agentLoss of ['leg.mediaReconnecting', 'leg.mediaFailed', 'leg.socketLost'] as const) {
-      const run = start();
-      run.leg('leg.socketLost', 'visitor');
-      run.leg(agentLoss, 'agent');
-      run.clock.increment(TIMEOUT);
-      expect(context(run).endReason).toBe('reconnect-timeout');
+      const run = timedOutAfter(['leg.socketLost', 'visitor'], [agentLoss, 'agent']);
       expect(output(run)?.legs.visitor.socket).toBe('down');
     }
   });
 
   it('timeout with only the agent’s socket gone leaves the visitor’s socket up in the output', () => {
-    const run = start();
-    run.leg('leg.socketLost', 'agent');
-    run.leg('leg.mediaReconnecting', 'visitor');
-    run.clock.increment(TIMEOUT);
-    expect(context(run).endReason).toBe('reconnect-timeout');
+    const run = timedOutAfter(['leg.socketLost', 'agent'], ['leg.mediaReconnecting', 'visitor']);
     expect(output(run)?.legs).toEqual({
       agent: { socket: 'down', media: 'unreported' },
       visitor: { socket: 'up', media: 'reconnecting' },
@@ -255,11 +259,7 @@ describe('callSession: the end of a call', () => {
   });
 
   it('timeout with both sockets up and the path down ends with reconnect-timeout', () => {
-    const run = start();
-    run.leg('leg.mediaReconnecting', 'agent');
-    run.leg('leg.mediaReconnecting', 'visitor');
-    run.clock.increment(TIMEOUT);
-    expect(context(run).endReason).toBe('reconnect-timeout');
+    const run = timedOutAfter(['leg.mediaReconnecting', 'agent'], ['leg.mediaReconnecting', 'visitor']);
     expect(output(run)?.legs).toEqual({
       agent: { socket: 'up', media: 'reconnecting' },
       visitor: { socket: 'up', media: 'reconnecting' },
@@ -267,13 +267,12 @@ describe('callSession: the end of a call', () => {
   });
 
   it('timeout with only the visitor’s leg lost ends with reconnect-timeout', () => {
-    const run = start();
-    run.leg('leg.socketLost', 'agent');
-    run.leg('leg.mediaReconnecting', 'visitor');
-    run.leg('leg.socketBack', 'agent');
-    run.leg('leg.mediaConnected', 'agent');
-    run.clock.increment(TIMEOUT);
-    expect(context(run).endReason).toBe('reconnect-timeout');
+    const run = timedOutAfter(
+      ['leg.socketLost', 'agent'],
+      ['leg.mediaReconnecting', 'visitor'],
+      ['leg.socketBack', 'agent'],
+      ['leg.mediaConnected', 'agent'],
+    );
     expect(output(run)?.legs.agent).toEqual({ socket: 'up', media: 'connected' });
     expect(run.actor.getSnapshot().status).toBe('done');
   });

@@ -34,6 +34,13 @@ function startConnected(input?: PeerConnectionInput) {
   return run;
 }
 
+/** Started, connected at t = 0, then told `events` in turn. */
+function connectedThen(...events: PeerConnectionEvent[]) {
+  const run = startConnected();
+  for (const event of events) run.actor.send(event);
+  return run;
+}
+
 /** SimulatedClock arms a timer set during a flush from the advanced time, so step through each one. */
 function advance(run: ReturnType<typeof start>, ms: number, times: number) {
   for (let i = 0; i < times; i++) run.clock.increment(ms);
@@ -117,15 +124,13 @@ describe('peerConnection: first connection', () => {
 
 describe('peerConnection: unstable', () => {
   it('ice.disconnected in connected → unstable and remembers when the outage began', () => {
-    const run = startConnected();
-    run.actor.send({ type: 'ice.disconnected', at: 1000 });
+    const run = connectedThen({ type: 'ice.disconnected', at: 1000 });
     expect(value(run)).toBe('unstable');
     expect(context(run).outageStartedAt).toBe(1000);
   });
 
   it('ice.connected in unstable → connected without spending an attempt', () => {
-    const run = startConnected();
-    run.actor.send({ type: 'ice.disconnected', at: 1000 });
+    const run = connectedThen({ type: 'ice.disconnected', at: 1000 });
     run.clock.increment(T.disconnectedGrace - 1);
     run.actor.send({ type: 'ice.connected', at: 2999 });
     expect(value(run)).toBe('connected');
@@ -138,8 +143,7 @@ describe('peerConnection: unstable', () => {
   });
 
   it('after disconnectedGrace in unstable → reconnecting', () => {
-    const run = startConnected();
-    run.actor.send({ type: 'ice.disconnected', at: 1000 });
+    const run = connectedThen({ type: 'ice.disconnected', at: 1000 });
     run.clock.increment(T.disconnectedGrace - 1);
     expect(value(run)).toBe('unstable');
     run.clock.increment(1);
@@ -150,24 +154,19 @@ describe('peerConnection: unstable', () => {
 
 describe('peerConnection: immediate restarts', () => {
   it('ice.failed in connected → reconnecting at once', () => {
-    const run = startConnected();
-    run.actor.send({ type: 'ice.failed', at: 7 });
+    const run = connectedThen({ type: 'ice.failed', at: 7 });
     expect(value(run)).toEqual({ reconnecting: 'attempting' });
     expect(context(run).outageStartedAt).toBe(7);
   });
 
   it('ice.failed in unstable → reconnecting at once, keeping the original outage start', () => {
-    const run = startConnected();
-    run.actor.send({ type: 'ice.disconnected', at: 5000 });
-    run.actor.send({ type: 'ice.failed', at: 15000 });
+    const run = connectedThen({ type: 'ice.disconnected', at: 5000 }, { type: 'ice.failed', at: 15000 });
     expect(value(run)).toEqual({ reconnecting: 'attempting' });
     expect(context(run).outageStartedAt).toBe(5000);
   });
 
   it('network.online in unstable → reconnecting at once', () => {
-    const run = startConnected();
-    run.actor.send({ type: 'ice.disconnected', at: 5000 });
-    run.actor.send({ type: 'network.online' });
+    const run = connectedThen({ type: 'ice.disconnected', at: 5000 }, { type: 'network.online' });
     expect(value(run)).toEqual({ reconnecting: 'attempting' });
   });
 });
@@ -197,8 +196,7 @@ describe('peerConnection: attempts', () => {
   });
 
   it('shows the current attempt number while attempting', () => {
-    const run = startConnected();
-    run.actor.send({ type: 'ice.failed', at: 0 });
+    const run = connectedThen({ type: 'ice.failed', at: 0 });
     const seen = [context(run).attempts];
     run.clock.increment(T.attemptTimeout);
     seen.push(context(run).attempts);
@@ -209,8 +207,7 @@ describe('peerConnection: attempts', () => {
   });
 
   it('each attempt is bounded by attemptTimeout and retried until maxAttempts are spent → failed', () => {
-    const run = startConnected();
-    run.actor.send({ type: 'ice.failed', at: 0 });
+    const run = connectedThen({ type: 'ice.failed', at: 0 });
     advance(run, T.attemptTimeout, 2);
     run.clock.increment(T.attemptTimeout - 1);
     expect(value(run)).toEqual({ reconnecting: 'attempting' });
@@ -255,8 +252,7 @@ describe('peerConnection: signaling', () => {
   });
 
   it('signal.down while attempting → waitingForSignaling, giving the attempt back', () => {
-    const run = startConnected();
-    run.actor.send({ type: 'ice.failed', at: 0 });
+    const run = connectedThen({ type: 'ice.failed', at: 0 });
     run.clock.increment(T.attemptTimeout); // attempt 2 now
     run.actor.send({ type: 'signal.down' });
     expect(context(run).signalingUp).toBe(false);
@@ -265,27 +261,21 @@ describe('peerConnection: signaling', () => {
   });
 
   it('entering reconnecting while signaling is down waits without spending an attempt', () => {
-    const run = startConnected();
-    run.actor.send({ type: 'signal.down' });
-    run.actor.send({ type: 'ice.failed', at: 0 });
+    const run = connectedThen({ type: 'signal.down' }, { type: 'ice.failed', at: 0 });
     expect(value(run)).toEqual({ reconnecting: 'waitingForSignaling' });
     expect(context(run).attempts).toBe(0);
     expect(run.spies.restartIce).not.toHaveBeenCalled();
   });
 
   it('signal.up in waitingForSignaling → attempting', () => {
-    const run = startConnected();
-    run.actor.send({ type: 'signal.down' });
-    run.actor.send({ type: 'ice.failed', at: 0 });
-    run.actor.send({ type: 'signal.up' });
+    const run = connectedThen({ type: 'signal.down' }, { type: 'ice.failed', at: 0 }, { type: 'signal.up' });
     expect(value(run)).toEqual({ reconnecting: 'attempting' });
     expect(context(run).attempts).toBe(1);
     expect(run.spies.restartIce).toHaveBeenCalledTimes(1);
   });
 
   it('flapping signaling never lets attempts exceed maxAttempts', () => {
-    const run = startConnected();
-    run.actor.send({ type: 'ice.failed', at: 0 });
+    const run = connectedThen({ type: 'ice.failed', at: 0 });
     for (let i = 0; i < 10; i++) {
       run.actor.send({ type: 'signal.down' });
       run.actor.send({ type: 'signal.up' });
@@ -299,8 +289,7 @@ describe('peerConnection: signaling', () => {
 
 describe('peerConnection: recovery', () => {
   it('ice.connected during reconnecting → connected, resets attempts, records and emits the recovery', () => {
-    const run = startConnected();
-    run.actor.send({ type: 'ice.disconnected', at: 5000 });
+    const run = connectedThen({ type: 'ice.disconnected', at: 5000 });
     run.clock.increment(T.disconnectedGrace);
     run.clock.increment(T.attemptTimeout); // attempt 2
     run.actor.send({ type: 'ice.connected', at: 17100 });
@@ -317,18 +306,18 @@ describe('peerConnection: recovery', () => {
   });
 
   it('ice.connected while waiting for signaling also recovers', () => {
-    const run = startConnected();
-    run.actor.send({ type: 'signal.down' });
-    run.actor.send({ type: 'ice.failed', at: 100 });
-    run.actor.send({ type: 'ice.connected', at: 350 });
-    run.actor.send({ type: 'media.flowing', at: 400 });
+    const run = connectedThen(
+      { type: 'signal.down' },
+      { type: 'ice.failed', at: 100 },
+      { type: 'ice.connected', at: 350 },
+      { type: 'media.flowing', at: 400 },
+    );
     expect(value(run)).toBe('connected');
     expect(run.emitted.at(-1)).toEqual({ type: 'recovered', attempts: 0, durationMs: 300 });
   });
 
   it('a later outage starts again from attempt 1', () => {
-    const run = startConnected();
-    run.actor.send({ type: 'ice.failed', at: 0 });
+    const run = connectedThen({ type: 'ice.failed', at: 0 });
     advance(run, T.attemptTimeout, 2);
     run.actor.send({ type: 'ice.connected', at: 20000 });
     run.actor.send({ type: 'media.flowing' });
@@ -340,8 +329,7 @@ describe('peerConnection: recovery', () => {
 
 describe('peerConnection: recovered means media', () => {
   it('connected after a restart is still reconnecting until media is seen, probing every mediaProbeInterval', () => {
-    const run = startConnected();
-    run.actor.send({ type: 'ice.failed', at: 1000 });
+    const run = connectedThen({ type: 'ice.failed', at: 1000 });
     const probes = () => run.spies.probeMedia.mock.calls.length;
     const baselines = () => run.spies.startMediaProbe.mock.calls.length;
     const baselinesBefore = baselines();
@@ -362,9 +350,7 @@ describe('peerConnection: recovered means media', () => {
   });
 
   it('no media within mediaProofTimeout fails that attempt and starts the next', () => {
-    const run = startConnected();
-    run.actor.send({ type: 'ice.failed', at: 0 });
-    run.actor.send({ type: 'ice.connected', at: 100 });
+    const run = connectedThen({ type: 'ice.failed', at: 0 }, { type: 'ice.connected', at: 100 });
     // The probing loop re-arms itself; step through it until the proof timer fires.
     advance(run, T.mediaProbeInterval, T.mediaProofTimeout / T.mediaProbeInterval);
     expect(value(run)).toEqual({ reconnecting: 'attempting' });
@@ -383,8 +369,7 @@ describe('peerConnection: recovered means media', () => {
 
 describe('peerConnection: no attempt without a reachable peer', () => {
   it('peer.away during an attempt gives the attempt back and waits without spending any', () => {
-    const run = startConnected();
-    run.actor.send({ type: 'ice.failed', at: 0 });
+    const run = connectedThen({ type: 'ice.failed', at: 0 });
     expect(context(run).attempts).toBe(1);
     run.actor.send({ type: 'peer.away' });
     expect(run.emitted.at(-1)).toEqual({ type: 'attempt.abandoned', attempt: 1, maxAttempts: 3 });
@@ -392,8 +377,7 @@ describe('peerConnection: no attempt without a reachable peer', () => {
   });
 
   it('a loss while the peer is away waits for it at once', () => {
-    const run = startConnected();
-    run.actor.send({ type: 'peer.away' });
+    const run = connectedThen({ type: 'peer.away' });
     expect(value(run)).toBe('connected');
     run.actor.send({ type: 'ice.failed', at: 0 });
     expect(value(run)).toEqual({ reconnecting: 'waitingForPeer' });
@@ -401,16 +385,13 @@ describe('peerConnection: no attempt without a reachable peer', () => {
   });
 
   it('peer.back rolls back and sends a fresh restart offer at once', () => {
-    const run = startConnected();
-    run.actor.send({ type: 'peer.away' });
-    run.actor.send({ type: 'ice.failed', at: 0 });
+    const run = connectedThen({ type: 'peer.away' }, { type: 'ice.failed', at: 0 });
     expectFreshOfferOn(run, { type: 'peer.back' }, 1);
     expect(value(run)).toEqual({ reconnecting: 'attempting' });
   });
 
   it('peer.back during an attempt sends a fresh offer under the same attempt number', () => {
-    const run = startConnected();
-    run.actor.send({ type: 'ice.failed', at: 0 });
+    const run = connectedThen({ type: 'ice.failed', at: 0 });
     run.clock.increment(T.attemptTimeout); // attempt 2
     expectFreshOfferOn(run, { type: 'peer.back' }, 2);
   });
@@ -451,8 +432,7 @@ describe('peerConnection: no attempt without a reachable peer', () => {
 
 describe('peerConnection: no attempt without a network', () => {
   it('offline while connected waits for the network at once, spending nothing', () => {
-    const run = startConnected();
-    run.actor.send({ type: 'network.offline', at: 700 });
+    const run = connectedThen({ type: 'network.offline', at: 700 });
     expect(value(run)).toEqual({ reconnecting: 'waitingForNetwork' });
     expect(context(run).outageStartedAt).toBe(700);
     advance(run, T.attemptTimeout, 10);
@@ -463,26 +443,20 @@ describe('peerConnection: no attempt without a network', () => {
   });
 
   it('offline during an attempt gives it back', () => {
-    const run = startConnected();
-    run.actor.send({ type: 'ice.failed', at: 0 });
-    run.actor.send({ type: 'network.offline' });
+    const run = connectedThen({ type: 'ice.failed', at: 0 }, { type: 'network.offline' });
     expect(value(run)).toEqual({ reconnecting: 'waitingForNetwork' });
     expect(context(run).attempts).toBe(0);
   });
 
   it('online again while offline signaling is still down waits for signaling, then attempts', () => {
-    const run = startConnected();
-    run.actor.send({ type: 'network.offline', at: 0 });
-    run.actor.send({ type: 'signal.down' });
-    run.actor.send({ type: 'network.online' });
+    const run = connectedThen({ type: 'network.offline', at: 0 }, { type: 'signal.down' }, { type: 'network.online' });
     expect(value(run)).toEqual({ reconnecting: 'waitingForSignaling' });
     run.actor.send({ type: 'signal.up' });
     expect(value(run)).toEqual({ reconnecting: 'attempting' });
   });
 
   it('an address change (online without offline) restarts at once', () => {
-    const run = startConnected();
-    run.actor.send({ type: 'network.online', at: 300 });
+    const run = connectedThen({ type: 'network.online', at: 300 });
     expect(value(run)).toEqual({ reconnecting: 'attempting' });
     run.clock.increment(1000);
     expectFreshOfferOn(run, { type: 'network.online' }, 1);
@@ -519,8 +493,7 @@ describe('peerConnection: hangup', () => {
 
 describe('peerConnection: context stays serializable', () => {
   it('round-trips through JSON in every phase', () => {
-    const run = startConnected();
-    run.actor.send({ type: 'ice.disconnected', at: 0 });
+    const run = connectedThen({ type: 'ice.disconnected', at: 0 });
     run.clock.increment(T.disconnectedGrace);
     run.actor.send({ type: 'ice.connected', at: 3000 });
     const ctx = context(run);

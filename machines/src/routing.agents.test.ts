@@ -1,14 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { compareForAssignment, eligibleAgents, isEligible, nextAgent, type AgentInfo } from './routing.agents.ts';
-
-const agent = (id: string, patch: Partial<AgentInfo> = {}): AgentInfo => ({
-  id,
-  name: id.toUpperCase(),
-  pools: ['support'],
-  status: 'available',
-  lastAssignedAt: null,
-  ...patch,
-});
+import { agent } from '../../test/support/agent-info.ts';
+import { compareForAssignment, eligibleAgents, isEligible, nextAgent } from './routing.agents.ts';
 
 describe('routing agent selection', () => {
   it('an agent is eligible only in the pool, available, and not yet tried', () => {

@@ -1,12 +1,12 @@
 import { describe, expect, it, vi } from 'vitest';
 import { createActor, SimulatedClock } from 'xstate';
+import { agent } from '../../test/support/agent-info.ts';
 import { callSessionMachine, defaultCallSessionTimings, type CallSessionContext } from './callSession.machine.ts';
 import type { CallLeg } from './protocol.ts';
 import {
   defaultMaxReassignments,
   defaultRoutingTimings,
   routingMachine,
-  type AgentInfo,
   type RoutingContext,
   type RoutingInput,
 } from './routing.machine.ts';
@@ -15,15 +15,6 @@ const T = defaultRoutingTimings;
 const CALL_TIMEOUT = defaultCallSessionTimings.reconnectionTimeout;
 /** Epoch ms of the simulated clock's zero. */
 const BASE = 1_700_000_000_000;
-
-const agent = (id: string, patch: Partial<AgentInfo> = {}): AgentInfo => ({
-  id,
-  name: id.toUpperCase(),
-  pools: ['support'],
-  status: 'available',
-  lastAssignedAt: null,
-  ...patch,
-});
 
 /** a, b and c are free in the pool and would be rung in that order. */
 const threeAgents = [agent('c', { lastAssignedAt: 300 }), agent('b', { lastAssignedAt: 200 }), agent('a')];

@@ -328,12 +328,8 @@ export const routingMachine = setup({
       on: {
         // Going away or logging out is deliberate: waiting for the agent would only keep the visitor waiting.
         'agent.lost': { guard: 'isCurrentAgentDeparture', target: 'reassigning', actions: 'recordTrigger' },
-        'leg.socketLost': { actions: 'forwardToCall' },
-        'leg.socketBack': { actions: 'forwardToCall' },
-        'leg.mediaReconnecting': { actions: 'forwardToCall' },
-        'leg.mediaConnected': { actions: 'forwardToCall' },
-        'leg.mediaFailed': { actions: 'forwardToCall' },
-        'leg.attempt': { actions: 'forwardToCall' },
+        // Every leg report is the call's business.
+        'leg.*': { actions: 'forwardToCall' },
         'call.hangup': { actions: 'forwardToCall' },
         'timers.rearm': { actions: 'forwardToCall' },
         'agents.updated': { actions: 'storeAgents' },

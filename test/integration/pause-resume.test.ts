@@ -73,6 +73,18 @@ async function inCall(url: string, agents: DemoAgent[] = ['ada']) {
   return { ...setup, agent: first, requestId, callId };
 }
 
+/** A waiting visitor whose request rings ada, on a server that keeps a lost session for `resumeWindowMs`. */
+async function ringingRequest(resumeWindowMs: string) {
+  const { url } = await server({ RESUME_WINDOW_MS: resumeWindowMs, RING_TIMEOUT_MS: '15000' });
+  const { agents, visitor, visitorTokenValue } = await visitorAndAgents(url, ['ada']);
+  const ada = track(agents.ada);
+  track(visitor);
+  const requested = await visitor.emit('visitor.request', { pool: 'support' });
+  const { requestId } = requested as { requestId: string };
+  await ada.next('agent.ring');
+  return { url, ada, visitor, visitorTokenValue, requestId };
+}
+
 /** Resolves once the client's socket is gone, so the server has been told (or the process is dead). */
 function closed(client: TestClient): Promise<void> {
   if (!client.socket.connected) return Promise.resolve();
@@ -462,13 +474,7 @@ describe('reconnection telemetry', () => {
 
 describe('resume tokens', () => {
   it('resume a session within the window: a waiting visitor keeps its request, nobody is rung while they are away, and the call comes once they are back', async () => {
-    const { url } = await server({ RESUME_WINDOW_MS: '15000', RING_TIMEOUT_MS: '15000' });
-    const { agents, visitor, visitorTokenValue } = await visitorAndAgents(url, ['ada']);
-    const ada = track(agents.ada);
-    track(visitor);
-    const requested = await visitor.emit('visitor.request', { pool: 'support' });
-    const { requestId } = requested as { requestId: string };
-    await ada.next('agent.ring');
+    const { url, ada, visitor, visitorTokenValue, requestId } = await ringingRequest('15000');
 
     visitor.close();
     await closed(visitor);
@@ -487,13 +493,7 @@ describe('resume tokens', () => {
   });
 
   it('expire after the window: the request was given up, and the session cannot be taken up again', async () => {
-    const { url } = await server({ RESUME_WINDOW_MS: '300', RING_TIMEOUT_MS: '15000' });
-    const { agents, visitor, visitorTokenValue } = await visitorAndAgents(url, ['ada']);
-    const ada = track(agents.ada);
-    track(visitor);
-    const requested = await visitor.emit('visitor.request', { pool: 'support' });
-    const { requestId } = requested as { requestId: string };
-    await ada.next('agent.ring');
+    const { url, ada, visitor, visitorTokenValue, requestId } = await ringingRequest('300');
 
     visitor.close();
     // The ring is withdrawn at once; the window is over when the server gives up the request.

@@ -53,6 +53,16 @@ async function supportDesk(env: Record<string, string>, options: { fresh?: boole
   return { t, agents, visitor, order };
 }
 
+/** The support desk with the visitor's request accepted by the first agent in ring order: a call under way. */
+async function callWithFirstAgent(env: Record<string, string>) {
+  const desk = await supportDesk(env);
+  const [first, second, third] = desk.order;
+  const requestId = await requestCall(desk.visitor);
+  await expectRung(desk.agents[first], desk.visitor, requestId, first);
+  const callId = await accept(desk.agents[first], desk.visitor, requestId);
+  return { ...desk, first, second, third, requestId, callId };
+}
+
 /** True when the visitor holds a routing update in this state that the test has not consumed. */
 const sawUpdate = (visitor: TestClient, state: 'ringing' | 'reassigning' | 'queued') =>
   visitor.events.some((e) => e.event === 'routing.update' && (e.payload as { state: string }).state === state);
@@ -272,12 +282,7 @@ describe('the reassignment bound', () => {
   });
 
   it('counts mid-call moves too: the second agent leaving the call ends the request', async () => {
-    const { t, agents, visitor, order } = await supportDesk({ RING_TIMEOUT_MS: NEVER, MAX_REASSIGNMENTS: '1' });
-    const [first, second, third] = order;
-
-    const requestId = await requestCall(visitor);
-    await expectRung(agents[first], visitor, requestId, first);
-    await accept(agents[first], visitor, requestId);
+    const { t, agents, visitor, first, second, third, requestId } = await callWithFirstAgent({ RING_TIMEOUT_MS: NEVER, MAX_REASSIGNMENTS: '1' });
     await agents[first].emit('agent.presence', { status: 'away' });
     await visitor.next('routing.update', (u) => u.state === 'reassigning');
     await expectRung(agents[second], visitor, requestId, second);
@@ -296,11 +301,7 @@ describe('the reassignment bound', () => {
 
 describe('during the call', () => {
   it('an agent whose socket dropped and who comes back within the grace resumes the same call', async () => {
-    const { t, agents, visitor, order } = await supportDesk(MID_CALL);
-    const [first, second, third] = order;
-    const requestId = await requestCall(visitor);
-    await expectRung(agents[first], visitor, requestId, first);
-    const callId = await accept(agents[first], visitor, requestId);
+    const { t, agents, visitor, first, second, third, requestId, callId } = await callWithFirstAgent(MID_CALL);
 
     const resumeToken = agents[first].resumeToken!;
     agents[first].close();
@@ -361,11 +362,7 @@ describe('during the call', () => {
 
   it('when the grace runs out, the visitor is reassigned and a new call connects with the next agent', async () => {
     const grace = SHORT_GRACE_MS;
-    const { t, agents, visitor, order } = await supportDesk(SHORT_MID_CALL);
-    const [first, second] = order;
-    const requestId = await requestCall(visitor);
-    await expectRung(agents[first], visitor, requestId, first);
-    const oldCall = await accept(agents[first], visitor, requestId);
+    const { t, agents, visitor, first, second, requestId, callId: oldCall } = await callWithFirstAgent(SHORT_MID_CALL);
 
     const resumeToken = agents[first].resumeToken!;
     const lostAt = Date.now();
@@ -403,11 +400,7 @@ describe('during the call', () => {
 
   for (const how of ['away', 'logout'] as const) {
     it(`an agent who ${how === 'away' ? 'goes away' : 'logs out'} mid-call has the visitor reassigned at once, without the grace`, async () => {
-      const { t, agents, visitor, order } = await supportDesk(MID_CALL);
-      const [first, second] = order;
-      const requestId = await requestCall(visitor);
-      await expectRung(agents[first], visitor, requestId, first);
-      const oldCall = await accept(agents[first], visitor, requestId);
+      const { t, agents, visitor, first, second, requestId, callId: oldCall } = await callWithFirstAgent(MID_CALL);
 
       const leftAt = Date.now();
       const ack = how === 'away' ? await agents[first].emit('agent.presence', { status: 'away' }) : await agents[first].emit('agent.logout', {});
@@ -436,11 +429,7 @@ describe('during the call', () => {
 
   it('an agent whose media stays down past RECONNECTION_TIMEOUT_MS with both sockets up ends the call as reconnect-timeout: a path fault is nobody to reassign', async () => {
     const timeout = SHORT_RECONNECTION_MS;
-    const { t, agents, visitor, order } = await supportDesk(SHORT_MID_CALL);
-    const [first, second] = order;
-    const requestId = await requestCall(visitor);
-    await expectRung(agents[first], visitor, requestId, first);
-    const oldCall = await accept(agents[first], visitor, requestId);
+    const { t, agents, visitor, first, second, requestId, callId: oldCall } = await callWithFirstAgent(SHORT_MID_CALL);
 
     const lostAt = Date.now();
     expect(await agents[first].emit('call.media', { callId: oldCall, state: 'reconnecting', attempt: 1 })).toEqual({ ok: true });

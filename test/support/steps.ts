@@ -3,6 +3,7 @@
  * waits, and the snapshot after every step is checked.
  */
 import fc from 'fast-check';
+import { expect } from 'vitest';
 import { createActor, SimulatedClock, type Actor, type AnyStateMachine, type EventFromLogic, type InputFrom, type SnapshotFrom } from 'xstate';
 
 export type Step<E> = { kind: 'event'; event: E } | { kind: 'tick'; ms: number };
@@ -32,4 +33,22 @@ export function walk<M extends AnyStateMachine>(
     check(actor.getSnapshot());
   }
   return actor;
+}
+
+/**
+ * `walk`, checking after each step, before `check`, that the actor is still running and that `goalReachable`
+ * still finds a goal in reach: nobody stuck.
+ */
+export function walkNeverStuck<M extends AnyStateMachine>(
+  machine: M,
+  input: InputFrom<M>,
+  steps: readonly Step<EventFromLogic<M>>[],
+  goalReachable: (snapshot: SnapshotFrom<M>) => boolean,
+  check: (snapshot: SnapshotFrom<M>) => void,
+): Actor<M> {
+  return walk(machine, input, steps, (snapshot) => {
+    expect(snapshot.status).toBe('active');
+    expect(goalReachable(snapshot)).toBe(true);
+    check(snapshot);
+  });
 }

@@ -210,18 +210,7 @@ export class Switchboard {
    * their sockets went with the old process. From here the reconnection windows run.
    */
   armRestored(lostAt: number | null = null): void {
-    const at = this.now();
-    // The sockets went when the old process stopped answering, not when this one came up: every grace
-    // and timeout runs from then, and the pause telemetry counts the time the server was down.
-    const lost = lostAt === null ? at : Math.min(lostAt, at);
-    this.store.transaction(() => {
-      for (const call of [...this.registry.calls.values()]) {
-        this.sendToCall(call.callId, { type: 'agent.lost', agentId: call.agentId, cause: 'socket', at: lost });
-        this.sendToCall(call.callId, { type: 'leg.socketLost', leg: 'agent', at: lost });
-        this.sendToCall(call.callId, { type: 'leg.socketLost', leg: 'visitor', at: lost });
-      }
-      for (const entry of [...this.registry.requests.values()]) entry.actor.send({ type: 'timers.rearm', at });
-    });
+    this.store.transaction(() => this.registry.armRestored(lostAt));
   }
 
   /** When the process last knew itself alive; the next one dates every socket it lost from this. */

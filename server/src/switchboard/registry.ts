@@ -78,6 +78,24 @@ export class Registry {
     return { requests: restored.length, calls: this.calls.size };
   }
 
+  /**
+   * Re-arms the restored trees' timers (XState does not restore them) and marks both legs of every call lost:
+   * their sockets went with the old process. From here the reconnection windows run.
+   */
+  armRestored(lostAt: number | null): void {
+    const at = this.options.now();
+    // The sockets went when the old process stopped answering, not when this one came up: every grace
+    // and timeout runs from then, and the pause telemetry counts the time the server was down.
+    const lost = lostAt === null ? at : Math.min(lostAt, at);
+    for (const call of [...this.calls.values()]) {
+      const actor = this.requests.get(call.requestId)?.actor;
+      actor?.send({ type: 'agent.lost', agentId: call.agentId, cause: 'socket', at: lost });
+      actor?.send({ type: 'leg.socketLost', leg: 'agent', at: lost });
+      actor?.send({ type: 'leg.socketLost', leg: 'visitor', at: lost });
+    }
+    for (const entry of [...this.requests.values()]) entry.actor.send({ type: 'timers.rearm', at });
+  }
+
   /** Stops every tree without ending anything: their snapshots stay in the store for the next start. */
   stopAll(): void {
     for (const entry of this.requests.values()) entry.actor.stop();
