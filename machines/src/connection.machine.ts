@@ -6,6 +6,7 @@
  * Every event carries `at` (epoch ms, server clock); the machine has no clock of its own.
  */
 import { assign, setup } from 'xstate';
+import { armedTimer, eventTime, rearmedTimer, type TimerContext } from './serverClock.ts';
 
 export type PersonKind = 'agent' | 'visitor';
 
@@ -44,7 +45,7 @@ export type ConnectionEvent =
   | { type: 'process.opened'; at: number }
   | { type: 'timers.rearm'; at: number };
 
-export interface ConnectionContext {
+export interface ConnectionContext extends TimerContext {
   kind: PersonKind;
   personId: string;
   /** The person's open sockets, oldest first. */
@@ -52,11 +53,6 @@ export interface ConnectionContext {
   timings: ConnectionTimings;
   /** When the resume window began: the last socket going, or the process opening for a person not seen since. */
   windowFrom: number;
-  /** When the running timer is due (epoch ms), so it can be re-armed at its original deadline. */
-  deadlineAt: number | null;
-  /** Duration the running timer was (re)armed with. */
-  timerMs: number;
-  startedAt: number;
 }
 
 export function initialConnectionContext({ input }: { input: ConnectionInput }): ConnectionContext {
@@ -81,12 +77,6 @@ export function withinResumeWindow(context: ConnectionContext, at: number): bool
   return context.sockets.length > 1 || at - context.windowFrom <= context.timings.resumeWindow;
 }
 
-/** The time of the event being handled; the grace timer's event carries none and fires at its deadline. */
-function nowOf(context: ConnectionContext, event: { type: string }): number {
-  const at = (event as { at?: unknown }).at;
-  if (typeof at === 'number') return at;
-  return context.deadlineAt ?? context.startedAt;
-}
 
 function eventSocket(event: { type: string }): string | null {
   const socketId = (event as { socketId?: unknown }).socketId;
@@ -114,16 +104,9 @@ export const connectionMachine = setup({
     }),
     removeSocket: assign(({ context, event }) => ({ sockets: context.sockets.filter((id) => id !== eventSocket(event)) })),
     startGrace: assign(({ context, event }) => {
-      const at = nowOf(context, event);
-      const duration = context.timings.resumeWindow;
-      return { windowFrom: at, deadlineAt: at + duration, timerMs: duration };
+      return { windowFrom: eventTime(context, event), ...armedTimer(context, event, context.timings.resumeWindow) };
     }),
-    rearmTimer: assign(({ context, event }) => {
-      const at = nowOf(context, event);
-      // A deadline that passed while the timer was not running fires at once.
-      const deadlineAt = Math.max(context.deadlineAt ?? at, at);
-      return { deadlineAt, timerMs: deadlineAt - at };
-    }),
+    rearmTimer: assign(({ context, event }) => rearmedTimer(context, event)),
     clearTimer: assign({ deadlineAt: null, timerMs: 0 }),
     // Effects the server performs; it reads who from the actor's context.
     /** The agent can be rung on this socket: rings sent while it had none first, then presence. */

@@ -309,6 +309,8 @@ export const routingMachine = setup({
         'agent.lost': { guard: 'isCurrentAgent', target: 'searching', actions: ['cancelRing', 'recordTrigger', 'releaseAgent'] },
         'agents.updated': { actions: 'storeAgents' },
         'visitor.cancelled': { target: 'cancelled', actions: 'cancelRing' },
+        // A restored request whose visitor never came back after the restart: nobody told routing they left.
+        'visitor.gone': { target: 'cancelled', actions: 'cancelRing' },
         'visitor.away': { target: 'waitingForVisitor', actions: ['cancelRing', 'withdrawRing', 'releaseAgent', 'markVisitorAway'] },
         'timers.rearm': { target: 'ringing', reenter: true, actions: 'rearmTimer' },
       },
@@ -378,6 +380,7 @@ export const routingMachine = setup({
         ],
         'queue.position': { actions: ['storeQueuePosition', 'notifyQueued'] },
         'visitor.cancelled': { target: 'cancelled' },
+        'visitor.gone': { target: 'cancelled' },
         'visitor.away': { target: 'waitingForVisitor', actions: 'markVisitorAway' },
         'timers.rearm': { target: 'queued', reenter: true, actions: 'rearmTimer' },
       },

@@ -46,6 +46,13 @@ function startDropped(input?: SignalingInput) {
   return run;
 }
 
+/** Reconnecting without jitter, then told the network is gone: offline. */
+function startOffline() {
+  const run = startDropped({ timings: noJitter });
+  run.actor.send({ type: 'network.offline' });
+  return run;
+}
+
 const scheduled = (run: Run) =>
   run.emitted.filter((e): e is Extract<SignalingEmitted, { type: 'reconnect.scheduled' }> => e.type === 'reconnect.scheduled');
 
@@ -282,8 +289,7 @@ describe('signaling: network', () => {
   });
 
   it('network.offline in waiting → offline, and no attempt is made while offline', () => {
-    const run = startDropped({ timings: noJitter });
-    run.actor.send({ type: 'network.offline' });
+    const run = startOffline();
     expect(value(run)).toEqual({ reconnecting: 'offline' });
     run.clock.increment(600_000);
     expect(value(run)).toEqual({ reconnecting: 'offline' });
@@ -292,8 +298,7 @@ describe('signaling: network', () => {
   });
 
   it('network.online in offline connects now', () => {
-    const run = startDropped({ timings: noJitter });
-    run.actor.send({ type: 'network.offline' });
+    const run = startOffline();
     run.actor.send({ type: 'network.online' });
     expect(value(run)).toEqual({ reconnecting: 'connecting' });
     expect(context(run).attempts).toBe(1);

@@ -283,9 +283,7 @@ describe('visitorCall', () => {
 
   it('ignores events that do not apply, such as hangup before any call', () => {
     const { actor, effects } = start();
-    actor.send({ type: 'hangup' });
-    actor.send({ type: 'ice.connected', at: 1 });
-    actor.send({ type: 'peer.away' });
+    for (const event of [{ type: 'hangup' }, { type: 'ice.connected', at: 1 }, { type: 'peer.away' }] as const) actor.send(event);
     expect(actor.getSnapshot().value).toBe('idle');
     expect(effects.sendHangup).not.toHaveBeenCalled();
   });

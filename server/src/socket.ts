@@ -72,6 +72,13 @@ class HandlerError extends Error {
 }
 
 const forbidden = (message: string) => new HandlerError({ code: 'forbidden', message });
+
+/** The socket's person, when they are of the kind the event is for; `refusal` says who may send it. */
+function principalOf<K extends Principal['kind']>(socket: { data: { principal: Principal } }, kind: K, refusal: string): Extract<Principal, { kind: K }> {
+  const principal = socket.data.principal;
+  if (principal.kind !== kind) throw forbidden(refusal);
+  return principal as Extract<Principal, { kind: K }>;
+}
 const peerUnavailable = (leg: 'agent' | 'visitor') =>
   new HandlerError({
     code: 'peer-unavailable',
@@ -137,35 +144,29 @@ export function attachSocketLayer(options: SocketLayerOptions): void {
     // The acknowledgement is the whole answer: the client only needs to know its socket still reaches us.
     'session.ping': () => {},
     'visitor.request': (socket, data) => {
-      const principal = socket.data.principal;
-      if (principal.kind !== 'visitor') throw forbidden('Only visitors can ask for a call.');
+      const principal = principalOf(socket, 'visitor', 'Only visitors can ask for a call.');
       const name = data.name ?? principal.name;
       return { requestId: switchboard.request({ visitorId: principal.visitorId, name }, data.pool) };
     },
     'visitor.cancel': (socket, data) => {
-      const principal = socket.data.principal;
-      if (principal.kind !== 'visitor') throw forbidden('Only visitors can cancel a call request.');
+      const principal = principalOf(socket, 'visitor', 'Only visitors can cancel a call request.');
       switchboard.cancel(principal.visitorId, data.requestId);
     },
     'agent.presence': (socket, data) => {
-      const principal = socket.data.principal;
-      if (principal.kind !== 'agent') throw forbidden('Only agents have a presence.');
+      const principal = principalOf(socket, 'agent', 'Only agents have a presence.');
       connections.chose(principal.agentId, data.status);
       logger.info({ agentId: principal.agentId, status: data.status }, 'agent presence');
     },
     'agent.accept': (socket, data) => {
-      const principal = socket.data.principal;
-      if (principal.kind !== 'agent') throw forbidden('Only agents can accept a call.');
+      const principal = principalOf(socket, 'agent', 'Only agents can accept a call.');
       switchboard.accept(principal.agentId, data.requestId);
     },
     'agent.reject': (socket, data) => {
-      const principal = socket.data.principal;
-      if (principal.kind !== 'agent') throw forbidden('Only agents can reject a call.');
+      const principal = principalOf(socket, 'agent', 'Only agents can reject a call.');
       switchboard.reject(principal.agentId, data.requestId);
     },
     'agent.logout': (socket) => {
-      const principal = socket.data.principal;
-      if (principal.kind !== 'agent') throw forbidden('Only agents can log out.');
+      const principal = principalOf(socket, 'agent', 'Only agents can log out.');
       connections.loggedOut(principal.agentId);
       logger.info({ agentId: principal.agentId }, 'agent logged out');
     },

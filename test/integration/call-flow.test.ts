@@ -1,4 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { relay } from '../support/relay.ts';
 import { SAMPLE_CANDIDATE, SAMPLE_SDP, getJson, agentToken, startTestServer, visitorAndAgents, type TestServer } from '../support/server.ts';
 
 let t: TestServer;
@@ -29,14 +30,10 @@ describe('a call from request to hang-up', () => {
     expect(visitorSide).toMatchObject({ role: 'answerer', peerName: 'Ada Lovelace', callId: agentSide.callId });
     const callId = agentSide.callId;
 
-    expect(await ada.emit('signal.offer', { callId, sdp: SAMPLE_SDP })).toEqual({ ok: true });
-    expect(await visitor.next('signal.offer')).toEqual({ callId, sdp: SAMPLE_SDP });
-    expect(await visitor.emit('signal.answer', { callId, sdp: SAMPLE_SDP })).toEqual({ ok: true });
-    expect(await ada.next('signal.answer')).toEqual({ callId, sdp: SAMPLE_SDP });
-    await visitor.emit('signal.candidate', { callId, candidate: SAMPLE_CANDIDATE });
-    expect(await ada.next('signal.candidate')).toEqual({ callId, candidate: SAMPLE_CANDIDATE });
-    await ada.emit('signal.candidate', { callId, candidate: SAMPLE_CANDIDATE });
-    expect(await visitor.next('signal.candidate')).toEqual({ callId, candidate: SAMPLE_CANDIDATE });
+    expect(await relay(ada, visitor, 'signal.offer', { callId, sdp: SAMPLE_SDP })).toEqual({ ok: true });
+    expect(await relay(visitor, ada, 'signal.answer', { callId, sdp: SAMPLE_SDP })).toEqual({ ok: true });
+    await relay(visitor, ada, 'signal.candidate', { callId, candidate: SAMPLE_CANDIDATE });
+    await relay(ada, visitor, 'signal.candidate', { callId, candidate: SAMPLE_CANDIDATE });
     // The sender never receives its own relay.
     expect(ada.saw('signal.offer')).toBe(false);
 

@@ -30,7 +30,14 @@ const FORWARDED = new Set(['leg.socketLost', 'leg.socketBack', 'leg.mediaReconne
  * leaves the media unreported until the client reports again over its new socket), and a re-arm reaching a
  * call whose agent is still there (a restart loses every socket first, so the re-arm finds the grace running).
  */
-const ONLY_IN_THE_MODEL = new Set<string>(['callSession.active|leg.socketBack|0', 'routing.connected|timers.rearm|0']);
+const ONLY_IN_THE_MODEL = new Set<string>([
+  'callSession.active|leg.socketBack|0',
+  'routing.connected|timers.rearm|0',
+  // The resume window gives up a visitor still ringing or in line only when a restart restored their request
+  // and they never came back; the connections suite covers it on a real server.
+  'routing.ringing|visitor.gone|0',
+  'routing.queued|visitor.gone|0',
+]);
 
 type CallEnd = { reason: string; legs: Record<'agent' | 'visitor', { socket: string }> };
 /** A call session's end that routing answers by finding the visitor another agent. */

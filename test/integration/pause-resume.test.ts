@@ -91,6 +91,14 @@ function closed(client: TestClient): Promise<void> {
   return new Promise((resolve) => client.socket.once('disconnect', () => resolve()));
 }
 
+/** Closes `leaving`'s socket: `staying` must be told at once that the call is paused, as `paused`. */
+async function expectPausedOnDrop(leaving: TestClient, staying: TestClient, paused: ServerPayload<'call.paused'>) {
+  const droppedAt = Date.now();
+  leaving.close();
+  expect(await staying.next('call.paused')).toEqual(paused);
+  expect(Date.now() - droppedAt).toBeLessThan(1_000);
+}
+
 const LONG = { RECONNECTION_TIMEOUT_MS: '15000', AGENT_GRACE_MS: '15000', RESUME_WINDOW_MS: '15000' };
 
 describe('a leg whose socket drops mid-call', () => {
@@ -98,10 +106,7 @@ describe('a leg whose socket drops mid-call', () => {
     const { url } = await server(LONG);
     const { agent: ada, visitor, visitorTokenValue, callId } = await inCall(url);
 
-    const droppedAt = Date.now();
-    visitor.close();
-    expect(await ada.next('call.paused')).toEqual({ callId, legs: { agent: UP, visitor: GONE } });
-    expect(Date.now() - droppedAt).toBeLessThan(1_000);
+    await expectPausedOnDrop(visitor, ada, { callId, legs: { agent: UP, visitor: GONE } });
 
     const back = reconnect(url, visitorTokenValue, visitor.resumeToken);
     expect(await back.next('session.resumed')).toEqual({
@@ -126,10 +131,7 @@ describe('a leg whose socket drops mid-call', () => {
     const { url } = await server(LONG);
     const { agent: ada, visitor, requestId, callId } = await inCall(url);
 
-    const droppedAt = Date.now();
-    ada.close();
-    expect(await visitor.next('call.paused')).toEqual({ callId, legs: { agent: GONE, visitor: UP } });
-    expect(Date.now() - droppedAt).toBeLessThan(1_000);
+    await expectPausedOnDrop(ada, visitor, { callId, legs: { agent: GONE, visitor: UP } });
 
     const back = reconnect(url, await agentToken(url, 'ada'), ada.resumeToken);
     expect(await back.next('session.resumed')).toEqual({

@@ -7,6 +7,7 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { openStore } from '../../server/src/store.ts';
+import { relay } from '../support/relay.ts';
 import {
   SAMPLE_CANDIDATE,
   SAMPLE_SDP,
@@ -138,12 +139,9 @@ describe('a server killed and started again on the same database', () => {
     expect(await adaBack.next('call.resumed')).toEqual({ callId });
     expect(await visitorBack.next('call.resumed')).toEqual({ callId });
 
-    expect(await adaBack.emit('signal.iceRestart', { callId, sdp: SAMPLE_SDP })).toEqual({ ok: true });
-    expect(await visitorBack.next('signal.iceRestart')).toEqual({ callId, sdp: SAMPLE_SDP });
-    await visitorBack.emit('signal.answer', { callId, sdp: SAMPLE_SDP });
-    expect(await adaBack.next('signal.answer')).toEqual({ callId, sdp: SAMPLE_SDP });
-    await visitorBack.emit('signal.candidate', { callId, candidate: SAMPLE_CANDIDATE });
-    expect(await adaBack.next('signal.candidate')).toEqual({ callId, candidate: SAMPLE_CANDIDATE });
+    expect(await relay(adaBack, visitorBack, 'signal.iceRestart', { callId, sdp: SAMPLE_SDP })).toEqual({ ok: true });
+    await relay(visitorBack, adaBack, 'signal.answer', { callId, sdp: SAMPLE_SDP });
+    await relay(visitorBack, adaBack, 'signal.candidate', { callId, candidate: SAMPLE_CANDIDATE });
 
     // The restored call still holds ada: another visitor waits in line instead of ringing her mid-call.
     const other = track(await TestClient.connect(server.url, (await visitorToken(server.url, 'Otto Other')).token));

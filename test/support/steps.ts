@@ -4,7 +4,7 @@
  */
 import fc from 'fast-check';
 import { expect } from 'vitest';
-import { createActor, SimulatedClock, type Actor, type AnyStateMachine, type EventFromLogic, type InputFrom, type SnapshotFrom } from 'xstate';
+import { createActor, SimulatedClock, type Actor, type AnyMachineSnapshot, type AnyStateMachine, type EventFromLogic, type InputFrom, type SnapshotFrom } from 'xstate';
 
 export type Step<E> = { kind: 'event'; event: E } | { kind: 'tick'; ms: number };
 
@@ -47,7 +47,7 @@ export function walkNeverStuck<M extends AnyStateMachine>(
   check: (snapshot: SnapshotFrom<M>) => void,
 ): Actor<M> {
   return walk(machine, input, steps, (snapshot) => {
-    expect(snapshot.status).toBe('active');
+    expect((snapshot as AnyMachineSnapshot).status).toBe('active');
     expect(goalReachable(snapshot)).toBe(true);
     check(snapshot);
   });
