@@ -26,7 +26,7 @@ export interface ConnectionInput {
   at?: number;
   /**
    * Since when the person may have been without a socket, as far as this process can tell: the moment it
-   * began taking connections, since a person it has never seen may have lost their socket with the last one.
+   * began taking connections, since a person it did not see before may have lost their socket with the last one.
    */
   windowFrom?: number;
 }
