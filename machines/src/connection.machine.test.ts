@@ -29,7 +29,9 @@ function start(kind: PersonKind, patch: Partial<ConnectionInput> = {}) {
   const context = (): ConnectionContext => actor.getSnapshot().context;
   /** The effects performed since the last call. */
   const drain = () => effects.splice(0);
-  return { actor, clock, at, context, drain };
+  /** Opens sockets `ids` for the person, one after the other. */
+  const connect = (...ids: string[]) => ids.forEach((socketId) => actor.send({ type: 'socket.connected', socketId, at: at() }));
+  return { actor, clock, at, context, drain, connect };
 }
 
 describe('connection', () => {
@@ -96,8 +98,8 @@ describe('connection', () => {
   });
 
   it('an agent going away is lost to whatever holds them; choosing available only records it', () => {
-    const { actor, at, drain } = start('agent');
-    actor.send({ type: 'socket.connected', socketId: 's1', at: at() });
+    const { actor, at, drain, connect } = start('agent');
+    connect('s1');
     actor.send({ type: 'presence.chosen', status: 'away', at: at() });
     expect(drain()).toEqual(['recordChosenStatus', 'announceAway']);
     actor.send({ type: 'presence.chosen', status: 'available', at: at() });
@@ -105,9 +107,8 @@ describe('connection', () => {
   });
 
   it('logging out signs the agent off once; their sockets close without a loss, and the last ends the actor', () => {
-    const { actor, at, drain } = start('agent');
-    actor.send({ type: 'socket.connected', socketId: 's1', at: at() });
-    actor.send({ type: 'socket.connected', socketId: 's2', at: at() });
+    const { actor, at, drain, connect } = start('agent');
+    connect('s1', 's2');
     actor.send({ type: 'session.loggedOut', at: at() });
     expect(drain()).toEqual(['signOut']);
     expect(actor.getSnapshot().value).toBe('loggedOut');
