@@ -148,23 +148,14 @@ export function attachSocketLayer(options: SocketLayerOptions): void {
       const name = data.name ?? principal.name;
       return { requestId: switchboard.request({ visitorId: principal.visitorId, name }, data.pool) };
     },
-    'visitor.cancel': (socket, data) => {
-      const principal = principalOf(socket, 'visitor', 'Only visitors can cancel a call request.');
-      switchboard.cancel(principal.visitorId, data.requestId);
-    },
+    'visitor.cancel': (socket, data) => switchboard.cancel(principalOf(socket, 'visitor', 'Only visitors can cancel a call request.').visitorId, data.requestId),
     'agent.presence': (socket, data) => {
       const principal = principalOf(socket, 'agent', 'Only agents have a presence.');
       connections.chose(principal.agentId, data.status);
       logger.info({ agentId: principal.agentId, status: data.status }, 'agent presence');
     },
-    'agent.accept': (socket, data) => {
-      const principal = principalOf(socket, 'agent', 'Only agents can accept a call.');
-      switchboard.accept(principal.agentId, data.requestId);
-    },
-    'agent.reject': (socket, data) => {
-      const principal = principalOf(socket, 'agent', 'Only agents can reject a call.');
-      switchboard.reject(principal.agentId, data.requestId);
-    },
+    'agent.accept': (socket, data) => switchboard.accept(principalOf(socket, 'agent', 'Only agents can accept a call.').agentId, data.requestId),
+    'agent.reject': (socket, data) => switchboard.reject(principalOf(socket, 'agent', 'Only agents can reject a call.').agentId, data.requestId),
     'agent.logout': (socket) => {
       const principal = principalOf(socket, 'agent', 'Only agents can log out.');
       connections.loggedOut(principal.agentId);
