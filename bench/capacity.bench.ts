@@ -113,7 +113,7 @@ async function measure({ plan, fleet, pairs, pool, scratchDir, log }: Context) {
       name: `server heap per actor ${where}`.trim(),
       value: kb(at ? at.perCall.heapUsed / 2 : null),
       unit: 'kB',
-      note: 'Per call / 2 (one routing and one callSession actor per call); includes the sockets and rooms of the call.',
+      note: 'Per call / 2 (one request tree per call: its routing actor and the callSession it invokes); includes the sockets and rooms of the call.',
     },
     {
       name: `server RSS per call ${where}`.trim(),
@@ -132,7 +132,7 @@ async function measure({ plan, fleet, pairs, pool, scratchDir, log }: Context) {
       ratio: ratio(at?.snapshotBytes?.perCall.p50, first?.snapshotBytes?.perCall.p50),
       target: `≤ ${TARGET_STATE_PER_CALL_KB} kB`,
       met: atMost(kb(at?.snapshotBytes?.perCall.p50), TARGET_STATE_PER_CALL_KB),
-      ...(stateNote ? { note: `Persisted snapshot JSON (actor_snapshots), routing + callSession, median over the calls. ${stateNote}` } : {}),
+      ...(stateNote ? { note: `Persisted snapshot JSON (actor_snapshots): each request's tree, its routing and the callSession inside it, median over the calls. ${stateNote}` } : {}),
     },
     {
       name: `server CPU during the hold ${where}`.trim(),

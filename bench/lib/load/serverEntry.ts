@@ -24,20 +24,20 @@ function snapshotSizes(): SnapshotSizes {
   // A second, read-only connection: the server's own store has no query for sizes, and this one never writes.
   const db = new Database(config.databasePath, { readonly: true, fileMustExist: true });
   try {
+    // One row per call request: its whole actor tree, the call's session (while there is a call) inside it.
     const rows = db
-      .prepare<[], { kind: string; requestId: string; bytes: number }>('SELECT kind, request_id AS requestId, length(CAST(snapshot AS BLOB)) AS bytes FROM actor_snapshots')
+      .prepare<[], { snapshot: string; bytes: number }>("SELECT snapshot, length(CAST(snapshot AS BLOB)) AS bytes FROM actor_snapshots WHERE kind = 'routing'")
       .all();
-    const byRequest = new Map<string, { routing: number; callSession: number | null }>();
-    for (const row of rows) {
-      const entry = byRequest.get(row.requestId) ?? { routing: 0, callSession: null };
-      if (row.kind === 'routing') entry.routing += row.bytes;
-      else entry.callSession = (entry.callSession ?? 0) + row.bytes;
-      byRequest.set(row.requestId, entry);
-    }
+    const trees = rows.map((row) => {
+      const call = (JSON.parse(row.snapshot) as { children?: { call?: unknown } }).children?.call;
+      const callBytes = call === undefined ? null : Buffer.byteLength(JSON.stringify(call));
+      return { bytes: row.bytes, callBytes };
+    });
+    const inCall = trees.filter((tree) => tree.callBytes !== null);
     return {
-      routing: rows.filter((row) => row.kind === 'routing').map((row) => row.bytes),
-      callSession: rows.filter((row) => row.kind === 'callSession').map((row) => row.bytes),
-      perCall: [...byRequest.values()].filter((entry) => entry.callSession !== null).map((entry) => entry.routing + entry.callSession!),
+      routing: trees.map((tree) => tree.bytes - (tree.callBytes ?? 0)),
+      callSession: inCall.map((tree) => tree.callBytes!),
+      perCall: inCall.map((tree) => tree.bytes),
     };
   } finally {
     db.close();
