@@ -59,16 +59,22 @@ export function attachInspectNamespace(options: InspectNamespaceOptions): void {
     listTimer.unref();
   });
 
+  /** As the main namespace does: why and from where, never the token. */
+  const refuse = (socket: Socket, next: (error?: Error) => void, code: 'unauthorized' | 'forbidden', reason: string) => {
+    logger.info({ code, reason, address: socket.handshake.address, origin: socket.handshake.headers.origin ?? null }, 'inspector socket refused');
+    next(new Error(code));
+  };
+
   namespace.use(async (socket, next) => {
     const parsed = parseHandshakeAuth(socket.handshake.auth);
-    if (!parsed.ok) return next(new Error('unauthorized'));
+    if (!parsed.ok) return refuse(socket, next, 'unauthorized', 'no-token');
     try {
       const principal = await auth.verifyToken(parsed.data.token);
-      if (principal.kind !== 'agent' || !isInspector(principal.roles)) return next(new Error('forbidden'));
+      if (principal.kind !== 'agent' || !isInspector(principal.roles)) return refuse(socket, next, 'forbidden', 'not-an-inspector');
       socket.data.inspector = principal.agentId;
       next();
     } catch {
-      next(new Error('unauthorized'));
+      refuse(socket, next, 'unauthorized', 'token-invalid');
     }
   });
 

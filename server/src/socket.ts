@@ -73,6 +73,17 @@ class HandlerError extends Error {
 
 const forbidden = (message: string) => new HandlerError({ code: 'forbidden', message });
 
+/**
+ * Which leg may send each signal: the agent is the offerer (its offers include ICE restarts), the visitor
+ * the answerer, who asks for a restart instead of offering one. Candidates go both ways.
+ */
+const SIGNAL_ROLES: Partial<Record<ClientEventName, { leg: 'agent' | 'visitor'; refusal: string }>> = {
+  'signal.offer': { leg: 'agent', refusal: 'Only the offerer (the agent) sends offers.' },
+  'signal.iceRestart': { leg: 'agent', refusal: 'Only the offerer (the agent) sends ICE-restart offers.' },
+  'signal.answer': { leg: 'visitor', refusal: 'Only the answerer (the visitor) sends answers.' },
+  'signal.restartRequest': { leg: 'visitor', refusal: 'Only the answerer (the visitor) can ask for an ICE restart.' },
+};
+
 /** The socket's person, when they are of the kind the event is for; `refusal` says who may send it. */
 function principalOf<K extends Principal['kind']>(socket: { data: { principal: Principal } }, kind: K, refusal: string): Extract<Principal, { kind: K }> {
   const principal = socket.data.principal;
@@ -88,26 +99,32 @@ const peerUnavailable = (leg: 'agent' | 'visitor') =>
 export function attachSocketLayer(options: SocketLayerOptions): void {
   const { io, auth, switchboard, resume, connections, logger } = options;
 
-  const refuse = (next: (error?: Error) => void, code: 'unauthorized' | 'origin-not-allowed') => {
+  /** Refuses a handshake and says why in the log, with where it came from; never with what it carried. */
+  const refuse = (
+    socket: { handshake: { address: string; headers: { origin?: string | undefined } } },
+    next: (error?: Error) => void,
+    code: 'unauthorized' | 'origin-not-allowed',
+    reason: 'no-token' | 'token-invalid' | 'origin-not-allowed',
+    detail: Record<string, unknown> = {},
+  ) => {
     options.metrics?.error(code);
+    logger.info({ code, reason, address: socket.handshake.address, origin: socket.handshake.headers.origin ?? null, ...detail }, 'socket refused');
     next(new Error(code));
   };
 
   io.use(async (socket, next) => {
     const parsed = parseHandshakeAuth(socket.handshake.auth);
-    if (!parsed.ok) return refuse(next, 'unauthorized');
+    if (!parsed.ok) return refuse(socket, next, 'unauthorized', 'no-token');
     try {
       const principal = await auth.verifyToken(parsed.data.token);
       const { origin, host } = socket.handshake.headers;
-      if (!socketOriginAllowed(principal, origin, host)) {
-        logger.info({ kind: principal.kind, origin }, 'socket refused: origin not allowed');
-        return refuse(next, 'origin-not-allowed');
-      }
+      if (!socketOriginAllowed(principal, origin, host)) return refuse(socket, next, 'origin-not-allowed', 'origin-not-allowed', { kind: principal.kind });
       socket.data.principal = principal;
       if (parsed.data.resumeToken) socket.data.resumeToken = parsed.data.resumeToken;
       next();
-    } catch {
-      refuse(next, 'unauthorized');
+    } catch (error) {
+      // The library's code (an expired token, a bad signature), not its message: a message may quote the input.
+      refuse(socket, next, 'unauthorized', 'token-invalid', { why: (error as { code?: unknown }).code ?? null });
     }
   });
 
@@ -169,8 +186,6 @@ export function attachSocketLayer(options: SocketLayerOptions): void {
       logger.info({ callId: data.callId, leg }, 'ICE restart offer relayed');
     },
     'signal.restartRequest': (socket, data) => {
-      // The offerer decides when to restart; only the answerer has a reason to ask.
-      if (legOf(socket, data.callId).leg !== 'visitor') throw forbidden('Only the answerer (the visitor) can ask for an ICE restart.');
       relay(socket, 'signal.restartRequest', data, { confirm: true });
       logger.info({ callId: data.callId }, 'ICE restart requested by the answerer');
     },
@@ -219,6 +234,8 @@ export function attachSocketLayer(options: SocketLayerOptions): void {
     { confirm = false } = {},
   ) {
     const { leg, peerRoom } = legOf(socket, data.callId);
+    const role = SIGNAL_ROLES[event];
+    if (role && role.leg !== leg) throw forbidden(role.refusal);
     // An offer into an empty room is lost, and its sender would count it as an attempt; the refusal
     // tells the sender to wait for the other person instead. This node's rooms are every room while the
     // server runs as one process.

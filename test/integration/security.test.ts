@@ -3,7 +3,9 @@
  * call running alongside on the same server is proven untouched (its relays still arrive, nothing else
  * arrives, and its stored state and event log do not move).
  */
+import { Writable } from 'node:stream';
 import { SignJWT } from 'jose';
+import { io as ioClient } from 'socket.io-client';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { MAX_CANDIDATE_BYTES, MAX_SDP_BYTES, type ClientEventName } from '@callchart/machines';
 import {
@@ -19,6 +21,7 @@ import {
   type DemoAgent,
   type TestServer,
 } from '../support/server.ts';
+import { createLogger } from '../../server/src/logger.ts';
 
 // Long timings: nothing in this file may be decided by a timer firing on a slow machine.
 const CALM_TIMINGS = {
@@ -344,6 +347,28 @@ describe('security and bad input, beside a healthy call', () => {
       await sleep(SETTLE_MS);
       expectQuiet(first.client, second.client, grace);
       await hangUp(later);
+      await healthy.assertUntouched();
+    });
+
+    it('keeps each leg to its role: only the agent offers (ICE restarts included), only the visitor answers, and nothing refused is relayed', async () => {
+      const { grace, visitor, own } = await graceInCallWith('Rhea Roles');
+      const refused: [TestClient, ClientEventName, object, RegExp][] = [
+        [visitor.client, 'signal.offer', { callId: own.callId, sdp: SAMPLE_SDP }, /Only the offerer \(the agent\)/],
+        [visitor.client, 'signal.iceRestart', { callId: own.callId, sdp: SAMPLE_SDP }, /Only the offerer \(the agent\)/],
+        [grace, 'signal.answer', { callId: own.callId, sdp: SAMPLE_SDP }, /Only the answerer \(the visitor\)/],
+        [grace, 'signal.restartRequest', { callId: own.callId }, /Only the answerer \(the visitor\)/],
+      ];
+      for (const [sender, event, payload, message] of refused) {
+        const reply = await sender.emitRaw(event, payload);
+        expectError(reply, 'forbidden');
+        expect((reply as Extract<Reply, { ok: false }>).error.message, event).toMatch(message);
+      }
+      await sleep(SETTLE_MS);
+      expectQuiet(grace, visitor.client);
+      // The call itself is untouched: each leg's own signals still go through.
+      await expectRelaysWork(own);
+      expect(t.server.store.calls.get(own.callId)).toMatchObject({ state: 'active', endedAt: null });
+      await hangUp(own);
       await healthy.assertUntouched();
     });
 
@@ -832,5 +857,42 @@ describe('an expired visitor token', () => {
     // The healthy visitor's token has expired too; a token is checked at the handshake, not mid-call.
     await healthy.assertUntouched();
     expect(t.server.switchboard.stats()).toEqual({ requests: 1, calls: 1 });
+  });
+});
+
+describe('a refused handshake', () => {
+  it('is logged with its reason and the source address, and never with the token', async () => {
+    const lines: string[] = [];
+    const sink = new Writable({
+      write(chunk, _encoding, done) {
+        lines.push(...String(chunk).split('\n').filter(Boolean));
+        done();
+      },
+    });
+    const t = await startTestServer(CALM_TIMINGS, { logger: createLogger('debug', sink) });
+    try {
+      const forged = await foreignToken({ aud: 'visitor', sub: 'visitor-someone', name: 'Fay Forged' }, 'another-secret-that-is-long-enough-to-sign-with');
+      const valid = await visitorToken(t.url, 'Otto Origin');
+      expect(await connectFailure(t.url, {})).toBe('unauthorized');
+      expect(await connectFailure(t.url, { token: forged })).toBe('unauthorized');
+      const fromElsewhere = await new Promise<string>((resolve) => {
+        const socket = ioClient(t.url, { transports: ['websocket'], auth: { token: valid.token }, reconnection: false, extraHeaders: { origin: 'https://elsewhere.test' } });
+        socket.on('connect_error', (error) => {
+          socket.close();
+          resolve(error.message);
+        });
+      });
+      expect(fromElsewhere).toBe('origin-not-allowed');
+      const refused = lines.map((line) => JSON.parse(line) as Record<string, unknown>).filter((line) => line.msg === 'socket refused');
+      expect(refused).toEqual([
+        expect.objectContaining({ reason: 'no-token', code: 'unauthorized', address: expect.stringMatching(/127\.0\.0\.1/) }),
+        expect.objectContaining({ reason: 'token-invalid', code: 'unauthorized', address: expect.stringMatching(/127\.0\.0\.1/) }),
+        expect.objectContaining({ reason: 'origin-not-allowed', code: 'origin-not-allowed', origin: 'https://elsewhere.test', address: expect.stringMatching(/127\.0\.0\.1/) }),
+      ]);
+      const everything = lines.join('\n');
+      for (const token of [forged, valid.token]) expect(everything).not.toContain(token.split('.')[2]!);
+    } finally {
+      await t.close();
+    }
   });
 });
