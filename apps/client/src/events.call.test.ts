@@ -143,4 +143,19 @@ describe('the clients’ events', () => {
     expect(v.error[0]).toMatchObject({ name: 'ClientError', code: 'request-rejected', details: { event: 'visitor.request' } });
     expect(fromOption).toEqual(v.error);
   });
+
+  it('keep quiet about a media report that raced the end of its call, and tell any other refusal of it', async () => {
+    const { client: visitor, seen: v } = await visitorClient();
+    await waitFor(visitor.signaling, (s) => s.matches({ connected: 'ready' }), WAIT);
+
+    // The server knows no such call any more (it ended while the report was on its way): `not-found`.
+    visitor.signaling.send({ type: 'send', event: 'call.media', payload: { callId: 'call_ended-meanwhile', state: 'connected' }, at: Date.now() });
+    visitor.signaling.send({ type: 'send', event: 'call.telemetry', payload: { callId: 'call_ended-meanwhile', attempt: 1, at: Date.now(), durationMs: 5, outcome: 'recovered' }, at: Date.now() });
+    // A report that is wrong in itself is still an error.
+    visitor.signaling.send({ type: 'send', event: 'call.media', payload: { callId: 'call_ended-meanwhile', state: 'sideways' }, at: Date.now() });
+    await until(() => v.error.length > 0);
+
+    expect(v.error).toHaveLength(1);
+    expect(v.error[0]).toMatchObject({ code: 'request-rejected', details: { event: 'call.media', protocolError: { code: 'invalid-payload' } } });
+  });
 });

@@ -99,7 +99,7 @@ export function signalingMachineFor(socket: Socket, options: SignalingEffectOpti
             options.onError(new ClientError('invalid-server-event', 'The server sent a reply this client cannot read.', { event, protocolError: parsed.error }));
             return;
           }
-          if (!parsed.ack.ok) {
+          if (!parsed.ack.ok && !reportOnEndedCall(event as ClientEventName, parsed.ack.error)) {
             options.onError(new ClientError('request-rejected', parsed.ack.error.message, { event, protocolError: parsed.ack.error }));
           }
           options.onReply?.(event as ClientEventName, payload, parsed.ack);
@@ -107,6 +107,15 @@ export function signalingMachineFor(socket: Socket, options: SignalingEffectOpti
       },
     },
   });
+}
+
+/**
+ * A media report or telemetry about a call the server has just ended: the report raced the call's end (the
+ * peer hung up while this side's connection changed), and the `call.ended` already sent settles it. Nothing
+ * went wrong that anyone should be told about.
+ */
+function reportOnEndedCall(event: ClientEventName, error: { code: string }): boolean {
+  return error.code === 'not-found' && (event === 'call.media' || event === 'call.telemetry');
 }
 
 /** Seed of the machine's jitter PRNG; distinct per client, so clients cut off together spread out. */
