@@ -9,6 +9,7 @@ import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { createAuth, hashPassword } from '@callchart/server/auth';
 import { openStore } from '@callchart/server/store';
+import { LOOPBACK_CROWD } from '../../test/support/server.ts';
 
 export interface FleetAgent {
   id: string;
@@ -51,7 +52,8 @@ export async function prepareFleet(dir: string, count: number, { pool = 'support
   return {
     databasePath,
     agentsFile,
-    env: { DATABASE_PATH: databasePath, AGENTS_FILE: agentsFile, AUTH_SECRET: secret },
+    // Thousands of people on one loopback address are a crowd, not one abuser.
+    env: { DATABASE_PATH: databasePath, AGENTS_FILE: agentsFile, AUTH_SECRET: secret, ...LOOPBACK_CROWD },
     agents,
     agentToken: async (agent) => (await auth.issueAgentToken(agent)).token,
     visitorToken: async (visitorId, name = 'Bench Visitor') => (await auth.issueVisitorToken({ visitorId, name })).token,

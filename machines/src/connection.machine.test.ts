@@ -15,6 +15,7 @@ const EFFECTS = [
   'recordChosenStatus',
   'announceAway',
   'signOut',
+  'cutOffSockets',
 ] as const;
 type Effect = (typeof EFFECTS)[number];
 
@@ -109,8 +110,8 @@ describe('connection', () => {
   it('logging out signs the agent off once; their sockets close without a loss, and the last ends the actor', () => {
     const { actor, at, drain, connect } = start('agent');
     connect('s1', 's2');
-    actor.send({ type: 'session.loggedOut', at: at() });
-    expect(drain()).toEqual(['signOut']);
+    actor.send({ type: 'session.loggedOut', socketIds: ['s1', 's2'], at: at() });
+    expect(drain()).toEqual(['signOut', 'cutOffSockets']);
     expect(actor.getSnapshot().value).toBe('loggedOut');
     actor.send({ type: 'socket.disconnected', socketId: 's1', at: at() });
     actor.send({ type: 'socket.disconnected', socketId: 's2', at: at() });
@@ -118,10 +119,42 @@ describe('connection', () => {
     expect(actor.getSnapshot()).toMatchObject({ value: 'closed', status: 'done' });
   });
 
+  it("logging out one login cuts off only its sockets: the agent's other login keeps them online, and a cut-off socket closing is no loss", () => {
+    const { actor, at, drain, connect, context } = start('agent');
+    connect('s1', 's2', 's3');
+    actor.send({ type: 'session.loggedOut', socketIds: ['s1', 's3'], at: at() });
+    expect(drain()).toEqual(['cutOffSockets']);
+    expect(actor.getSnapshot().value).toBe('online');
+    expect(context()).toMatchObject({ sockets: ['s2'], revoked: ['s1', 's3'] });
+    actor.send({ type: 'socket.disconnected', socketId: 's1', at: at() });
+    expect(drain()).toEqual([]);
+    expect(context()).toMatchObject({ sockets: ['s2'], revoked: ['s3'] });
+    actor.send({ type: 'socket.disconnected', socketId: 's2', at: at() });
+    expect(drain()).toEqual(['takeAgentOffline', 'announceLoss']);
+    expect(actor.getSnapshot().value).toBe('grace');
+    actor.send({ type: 'socket.disconnected', socketId: 's3', at: at() });
+    expect(context()).toMatchObject({ sockets: [], revoked: [] });
+  });
+
+  it('a cut-off socket does not hold the actor open: a new login after a logout is online on its own socket', () => {
+    const { actor, at, drain, connect, context } = start('agent');
+    connect('s1');
+    actor.send({ type: 'session.loggedOut', socketIds: ['s1'], at: at() });
+    drain();
+    connect('s2');
+    actor.send({ type: 'socket.ready', socketId: 's2', resumed: false, at: at() });
+    expect(drain()).toEqual(['bringAgentOnline']);
+    expect(context()).toMatchObject({ sockets: ['s2'], revoked: ['s1'] });
+    // The old socket is still open, but the new login's going is the agent's last socket going.
+    actor.send({ type: 'socket.disconnected', socketId: 's2', at: at() });
+    expect(drain()).toEqual(['takeAgentOffline', 'announceLoss']);
+    expect(actor.getSnapshot().value).toBe('grace');
+  });
+
   it('a visitor cannot log out', () => {
     const { actor, at, drain } = start('visitor');
     actor.send({ type: 'socket.connected', socketId: 's1', at: at() });
-    actor.send({ type: 'session.loggedOut', at: at() });
+    actor.send({ type: 'session.loggedOut', socketIds: ['s1'], at: at() });
     expect(drain()).toEqual([]);
     expect(actor.getSnapshot().value).toBe('online');
   });

@@ -40,7 +40,11 @@ export type ConnectionEvent =
   | { type: 'socket.disconnected'; socketId: string; at: number }
   /** The agent chose a status; only agents have one. */
   | { type: 'presence.chosen'; status: 'available' | 'away'; at: number }
-  | { type: 'session.loggedOut'; at: number }
+  /**
+   * The agent logged out from one of `socketIds`: the sockets of that login session (the same token), every
+   * one of which loses its powers. Sockets of the agent's other logins keep theirs.
+   */
+  | { type: 'session.loggedOut'; socketIds: string[]; at: number }
   /** The process began taking connections, and this person was restored from before it without a socket. */
   | { type: 'process.opened'; at: number }
   | { type: 'timers.rearm'; at: number };
@@ -50,6 +54,8 @@ export interface ConnectionContext extends TimerContext {
   personId: string;
   /** The person's open sockets, oldest first. */
   sockets: string[];
+  /** Sockets still open of a login session that logged out: they count for nothing and can do nothing. */
+  revoked: string[];
   timings: ConnectionTimings;
   /** When the resume window began: the last socket going, or the process opening for a person not seen since. */
   windowFrom: number;
@@ -61,6 +67,7 @@ export function initialConnectionContext({ input }: { input: ConnectionInput }):
     kind: input.kind,
     personId: input.personId,
     sockets: [],
+    revoked: [],
     timings: { ...defaultConnectionTimings, ...input.timings },
     windowFrom: input.windowFrom ?? at,
     deadlineAt: null,
@@ -88,6 +95,11 @@ const knows = (context: ConnectionContext, event: { type: string }) => {
   return socketId !== null && context.sockets.includes(socketId);
 };
 const isLast = (context: ConnectionContext, event: { type: string }) => knows(context, event) && context.sockets.length === 1;
+const knowsRevoked = (context: ConnectionContext, event: { type: string }) => {
+  const socketId = eventSocket(event);
+  return socketId !== null && context.revoked.includes(socketId);
+};
+const loggedOutSockets = (event: ConnectionEvent) => (event.type === 'session.loggedOut' ? event.socketIds : []);
 const isResumed = (event: ConnectionEvent) => event.type === 'socket.ready' && event.resumed;
 
 export const connectionMachine = setup({
@@ -103,6 +115,13 @@ export const connectionMachine = setup({
       return { sockets: [...context.sockets, socketId] };
     }),
     removeSocket: assign(({ context, event }) => ({ sockets: context.sockets.filter((id) => id !== eventSocket(event)) })),
+    /** The logged-out session's sockets stop counting as the person's. */
+    retireSockets: assign(({ context, event }) => {
+      const retired = loggedOutSockets(event).filter((id) => context.sockets.includes(id));
+      const kept = context.revoked.filter((id) => !retired.includes(id));
+      return { sockets: context.sockets.filter((id) => !retired.includes(id)), revoked: [...kept, ...retired] };
+    }),
+    forgetRevokedSocket: assign(({ context, event }) => ({ revoked: context.revoked.filter((id) => id !== eventSocket(event)) })),
     startGrace: assign(({ context, event }) => {
       return { windowFrom: eventTime(context, event), ...armedTimer(context, event, context.timings.resumeWindow) };
     }),
@@ -125,6 +144,8 @@ export const connectionMachine = setup({
     announceAway: () => {},
     /** The agent logged out: out of presence first, then whatever rings or holds them moves on. */
     signOut: () => {},
+    /** The logged-out session's sockets leave every room and are refused whatever they send from now on. */
+    cutOffSockets: () => {},
   },
   guards: {
     isAgent: ({ context }) => context.kind === 'agent',
@@ -132,6 +153,13 @@ export const connectionMachine = setup({
     knowsSocket: ({ context, event }) => knows(context, event),
     isLastSocket: ({ context, event }) => isLast(context, event),
     isLastAgentSocket: ({ context, event }) => context.kind === 'agent' && isLast(context, event),
+    knowsRevokedSocket: ({ context, event }) => knowsRevoked(context, event),
+    isLastRevokedSocket: ({ context, event }) => knowsRevoked(context, event) && context.revoked.length === 1,
+    // Another login of the agent's stays: only the session that logged out is cut off.
+    otherLoginStays: ({ context, event }) => {
+      const loggedOut = loggedOutSockets(event);
+      return context.kind === 'agent' && context.sockets.some((id) => !loggedOut.includes(id));
+    },
     // An agent whose other socket was open all along is back too: whatever waits for them hears it at once.
     agentSocketReturns: ({ context, event }) =>
       context.kind === 'agent' && knows(context, event) && (isResumed(event) || context.sockets.length > 1),
@@ -147,6 +175,10 @@ export const connectionMachine = setup({
   description: "One person's sockets on the server: online while one is open, a grace of the resume window once the last goes, then gone.",
   context: initialConnectionContext,
   initial: 'offline',
+  on: {
+    // A cut-off socket closing, whatever the person's state: it already counted for nothing.
+    'socket.disconnected': { guard: 'knowsRevokedSocket', actions: 'forgetRevokedSocket' },
+  },
   states: {
     offline: {
       description:
@@ -175,7 +207,11 @@ export const connectionMachine = setup({
           { guard: 'choseAway', actions: ['recordChosenStatus', 'announceAway'] },
           { actions: 'recordChosenStatus' },
         ],
-        'session.loggedOut': { guard: 'isAgent', target: 'loggedOut', actions: 'signOut' },
+        'session.loggedOut': [
+          { guard: 'otherLoginStays', actions: ['retireSockets', 'cutOffSockets'] },
+          // Signed out before the sockets are cut off, so they still hear what their own logout ended.
+          { guard: 'isAgent', target: 'loggedOut', actions: ['retireSockets', 'signOut', 'cutOffSockets'] },
+        ],
       },
     },
     grace: {
@@ -194,13 +230,10 @@ export const connectionMachine = setup({
     },
     loggedOut: {
       description:
-        'The agent logged out: out of presence, with nothing left waiting for them. Sockets still open close on their own; a new one is a new login.',
+        "The agent's last login logged out: out of presence, with nothing left waiting for them. Its sockets, cut off, close on their own; a new one is a new login.",
       on: {
         'socket.connected': { target: 'online', actions: 'addSocket' },
-        'socket.disconnected': [
-          { guard: 'isLastSocket', target: 'closed', actions: 'removeSocket' },
-          { guard: 'knowsSocket', actions: 'removeSocket' },
-        ],
+        'socket.disconnected': { guard: 'isLastRevokedSocket', target: 'closed', actions: 'forgetRevokedSocket' },
       },
     },
     gone: {

@@ -30,6 +30,8 @@ export const HTTP_ERROR_CODES = [
   'not-found',
   'payload-too-large',
   'unsupported-media-type',
+  /** Too many attempts: `Retry-After` says in how many seconds to try again. */
+  'rate-limited',
   'internal',
 ] as const;
 export const HttpErrorCode = z.enum(HTTP_ERROR_CODES);
@@ -80,6 +82,13 @@ export const VisitorSessionRequest = z.strictObject({
   name: z.optional(DisplayName),
 });
 export type VisitorSessionRequest = z.infer<typeof VisitorSessionRequest>;
+
+/** Sent by a closing page (`navigator.sendBeacon`), which cannot set headers: the token travels in the body. */
+export const VisitorCancelRequest = z.strictObject({
+  token: Token,
+  requestId: Id,
+});
+export type VisitorCancelRequest = z.infer<typeof VisitorCancelRequest>;
 
 export const VisitorSession = z.object({
   token: Token,
@@ -157,7 +166,7 @@ const PageSize = z.pipe(
   z.pipe(z.transform(Number), /* @__PURE__ */ z.number().check(z.gte(1), z.lte(MAX_HISTORY_PAGE))),
 );
 
-export const CallListQuery = z.object({
+export const CallListQuery = z.strictObject({
   limit: z.prefault(PageSize, String(DEFAULT_HISTORY_PAGE)),
   /** A call id: the page starts after it. */
   before: z.optional(Id),
@@ -167,7 +176,7 @@ export const CallPath = z.object({ id: Id });
 
 export const EXPORT_FORMATS = ['json', 'csv'] as const;
 export type ExportFormat = (typeof EXPORT_FORMATS)[number];
-export const ExportQuery = z.object({ format: z._default(z.enum(EXPORT_FORMATS), 'json') });
+export const ExportQuery = z.strictObject({ format: z._default(z.enum(EXPORT_FORMATS), 'json') });
 
 // ---------------------------------------------------------------------------------------------
 // Operations endpoints
@@ -194,11 +203,13 @@ export interface HttpRoute {
   readonly auth: 'none' | 'agent';
   /** Callable from pages on other origins: it answers CORS, preflight included. */
   readonly crossOrigin?: true;
+  /** Other media types the body may be sent as (read as JSON all the same). */
+  readonly bodyMedia?: readonly string[];
   readonly params?: ObjectSchema;
   readonly query?: ObjectSchema;
   readonly body?: ObjectSchema;
-  /** The status of a successful answer. */
-  readonly status: 200 | 201;
+  /** The status of a successful answer; a 204 has no body, and `response` is then `z.undefined()`. */
+  readonly status: 200 | 201 | 204;
   readonly response: Schema;
   /** The media type of `response`. */
   readonly media: 'application/json' | 'text/plain';
@@ -221,7 +232,7 @@ export const loginRoute = {
   status: 200,
   response: AgentSession,
   media: 'application/json',
-  errors: [400, 401, 413, 415],
+  errors: [400, 401, 413, 415, 429],
 } as const satisfies HttpRoute;
 
 export const visitorSessionRoute = {
@@ -234,7 +245,23 @@ export const visitorSessionRoute = {
   status: 201,
   response: VisitorSession,
   media: 'application/json',
-  errors: [400, 403, 413, 415],
+  errors: [400, 403, 413, 415, 429],
+} as const satisfies HttpRoute;
+
+export const visitorCancelRoute = {
+  method: 'POST',
+  path: '/api/visitor-session/cancel',
+  summary:
+    "Cancels the visitor's call request at once, as `visitor.cancel` does: what a closing page sends, so the people behind it in the queue move up.",
+  auth: 'none',
+  crossOrigin: true,
+  // A beacon's text/plain is CORS-safelisted; a cross-origin beacon with application/json is not sent.
+  bodyMedia: ['text/plain'],
+  body: VisitorCancelRequest,
+  status: 204,
+  response: z.undefined(),
+  media: 'application/json',
+  errors: [400, 401, 403, 404, 413, 415],
 } as const satisfies HttpRoute;
 
 export const callListRoute = {
@@ -325,6 +352,7 @@ export const metricsRoute = {
 export const HTTP_ROUTES: readonly HttpRoute[] = [
   loginRoute,
   visitorSessionRoute,
+  visitorCancelRoute,
   callListRoute,
   callDetailRoute,
   callExportRoute,

@@ -19,6 +19,49 @@ describe('sanitize', () => {
     });
   });
 
+  it('redacts the other credential keys, whatever their case', () => {
+    const clean = sanitize({
+      accessToken: 'a',
+      ACCESS_TOKEN: 'b',
+      apiKey: 'c',
+      Cookie: 'session=d',
+      JWT: 'e',
+      nested: { Secret: 'f', PassWord: 'g', authSecret: 'h', refresh_token: 'i' },
+      tokens: 3,
+    });
+    expect(clean).toEqual({
+      accessToken: REDACTED,
+      ACCESS_TOKEN: REDACTED,
+      apiKey: REDACTED,
+      Cookie: REDACTED,
+      JWT: REDACTED,
+      nested: { Secret: REDACTED, PassWord: REDACTED, authSecret: REDACTED, refresh_token: REDACTED },
+      tokens: 3,
+    });
+  });
+
+  it('redacts anything shaped like a JWT by its value, under any key and inside longer text', () => {
+    const header = 'eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9';
+    const jwt = `${header}.eyJzdWIiOiJhZGEiLCJyb2xlIjoiYWdlbnQifQ.c2lnbmF0dXJlLWJ5dGVz_-0`;
+    const unsigned = `${header}.eyJzdWIiOiJhZGEifQ.`;
+    const clean = sanitize({
+      note: `Bearer ${jwt}`,
+      list: [jwt, 'eyJ but not a token', 'a.b.c'],
+      who: { id: unsigned },
+      [jwt]: 'under a key',
+      // A token longer than the cap is redacted whole, not cut to a still readable header and payload.
+      long: `${'x'.repeat(180)} ${header}.${'A'.repeat(300)}.sig`,
+    });
+    expect(clean).toEqual({
+      note: `Bearer ${REDACTED}`,
+      list: [REDACTED, 'eyJ but not a token', 'a.b.c'],
+      who: { id: REDACTED },
+      [REDACTED]: 'under a key',
+      long: `${'x'.repeat(180)} ${REDACTED}`,
+    });
+    expect(JSON.stringify(clean)).not.toContain(header);
+  });
+
   it('leaves an absent secret absent rather than claiming one was there', () => {
     expect(sanitize({ token: null, sdp: undefined })).toEqual({ token: null });
   });

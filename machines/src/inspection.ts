@@ -7,8 +7,37 @@ const MAX_STRING = 200;
 const MAX_ITEMS = 50;
 const MAX_DEPTH = 8;
 // Keys whose values are secrets or bulky session descriptions; matched case-insensitively at any depth.
-const REDACTED_KEYS = new Set(['sdp', 'token', 'resumetoken', 'password', 'candidate', 'credential', 'secret', 'authorization']);
+const REDACTED_KEYS = new Set([
+  'sdp',
+  'token',
+  'resumetoken',
+  'accesstoken',
+  'access_token',
+  'refreshtoken',
+  'refresh_token',
+  'jwt',
+  'password',
+  'candidate',
+  'credential',
+  'secret',
+  'authsecret',
+  'apikey',
+  'api_key',
+  'authorization',
+  'cookie',
+  'set-cookie',
+]);
 export const REDACTED = '[redacted]';
+// A JWT wherever it sits, whatever key it rides under: a base64url JSON header (`{"` is `eyJ`), a payload and
+// a signature, which an unsigned token leaves empty.
+const JWT_SHAPE = /eyJ[\w-]*\.[\w-]+\.[\w-]*/g;
+
+/** `text` with every JWT-shaped part replaced, before any cut: half a token would no longer look like one. */
+function redactTokens(text: string): string {
+  return text.includes('eyJ') ? text.replace(JWT_SHAPE, REDACTED) : text;
+}
+
+const capped = (text: string): string => (text.length > MAX_STRING ? `${text.slice(0, MAX_STRING)}…` : text);
 
 /** A JSON copy that is safe and small enough to show: secrets redacted, strings, arrays and depth capped. */
 export function sanitize(value: unknown, depth = 0): unknown {
@@ -36,7 +65,7 @@ export function createSharingSanitizer(): (value: unknown) => unknown {
 
 function sanitizeNode(value: unknown, depth: number, recurse: (value: unknown, depth: number) => unknown): unknown {
   if (value === null || typeof value === 'number' || typeof value === 'boolean') return value;
-  if (typeof value === 'string') return value.length > MAX_STRING ? `${value.slice(0, MAX_STRING)}…` : value;
+  if (typeof value === 'string') return capped(redactTokens(value));
   if (typeof value === 'bigint') return value.toString();
   if (typeof value !== 'object') return undefined;
   if (depth >= MAX_DEPTH) return '[too deep]';
@@ -49,7 +78,10 @@ function sanitizeNode(value: unknown, depth: number, recurse: (value: unknown, d
   const out: Record<string, unknown> = {};
   for (const [key, item] of entries.slice(0, MAX_ITEMS)) {
     const clean = REDACTED_KEYS.has(key.toLowerCase()) && item !== null && item !== undefined ? REDACTED : recurse(item, depth + 1);
-    if (clean !== undefined) out[key.length > MAX_STRING ? key.slice(0, MAX_STRING) : key] = clean;
+    if (clean !== undefined) {
+      const name = redactTokens(key);
+      out[name.length > MAX_STRING ? name.slice(0, MAX_STRING) : name] = clean;
+    }
   }
   if (entries.length > MAX_ITEMS) out['[more]'] = entries.length - MAX_ITEMS;
   return out;

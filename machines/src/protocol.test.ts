@@ -6,6 +6,8 @@ import {
   HandshakeAuth,
   MAX_CANDIDATE_BYTES,
   MAX_ID_LENGTH,
+  MAX_NAME_CODE_UNITS,
+  MAX_NAME_LENGTH,
   MAX_SDP_BYTES,
   ProtocolError,
   SERVER_EVENT_NAMES,
@@ -216,6 +218,27 @@ describe('protocol: client → server events', () => {
     for (const name of ['', '   ', 'a\nb', 'evil\u202etxt', 'x'.repeat(81)]) {
       expectInvalidField(parseClientEvent('visitor.request', { pool: 'p', name }), 'name');
     }
+  });
+
+  it('counts a display name in grapheme clusters, as a reader does, within a bound in code units', () => {
+    const accepted = (name: string) => parseClientEvent('visitor.request', { pool: 'p', name }).ok;
+    // Each is one character on screen and several UTF-16 code units.
+    for (const grapheme of ['e\u0301', '\u{1F1EB}\u{1F1F7}', '\u{1F469}\u200D\u{1F4BB}', '\u0915\u094D\u0937\u093F', '\u{1F600}']) {
+      expect(grapheme.length).toBeGreaterThan(1);
+      expect(accepted(grapheme.repeat(MAX_NAME_LENGTH))).toBe(true);
+      expectInvalidField(parseClientEvent('visitor.request', { pool: 'p', name: grapheme.repeat(MAX_NAME_LENGTH + 1) }), 'name');
+    }
+    expect(accepted('x'.repeat(MAX_NAME_LENGTH))).toBe(true);
+    // One cluster of stacked combining marks is one character, but no name may exceed the code-unit bound.
+    const stacked = `a${'\u0301'.repeat(MAX_NAME_CODE_UNITS - 1)}`;
+    expect(accepted(stacked)).toBe(true);
+    const failure = parseClientEvent('visitor.request', { pool: 'p', name: `${stacked}\u0301` });
+    expectInvalidField(failure, 'name');
+    expect(failure.ok === false && failure.error.message).toBe(`Field "name" must be at most ${MAX_NAME_CODE_UNITS} UTF-16 code units.`);
+    const tooMany = parseClientEvent('visitor.request', { pool: 'p', name: '\u{1F1EB}\u{1F1F7}'.repeat(MAX_NAME_LENGTH + 1) });
+    expect(tooMany.ok === false && tooMany.error.message).toBe(`Field "name" must be at most ${MAX_NAME_LENGTH} characters.`);
+    // The server's names reach clients under the same rule.
+    expect(parseServerEvent('agent.ring', { requestId: 'r', visitorName: '\u{1F469}\u200D\u{1F4BB}'.repeat(MAX_NAME_LENGTH), expiresAt: 1 }).ok).toBe(true);
   });
 
   it('rejects an SDP that does not start with v=0', () => {

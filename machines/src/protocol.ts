@@ -22,8 +22,13 @@ export const MAX_CANDIDATE_BYTES = 2_048;
 export const MAX_ID_LENGTH = 128;
 /** Longest auth or resume token; signed tokens are much longer than ids. */
 export const MAX_TOKEN_LENGTH = 4_096;
-/** Longest display name (visitor, agent, peer). */
+/** Longest display name (visitor, agent, peer), in grapheme clusters: the characters a reader counts. */
 export const MAX_NAME_LENGTH = 80;
+/**
+ * A display name's bound in UTF-16 code units, whatever its graphemes: one cluster can stack any number of
+ * combining marks, and a name travels inside a visitor token that must stay under `MAX_TOKEN_LENGTH`.
+ */
+export const MAX_NAME_CODE_UNITS = 8 * MAX_NAME_LENGTH;
 /** Longest human-readable error message carried in a `ProtocolError`. */
 export const MAX_ERROR_MESSAGE_LENGTH = 500;
 /** Highest reconnection attempt number a client may report. */
@@ -57,6 +62,24 @@ export function utf8ByteLength(text: string, limit = Number.POSITIVE_INFINITY): 
     } else bytes += 3;
   }
   return bytes;
+}
+
+// Made on first use: a module that only imports the protocol pays nothing for it.
+let graphemes: Intl.Segmenter | undefined;
+
+/**
+ * Whether `text` has at most `limit` grapheme clusters (`Intl.Segmenter`), as a person counts "é", "🇫🇷" or
+ * "👩‍💻" as one character each. A runtime without `Intl.Segmenter` (browsers before 2024) lets every string
+ * through: the server, where it always exists, is the one that refuses, and a client must never refuse a name
+ * the server took.
+ */
+export function fitsInGraphemes(text: string, limit: number): boolean {
+  if (text.length <= limit) return true;
+  if (typeof Intl === 'undefined' || typeof Intl.Segmenter !== 'function') return true;
+  graphemes ??= new Intl.Segmenter(undefined, { granularity: 'grapheme' });
+  let count = 0;
+  for (const _ of graphemes.segment(text)) if (++count > limit) return false;
+  return true;
 }
 
 /**
@@ -94,10 +117,18 @@ export const Token = z
   .string()
   .check(notEmpty, atMostChars(MAX_TOKEN_LENGTH), z.regex(TOKEN_PATTERN, { error: 'must be a base64 or base64url token' }));
 
-/** A display name shown to the other party. */
+/**
+ * A display name shown to the other party: 1–80 grapheme clusters of visible text, and at most
+ * `MAX_NAME_CODE_UNITS` UTF-16 code units, checked first so an oversized string is never segmented.
+ */
 export const DisplayName = z
   .string()
-  .check(notEmpty, atMostChars(MAX_NAME_LENGTH), z.regex(NAME_PATTERN, { error: 'must contain visible text and no control characters' }));
+  .check(
+    notEmpty,
+    z.maxLength(MAX_NAME_CODE_UNITS, { error: `must be at most ${MAX_NAME_CODE_UNITS} UTF-16 code units`, abort: true }),
+    z.refine<string>((name) => fitsInGraphemes(name, MAX_NAME_LENGTH), { error: `must be at most ${MAX_NAME_LENGTH} characters`, abort: true }),
+    z.regex(NAME_PATTERN, { error: 'must contain visible text and no control characters' }),
+  );
 
 /** A session description: starts with `v=0` and is at most `MAX_SDP_BYTES` bytes of UTF-8. */
 export const Sdp = z

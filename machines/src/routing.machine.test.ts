@@ -146,6 +146,89 @@ describe('routing: choosing an agent', () => {
   });
 });
 
+describe('routing: agents held off for the visitor', () => {
+  const HOLD_OFF = 5_000;
+  const heldOff = (...agentIds: string[]) => ({ heldOff: { agentIds, until: BASE + HOLD_OFF } });
+
+  it('never rings an agent rung for the visitor moments before, and does not count the others as moves', () => {
+    const run = start(heldOff('a'));
+    expect(run.named('ringAgent')).toEqual(['b']);
+    expect(context(run)).toMatchObject({ triedAgentIds: ['b'], reassignments: 0 });
+    run.actor.send({ type: 'agent.rejected', agentId: 'b', at: run.at() });
+    expect(run.named('ringAgent')).toEqual(['b', 'c']);
+  });
+
+  it('queues when every free agent is held off, and a presence change that frees only them does not move it', () => {
+    const run = start({ ...heldOff('a'), agents: [agent('a')] });
+    expect(value(run)).toBe('queued');
+    expect(run.named('ringAgent')).toEqual([]);
+    run.actor.send({ type: 'agents.updated', agents: [agent('a', { lastAssignedAt: 5 })], at: run.at() });
+    expect(value(run)).toBe('queued');
+    run.actor.send({ type: 'agents.updated', agents: [agent('a'), agent('b')], at: run.at() });
+    expect(run.named('ringAgent')).toEqual(['b']);
+  });
+
+  it('rings the held-off agent when the hold-off ends in the queue, with a full ring from that moment', () => {
+    const run = start({ ...heldOff('a'), agents: [agent('a')] });
+    run.clock.increment(HOLD_OFF - 1);
+    expect(value(run)).toBe('queued');
+    run.clock.increment(1);
+    expect(value(run)).toBe('ringing');
+    expect(run.named('ringAgent')).toEqual(['a']);
+    expect(context(run)).toMatchObject({ heldOffAgentIds: [], triedAgentIds: ['a'], reassignments: 0, deadlineAt: BASE + HOLD_OFF + T.ringTimeout });
+  });
+
+  it('a hold-off that ends with its agent not free leaves the queue wait running, and the agent is rung once free', () => {
+    const run = start({ ...heldOff('a'), agents: [agent('a', { status: 'away' })] });
+    run.clock.increment(HOLD_OFF);
+    expect(value(run)).toBe('queued');
+    expect(context(run)).toMatchObject({ heldOffAgentIds: [], deadlineAt: BASE + T.maxQueueWait });
+    run.actor.send({ type: 'agents.updated', agents: [agent('a')], at: run.at() });
+    expect(run.named('ringAgent')).toEqual(['a']);
+
+    const idle = start({ ...heldOff('a'), agents: [agent('a', { status: 'away' })] });
+    idle.clock.increment(T.maxQueueWait - 1);
+    expect(value(idle)).toBe('queued');
+    idle.clock.increment(1);
+    expect(value(idle)).toBe('noAgents');
+  });
+
+  it('a hold-off that ended while another agent was rung lets the next search ring its agent without queueing', () => {
+    const run = start({ ...heldOff('a'), agents: [agent('a'), agent('b')] });
+    expect(run.named('ringAgent')).toEqual(['b']);
+    run.clock.increment(HOLD_OFF + 1);
+    run.actor.send({ type: 'agent.rejected', agentId: 'b', at: run.at() });
+    expect(run.named('ringAgent')).toEqual(['b', 'a']);
+    expect(run.named('notifyQueued')).toEqual([]);
+  });
+
+  it('a hold-off that ends after the queue wait changes nothing: the wait runs out first', () => {
+    const run = start({ heldOff: { agentIds: ['a'], until: BASE + T.maxQueueWait + 1 }, agents: [agent('a')] });
+    run.clock.increment(T.maxQueueWait);
+    expect(value(run)).toBe('noAgents');
+    expect(run.named('ringAgent')).toEqual([]);
+  });
+
+  it.each([
+    ['ends at its original time when the restart was shorter', 1_000, 2_000, HOLD_OFF],
+    ['ends at once when it passed during the restart', 1_000, HOLD_OFF * 2, 1_000 + HOLD_OFF * 2],
+  ])('after a restart, the hold-off %s', (_, persistAt, downMs, rungAt) => {
+    const run = start({ ...heldOff('a'), agents: [agent('a')] });
+    run.clock.set(persistAt);
+    const persisted = JSON.parse(JSON.stringify(run.actor.getPersistedSnapshot()));
+    run.actor.stop();
+    const restored = start({ agents: [agent('a')] }, persisted);
+    restored.clock.set(persistAt + downMs);
+    restored.actor.send({ type: 'timers.rearm', at: restored.at() });
+    expect(context(restored)).toMatchObject({ heldOffAgentIds: ['a'], heldOffUntil: BASE + HOLD_OFF, deadlineAt: BASE + T.maxQueueWait });
+    restored.clock.set(Math.max(rungAt - 1, persistAt + downMs));
+    if (rungAt > persistAt + downMs) expect(restored.named('ringAgent')).toEqual([]);
+    restored.clock.set(rungAt);
+    expect(restored.named('ringAgent')).toEqual(['a']);
+    expect(context(restored).deadlineAt).toBe(BASE + Math.max(HOLD_OFF, persistAt + downMs) + T.ringTimeout);
+  });
+});
+
 describe('routing: moving on before the call', () => {
   it('agent.rejected cancels the ring and rings the next agent', () => {
     const run = start();

@@ -18,7 +18,7 @@ import {
 } from './callSession.machine.ts';
 import type { CallEndReason } from './protocol.ts';
 import { eligibleAgents, nextAgent, type AgentInfo } from './routing.agents.ts';
-import { armedTimer, eventTime, rearmedTimer, type TimerContext } from './serverClock.ts';
+import { eventTime, rearmedTimer, type TimerContext } from './serverClock.ts';
 
 export type { AgentInfo } from './routing.agents.ts';
 
@@ -48,7 +48,18 @@ export interface RoutingInput {
   /** Handed to each call's session. */
   callTimings?: Partial<CallSessionTimings>;
   maxReassignments?: number;
+  /**
+   * Agents rung moments ago for this visitor's earlier requests who did not take the call: this request
+   * does not ring them until `until` (epoch ms, server clock), so a request → cancel loop cannot ring the same
+   * agent again and again, and a visitor who really wants a call is not kept from the only free agent for long.
+   */
+  heldOff?: HeldOff;
   at?: number;
+}
+
+export interface HeldOff {
+  agentIds: string[];
+  until: number;
 }
 
 export type AgentLostCause = 'socket' | 'away' | 'logout';
@@ -104,6 +115,13 @@ export interface RoutingContext extends TimerContext {
   agents: readonly AgentInfo[];
   /** Agents already offered this request, in ring order; none is ever offered twice. */
   triedAgentIds: string[];
+  /**
+   * Agents this request does not ring before `heldOffUntil`: rung for the same visitor moments before it was
+   * made (see `RoutingInput`). Emptied when the hold-off ends in the queue. Both are absent from snapshots
+   * persisted before hold-offs existed.
+   */
+  heldOffAgentIds?: string[];
+  heldOffUntil?: number | null;
   /** The agent being rung, in the call, or being waited for; null while searching or queued. */
   currentAgentId: string | null;
   /** The call in progress, from the accept until the next one. */
@@ -129,6 +147,8 @@ export function initialRoutingContext({ input }: { input: RoutingInput }): Routi
     pool: input.pool,
     agents: input.agents ?? [],
     triedAgentIds: [],
+    heldOffAgentIds: input.heldOff?.agentIds ?? [],
+    heldOffUntil: input.heldOff?.until ?? null,
     currentAgentId: null,
     callId: null,
     callEnd: null,
@@ -146,12 +166,43 @@ export function initialRoutingContext({ input }: { input: RoutingInput }): Routi
   };
 }
 
+/** The delayed event that ends the hold-off while the request is queued. */
+const HOLD_OFF_END = 'xstate.after.holdOffEnd.routing.queued';
+
 /**
  * The time of the event being handled. Timer events, the start event and the call's end carry no `at`: a
  * timer fires at its deadline, the start happens at `input.at`, and the call ended when its output says.
+ * The hold-off ends at `heldOffUntil`, or, when that passed during a restart, at the re-arm.
  */
 function nowOf(context: RoutingContext, event: { type: string }): number {
+  if (event.type === HOLD_OFF_END && typeof context.heldOffUntil === 'number') return Math.max(context.heldOffUntil, queuedAt(context));
   return callOutput(event)?.endedAt ?? eventTime(context, event);
+}
+
+/** When the request joined the queue, or was re-armed in it: the queue arms its own wait at that moment. */
+function queuedAt(context: RoutingContext): number {
+  return (context.deadlineAt ?? context.startedAt) - context.timerMs;
+}
+
+/** Whether agents are held off for this request at `now`. */
+function holdingOff(context: RoutingContext, now: number): boolean {
+  return (context.heldOffAgentIds?.length ?? 0) > 0 && (typeof context.heldOffUntil !== 'number' || now < context.heldOffUntil);
+}
+
+/** Who this request may not ring at `now`: those it already rang, and those still held off. */
+function excludedAgents(context: RoutingContext, now: number): string[] {
+  return holdingOff(context, now) ? [...context.triedAgentIds, ...(context.heldOffAgentIds ?? [])] : context.triedAgentIds;
+}
+
+/**
+ * How long the queue waits for the hold-off to end, counted from joining (or being re-armed in) the queue.
+ * With nobody held off there is nothing to end: the timer is set past the queue's own deadline, which always
+ * leaves the queue first.
+ */
+function holdOffLeft(context: RoutingContext): number {
+  const until = context.heldOffUntil;
+  const pending = (context.heldOffAgentIds?.length ?? 0) > 0 && typeof until === 'number';
+  return pending ? Math.max(0, until - queuedAt(context)) : context.timerMs + 1;
 }
 
 function eventAgentId(event: { type: string }): string | null {
@@ -180,8 +231,8 @@ export const routingMachine = setup({
     storeAgents: assign({
       agents: ({ context, event }) => (event.type === 'agents.updated' ? event.agents : context.agents),
     }),
-    assignNextAgent: assign(({ context }) => {
-      const agent = nextAgent(context.agents, context.pool, context.triedAgentIds);
+    assignNextAgent: assign(({ context, event }) => {
+      const agent = nextAgent(context.agents, context.pool, excludedAgents(context, nowOf(context, event)));
       if (!agent) return {};
       return {
         currentAgentId: agent.id,
@@ -190,8 +241,10 @@ export const routingMachine = setup({
         queuePosition: null,
       };
     }),
+    // From the event's own time, as `nowOf` tells it: a timer that follows the hold-off's end runs from that end.
     startTimer: assign(({ context, event }, params: { timer: keyof RoutingTimings }) => {
-      return armedTimer(context, event, context.timings[params.timer]);
+      const timerMs = context.timings[params.timer];
+      return { deadlineAt: nowOf(context, event) + timerMs, timerMs };
     }),
     rearmTimer: assign(({ context, event }) => rearmedTimer(context, event)),
     recordTrigger: assign(({ context, event }, params: { cause: RoutingTriggerCause } | undefined) => {
@@ -225,6 +278,8 @@ export const routingMachine = setup({
       queuePosition: ({ context, event }) => (event.type === 'queue.position' ? event.position : context.queuePosition),
     }),
     setEndReason: assign((_, params: { reason: RoutingOutcome }) => ({ endReason: params.reason })),
+    /** The hold-off is over: the agents it held off may be rung again, in their turn. */
+    endHoldOff: assign({ heldOffAgentIds: [] }),
     // Effects the server performs; it reads who and what from the actor's context.
     ringAgent: () => {},
     cancelRing: () => {},
@@ -242,9 +297,9 @@ export const routingMachine = setup({
     endCallForAgent: () => {},
   },
   guards: {
-    hasEligibleAgent: ({ context }) => nextAgent(context.agents, context.pool, context.triedAgentIds) !== null,
+    hasEligibleAgent: ({ context, event }) => nextAgent(context.agents, context.pool, excludedAgents(context, nowOf(context, event))) !== null,
     updateHasEligibleAgent: ({ context, event }) =>
-      event.type === 'agents.updated' && eligibleAgents(event.agents, context.pool, context.triedAgentIds).length > 0,
+      event.type === 'agents.updated' && eligibleAgents(event.agents, context.pool, excludedAgents(context, event.at)).length > 0,
     // Once the request has moved on `maxReassignments` times, one more move would exceed the bound; queueing
     // the visitor first would only delay the same answer.
     reassignmentsExhausted: ({ context }) =>
@@ -266,6 +321,7 @@ export const routingMachine = setup({
     ringTimeout: ({ context }) => context.timerMs,
     agentGrace: ({ context }) => context.timerMs,
     maxQueueWait: ({ context }) => context.timerMs,
+    holdOffEnd: ({ context }) => holdOffLeft(context),
   },
 }).createMachine({
   id: 'routing',
@@ -371,8 +427,13 @@ export const routingMachine = setup({
       always: { target: 'searching' },
     },
     queued: {
-      description: 'No eligible agent is free; the visitor waits in line until one becomes available or the wait runs out.',
-      after: { maxQueueWait: { target: 'noAgents' } },
+      description:
+        'No eligible agent is free; the visitor waits in line until one becomes available or the wait runs out. Agents held off for the visitor are rung again once their hold-off ends.',
+      after: {
+        maxQueueWait: { target: 'noAgents' },
+        // Ending the hold-off does not restart the queue's wait unless someone can be rung at once.
+        holdOffEnd: [{ guard: 'hasEligibleAgent', target: 'searching', actions: 'endHoldOff' }, { actions: 'endHoldOff' }],
+      },
       on: {
         'agents.updated': [
           { guard: 'updateHasEligibleAgent', target: 'searching', actions: 'storeAgents' },

@@ -80,6 +80,9 @@ export type VisitorCallEvent =
   | { type: 'server.resumed'; call: { callId: string } | null; request: VisitorResumedRequest | null }
   /** The server kept nothing of this session: whatever request or call it had is over on its side. */
   | { type: 'session.lost' }
+  // the page
+  /** The page is going away (`pagehide`): closed, reloaded or navigated from. */
+  | { type: 'page.closed' }
   // the adapter and the media child
   | CallLegEvent;
 
@@ -108,6 +111,11 @@ export const visitorCallMachine = setup({
     requestCall: () => {},
     /** Withdraw the pending request. */
     cancelRequest: () => {},
+    /**
+     * Withdraw the pending request in a way that outlives the page (a beacon): the socket closes with the
+     * page, and the server would hold a lost socket's place for the resume window.
+     */
+    sendCancelBeacon: () => {},
     /** Apply `context.muted` to the local tracks. */
     setMuted: () => {},
 
@@ -200,6 +208,13 @@ export const visitorCallMachine = setup({
         'session.lost': {
           target: 'ended',
           actions: { type: 'endWith', params: { reason: 'cancelled' } },
+        },
+        // Nobody is left to take the call, and a closed page never resumes: the request would only hold its
+        // place for the resume window. Once a call is accepted, a closing page is left to the call's own
+        // rules: the server holds the visitor's leg as it does for any lost socket.
+        'page.closed': {
+          target: 'ended',
+          actions: [{ type: 'endWith', params: { reason: 'cancelled' } }, 'sendCancelBeacon'],
         },
       },
       states: {

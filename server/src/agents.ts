@@ -102,3 +102,8 @@ export async function authenticateAgent(store: Store, email: string, password: s
 export function isInspector(roles: readonly string[]): boolean {
   return roles.includes('inspector');
 }
+
+/** Whether the account takes calls: only then is it in presence, rung, and able to accept. */
+export function takesCalls(roles: readonly string[]): boolean {
+  return roles.includes('agent');
+}

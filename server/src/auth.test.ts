@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { SignJWT, decodeJwt } from 'jose';
 import { afterEach, describe, expect, it } from 'vitest';
-import { AuthError, createAuth, hashPassword, resolveAuthSecret, verifyPassword } from './auth.ts';
+import { AuthError, createAuth, hashPassword, MAX_ISSUED_AHEAD_SECONDS, resolveAuthSecret, storeTokenRegistry, verifyPassword, type TokenRegistry } from './auth.ts';
 import { openStore } from './store.ts';
 
 const SECRET = 'test-secret-that-is-long-enough-for-hs256';
@@ -115,15 +115,122 @@ describe('tokens', () => {
   });
 });
 
-describe('resolveAuthSecret', () => {
-  let dir: string | undefined;
-  afterEach(() => {
-    if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
+const dirs: string[] = [];
+afterEach(() => {
+  for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
+});
+
+/** A database file of the test's own, removed after it. */
+function databaseFile(): string {
+  const dir = mkdtempSync(path.join(tmpdir(), 'callchart-auth-'));
+  dirs.push(dir);
+  return path.join(dir, 'db.sqlite');
+}
+
+/** A registry in memory, as the store keeps it: the accounts it knows and the tokens revoked. */
+function memoryRegistry(agentIds: string[]): TokenRegistry & { revoked: Map<string, number> } {
+  const revoked = new Map<string, number>();
+  return {
+    revoked,
+    hasAgent: (agentId) => agentIds.includes(agentId),
+    isRevoked: (tokenId) => revoked.has(tokenId),
+    revoke: (tokenId, expiresAt) => void revoked.set(tokenId, expiresAt),
+  };
+}
+
+describe('token sessions and revocation', () => {
+  it('gives every token its own random jti, which is the session a logout revokes', async () => {
+    const registry = memoryRegistry(['ada']);
+    const auth = createAuth({ secret: SECRET, agentTtlSeconds: 3600, visitorTtlSeconds: 60, registry });
+    const first = await auth.issueAgentToken(agent);
+    const second = await auth.issueAgentToken(agent);
+    const { jti } = decodeJwt(first.token);
+    expect(jti).toMatch(/^[0-9a-f-]{36}$/);
+    expect(decodeJwt(second.token).jti).not.toBe(jti);
+
+    const verified = await auth.verifySession(first.token);
+    expect(verified).toEqual({ principal: await auth.verifyToken(first.token), session: { id: jti, expiresAt: first.expiresAt } });
+    auth.revoke(verified.session);
+    expect(registry.revoked).toEqual(new Map([[jti, first.expiresAt]]));
+    expect((await rejection(auth.verifyToken(first.token))).reason).toBe('revoked');
+    expect((await rejection(auth.verifyToken(first.token, 'agent'))).code).toBe('unauthorized');
+    // Another login of the same agent is another session, untouched.
+    expect(await auth.verifyToken(second.token)).toMatchObject({ agentId: 'ada' });
   });
 
+  it('refuses a token without a jti, even one correctly signed', async () => {
+    const key = new TextEncoder().encode(SECRET);
+    const now = Math.floor(Date.now() / 1000);
+    const token = await new SignJWT({ name: 'Ada Lovelace', pools: [], roles: ['agent'] })
+      .setProtectedHeader({ alg: 'HS256' })
+      .setIssuer('callchart')
+      .setAudience('agent')
+      .setSubject('ada')
+      .setIssuedAt(now)
+      .setExpirationTime(now + 60)
+      .sign(key);
+    expect((await rejection(createAuth({ secret: SECRET, agentTtlSeconds: 60, visitorTtlSeconds: 60 }).verifyToken(token))).reason).toMatch(/CLAIM/);
+  });
+
+  it('refuses an agent token for an account the registry does not know; visitors need no account', async () => {
+    const auth = createAuth({ secret: SECRET, agentTtlSeconds: 3600, visitorTtlSeconds: 60, registry: memoryRegistry(['grace']) });
+    const { token } = await auth.issueAgentToken(agent);
+    expect((await rejection(auth.verifyToken(token))).reason).toBe('no such agent');
+    const visitor = await auth.issueVisitorToken({ visitorId: 'visitor-1', name: 'Vera' });
+    expect(await auth.verifyToken(visitor.token)).toMatchObject({ visitorId: 'visitor-1' });
+  });
+
+  it(`takes a token issued up to ${String(MAX_ISSUED_AHEAD_SECONDS)} s ahead of its clock, and refuses one issued later still`, async () => {
+    const realNow = Date.now();
+    const auth = createAuth({ secret: SECRET, agentTtlSeconds: 3600, visitorTtlSeconds: 3600, now: () => realNow });
+    const ahead = (seconds: number) => createAuth({ secret: SECRET, agentTtlSeconds: 3600, visitorTtlSeconds: 3600, now: () => realNow + seconds * 1000 });
+    const justWithin = await ahead(MAX_ISSUED_AHEAD_SECONDS - 1).issueVisitorToken({ visitorId: 'visitor-1', name: 'Vera' });
+    expect(await auth.verifyToken(justWithin.token)).toMatchObject({ visitorId: 'visitor-1' });
+    const tooFar = await ahead(MAX_ISSUED_AHEAD_SECONDS + 2).issueAgentToken(agent);
+    expect((await rejection(auth.verifyToken(tooFar.token))).reason).toBe('issued in the future');
+  });
+
+  it('will not pretend to revoke without a registry', async () => {
+    const auth = createAuth({ secret: SECRET, agentTtlSeconds: 3600, visitorTtlSeconds: 60 });
+    const { session } = await auth.verifySession((await auth.issueAgentToken(agent)).token);
+    expect(() => auth.revoke(session)).toThrow(/registry/);
+  });
+});
+
+describe('storeTokenRegistry', () => {
+  it('keeps revocations in the store across a restart, knows its agents, and purges expired rows when opened', async () => {
+    const file = databaseFile();
+    let clock = Date.now();
+    let store = openStore(file);
+    store.agents.seed([{ ...agent, email: 'ada@example.com', passwordHash: 'scrypt$x' }]);
+    const options = { secret: SECRET, agentTtlSeconds: 60, visitorTtlSeconds: 60, now: () => clock };
+    let auth = createAuth({ ...options, registry: storeTokenRegistry(store, () => clock) });
+    const { token } = await auth.issueAgentToken(agent);
+    const other = await auth.issueAgentToken(agent);
+    auth.revoke((await auth.verifySession(token)).session);
+    expect((await rejection(auth.verifyToken(token))).reason).toBe('revoked');
+    expect((await rejection(auth.verifyToken((await auth.issueAgentToken({ ...agent, id: 'nobody' })).token))).reason).toBe('no such agent');
+    store.close();
+
+    store = openStore(file);
+    auth = createAuth({ ...options, registry: storeTokenRegistry(store, () => clock) });
+    expect((await rejection(auth.verifyToken(token))).reason).toBe('revoked');
+    expect(await auth.verifyToken(other.token)).toMatchObject({ agentId: 'ada' });
+    store.close();
+
+    // Once the token has expired its row is no longer needed, and the next open sweeps it out.
+    clock += 61_000;
+    store = openStore(file);
+    expect(store.revokedTokens.has(decodeJwt(token).jti!)).toBe(true);
+    storeTokenRegistry(store, () => clock);
+    expect(store.revokedTokens.has(decodeJwt(token).jti!)).toBe(false);
+    store.close();
+  });
+});
+
+describe('resolveAuthSecret', () => {
   it('prefers AUTH_SECRET, and otherwise keeps one generated secret across restarts', async () => {
-    dir = mkdtempSync(path.join(tmpdir(), 'callchart-auth-'));
-    const file = path.join(dir, 'db.sqlite');
+    const file = databaseFile();
     let store = openStore(file);
     expect(resolveAuthSecret({ authSecret: SECRET }, store)).toBe(SECRET);
     const generated = resolveAuthSecret({ authSecret: null }, store);

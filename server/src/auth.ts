@@ -1,8 +1,9 @@
 /**
  * Who is calling: password hashes for agents, and the signed tokens (HS256 JWTs, jose) that agents and
- * visitors present to the HTTP API and to the Socket.IO handshake.
+ * visitors present to the HTTP API and to the Socket.IO handshake. Each token has its own id (`jti`), so
+ * one login can be revoked (a logout) without touching any other.
  */
-import { randomBytes, scrypt, timingSafeEqual, type ScryptOptions } from 'node:crypto';
+import { randomBytes, randomUUID, scrypt, timingSafeEqual, type ScryptOptions } from 'node:crypto';
 import { errors as joseErrors, jwtVerify, SignJWT } from 'jose';
 import { z } from 'zod';
 import type { ServerConfig } from './config.ts';
@@ -84,12 +85,33 @@ export interface IssuedToken {
   expiresAt: number;
 }
 
+/** The login or visitor session one token is: what a logout revokes. */
+export interface TokenSession {
+  /** The token's `jti`. */
+  id: string;
+  /** Epoch milliseconds. */
+  expiresAt: number;
+}
+
+/** What the auth asks of the accounts and the revocation list; the store answers in the server. */
+export interface TokenRegistry {
+  hasAgent(agentId: string): boolean;
+  isRevoked(tokenId: string): boolean;
+  /** Refuses the token from now until `expiresAt` (epoch ms), when it would expire anyway. */
+  revoke(tokenId: string, expiresAt: number): void;
+}
+
 export interface AuthOptions {
   secret: string;
   agentTtlSeconds: number;
   visitorTtlSeconds: number;
   /** Epoch milliseconds; injected so expiry can be tested without waiting. */
   now?: () => number;
+  /**
+   * Accounts and revocations. Without it (a tool that only mints tokens) a token is checked by its
+   * signature and claims alone, and `revoke` refuses to run rather than pretend.
+   */
+  registry?: TokenRegistry;
 }
 
 export interface Auth {
@@ -98,12 +120,24 @@ export interface Auth {
   issueVisitorToken(visitor: { visitorId: string; name: string; origin?: string }): Promise<IssuedToken>;
   /** Resolves to who the token speaks for; rejects with `AuthError`. `expected` narrows the audience. */
   verifyToken(token: string, expected?: Principal['kind']): Promise<Principal>;
+  /** As `verifyToken`, with the session the token is. */
+  verifySession(token: string, expected?: Principal['kind']): Promise<{ principal: Principal; session: TokenSession }>;
+  /** The session's token is refused everywhere from now on: the HTTP API and both socket handshakes. */
+  revoke(session: TokenSession): void;
 }
 
 const ISSUER = 'callchart';
 const MAX_TOKEN_LENGTH = 4_096;
+/** How far ahead of this server's clock a token may have been issued: another server's clock may run early. */
+export const MAX_ISSUED_AHEAD_SECONDS = 30;
 
+const Registered = {
+  jti: z.string().min(1).max(128),
+  iat: z.number(),
+  exp: z.number(),
+};
 const AgentClaims = z.object({
+  ...Registered,
   aud: z.literal('agent'),
   sub: z.string().min(1),
   name: z.string().min(1),
@@ -111,6 +145,7 @@ const AgentClaims = z.object({
   roles: z.array(z.string()),
 });
 const VisitorClaims = z.object({
+  ...Registered,
   aud: z.literal('visitor'),
   sub: z.string().min(1),
   name: z.string().min(1),
@@ -121,6 +156,7 @@ const Claims = z.discriminatedUnion('aud', [AgentClaims, VisitorClaims]);
 export function createAuth(options: AuthOptions): Auth {
   const key = new TextEncoder().encode(options.secret);
   const now = options.now ?? Date.now;
+  const registry = options.registry;
 
   async function sign(
     audience: 'agent' | 'visitor',
@@ -137,8 +173,42 @@ export function createAuth(options: AuthOptions): Auth {
       .setSubject(subject)
       .setIssuedAt(issuedAt)
       .setExpirationTime(expiresAt)
+      .setJti(randomUUID())
       .sign(key);
     return { token, expiresAt: expiresAt * 1000 };
+  }
+
+  async function verifySession(token: string, expected?: Principal['kind']): Promise<{ principal: Principal; session: TokenSession }> {
+    if (typeof token !== 'string' || token.length === 0 || token.length > MAX_TOKEN_LENGTH) {
+      throw new AuthError('token missing or too long');
+    }
+    let payload: unknown;
+    try {
+      ({ payload } = await jwtVerify(token, key, {
+        issuer: ISSUER,
+        audience: expected ?? ['agent', 'visitor'],
+        algorithms: ['HS256'],
+        requiredClaims: ['sub', 'iat', 'exp', 'jti'],
+        currentDate: new Date(now()),
+      }));
+    } catch (error) {
+      if (error instanceof joseErrors.JOSEError) throw new AuthError(error.code);
+      throw error;
+    }
+    const claims = Claims.safeParse(payload);
+    if (!claims.success) throw new AuthError('unexpected claims');
+    const c = claims.data;
+    // jose checks `iat` only against a maximum age; a token from the future is a forgery or a broken clock.
+    if (c.iat > now() / 1000 + MAX_ISSUED_AHEAD_SECONDS) throw new AuthError('issued in the future');
+    // Checked last, with nothing but microtasks after it, so a logout arriving from the network cannot fall
+    // between this check and the caller acting on the answer.
+    if (registry?.isRevoked(c.jti)) throw new AuthError('revoked');
+    if (c.aud === 'agent' && registry && !registry.hasAgent(c.sub)) throw new AuthError('no such agent');
+    const principal: Principal =
+      c.aud === 'agent'
+        ? { kind: 'agent', agentId: c.sub, name: c.name, pools: c.pools, roles: c.roles }
+        : { kind: 'visitor', visitorId: c.sub, name: c.name, ...(c.origin === undefined ? {} : { origin: c.origin }) };
+    return { principal, session: { id: c.jti, expiresAt: c.exp * 1000 } };
   }
 
   return {
@@ -148,30 +218,24 @@ export function createAuth(options: AuthOptions): Auth {
     issueVisitorToken: (visitor) =>
       sign('visitor', visitor.visitorId, { name: visitor.name, ...(visitor.origin === undefined ? {} : { origin: visitor.origin }) }, options.visitorTtlSeconds),
 
-    async verifyToken(token, expected) {
-      if (typeof token !== 'string' || token.length === 0 || token.length > MAX_TOKEN_LENGTH) {
-        throw new AuthError('token missing or too long');
-      }
-      let payload: unknown;
-      try {
-        ({ payload } = await jwtVerify(token, key, {
-          issuer: ISSUER,
-          audience: expected ?? ['agent', 'visitor'],
-          algorithms: ['HS256'],
-          requiredClaims: ['sub', 'iat', 'exp'],
-          currentDate: new Date(now()),
-        }));
-      } catch (error) {
-        if (error instanceof joseErrors.JOSEError) throw new AuthError(error.code);
-        throw error;
-      }
-      const claims = Claims.safeParse(payload);
-      if (!claims.success) throw new AuthError('unexpected claims');
-      const c = claims.data;
-      return c.aud === 'agent'
-        ? { kind: 'agent', agentId: c.sub, name: c.name, pools: c.pools, roles: c.roles }
-        : { kind: 'visitor', visitorId: c.sub, name: c.name, ...(c.origin === undefined ? {} : { origin: c.origin }) };
+    verifyToken: async (token, expected) => (await verifySession(token, expected)).principal,
+
+    verifySession,
+
+    revoke(session) {
+      if (!registry) throw new Error('Tokens cannot be revoked without a token registry.');
+      registry.revoke(session.id, session.expiresAt);
     },
+  };
+}
+
+/** The registry on the store: the agents it keeps, and its revocation list, purged of expired rows here. */
+export function storeTokenRegistry(store: Store, now: () => number = Date.now): TokenRegistry {
+  store.revokedTokens.purge(now());
+  return {
+    hasAgent: (agentId) => store.agents.get(agentId) !== undefined,
+    isRevoked: (tokenId) => store.revokedTokens.has(tokenId),
+    revoke: (tokenId, expiresAt) => store.revokedTokens.add({ jti: tokenId, expiresAt, revokedAt: now() }),
   };
 }
 

@@ -25,6 +25,53 @@ export interface ServerTimings {
   resumeWindowMs: number;
   /** How long a peer's socket has to acknowledge a relayed restart offer or request before it is closed as dead. */
   peerAckTimeoutMs: number;
+  /** How often the server pings each socket; with `pingTimeoutMs`, the longest a dead socket goes unnoticed. */
+  pingIntervalMs: number;
+  /** How long a ping may go unanswered before its socket is closed as dead. */
+  pingTimeoutMs: number;
+}
+
+/** Ephemeral TURN credentials (TURN_SECRET): the TURN REST scheme, coturn's `use-auth-secret`. */
+export interface TurnRestConfig {
+  /** coturn's `static-auth-secret`. */
+  secret: string;
+  urls: string[];
+  /** How long minted credentials are valid for, from the start of the call. */
+  ttlSeconds: number;
+}
+
+/** The limits on every door; see limits.ts and the LIMIT_* variables. */
+export interface LimitSettings {
+  login: {
+    /** Wrong passwords for one account within the window before it is locked. */
+    accountFailures: number;
+    /** Wrong passwords from one source address within the window before it is locked. */
+    addressFailures: number;
+    windowS: number;
+    /** The first lock; each further lock within a day doubles it, up to `lockMaxS`. */
+    lockS: number;
+    lockMaxS: number;
+  };
+  /** Visitor sessions issued to one source address per window. */
+  visitorSessions: { points: number; windowS: number };
+  /** `visitor.request`s one visitor may make per window. */
+  visitorRequests: { points: number; windowS: number };
+  /** How long an agent rung for a visitor, and not taking the call, is not rung again for that visitor's next requests. */
+  reringWindowMs: number;
+  sockets: {
+    /** Open sockets on one visitor's token. */
+    perVisitor: number;
+    /** Open sockets on one agent login (one token). */
+    perAgentSession: number;
+    /** Events a socket may send per second, sustained. */
+    eventsPerSecond: number;
+    /** Events a socket may send at once, above the sustained rate. */
+    eventBurst: number;
+    /** Events refused for the rate within a minute after which the socket is disconnected. */
+    strikesPerMinute: number;
+    /** Rejected-event warnings written per socket per minute; the rest are counted in one summary line. */
+    rejectionLogsPerMinute: number;
+  };
 }
 
 export interface ServerConfig {
@@ -37,7 +84,8 @@ export interface ServerConfig {
   tokenTtlSeconds: { agent: number; visitor: number };
   /** Absolute path of the demo agents file seeded at start. */
   agentsFile: string;
-  ice: { servers: IceServer[]; transportPolicy: 'all' | 'relay' };
+  /** `turn` is null without TURN_SECRET: then only the static ICE_SERVERS are handed out. */
+  ice: { servers: IceServer[]; transportPolicy: 'all' | 'relay'; turn: TurnRestConfig | null };
   timings: ServerTimings;
   /** Upper bound on how many times one visitor request moves to another agent. */
   maxReassignments: number;
@@ -48,6 +96,7 @@ export interface ServerConfig {
   allowedOrigins: AllowedOrigins;
   /** How long SIGTERM keeps serving while /readyz says draining, so a load balancer moves traffic first. */
   drainMs: number;
+  limits: LimitSettings;
 }
 
 /** A bad environment variable; `variable` names it, and the message is fit for the operator. */
@@ -65,6 +114,7 @@ export class ConfigError extends Error {
 const DEFAULT_AGENTS_FILE = fileURLToPath(new URL('../config/agents.json', import.meta.url));
 const HOUR_S = 3_600;
 const DAY_MS = 86_400_000;
+const DAY_S = 86_400;
 const MIN_SECRET_LENGTH = 32;
 
 function wholeNumber(min: number, max: number) {
@@ -94,6 +144,13 @@ const iceServers = z
   })
   .pipe(z.array(IceServer, { error: 'must be a JSON array of ICE servers' }).max(MAX_ICE_SERVERS));
 
+const turnUrls = z
+  .string()
+  .transform((text): IceServer => ({ urls: text.split(',').map((url) => url.trim()).filter(Boolean) }))
+  .pipe(IceServer)
+  .refine(({ urls }) => [urls].flat().every((url) => /^turns?:/i.test(url)), { error: 'must be turn: or turns: URLs' })
+  .transform(({ urls }) => [urls].flat());
+
 const environment = z.object({
   PORT: wholeNumber(0, 65_535).default(3_000),
   // Loopback by default: exposing the server is a decision the operator makes with HOST=0.0.0.0.
@@ -117,6 +174,15 @@ const environment = z.object({
   AGENTS_FILE: filePath.default(DEFAULT_AGENTS_FILE),
   ICE_SERVERS: iceServers.default([]),
   ICE_TRANSPORT_POLICY: z.enum(['all', 'relay']).default('all'),
+  TURN_SECRET: z
+    .string()
+    .min(MIN_SECRET_LENGTH, { error: `must be at least ${String(MIN_SECRET_LENGTH)} characters` })
+    .max(4_096)
+    .optional(),
+  TURN_URLS: turnUrls.optional(),
+  // No call has a length limit, so the credentials outlast any support call one expects; a call that
+  // outlives them keeps its relay until the allocation's next refresh is refused.
+  TURN_CREDENTIAL_TTL_SECONDS: wholeNumber(60, 7 * 24 * HOUR_S).default(4 * HOUR_S),
   RING_TIMEOUT_MS: wholeNumber(1, DAY_MS).default(15_000),
   AGENT_GRACE_MS: wholeNumber(1, DAY_MS).default(10_000),
   MAX_QUEUE_WAIT_MS: wholeNumber(1, DAY_MS).default(120_000),
@@ -128,8 +194,12 @@ const environment = z.object({
   // client whose attempt just missed the restarted server must still be inside the window at its next one.
   RESUME_WINDOW_MS: wholeNumber(1, DAY_MS).default(40_000),
   // A restart is relayed only when a path broke, and the peer's socket may have gone with it unnoticed
-  // (the server's own ping takes up to 15 s). Long enough for a slow link's round trip.
+  // (the server's own ping takes up to PING_INTERVAL_MS + PING_TIMEOUT_MS). Long enough for a slow link's round trip.
   PEER_ACK_TIMEOUT_MS: wholeNumber(100, 60_000).default(2_500),
+  // A socket that dies without a FIN (a lost Wi-Fi, a sleeping laptop) is noticed after at most the two
+  // together: 5 s, so a ring on a dead agent moves on within the 6 s the protocol promises.
+  PING_INTERVAL_MS: wholeNumber(100, 60_000).default(2_500),
+  PING_TIMEOUT_MS: wholeNumber(100, 60_000).default(2_500),
   LOG_LEVEL: z.enum(LOG_LEVELS).default('info'),
   // 0 by default: a developer's Ctrl-C (SIGINT) never waits, and neither does SIGTERM unless asked to.
   DRAIN_MS: wholeNumber(0, 600_000).default(0),
@@ -152,6 +222,26 @@ const environment = z.object({
       }
       return { kind: 'list', origins };
     }),
+  // Limits. A person typing gets nowhere near them; a script does at once.
+  LIMIT_LOGIN_ACCOUNT_FAILURES: wholeNumber(1, 1_000).default(5),
+  // Higher than per account: an office behind one address has several people mistyping.
+  LIMIT_LOGIN_ADDRESS_FAILURES: wholeNumber(1, 100_000).default(20),
+  LIMIT_LOGIN_WINDOW_SECONDS: wholeNumber(1, DAY_S).default(15 * 60),
+  LIMIT_LOGIN_LOCK_SECONDS: wholeNumber(1, DAY_S).default(60),
+  LIMIT_LOGIN_LOCK_MAX_SECONDS: wholeNumber(1, DAY_S).default(HOUR_S),
+  LIMIT_VISITOR_SESSIONS: wholeNumber(1, 1_000_000).default(30),
+  LIMIT_VISITOR_SESSIONS_WINDOW_SECONDS: wholeNumber(1, DAY_S).default(60),
+  LIMIT_VISITOR_REQUESTS: wholeNumber(1, 10_000).default(6),
+  LIMIT_VISITOR_REQUESTS_WINDOW_SECONDS: wholeNumber(1, DAY_S).default(60),
+  LIMIT_RERING_WINDOW_MS: wholeNumber(0, DAY_MS).default(10_000),
+  // A reconnect opens its socket before the server notices the old one is dead (up to 15 s): room for that.
+  LIMIT_SOCKETS_PER_VISITOR: wholeNumber(1, 1_000).default(3),
+  LIMIT_SOCKETS_PER_AGENT_SESSION: wholeNumber(1, 1_000).default(5),
+  // A call's trickled candidates come in bursts of a few dozen; the sustained rate of a call is far lower.
+  LIMIT_SOCKET_EVENTS_PER_SECOND: wholeNumber(1, 100_000).default(20),
+  LIMIT_SOCKET_EVENT_BURST: wholeNumber(1, 100_000).default(100),
+  LIMIT_SOCKET_STRIKES_PER_MINUTE: wholeNumber(1, 1_000_000).default(200),
+  LIMIT_REJECTION_LOGS_PER_MINUTE: wholeNumber(0, 100_000).default(5),
   // Off unless asked for: client entries are extra traffic and show a client's internals, a development aid.
   INSPECT_CLIENTS: z
     .enum(['on', 'off', 'true', 'false', '1', '0'], { error: 'must be on or off' })
@@ -178,6 +268,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): ServerConfig {
     throw new ConfigError(variable.replace(/[.[].*$/, ''), `Invalid configuration: ${variable} ${fragment}.`);
   }
   const e = result.data;
+  if (e.TURN_SECRET !== undefined && e.TURN_URLS === undefined) {
+    throw new ConfigError('TURN_URLS', 'Invalid configuration: TURN_URLS must be set with TURN_SECRET (the TURN servers the credentials are for).');
+  }
+  // The minted server is handed out beside the static ones, in a list the protocol caps.
+  if (e.TURN_SECRET !== undefined && e.ICE_SERVERS.length >= MAX_ICE_SERVERS) {
+    throw new ConfigError('ICE_SERVERS', `Invalid configuration: ICE_SERVERS must have at most ${String(MAX_ICE_SERVERS - 1)} servers with TURN_SECRET.`);
+  }
   return {
     port: e.PORT,
     host: e.HOST,
@@ -185,7 +282,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): ServerConfig {
     authSecret: e.AUTH_SECRET ?? null,
     tokenTtlSeconds: { agent: e.AGENT_TOKEN_TTL_SECONDS, visitor: e.VISITOR_TOKEN_TTL_SECONDS },
     agentsFile: e.AGENTS_FILE,
-    ice: { servers: e.ICE_SERVERS, transportPolicy: e.ICE_TRANSPORT_POLICY },
+    ice: {
+      servers: e.ICE_SERVERS,
+      transportPolicy: e.ICE_TRANSPORT_POLICY,
+      turn: e.TURN_SECRET === undefined || e.TURN_URLS === undefined ? null : { secret: e.TURN_SECRET, urls: e.TURN_URLS, ttlSeconds: e.TURN_CREDENTIAL_TTL_SECONDS },
+    },
     timings: {
       ringTimeoutMs: e.RING_TIMEOUT_MS,
       agentGraceMs: e.AGENT_GRACE_MS,
@@ -193,11 +294,33 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): ServerConfig {
       reconnectionTimeoutMs: e.RECONNECTION_TIMEOUT_MS,
       resumeWindowMs: e.RESUME_WINDOW_MS,
       peerAckTimeoutMs: e.PEER_ACK_TIMEOUT_MS,
+      pingIntervalMs: e.PING_INTERVAL_MS,
+      pingTimeoutMs: e.PING_TIMEOUT_MS,
     },
     maxReassignments: e.MAX_REASSIGNMENTS,
     logLevel: e.LOG_LEVEL,
     inspectClients: e.INSPECT_CLIENTS,
     allowedOrigins: e.ALLOWED_ORIGINS,
     drainMs: e.DRAIN_MS,
+    limits: {
+      login: {
+        accountFailures: e.LIMIT_LOGIN_ACCOUNT_FAILURES,
+        addressFailures: e.LIMIT_LOGIN_ADDRESS_FAILURES,
+        windowS: e.LIMIT_LOGIN_WINDOW_SECONDS,
+        lockS: e.LIMIT_LOGIN_LOCK_SECONDS,
+        lockMaxS: e.LIMIT_LOGIN_LOCK_MAX_SECONDS,
+      },
+      visitorSessions: { points: e.LIMIT_VISITOR_SESSIONS, windowS: e.LIMIT_VISITOR_SESSIONS_WINDOW_SECONDS },
+      visitorRequests: { points: e.LIMIT_VISITOR_REQUESTS, windowS: e.LIMIT_VISITOR_REQUESTS_WINDOW_SECONDS },
+      reringWindowMs: e.LIMIT_RERING_WINDOW_MS,
+      sockets: {
+        perVisitor: e.LIMIT_SOCKETS_PER_VISITOR,
+        perAgentSession: e.LIMIT_SOCKETS_PER_AGENT_SESSION,
+        eventsPerSecond: e.LIMIT_SOCKET_EVENTS_PER_SECOND,
+        eventBurst: e.LIMIT_SOCKET_EVENT_BURST,
+        strikesPerMinute: e.LIMIT_SOCKET_STRIKES_PER_MINUTE,
+        rejectionLogsPerMinute: e.LIMIT_REJECTION_LOGS_PER_MINUTE,
+      },
+    },
   };
 }

@@ -25,8 +25,10 @@ type ConnectionActor = Actor<typeof connectionMachine>;
 
 interface Entry {
   actor: ConnectionActor;
-  /** The latest profile an agent's socket carried, for presence; null for visitors. */
+  /** The latest profile an agent's socket carried, for presence; null for visitors and for accounts that take no calls. */
   profile: AgentProfile | null;
+  /** The login session (token id) of each open socket, so a logout finds every socket of its session. */
+  sessions: Map<string, string>;
 }
 
 export interface ConnectionsOptions {
@@ -34,6 +36,8 @@ export interface ConnectionsOptions {
   now?: () => number;
   /** Where the actors' effects go. Without it the actors only count sockets and windows, telling nobody. */
   switchboard?: Switchboard;
+  /** Takes every power from these sockets: the socket layer's part of a logout. */
+  cutOff?: (socketIds: readonly string[]) => void;
 }
 
 export class Connections {
@@ -59,9 +63,11 @@ export class Connections {
     for (const id of waitingVisitors) this.entry({ kind: 'visitor', id }).actor.send({ type: 'process.opened', at: this.openedAt });
   }
 
-  connected(person: Person, socketId: string, profile: AgentProfile | null = null): void {
+  /** `session`: the id of the token the socket presented. `profile`: null for an account that takes no calls. */
+  connected(person: Person, socketId: string, profile: AgentProfile | null = null, session: string | null = null): void {
     const entry = this.entry(person);
     if (profile) entry.profile = profile;
+    if (session !== null) entry.sessions.set(socketId, session);
     entry.actor.send({ type: 'socket.connected', socketId, at: this.now() });
   }
 
@@ -74,20 +80,27 @@ export class Connections {
     this.send(person, { type: 'session.resumed', socketId, at: this.now() });
   }
 
-  /** Returns true when that was the person's last socket. */
+  /** Returns true when that was the person's last socket (a cut-off socket never is). */
   disconnected(person: Person, socketId: string): boolean {
-    const actor = this.people.get(personKey(person))?.actor;
-    if (!actor?.getSnapshot().context.sockets.includes(socketId)) return false;
-    actor.send({ type: 'socket.disconnected', socketId, at: this.now() });
-    return actor.getSnapshot().context.sockets.length === 0;
+    const entry = this.people.get(personKey(person));
+    if (!entry) return false;
+    entry.sessions.delete(socketId);
+    const { sockets, revoked } = entry.actor.getSnapshot().context;
+    if (!sockets.includes(socketId) && !revoked.includes(socketId)) return false;
+    entry.actor.send({ type: 'socket.disconnected', socketId, at: this.now() });
+    return sockets.includes(socketId) && entry.actor.getSnapshot().context.sockets.length === 0;
   }
 
   chose(agentId: string, status: 'available' | 'away'): void {
     this.send({ kind: 'agent', id: agentId }, { type: 'presence.chosen', status, at: this.now() });
   }
 
-  loggedOut(agentId: string): void {
-    this.send({ kind: 'agent', id: agentId }, { type: 'session.loggedOut', at: this.now() });
+  /** The agent logged out of login `session`: each socket that presented it is told apart for the actor. */
+  loggedOut(agentId: string, session: string): void {
+    const entry = this.people.get(personKey({ kind: 'agent', id: agentId }));
+    if (!entry) return;
+    const socketIds = [...entry.sessions].filter(([, of]) => of === session).map(([socketId]) => socketId);
+    entry.actor.send({ type: 'session.loggedOut', socketIds, at: this.now() });
   }
 
   /** Whether the person, asking from one of their open sockets, is still within their resume window. */
@@ -128,7 +141,7 @@ export class Connections {
     const known = this.people.get(key);
     if (known) return known;
     const actor = createActor(this.logic, { input: this.inputFor(person) });
-    const entry: Entry = { actor, profile: null };
+    const entry: Entry = { actor, profile: null, sessions: new Map() };
     this.people.set(key, entry);
     // A person gone or logged out for good is forgotten: their next socket starts a new actor.
     actor.subscribe({
@@ -170,6 +183,9 @@ export class Connections {
           // moment, and a visitor waiting in line would be rung to an agent who is logging out.
           switchboard.presence.remove(context.personId);
           switchboard.agentLost(context.personId, 'logout');
+        },
+        cutOffSockets: ({ event }) => {
+          if (event.type === 'session.loggedOut') this.options.cutOff?.(event.socketIds);
         },
       },
     });

@@ -202,6 +202,18 @@ describe('GET /api/calls', () => {
       expect(await errorOf(response)).toMatchObject({ code: 'invalid-payload', field: 'limit' });
     }
   });
+
+  it('is strict about its query, as about bodies: an unknown or repeated parameter is refused, naming it', async () => {
+    const unknown = await api('/api/calls?limit=2&foo=1', { token: tokens.ada });
+    expect(unknown.status).toBe(400);
+    expect(await errorOf(unknown)).toEqual({ code: 'invalid-payload', message: 'Field "foo" is not an allowed field.', field: 'foo' });
+    const repeated = await api('/api/calls?limit=2&limit=3', { token: tokens.ada });
+    expect(repeated.status).toBe(400);
+    expect(await errorOf(repeated)).toMatchObject({ code: 'invalid-payload', field: 'limit' });
+    const exported = await api('/api/calls/c3/export?format=csv&x=1', { token: tokens.ada });
+    expect(exported.status).toBe(400);
+    expect(await errorOf(exported)).toMatchObject({ code: 'invalid-payload', field: 'x' });
+  });
 });
 
 describe('GET /api/calls/:id', () => {

@@ -16,6 +16,7 @@ import {
   metricsRoute,
   openApiRoute,
   readyRoute,
+  visitorCancelRoute,
   visitorSessionRoute,
   type CallTelemetry,
   type HttpErrorCode,
@@ -29,11 +30,13 @@ import { authenticateAgent, isInspector } from './agents.ts';
 import { AuthError, type Auth, type Principal } from './auth.ts';
 import type { ServerConfig } from './config.ts';
 import { toCsv } from './csv.ts';
+import { Limits, retryAfterSeconds } from './limits.ts';
 import type { Logger } from './logger.ts';
 import type { Metrics } from './metrics.ts';
 import { openApiDocument } from './openapi.ts';
 import { originAllowed, type AllowedOrigins } from './origins.ts';
 import type { CallRecord, Store, TelemetryRecord } from './store.ts';
+import { SwitchboardError } from './switchboard/entries.ts';
 import { firstIssue, issueFragment } from './validation.ts';
 
 export const MAX_BODY_BYTES = 16 * 1024;
@@ -52,6 +55,16 @@ export class HttpError extends Error {
   }
 }
 
+/** A 429: `Retry-After` tells the client when to come back. */
+export class RateLimitedError extends HttpError {
+  constructor(
+    readonly retryAfterS: number,
+    message: string,
+  ) {
+    super(429, 'rate-limited', message);
+  }
+}
+
 export interface HttpDeps {
   store: Store;
   auth: Auth;
@@ -60,6 +73,10 @@ export interface HttpDeps {
   metrics?: Metrics;
   /** Why the server cannot take traffic now (`store`, `draining`), or null when it can. */
   notReady?: () => string | null;
+  /** The server's limits; made from `config.limits` when left out. */
+  limits?: Limits;
+  /** Cancels a visitor's call request as `visitor.cancel` does; throws the switchboard's refusals. */
+  cancelRequest?: (visitorId: string, requestId: string) => void;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -90,6 +107,21 @@ function jsonBody(req: Request): unknown {
   const hasBody = req.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0');
   if (hasBody) throw new HttpError(415, 'unsupported-media-type', 'The body must be JSON (application/json).');
   return {};
+}
+
+// A beacon's body arrives as text (the media type a cross-origin beacon may use); it holds JSON all the same.
+function beaconBody(req: Request): unknown {
+  if (typeof req.body !== 'string') return jsonBody(req);
+  try {
+    return JSON.parse(req.body) as unknown;
+  } catch {
+    throw new HttpError(400, 'invalid-payload', 'The body must be a JSON object.');
+  }
+}
+
+/** Where the request came from, for the limits and the log: the peer's address (no proxy is trusted). */
+function sourceAddress(req: Request): string {
+  return req.socket.remoteAddress ?? 'unknown';
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -191,8 +223,13 @@ function visitorOrigins(allowed: AllowedOrigins, log: Logger): RequestHandler[] 
 
 const API = '/api';
 
+function loginLocked(ms: number): RateLimitedError {
+  const seconds = retryAfterSeconds(ms);
+  return new RateLimitedError(seconds, `Too many failed sign-ins; try again in ${String(seconds)} s.`);
+}
+
 /** The /api routes with their own JSON body parser and error handler; mount at /api. */
-export function createApiRouter({ store, auth, logger, config, metrics }: HttpDeps): Router {
+export function createApiRouter({ store, auth, logger, config, metrics, limits = new Limits(config.limits), cancelRequest }: HttpDeps): Router {
   const router = express.Router();
   const log = logger.child({ component: 'http' });
 
@@ -208,12 +245,22 @@ export function createApiRouter({ store, auth, logger, config, metrics }: HttpDe
   });
 
   router.post(expressPath(loginRoute, API), async (req, res) => {
-    const { email, password } = parse(loginRoute.body, jsonBody(req), 'body');
+    const { email: typed, password } = parse(loginRoute.body, jsonBody(req), 'body');
+    const email = typed.toLowerCase();
+    const address = sourceAddress(req);
+    // Checked before the password, so a lock holds against the right one too: only time lifts it.
+    const locked = await limits.login.lockedFor(email, address);
+    if (locked > 0) {
+      log.info({ email, address, reason: 'locked', retryAfterS: retryAfterSeconds(locked) }, 'agent login refused');
+      throw loginLocked(locked);
+    }
     const agent = await authenticateAgent(store, email, password);
     if (agent === null) {
-      log.info('agent login refused');
+      const lock = await limits.login.failed(email, address);
+      log.info({ email, address, reason: 'wrong-credentials', ...(lock > 0 ? { lockedForS: retryAfterSeconds(lock) } : {}) }, 'agent login refused');
       throw new HttpError(401, 'unauthorized', 'The email or password is incorrect.');
     }
+    await limits.login.succeeded(email);
     const { token, expiresAt } = await auth.issueAgentToken(agent);
     log.info({ agentId: agent.id }, 'agent logged in');
     reply(res, loginRoute, { token, expiresAt, agent: { id: agent.id, name: agent.name, pools: agent.pools, roles: agent.roles } });
@@ -222,6 +269,13 @@ export function createApiRouter({ store, auth, logger, config, metrics }: HttpDe
   const fromAllowedOrigin = visitorOrigins(config.allowedOrigins, log);
   router.options(expressPath(visitorSessionRoute, API), ...fromAllowedOrigin);
   router.post(expressPath(visitorSessionRoute, API), ...fromAllowedOrigin, async (req, res) => {
+    const address = sourceAddress(req);
+    const allowed = await limits.visitorSessions.take(address);
+    if (!allowed.ok) {
+      const seconds = retryAfterSeconds(allowed.retryAfterMs);
+      log.info({ address, retryAfterS: seconds }, 'visitor session refused: rate limited');
+      throw new RateLimitedError(seconds, `Too many new sessions from this address; try again in ${String(seconds)} s.`);
+    }
     const { name = DEFAULT_VISITOR_NAME } = parse(visitorSessionRoute.body, jsonBody(req), 'body');
     const visitorId = `visitor-${randomUUID()}`;
     // The page it was issued to: its socket must come from the same one.
@@ -230,6 +284,28 @@ export function createApiRouter({ store, auth, logger, config, metrics }: HttpDe
     log.debug({ visitorId }, 'visitor session issued');
     reply(res, visitorSessionRoute, { token, visitorId, name, expiresAt });
   });
+
+  router.options(expressPath(visitorCancelRoute, API), ...fromAllowedOrigin);
+  router.post(
+    expressPath(visitorCancelRoute, API),
+    ...fromAllowedOrigin,
+    express.text({ type: 'text/plain', limit: MAX_BODY_BYTES }),
+    async (req, res) => {
+      const { token, requestId } = parse(visitorCancelRoute.body, beaconBody(req), 'body');
+      const principal = await auth.verifyToken(token);
+      if (principal.kind !== 'visitor') throw new AuthError('not a visitor token');
+      if (cancelRequest === undefined) throw new HttpError(404, 'not-found', 'There is no such call request.');
+      try {
+        cancelRequest(principal.visitorId, requestId);
+      } catch (error) {
+        if (error instanceof SwitchboardError && error.code === 'forbidden') throw new HttpError(403, 'forbidden', error.message);
+        if (error instanceof SwitchboardError && error.code === 'not-found') throw new HttpError(404, 'not-found', error.message);
+        throw error;
+      }
+      log.info({ visitorId: principal.visitorId, requestId }, 'call request cancelled by the closing page');
+      res.status(visitorCancelRoute.status).end();
+    },
+  );
 
   router.get(expressPath(callListRoute, API), async (req, res) => {
     const agent = await requireAgent(req, auth);
@@ -320,6 +396,7 @@ function apiErrorHandler(log: Logger, metrics: Metrics | undefined): ErrorReques
     const reply = known ?? new HttpError(500, 'internal', 'Something went wrong on our side. Please try again.');
     metrics?.error(reply.code);
     if (reply.status === 401) res.set('WWW-Authenticate', 'Bearer');
+    if (reply instanceof RateLimitedError) res.set('Retry-After', String(reply.retryAfterS));
     res.status(reply.status).json({
       error: { code: reply.code, message: reply.message, ...(reply.field === undefined ? {} : { field: reply.field }) },
     });

@@ -41,7 +41,12 @@ export interface InspectNamespaceOptions {
   clientInspection: boolean;
 }
 
-export function attachInspectNamespace(options: InspectNamespaceOptions): void {
+export interface InspectNamespace {
+  /** Closes the inspector sockets of login sessions that logged out: a revoked token sees nothing more. */
+  closeSessions(sessionIds: ReadonlySet<string>): void;
+}
+
+export function attachInspectNamespace(options: InspectNamespaceOptions): InspectNamespace {
   const { auth, inspection, switchboard, store, logger } = options;
   const namespace = options.io.of(INSPECT_NAMESPACE);
   const calls = (): InspectorPush<'inspect.calls'> => ({ requests: switchboard.live(), clientInspection: options.clientInspection });
@@ -69,9 +74,10 @@ export function attachInspectNamespace(options: InspectNamespaceOptions): void {
     const parsed = parseHandshakeAuth(socket.handshake.auth);
     if (!parsed.ok) return refuse(socket, next, 'unauthorized', 'no-token');
     try {
-      const principal = await auth.verifyToken(parsed.data.token);
+      const { principal, session } = await auth.verifySession(parsed.data.token);
       if (principal.kind !== 'agent' || !isInspector(principal.roles)) return refuse(socket, next, 'forbidden', 'not-an-inspector');
       socket.data.inspector = principal.agentId;
+      socket.data.session = session.id;
       next();
     } catch {
       refuse(socket, next, 'unauthorized', 'token-invalid');
@@ -85,6 +91,10 @@ export function attachInspectNamespace(options: InspectNamespaceOptions): void {
     const handlers: { [E in InspectorEventName]: (data: InspectorPayload<E>) => InspectorAckData<E> } = {
       'inspect.calls': () => calls(),
       'inspect.subscribe': ({ requestId }) => {
+        // A subscription to a request that is not live would never hear anything; an ended one's story is in the store.
+        if (!inspection.isLive(requestId)) {
+          throw new InspectError({ code: 'not-found', message: 'There is no such live request; a finished call is read with inspect.history.', field: 'requestId' });
+        }
         // Replay and subscription happen in one turn, so no entry falls between them.
         subscriptions.get(requestId)?.();
         push(socket, 'inspect.replay', { requestId, entries: inspection.timeline(requestId), actors: inspection.actorsOf(requestId) });
@@ -141,6 +151,14 @@ export function attachInspectNamespace(options: InspectNamespaceOptions): void {
       subscriptions.clear();
     });
   });
+
+  return {
+    closeSessions(sessionIds) {
+      for (const socket of namespace.sockets.values()) {
+        if (sessionIds.has(socket.data.session as string)) socket.disconnect(true);
+      }
+    },
+  };
 }
 
 class InspectError extends Error {

@@ -112,6 +112,11 @@ export class Inspection {
     for (const listener of this.listeners.get(entry.requestId) ?? []) listener(entry);
   }
 
+  /** Whether the request is live here: only a live request has entries to replay and stream. */
+  isLive(requestId: string): boolean {
+    return this.timelines.has(requestId);
+  }
+
   timeline(requestId: string): TimelineEntry[] {
     return [...(this.timelines.get(requestId) ?? [])];
   }

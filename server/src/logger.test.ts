@@ -1,8 +1,9 @@
 import { Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
+import { repeatedKeys } from '../../test/support/jsonKeys.ts';
 import { callLogger, createLogger, requestLogger } from './logger.ts';
 
-function capture(): { stream: Writable; lines: () => Record<string, unknown>[] } {
+function capture(): { stream: Writable; lines: () => Record<string, unknown>[]; raw: () => string[] } {
   const chunks: string[] = [];
   const stream = new Writable({
     write(chunk: Buffer, _encoding, done) {
@@ -12,6 +13,11 @@ function capture(): { stream: Writable; lines: () => Record<string, unknown>[] }
   });
   return {
     stream,
+    raw: () =>
+      chunks
+        .join('')
+        .split('\n')
+        .filter((line) => line !== ''),
     lines: () =>
       chunks
         .join('')
@@ -46,5 +52,28 @@ describe('createLogger', () => {
     const text = JSON.stringify(lines());
     expect(text).not.toMatch(/pw|tk/);
     expect(lines()[0]).toMatchObject({ password: '[redacted]', token: '[redacted]', body: { password: '[redacted]' } });
+  });
+
+  it('writes each key once: the logger’s bindings win over the logged object, and a child’s over its parent’s', () => {
+    const { stream, lines, raw } = capture();
+    const logger = createLogger('info', stream);
+    const request = requestLogger(logger, 'req-3');
+    request.info({ requestId: 'req-3', to: 'ringing' }, 'routing searching -> ringing');
+    callLogger(request, 'call-7', { requestId: 'req-3' }).info({ callId: 'call-7', leg: 'agent' }, 'leg lost');
+    callLogger(logger, 'call-7').child({ callId: 'call-8' }).warn('handed on');
+    logger.info({ service: 'other', level: 'loud', time: 1, msg: 'inner', kept: true }, 'outer');
+    logger.info({ msg: 'only the object says it' });
+    request.child({ token: 'tk' }).info('bound secret');
+
+    expect(raw().flatMap((line) => repeatedKeys(line).map((key) => `${key} in ${line}`))).toEqual([]);
+    expect(lines()).toEqual([
+      expect.objectContaining({ requestId: 'req-3', to: 'ringing', msg: 'routing searching -> ringing' }),
+      expect.objectContaining({ requestId: 'req-3', callId: 'call-7', leg: 'agent', msg: 'leg lost' }),
+      expect.objectContaining({ level: 40, callId: 'call-8', msg: 'handed on' }),
+      expect.objectContaining({ level: 30, service: 'callchart', msg: 'outer', kept: true }),
+      expect.objectContaining({ msg: 'only the object says it' }),
+      expect.objectContaining({ requestId: 'req-3', token: '[redacted]', msg: 'bound secret' }),
+    ]);
+    expect(raw().join('\n')).not.toContain('tk');
   });
 });

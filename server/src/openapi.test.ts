@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createHttpClient } from '@callchart/client/http';
 import { callDetailRoute, callListRoute, loginRoute } from '@callchart/machines';
 import { mountPages } from './pages.ts';
-import { DEMO, SAMPLE_SDP, agentToken, startTestServer, visitorAndAgents, type TestServer } from '../../test/support/server.ts';
+import { DEMO, SAMPLE_SDP, TestClient, agentToken, startTestServer, visitorAndAgents, type TestServer } from '../../test/support/server.ts';
 
 interface Layer {
   rawPath?: string | string[];
@@ -163,6 +163,19 @@ describe('real answers against the document', () => {
     expect((await answer('/api/agents/login', '/api/agents/login', { method: 'POST', headers: { 'Content-Type': 'text/plain' }, body: 'hi' })).status).toBe(415);
     expect((await answer('/api/visitor-session', '/api/visitor-session', { ...json({}), headers: { 'Content-Type': 'application/json', Origin: 'https://elsewhere.example' } })).status).toBe(403);
     expect((await answer('/api/visitor-session', '/api/visitor-session', { method: 'OPTIONS', headers: { Origin: 'https://elsewhere.example', 'Access-Control-Request-Method': 'POST' } })).status).toBe(204);
+
+    // The page-close cancel, sent as a beacon: a live request once, then it is gone.
+    const cancel = '/api/visitor-session/cancel';
+    expect((await answer(cancel, cancel, { method: 'OPTIONS', headers: { Origin: 'https://elsewhere.example', 'Access-Control-Request-Method': 'POST' } })).status).toBe(204);
+    const beacon = (body: unknown): RequestInit => ({ method: 'POST', headers: { 'Content-Type': 'text/plain;charset=UTF-8' }, body: JSON.stringify(body) });
+    const waiting = await TestClient.connect(t.url, visitorToken);
+    const { requestId: live } = (await waiting.emit('visitor.request', { pool: 'support' })) as { requestId: string };
+    expect((await answer(cancel, cancel, beacon({ token: visitorToken, requestId: live }))).status).toBe(204);
+    expect((await answer(cancel, cancel, beacon({ token: visitorToken, requestId: live }))).status).toBe(404);
+    expect((await answer(cancel, cancel, beacon({ token: ada, requestId: live }))).status).toBe(401);
+    expect((await answer(cancel, cancel, beacon({ token: visitorToken }))).status).toBe(400);
+    expect((await answer(cancel, cancel, { ...beacon({ token: visitorToken, requestId: live }), headers: { 'Content-Type': 'text/plain', Origin: 'https://elsewhere.example' } })).status).toBe(403);
+    waiting.close();
 
     const page = (await answer('/api/calls', '/api/calls?limit=5', { token: ada })).body as { calls: { id: string }[] };
     expect(page.calls.map((call) => call.id)).toEqual([callId]);

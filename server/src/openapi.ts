@@ -13,6 +13,7 @@ import {
   VisitorSession,
   VisitorSessionRequest,
   type HttpRoute,
+  visitorCancelRoute,
   type openApiRoute,
   type RouteReply,
 } from '@callchart/machines';
@@ -36,6 +37,7 @@ const ERRORS: Readonly<Record<number, string>> = {
   404: "`not-found`: no such call, or one the agent may not see (someone else's call answers exactly like a missing one).",
   413: '`payload-too-large`: the body is over 16 KiB.',
   415: '`unsupported-media-type`: the body is not JSON in UTF-8.',
+  429: '`rate-limited`: too many attempts; `Retry-After` says in how many seconds to try again.',
   500: '`internal`: something went wrong on the server.',
 };
 // The one 403 of a route without a token is the visitor-origin check.
@@ -44,13 +46,22 @@ const FORBIDDEN = {
   none: "`origin-not-allowed`: the page's `Origin` is not one of the server's ALLOWED_ORIGINS.",
 } as const satisfies Record<HttpRoute['auth'], string>;
 
+// The cancel carries a visitor's token in its body, so its refusals are the visitor's, not the agent's.
+const CANCEL_ERRORS: Readonly<Record<number, string>> = {
+  401: "`unauthorized`: the token is missing, invalid or expired, or it is not a visitor's.",
+  403: "`origin-not-allowed`: the page's `Origin` is not allowed; `forbidden`: the request is another visitor's.",
+  404: '`not-found`: no such call request, or one that has already ended.',
+};
+
 function errorResponse(route: HttpRoute, status: number): ZodOpenApiResponsesObject[`4${string}`] {
-  const description = status === 403 ? FORBIDDEN[route.auth] : ERRORS[status];
+  const description =
+    (route.path === visitorCancelRoute.path ? CANCEL_ERRORS[status] : undefined) ?? (status === 403 ? FORBIDDEN[route.auth] : ERRORS[status]);
   if (description === undefined) throw new Error(`${route.path}: no description for the error status ${String(status)}`);
   return {
     description,
     content: { 'application/json': { schema: HttpErrorBody } },
     ...(status === 401 ? { headers: z.object({ 'WWW-Authenticate': z.literal('Bearer') }) } : {}),
+    ...(status === 429 ? { headers: z.object({ 'Retry-After': z.string() }) } : {}),
   };
 }
 
@@ -58,11 +69,14 @@ function operation(route: HttpRoute): ZodOpenApiOperationObject {
   const content: ZodOpenApiContentObject = { [route.media]: { schema: route.response } };
   for (const [media, schema] of Object.entries(route.alternatives ?? {})) content[media] = { schema };
   const responses: ZodOpenApiResponsesObject = {
-    [String(route.status)]: {
-      description: route.attachment ? 'A download (`Content-Disposition: attachment`).' : 'Success.',
-      content,
-      ...(route.attachment ? { headers: z.object({ 'Content-Disposition': z.string() }) } : {}),
-    },
+    [String(route.status)]:
+      route.status === 204
+        ? { description: 'Done; no body.' }
+        : {
+            description: route.attachment ? 'A download (`Content-Disposition: attachment`).' : 'Success.',
+            content,
+            ...(route.attachment ? { headers: z.object({ 'Content-Disposition': z.string() }) } : {}),
+          },
   };
   for (const [status, schema] of Object.entries(route.otherResponses ?? {})) {
     responses[status as `5${string}`] = { description: 'Not ready; `reason` says why.', content: { 'application/json': { schema } } };
@@ -78,7 +92,7 @@ function operation(route: HttpRoute): ZodOpenApiOperationObject {
           requestBody: {
             // The server reads a missing body as `{}`: a body that accepts that may be left out.
             required: !z.safeParse(route.body, {}).success,
-            content: { 'application/json': { schema: route.body } },
+            content: Object.fromEntries(['application/json', ...(route.bodyMedia ?? [])].map((media) => [media, { schema: route.body }])),
           },
         }
       : {}),

@@ -10,6 +10,7 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Express, NextFunction, Request, RequestHandler, Response } from 'express';
+import { appPageHeaders, demoPageHeaders } from './headers.ts';
 
 // The server runs from its workspace, and the front ends' builds sit in their own workspaces beside it.
 const appsDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../apps');
@@ -77,7 +78,7 @@ function sendBuilt(file: string, what: string, cacheControl = REVALIDATE, header
 const EMBEDDABLE = { 'Access-Control-Allow-Origin': '*', 'Cross-Origin-Resource-Policy': 'cross-origin' };
 
 export function mountPages(app: Express, paths: PagePaths = defaultPagePaths): void {
-  app.get('/', sendBuilt(paths.hostPage, 'demo page'));
+  app.get('/', ...demoPageHeaders, sendBuilt(paths.hostPage, 'demo page'));
   app.get('/widget.js', sendBuilt(path.join(paths.widgetDist, 'widget.js'), 'widget', LOADER, EMBEDDABLE));
   // The loader's modules (apps/widget/widgetLoader.ts), under the same path as in the build.
   mountAssets(app, '/widget/assets', path.join(paths.widgetDist, 'widget/assets'), EMBEDDABLE);
@@ -90,7 +91,7 @@ export function mountPages(app: Express, paths: PagePaths = defaultPagePaths): v
 function mountApp(app: Express, route: string, dist: string, what: string): void {
   mountAssets(app, `${route}/assets`, path.join(dist, 'assets'));
   // The build refers to its assets by absolute path, so the page works with and without the trailing slash.
-  app.get([route, `${route}/`], sendBuilt(path.join(dist, 'index.html'), what));
+  app.get([route, `${route}/`], ...appPageHeaders, sendBuilt(path.join(dist, 'index.html'), what));
 }
 
 /** Content-hashed build output: one name, one content, so cached for good. */

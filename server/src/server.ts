@@ -2,23 +2,27 @@
  * The composition root: one process serving the HTTP API and Socket.IO on one port, with the store, the
  * auth, the switchboard (routing and callSession actors) and the socket layer wired together.
  */
-import { createServer, type Server as HttpServer } from 'node:http';
+import { createServer, type IncomingMessage, type Server as HttpServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Express } from 'express';
 import { Server } from 'socket.io';
 import type { ClientToServerEvents, ServerToClientEvents } from '@callchart/machines';
 import { loadAgentsFile, seedAgents } from './agents.ts';
-import { createAuth, resolveAuthSecret } from './auth.ts';
+import { createAuth, resolveAuthSecret, storeTokenRegistry } from './auth.ts';
 import type { ServerConfig } from './config.ts';
 import { Connections } from './connections.ts';
+import { withCommonHeaders } from './headers.ts';
 import { createHttpApp } from './http.ts';
+import { Limits } from './limits.ts';
 import { attachInspectNamespace } from './inspectNamespace.ts';
 import { Inspection } from './inspection.ts';
 import { createLogger, type Logger } from './logger.ts';
 import { createMetrics } from './metrics.ts';
+import { originAllowed, type AllowedOrigins } from './origins.ts';
 import { mountPages } from './pages.ts';
 import { ResumeSessions } from './resume.ts';
-import { attachSocketLayer, type Io } from './socket.ts';
+import { attachSocketLayer, cutOffSockets, type Io } from './socket.ts';
+import { SocketLimits } from './socketLimits.ts';
 import { openStore, type Store } from './store.ts';
 import { Switchboard, type SwitchboardOptions } from './switchboard/index.ts';
 
@@ -26,6 +30,21 @@ import { Switchboard, type SwitchboardOptions } from './switchboard/index.ts';
 const MAX_MESSAGE_BYTES = 256 * 1024;
 // How stale the record of a crash's time can be: a lost socket is dated at most this much early.
 const HEARTBEAT_MS = 1_000;
+
+/**
+ * Polling is plain HTTP that any page can send, so a page from an origin outside the allowlist is refused
+ * before Socket.IO opens a session for it. The WebSocket handshake is left to the socket layer, which
+ * refuses the same origins per principal with a reason the widget can show (`origin-not-allowed`).
+ */
+function pollingFromAllowedOrigin(allowed: AllowedOrigins, logger: Logger) {
+  return (req: IncomingMessage, answer: (error: string | null | undefined, success: boolean) => void) => {
+    const polling = new URL(req.url ?? '/', 'http://localhost').searchParams.get('transport') === 'polling';
+    if (!polling || originAllowed(allowed, req.headers.origin, req.headers.host)) return answer(null, true);
+    // As the socket layer logs its refused handshakes: the reason and where it came from.
+    logger.info({ code: 'origin-not-allowed', reason: 'origin-not-allowed', transport: 'polling', address: req.socket.remoteAddress, origin: req.headers.origin }, 'socket refused');
+    answer('origin-not-allowed', false);
+  };
+}
 
 export interface CallchartServer {
   http: HttpServer;
@@ -55,7 +74,12 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
   const store = openStore(config.databasePath);
   await seedAgents(store, loadAgentsFile(config.agentsFile));
   const secret = resolveAuthSecret(config, store);
-  const auth = createAuth({ secret, agentTtlSeconds: config.tokenTtlSeconds.agent, visitorTtlSeconds: config.tokenTtlSeconds.visitor });
+  const auth = createAuth({
+    secret,
+    agentTtlSeconds: config.tokenTtlSeconds.agent,
+    visitorTtlSeconds: config.tokenTtlSeconds.visitor,
+    registry: storeTokenRegistry(store),
+  });
 
   let draining = false;
   // The gauges read the switchboard and the sockets when scraped, after both exist.
@@ -75,15 +99,27 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
       return 'store';
     }
   };
-  const app = createHttpApp({ store, auth, config, logger, metrics, notReady });
+  const limits = new Limits(config.limits);
+  const app = createHttpApp({
+    store,
+    auth,
+    config,
+    logger,
+    metrics,
+    notReady,
+    limits,
+    cancelRequest: (visitorId, requestId) => switchboard.cancel(visitorId, requestId),
+  });
   mountPages(app);
-  const http = createServer(app);
+  const http = createServer(withCommonHeaders(app));
   const io: Io = new Server(http, {
     maxHttpBufferSize: MAX_MESSAGE_BYTES,
     // The client's signaling machine owns reconnection and resume; the server keeps no recovery buffer.
     connectionStateRecovery: undefined,
-    pingInterval: 10_000,
-    pingTimeout: 5_000,
+    // The only liveness a socket that died without a FIN has: the ring on a dead agent moves on once it closes.
+    pingInterval: config.timings.pingIntervalMs,
+    pingTimeout: config.timings.pingTimeoutMs,
+    allowRequest: pollingFromAllowedOrigin(config.allowedOrigins, logger),
   });
 
   const inspection = new Inspection();
@@ -98,8 +134,9 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
     },
     onReassignment: (trigger) => metrics.reassignment(trigger),
   });
-  const connections = new Connections({ windowMs: config.timings.resumeWindowMs, switchboard });
+  const connections = new Connections({ windowMs: config.timings.resumeWindowMs, switchboard, cutOff: (socketIds) => inspectors.closeSessions(cutOffSockets(io, socketIds)) });
   const resume = new ResumeSessions(secret, connections);
+  const socketLimits = new SocketLimits({ limits, logger, metrics });
   attachSocketLayer({
     io,
     auth,
@@ -111,8 +148,11 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
     allowedOrigins: config.allowedOrigins,
     metrics,
     clientInspection: config.inspectClients ? inspection : null,
+    limits: socketLimits,
   });
-  attachInspectNamespace({ io, auth, inspection, switchboard, store, logger, clientInspection: config.inspectClients });
+  // After the socket layer's middleware, which reads who a handshake is for.
+  socketLimits.install(io);
+  const inspectors = attachInspectNamespace({ io, auth, inspection, switchboard, store, logger, clientInspection: config.inspectClients });
   // Read before this process writes its own: the old one's last heartbeat is when its sockets were lost.
   const lastAliveAt = switchboard.lastAliveAt();
   const restoreStartedAt = Date.now();

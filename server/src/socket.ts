@@ -14,7 +14,8 @@ import {
   type ProtocolError,
   type ServerToClientEvents,
 } from '@callchart/machines';
-import type { Auth, Principal } from './auth.ts';
+import { takesCalls } from './agents.ts';
+import { AuthError, type Auth, type Principal, type TokenSession } from './auth.ts';
 import type { Connections } from './connections.ts';
 import type { Inspection } from './inspection.ts';
 import type { Logger } from './logger.ts';
@@ -22,11 +23,16 @@ import type { Metrics } from './metrics.ts';
 import { normaliseOrigin, originAllowed, sameOrigin, type AllowedOrigins } from './origins.ts';
 import type { ResumeSessions } from './resume.ts';
 import { parseIncomingEvent } from './signalValidation.ts';
+import type { SocketLimits } from './socketLimits.ts';
 import { callRoom, Switchboard, SwitchboardError } from './switchboard/index.ts';
 
 /** What each socket carries from its handshake on. */
 export interface SocketData {
   principal: Principal;
+  /** The login or visitor session of the token the socket presented. */
+  session: TokenSession;
+  /** Set when the socket's session logged out: it is in no room, and everything it sends is refused. */
+  cutOff?: true;
   resumeToken?: string;
   /** The call this socket last proved itself a leg of; see `legOf`. */
   call?: CallBinding;
@@ -54,6 +60,8 @@ export interface SocketLayerOptions {
   metrics?: Metrics;
   /** Where `inspect.client` entries go; null when the server does not take them (INSPECT_CLIENTS off). */
   clientInspection?: Inspection | null;
+  /** The socket door's limits: events per socket, call requests per visitor, and the rejected-event log. */
+  limits: SocketLimits;
 }
 
 const CLIENT_EVENTS = new Set<string>(CLIENT_EVENT_NAMES);
@@ -84,12 +92,39 @@ const SIGNAL_ROLES: Partial<Record<ClientEventName, { leg: 'agent' | 'visitor'; 
   'signal.restartRequest': { leg: 'visitor', refusal: 'Only the answerer (the visitor) can ask for an ICE restart.' },
 };
 
+/** The agent behind the socket, when their account takes calls; an inspector's does not. */
+function callTakerOf(socket: { data: { principal: Principal } }, refusal: string): Extract<Principal, { kind: 'agent' }> {
+  const principal = principalOf(socket, 'agent', refusal);
+  if (!takesCalls(principal.roles)) throw forbidden(`${refusal} This account lacks the agent role, so it takes no calls.`);
+  return principal;
+}
+
 /** The socket's person, when they are of the kind the event is for; `refusal` says who may send it. */
 function principalOf<K extends Principal['kind']>(socket: { data: { principal: Principal } }, kind: K, refusal: string): Extract<Principal, { kind: K }> {
   const principal = socket.data.principal;
   if (principal.kind !== kind) throw forbidden(refusal);
   return principal as Extract<Principal, { kind: K }>;
 }
+
+const loggedOut = (): ProtocolError => ({ code: 'unauthorized', message: 'This login has logged out; log in again to go on.' });
+
+/**
+ * Takes every power from the sockets of a session that logged out: out of every room, so nothing more
+ * reaches them, and marked, so whatever they send is refused. They stay open until their client closes them.
+ * Returns the sessions cut off, whose inspector sockets close too.
+ */
+export function cutOffSockets(io: Io, socketIds: readonly string[]): Set<string> {
+  const sessions = new Set<string>();
+  for (const socketId of socketIds) {
+    const socket = io.sockets.sockets.get(socketId);
+    if (!socket) continue;
+    socket.data.cutOff = true;
+    sessions.add(socket.data.session.id);
+    for (const room of [...socket.rooms]) if (room !== socket.id) socket.leave(room);
+  }
+  return sessions;
+}
+
 const peerUnavailable = (leg: 'agent' | 'visitor') =>
   new HandlerError({
     code: 'peer-unavailable',
@@ -116,15 +151,17 @@ export function attachSocketLayer(options: SocketLayerOptions): void {
     const parsed = parseHandshakeAuth(socket.handshake.auth);
     if (!parsed.ok) return refuse(socket, next, 'unauthorized', 'no-token');
     try {
-      const principal = await auth.verifyToken(parsed.data.token);
+      const { principal, session } = await auth.verifySession(parsed.data.token);
       const { origin, host } = socket.handshake.headers;
       if (!socketOriginAllowed(principal, origin, host)) return refuse(socket, next, 'origin-not-allowed', 'origin-not-allowed', { kind: principal.kind });
       socket.data.principal = principal;
+      socket.data.session = session;
       if (parsed.data.resumeToken) socket.data.resumeToken = parsed.data.resumeToken;
       next();
     } catch (error) {
-      // The library's code (an expired token, a bad signature), not its message: a message may quote the input.
-      refuse(socket, next, 'unauthorized', 'token-invalid', { why: (error as { code?: unknown }).code ?? null });
+      // Why, in words of our own or the library's code (an expired token, a bad signature), never a message
+      // that may quote the input.
+      refuse(socket, next, 'unauthorized', 'token-invalid', { why: error instanceof AuthError ? error.reason : null });
     }
   });
 
@@ -140,7 +177,8 @@ export function attachSocketLayer(options: SocketLayerOptions): void {
 
   async function takeUpSession(socket: CallchartSocket, token: string): Promise<boolean> {
     const who = identity(socket.data.principal);
-    if (!(await resume.canResume(token, who.key))) {
+    // A logout that came while the resume token was checked leaves nothing to take up.
+    if (!(await resume.canResume(token, who.key)) || socket.data.cutOff) {
       options.metrics?.reconnection('expired');
       socket.emit('session.expired', {});
       return false;
@@ -160,22 +198,26 @@ export function attachSocketLayer(options: SocketLayerOptions): void {
     },
     // The acknowledgement is the whole answer: the client only needs to know its socket still reaches us.
     'session.ping': () => {},
-    'visitor.request': (socket, data) => {
+    'visitor.request': async (socket, data) => {
       const principal = principalOf(socket, 'visitor', 'Only visitors can ask for a call.');
+      await options.limits.admitRequest(principal.visitorId);
       const name = data.name ?? principal.name;
       return { requestId: switchboard.request({ visitorId: principal.visitorId, name }, data.pool) };
     },
     'visitor.cancel': (socket, data) => switchboard.cancel(principalOf(socket, 'visitor', 'Only visitors can cancel a call request.').visitorId, data.requestId),
     'agent.presence': (socket, data) => {
-      const principal = principalOf(socket, 'agent', 'Only agents have a presence.');
+      const principal = callTakerOf(socket, 'Only agents have a presence.');
       connections.chose(principal.agentId, data.status);
       logger.info({ agentId: principal.agentId, status: data.status }, 'agent presence');
     },
-    'agent.accept': (socket, data) => switchboard.accept(principalOf(socket, 'agent', 'Only agents can accept a call.').agentId, data.requestId),
-    'agent.reject': (socket, data) => switchboard.reject(principalOf(socket, 'agent', 'Only agents can reject a call.').agentId, data.requestId),
+    'agent.accept': (socket, data) => switchboard.accept(callTakerOf(socket, 'Only agents can accept a call.').agentId, data.requestId),
+    'agent.reject': (socket, data) => switchboard.reject(callTakerOf(socket, 'Only agents can reject a call.').agentId, data.requestId),
     'agent.logout': (socket) => {
       const principal = principalOf(socket, 'agent', 'Only agents can log out.');
-      connections.loggedOut(principal.agentId);
+      // Revoked first: from here on no handshake and no HTTP request takes this token, while the sockets
+      // that already hold it are cut off by the connection actor.
+      auth.revoke(socket.data.session);
+      connections.loggedOut(principal.agentId, socket.data.session.id);
       logger.info({ agentId: principal.agentId }, 'agent logged out');
     },
     'signal.offer': (socket, data) => void relay(socket, 'signal.offer', data),
@@ -268,7 +310,8 @@ export function attachSocketLayer(options: SocketLayerOptions): void {
     const socket: CallchartSocket = rawSocket;
     const principal = socket.data.principal;
     const who = identity(principal);
-    connections.connected(who, socket.id, principal.kind === 'agent' ? { id: principal.agentId, name: principal.name, pools: principal.pools } : null);
+    const profile = principal.kind === 'agent' && takesCalls(principal.roles) ? { id: principal.agentId, name: principal.name, pools: principal.pools } : null;
+    connections.connected(who, socket.id, profile, socket.data.session.id);
     socket.join(who.kind === 'agent' ? `agent:${who.id}` : `visitor:${who.id}`);
 
     socket.onAny((event: string, payload: unknown, ...rest: unknown[]) => {
@@ -299,11 +342,14 @@ export function attachSocketLayer(options: SocketLayerOptions): void {
       if (ack) ack(value);
     };
     const fail = (error: ProtocolError) => {
-      logger.warn({ who: identity(socket.data.principal).key, event: CLIENT_EVENTS.has(event) ? event : '(unknown)', error }, 'rejected client event');
+      options.limits.rejections.warn(socket.id, { who: identity(socket.data.principal).key, event: CLIENT_EVENTS.has(event) ? event : '(unknown)', error });
       reply({ ok: false, error });
       options.metrics?.error(error.code);
       if (!ack) socket.emit('error', error);
     };
+    if (socket.data.cutOff) return fail(loggedOut());
+    const limited = options.limits.event(socket);
+    if (limited) return fail(limited);
     const parsed = parseIncomingEvent(event, payload);
     if (!parsed.ok) return fail(parsed.error);
     try {

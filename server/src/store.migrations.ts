@@ -92,4 +92,14 @@ export const MIGRATIONS: readonly string[] = [
     updated_at INTEGER NOT NULL
   ) STRICT;
   `,
+  // Tokens revoked before their expiry (a logout). A row is needed only until the token would have expired
+  // anyway, so rows past `expires_at` are purged.
+  `
+  CREATE TABLE revoked_tokens (
+    jti        TEXT PRIMARY KEY,
+    expires_at INTEGER NOT NULL,
+    revoked_at INTEGER NOT NULL
+  ) STRICT;
+  CREATE INDEX revoked_tokens_by_expiry ON revoked_tokens (expires_at);
+  `,
 ];

@@ -1,11 +1,12 @@
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import Database from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { repoRoot } from '../../scripts/repoRoot.ts';
+import { MIGRATIONS } from './store.migrations.ts';
 import { openStore, type AgentSeedRecord, type Store } from './store.ts';
 
 let dir: string;
@@ -83,7 +84,7 @@ describe('openStore', () => {
         .prepare<[], { name: string }>("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name")
         .all()
         .map((row) => row.name);
-      expect(tables).toEqual(['actor_snapshots', 'agents', 'call_events', 'calls', 'requests', 'settings', 'telemetry']);
+      expect(tables).toEqual(['actor_snapshots', 'agents', 'call_events', 'calls', 'requests', 'revoked_tokens', 'settings', 'telemetry']);
     } finally {
       raw.close();
     }
@@ -309,5 +310,48 @@ describe('transaction', () => {
     expect(result).toBe('done');
     expect(store.requests.get('r2')).toBeDefined();
     expect(store.settings.get('whole')).toBe('written');
+  });
+});
+
+describe('revoked tokens', () => {
+  it('remembers a revoked jti until purged past its expiry; revoking twice changes nothing', () => {
+    const store = open();
+    expect(store.revokedTokens.has('jti-1')).toBe(false);
+    store.revokedTokens.add({ jti: 'jti-1', expiresAt: 5_000, revokedAt: 1_000 });
+    store.revokedTokens.add({ jti: 'jti-1', expiresAt: 9_999, revokedAt: 1_500 });
+    store.revokedTokens.add({ jti: 'jti-2', expiresAt: 8_000, revokedAt: 1_000 });
+    expect(store.revokedTokens.has('jti-1')).toBe(true);
+    expect(store.revokedTokens.purge(4_999)).toBe(0);
+    expect(store.revokedTokens.purge(5_000)).toBe(1);
+    expect(store.revokedTokens.has('jti-1')).toBe(false);
+    expect(store.revokedTokens.has('jti-2')).toBe(true);
+  });
+
+  it('sweeps rows already expired whenever another token is revoked', () => {
+    const store = open();
+    store.revokedTokens.add({ jti: 'old', expiresAt: 2_000, revokedAt: 1_000 });
+    store.revokedTokens.add({ jti: 'new', expiresAt: 90_000, revokedAt: 3_000 });
+    expect(store.revokedTokens.has('old')).toBe(false);
+    expect(store.revokedTokens.has('new')).toBe(true);
+  });
+
+  it('comes to a database written before revocations by migrating it, keeping what it held', () => {
+    mkdirSync(path.dirname(dbPath), { recursive: true });
+    const raw = new Database(dbPath);
+    raw.exec(MIGRATIONS[0]!);
+    raw.pragma('user_version = 1');
+    raw.prepare("INSERT INTO agents (id, name, email, password_hash, pools, roles) VALUES ('ada', 'Ada', 'ada@example.com', 'h', '[]', '[\"agent\"]')").run();
+    raw.close();
+    const store = open();
+    expect(store.agents.get('ada')).toMatchObject({ roles: ['agent'] });
+    store.revokedTokens.add({ jti: 'j', expiresAt: 2, revokedAt: 1 });
+    expect(store.revokedTokens.has('j')).toBe(true);
+    store.close();
+    const check = new Database(dbPath, { readonly: true });
+    try {
+      expect(check.pragma('user_version', { simple: true })).toBe(MIGRATIONS.length);
+    } finally {
+      check.close();
+    }
   });
 });

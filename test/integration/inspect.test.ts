@@ -2,7 +2,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { io, type Socket } from 'socket.io-client';
 import { REDACTED, type ActorView, type TimelineEntry } from '../../server/src/inspection.ts';
 import type { LiveRequest } from '../../server/src/switchboard/index.ts';
-import { SAMPLE_SDP, agentToken, startTestServer, visitorAndAgents, type TestClient, type TestServer } from '../support/server.ts';
+import { SAMPLE_SDP, TestClient, agentToken, startTestServer, visitorAndAgents, type TestServer } from '../support/server.ts';
 
 let t: TestServer | undefined;
 const sockets: { close(): void }[] = [];
@@ -161,6 +161,26 @@ describe('the /inspect namespace', () => {
     });
     expect(await inspector.emit('inspect.history', { callId: 'call_missing' })).toMatchObject({ ok: false, error: { code: 'not-found' } });
   });
+
+  it('answers not-found to a subscription of a request that is unknown or has ended, and replays nothing', async () => {
+    t = await startTestServer();
+    const inspector = await connectInspector(t.url);
+    await inspector.next('inspect.calls');
+    expect(await inspector.emit('inspect.subscribe', { requestId: 'req_never-made' })).toMatchObject({
+      ok: false,
+      error: { code: 'not-found', field: 'requestId' },
+    });
+
+    const { agents, visitor } = await visitorAndAgents(t.url, ['ada']);
+    sockets.push(agents.ada, visitor);
+    const { requestId, callId } = await placeCall(visitor, agents.ada);
+    expect(await visitor.emit('call.hangup', { callId })).toEqual({ ok: true });
+    await inspector.next<{ requests: LiveRequest[] }>('inspect.calls', ({ requests }) => requests.length === 0);
+    expect(await inspector.emit('inspect.subscribe', { requestId })).toMatchObject({ ok: false, error: { code: 'not-found', field: 'requestId' } });
+    // Its story is still there, where the refusal points.
+    expect(await inspector.emit('inspect.history', { callId })).toMatchObject({ ok: true, call: { requestId } });
+    expect(inspector.events.some((e) => e.event === 'inspect.replay')).toBe(false);
+  });
 });
 
 describe('client inspection (inspect.client)', () => {
@@ -210,5 +230,36 @@ describe('client inspection (inspect.client)', () => {
       ok: false,
       error: { code: 'invalid-payload', field: 'callId' },
     });
+  });
+
+  it('shows none of an agent’s real JWT, whether it rides under a credential key or inside any other text', async () => {
+    t = await startTestServer({ INSPECT_CLIENTS: 'on' });
+    const jwt = await agentToken(t.url, 'ada');
+    const agent = await TestClient.connect(t.url, jwt);
+    const { visitor } = await visitorAndAgents(t.url, []);
+    sockets.push(agent, visitor);
+    const { requestId, callId } = await placeCall(visitor, agent);
+    const inspector = await connectInspector(t.url);
+    await inspector.emit('inspect.subscribe', { requestId });
+    await inspector.next('inspect.replay');
+
+    const leaky = {
+      at: Date.now(),
+      event: { type: 'session.ready', jwt },
+      state: 'ready',
+      context: { jwt, accessToken: jwt, header: `Authorization: Bearer ${jwt}`, tokens: [jwt] },
+    };
+    expect(await agent.emit('inspect.client', { callId, actor: 'agent', entries: [leaky] })).toEqual({ ok: true });
+    const live = await inspector.next<TimelineEntry>('inspect.entry', (e) => e.side === 'agent');
+    expect(live).toMatchObject({
+      event: { type: 'session.ready', jwt: REDACTED },
+      context: { jwt: REDACTED, accessToken: REDACTED, header: `Authorization: Bearer ${REDACTED}`, tokens: [REDACTED] },
+    });
+    // No part of the token: its header and payload would already tell who the agent is.
+    const [header, payload] = jwt.split('.');
+    for (const seen of [JSON.stringify(live), JSON.stringify(t.server.inspection.timeline(requestId))]) {
+      expect(seen).not.toContain(header);
+      expect(seen).not.toContain(payload);
+    }
   });
 });

@@ -28,7 +28,9 @@ export function connectionSpec(kind: PersonKind): ModelSpec<typeof connectionMac
       { type: 'session.resumed', socketId: 's1', at: AT },
       { type: 'presence.chosen', status: 'away', at: AT },
       { type: 'presence.chosen', status: 'available', at: AT },
-      { type: 'session.loggedOut', at: AT },
+      // One login of the two sockets, and both: the agent's other login staying, and the last one going.
+      { type: 'session.loggedOut', socketIds: ['s1'], at: AT },
+      { type: 'session.loggedOut', socketIds: SOCKETS, at: AT },
       { type: 'process.opened', at: AT },
       { type: 'timers.rearm', at: AT },
     ],

@@ -7,6 +7,7 @@ const AT = 1_000;
 
 // Only `a` is free at first, so the request queues after its first trigger; `b` becomes free while it
 // waits; `c` stays away. With maxReassignments 1 the next trigger after ringing `b` exhausts the request.
+// `b` is held off for the visitor until before the first ring could time out: it is rung only once that ends.
 const agent = (id: string, status: AgentInfo['status'], lastAssignedAt: number | null): AgentInfo => ({
   id,
   name: id.toUpperCase(),
@@ -62,7 +63,7 @@ function behaviour(context: RoutingContext) {
 export const routingSpec: ModelSpec<typeof routingMachine> = {
   name: 'routing',
   machine: routingMachine.provide({ actors: { callSession: inertCallDouble as never } }),
-  input: { requestId: 'r1', visitorId: 'v1', pool: 'support', agents, maxReassignments: 1, at: AT },
+  input: { requestId: 'r1', visitorId: 'v1', pool: 'support', agents, maxReassignments: 1, heldOff: { agentIds: ['b'], until: AT + 10_000 }, at: AT },
   events: (snapshot) => {
     const current = snapshot.context.currentAgentId ?? 'a';
     const events: RoutingModelEvent[] = [

@@ -103,6 +103,8 @@ export class RoutingSuite {
     await Promise.all(
       clients.filter(({ client, agent }) => agent && client.socket.connected).map(({ client }) => client.emit('agent.logout', {})),
     );
+    // A logout revokes its token, so the next test logs in again.
+    this.tokens.clear();
     for (const { client } of clients) client.close();
     const used = [...this.used];
     this.used.clear();

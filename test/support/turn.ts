@@ -3,6 +3,10 @@
  * side of a test network namespace), for browser tests whose ICE fault must be real.
  * With `iceTransportPolicy: 'relay'` every media path runs through this process, so SIGKILLing it breaks
  * ICE the way a lost network path does, and starting it again on the same ports lets an ICE restart recover.
+ *
+ * By default it takes ephemeral credentials only (`use-auth-secret`), as production should: the server
+ * under test is given TURN_SECRET and mints them per call. `auth: 'static'` gives the one fixed user of
+ * static ICE_SERVERS instead.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -11,10 +15,16 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import type { TurnRestConfig } from '../../server/src/config.ts';
+import { mintTurnServer } from '../../server/src/turnCredentials.ts';
 
 export const TURNSERVER_PATH = '/usr/bin/turnserver';
 export const TURN_USER = { username: 'test', credential: 'test' } as const;
-const REALM = 'callchart';
+const TURN_REALM = 'callchart';
+// What the test side mints for its own peers (the fault tests' bare RTCPeerConnections): longer than any test.
+const TEST_CREDENTIAL_MS = 3_600_000;
+
+export type TurnAuth = 'secret' | 'static';
 const RELAY_PORT_COUNT = 40;
 
 export interface IceServerConfig {
@@ -112,29 +122,50 @@ export class TurnServer {
   private child: ChildProcess | null = null;
   private log = '';
   private readonly dir = mkdtempSync(path.join(tmpdir(), 'callchart-turn-'));
+  /** coturn's `static-auth-secret`, which the server under test gets as TURN_SECRET. */
+  readonly secret = randomBytes(32).toString('base64url');
 
   private constructor(
     readonly listeningIp: string,
     readonly port: number,
     readonly relayPorts: { min: number; max: number },
+    readonly auth: TurnAuth,
   ) {}
 
   /**
    * Picks free ports once; `restart()` reuses them, as a relay coming back at the same address would.
    * It listens and relays on `listeningIp` alone, so its peers must reach that address.
    */
-  static async create({ listeningIp = '127.0.0.1' }: { listeningIp?: string } = {}): Promise<TurnServer> {
+  static async create({ listeningIp = '127.0.0.1', auth = 'secret' }: { listeningIp?: string; auth?: TurnAuth } = {}): Promise<TurnServer> {
     requireTurnserver();
-    return new TurnServer(listeningIp, await freeListeningPort(listeningIp), await freeRelayRange(listeningIp));
+    return new TurnServer(listeningIp, await freeListeningPort(listeningIp), await freeRelayRange(listeningIp), auth);
   }
 
+  get url(): string {
+    return `turn:${this.listeningIp}:${this.port}?transport=udp`;
+  }
+
+  /** The REST-scheme settings a callchart server mints this relay's credentials with. */
+  restConfig(ttlSeconds = TEST_CREDENTIAL_MS / 1_000): TurnRestConfig {
+    return { secret: this.secret, urls: [this.url], ttlSeconds };
+  }
+
+  /** Credentials expiring at `expiresAt` (ms), as the server would mint them; only for the secret mode. */
+  mint(id: string, expiresAt: number): IceServerConfig {
+    const { username, credential } = mintTurnServer(this.restConfig(), id, expiresAt);
+    return { urls: this.url, username: username!, credential: credential! };
+  }
+
+  /** For a test's own peers: freshly minted credentials, or the static user. */
   get iceServers(): IceServerConfig[] {
-    return [{ urls: `turn:${this.listeningIp}:${this.port}?transport=udp`, ...TURN_USER }];
+    return [this.auth === 'secret' ? this.mint('test-peer', Date.now() + TEST_CREDENTIAL_MS) : { urls: this.url, ...TURN_USER }];
   }
 
   /** The server env that makes every client of a callchart server relay through this TURN server only. */
   get serverEnv(): Record<string, string> {
-    return { ICE_SERVERS: JSON.stringify(this.iceServers), ICE_TRANSPORT_POLICY: 'relay' };
+    const credentials: Record<string, string> =
+      this.auth === 'secret' ? { TURN_SECRET: this.secret, TURN_URLS: this.url } : { ICE_SERVERS: JSON.stringify(this.iceServers) };
+    return { ...credentials, ICE_TRANSPORT_POLICY: 'relay' };
   }
 
   get running(): boolean {
@@ -154,9 +185,10 @@ export class TurnServer {
         `--listening-ip=${this.listeningIp}`,
         `--relay-ip=${this.listeningIp}`,
         `--listening-port=${this.port}`,
-        '--lt-cred-mech',
-        `--user=${TURN_USER.username}:${TURN_USER.credential}`,
-        `--realm=${REALM}`,
+        ...(this.auth === 'secret'
+          ? ['--use-auth-secret', `--static-auth-secret=${this.secret}`]
+          : ['--lt-cred-mech', `--user=${TURN_USER.username}:${TURN_USER.credential}`]),
+        `--realm=${TURN_REALM}`,
         '--allow-loopback-peers',
         '--no-cli',
         '--no-tls',
@@ -165,6 +197,8 @@ export class TurnServer {
         `--max-port=${this.relayPorts.max}`,
         '--log-file=stdout',
         '--simple-log',
+        // Each allocation with the user it was granted to: how a test sees whose credentials the relay took.
+        '--verbose',
         // Its defaults live under /var and are shared, so two relays on one machine would fight over them.
         `--pidfile=${path.join(this.dir, 'turnserver.pid')}`,
         `--db=${path.join(this.dir, 'turndb')}`,

@@ -24,6 +24,6 @@ export { ClientError, type ClientErrorCode, type ClientErrorDetails, type ErrorL
 export { bindPeerConnection, peerConnectionEffects, type PeerConnectionEffects } from './peerConnection.adapter.ts';
 export { bindSignaling, randomSeed, signalingMachineFor } from './signaling.adapter.ts';
 export { inspectorForPage, statelyInspectorRequested, STATELY_SWITCH } from './statelyInspector.ts';
-export { exposeOnPage, pageRtc, warnOnConsole, type CallchartGlobal } from './page.ts';
+export { exposeOnPage, pageLifecycle, pageRtc, warnOnConsole, type CallchartGlobal, type PageLifecycle } from './page.ts';
 export { ATTACHED_EVENT, type InspectionTarget } from './inspectionReport.ts';
 export { createHttpClient, HttpRequestError, type Download, type HttpClient, type HttpClientOptions, type HttpFailure } from './http.ts';

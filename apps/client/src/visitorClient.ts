@@ -5,7 +5,9 @@
  */
 import { createActor, type Actor } from 'xstate';
 import {
+  routePath,
   visitorCallMachine,
+  visitorCancelRoute,
   type ServerPayload,
   type VisitorCallMachine,
   type VisitorCallTimings,
@@ -13,6 +15,7 @@ import {
 } from '@callchart/machines';
 import { callLegEffects, createCallLeg, followCall, startCallClient, type CallLegOptions } from './callClient.ts';
 import { all } from './on.ts';
+import { pageLifecycle, type PageLifecycle } from './page.ts';
 import { withCallEvents, type CallClientWithEvents } from './events.ts';
 import { visitorEventReaders, type VisitorCallEnd, type VisitorStatus } from './visitorEvents.ts';
 
@@ -22,6 +25,12 @@ export interface VisitorClientOptions extends CallLegOptions {
   /** The agent pool a `call.request` without one goes to. */
   pool: string;
   timings?: Partial<VisitorCallTimings>;
+  /**
+   * The page's going away: a request still waiting for an agent is cancelled with a beacon when the page
+   * closes, rather than held by the server for a visitor who cannot come back. Defaults to the browser's
+   * (`pageLifecycle()`); `null` leaves it to the server's resume window.
+   */
+  page?: PageLifecycle | null;
 }
 
 export type VisitorClient = CallClientWithEvents<VisitorCallActor, VisitorStatus, VisitorCallEnd>;
@@ -36,6 +45,7 @@ const visitorEndReason: Record<Exclude<ServerPayload<'call.ended'>['reason'], 'r
 
 export function createVisitorClient(options: VisitorClientOptions): VisitorClient {
   const { errors, connection, media } = createCallLeg(options);
+  const page = options.page === undefined ? pageLifecycle() : options.page;
   // The server names the request in the request's acknowledgement and in every routing message.
   let requestId: string | null = null;
   let cancelWhenKnown = false;
@@ -63,6 +73,11 @@ export function createVisitorClient(options: VisitorClientOptions): VisitorClien
         if (requestId) connection.send('visitor.cancel', { requestId });
         else cancelWhenKnown = true;
       },
+      // A request the server has not named yet cannot be cancelled from a closed page; it is held for the
+      // resume window as any lost socket's is.
+      sendCancelBeacon: () => {
+        if (page && requestId) page.beacon(`${options.url}${routePath(visitorCancelRoute)}`, JSON.stringify({ token: options.token, requestId }));
+      },
       reportCallFailure: ({ context }) => {
         if (context.callId) connection.send('call.media', { callId: context.callId, state: 'failed' });
       },
@@ -80,6 +95,7 @@ export function createVisitorClient(options: VisitorClientOptions): VisitorClien
 
   const unbind = all([
     unfollow,
+    page ? page.onClose(() => call.send({ type: 'page.closed' })) : () => {},
     connection.onReply((event, _payload, ack) => {
       if (event === 'visitor.request' && ack.ok && 'requestId' in ack && typeof ack.requestId === 'string') learnRequest(ack.requestId);
     }),

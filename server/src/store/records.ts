@@ -123,6 +123,15 @@ export interface ActorSnapshotRecord {
   updatedAt: number;
 }
 
+/** A token refused from now until it would have expired anyway. */
+export interface RevokedTokenRecord {
+  /** The token's `jti`. */
+  jti: string;
+  /** The token's own expiry (epoch ms): past it the row is no longer needed. */
+  expiresAt: number;
+  revokedAt: number;
+}
+
 // ---------------------------------------------------------------------------------------------
 // The API
 
@@ -177,6 +186,13 @@ export interface Store {
     delete(actorId: string): boolean;
     /** Oldest update first, so actors are restored in the order they last moved. */
     all(): ActorSnapshotRecord[];
+  };
+  revokedTokens: {
+    /** Keeps the token revoked; revoking it again changes nothing. Rows already expired at `revokedAt` go. */
+    add(record: RevokedTokenRecord): void;
+    has(jti: string): boolean;
+    /** Deletes the rows of tokens expired at `now`; answers how many went. */
+    purge(now: number): number;
   };
   /**
    * Runs `fn` in one transaction: everything it writes lands together or not at all. Nested calls

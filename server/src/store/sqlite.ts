@@ -9,7 +9,7 @@ import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { MIGRATIONS } from '../store.migrations.ts';
-import { MAX_CALL_PAGE, StoreError, type AgentSeedRecord, type Store } from './records.ts';
+import { MAX_CALL_PAGE, StoreError, type AgentSeedRecord, type RevokedTokenRecord, type Store } from './records.ts';
 import * as tables from './tables.ts';
 import { columnOf, fromRow, toColumns, type Table } from './tables.ts';
 
@@ -183,7 +183,7 @@ const beforeCursor = `(@before IS NULL OR (c.started_at, c.id) < (SELECT started
 const newestFirst = 'ORDER BY c.started_at DESC, c.id DESC LIMIT @limit';
 
 function createStore(db: Db, filePath: string): Store {
-  const { settings, agents, requests, calls, callEvents, telemetry, actorSnapshots } = tables;
+  const { settings, agents, requests, calls, callEvents, telemetry, actorSnapshots, revokedTokens } = tables;
 
   const setting = finder(db, settings, 'key');
   const setSetting = inserter(db, settings, ['key', 'value'], 'update');
@@ -218,6 +218,16 @@ function createStore(db: Db, filePath: string): Store {
   const telemetryForCall = lister(db, telemetry, 'callId', ['id']);
 
   const getSnapshot = finder(db, actorSnapshots, 'actorId');
+
+  const insertRevoked = inserter(db, revokedTokens, ['jti', 'expiresAt', 'revokedAt'], 'ignore');
+  const revokedToken = finder(db, revokedTokens, 'jti');
+  const purgeRevoked = db.prepare<[number]>(`DELETE FROM ${revokedTokens.name} WHERE expires_at <= ?`);
+  const purgeExpired = (now: number) => purgeRevoked.run(now).changes;
+  // Each revocation sweeps out the expired rows, so the table stays as small as the tokens still alive.
+  const revoke = db.transaction((record: RevokedTokenRecord) => {
+    purgeExpired(record.revokedAt);
+    insertRevoked(record);
+  });
 
   return {
     path: filePath,
@@ -279,6 +289,13 @@ function createStore(db: Db, filePath: string): Store {
       get: getSnapshot,
       delete: deleter(db, actorSnapshots),
       all: lister(db, actorSnapshots, undefined, ['updatedAt', 'actorId']),
+    },
+    revokedTokens: {
+      add: (record) => {
+        revoke(record);
+      },
+      has: (jti) => revokedToken(jti) !== undefined,
+      purge: purgeExpired,
     },
     transaction: (fn) => db.transaction(fn)(),
     close: () => {

@@ -11,6 +11,7 @@ import {
   type CallEventRecord,
   type CallRecord,
   type RequestRecord,
+  type RevokedTokenRecord,
   type TelemetryRecord,
 } from './records.ts';
 
@@ -217,4 +218,10 @@ export const actorSnapshots: Table<ActorSnapshotRecord> = {
     snapshot: json('snapshot'),
     updatedAt: asIs(),
   },
+};
+
+export const revokedTokens: Table<RevokedTokenRecord> = {
+  name: 'revoked_tokens',
+  key: 'jti',
+  fields: { jti: asIs(), expiresAt: asIs(), revokedAt: asIs() },
 };

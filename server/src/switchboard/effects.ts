@@ -17,6 +17,7 @@ import {
 import type { ServerConfig } from '../config.ts';
 import { callLogger, type Logger } from '../logger.ts';
 import type { Store } from '../store.ts';
+import { iceServersForCall } from '../turnCredentials.ts';
 import type { CallEntry, RequestEntry } from './entries.ts';
 import type { PresenceFeed } from './presenceFeed.ts';
 import { agentRoom, callRoom, visitorRoom, type Rooms } from './rooms.ts';
@@ -100,7 +101,7 @@ export function provideRequestTree(deps: EffectDeps) {
         feed.fromEffect((presence) => presence.assigned(agentId, at));
         calls.set(callId, { callId, requestId: request.requestId, agentId, agentName: agent.name, visitorId: request.visitorId, visitorName: request.visitorName });
         rooms.joinCall(callId, agentId, request.visitorId);
-        const ice = { iceServers: config.ice.servers, iceTransportPolicy: config.ice.transportPolicy };
+        const ice = { iceServers: iceServersForCall(config.ice, callId, at), iceTransportPolicy: config.ice.transportPolicy };
         rooms.emit(agentRoom(agentId), 'call.accepted', { callId, role: 'offerer', peerName: request.visitorName, ...ice });
         rooms.emit(visitorRoom(request.visitorId), 'call.accepted', { callId, role: 'answerer', peerName: agent.name, ...ice });
         callLogger(logger, callId).info({ requestId: request.requestId, agentId, visitorId: request.visitorId }, 'call connected');

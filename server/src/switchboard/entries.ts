@@ -26,7 +26,7 @@ export interface CallEntry {
 
 export class SwitchboardError extends Error {
   constructor(
-    readonly code: 'forbidden' | 'not-found' | 'conflict',
+    readonly code: 'forbidden' | 'not-found' | 'conflict' | 'rate-limited',
     message: string,
   ) {
     super(message);

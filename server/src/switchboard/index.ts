@@ -84,6 +84,10 @@ export class Switchboard {
   request(visitor: { visitorId: string; name: string }, pool: string): string {
     const existing = [...this.registry.requests.values()].find((entry) => entry.visitorId === visitor.visitorId);
     if (existing) throw new SwitchboardError('conflict', 'You already have a call request in progress.');
+    // A pool no agent account serves would only hold the visitor in the queue until it gives up.
+    if (!this.store.agents.list().some((agent) => agent.pools.includes(pool))) {
+      throw new SwitchboardError('not-found', 'Nobody takes calls for this pool.');
+    }
     const requestId = `req_${randomUUID()}`;
     const createdAt = this.now();
     this.store.requests.create({ id: requestId, visitorId: visitor.visitorId, visitorName: visitor.name, pool, state: 'searching', createdAt });

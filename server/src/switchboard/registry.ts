@@ -5,7 +5,7 @@
  * through the actor host.
  */
 import type { AnyActorRef, AnyMachineSnapshot, InspectionEvent } from 'xstate';
-import { byArrival, queuePositions, type RoutingContext } from '@callchart/machines';
+import { byArrival, queuePositions, type HeldOff, type RoutingContext } from '@callchart/machines';
 import { hostActor, stateName, type TreeMember } from '../actorHost.ts';
 import type { ServerConfig } from '../config.ts';
 import { requestLogger, type Logger } from '../logger.ts';
@@ -26,6 +26,13 @@ export interface RegistryOptions {
 }
 
 type RequestFacts = Omit<RequestEntry, 'actor'>;
+type RoutingSnapshot = ReturnType<RequestEntry['actor']['getSnapshot']>;
+
+/** An agent rung for a visitor who did not take the call, and when. */
+interface Ring {
+  agentId: string;
+  at: number;
+}
 
 export class Registry {
   readonly requests = new Map<string, RequestEntry>();
@@ -34,6 +41,8 @@ export class Registry {
   readonly waiting = new Set<RequestEntry>();
   readonly feed: PresenceFeed;
   private readonly machine: ReturnType<typeof provideRequestTree>;
+  /** Rings not taken, per visitor, within the re-ring window: a new request of theirs is told to hold these agents off. */
+  private readonly recentRings = new Map<string, Ring[]>();
 
   constructor(private readonly options: RegistryOptions) {
     const { store, config, logger, now, rooms } = options;
@@ -43,7 +52,7 @@ export class Registry {
 
   /** A new request's tree, started. */
   create(facts: RequestFacts): RequestEntry {
-    const entry = this.host(facts);
+    const entry = this.host(facts, undefined, this.heldOffFor(facts.visitorId));
     entry.actor.start();
     return entry;
   }
@@ -136,7 +145,37 @@ export class Registry {
     }
   }
 
-  private host(facts: RequestFacts, snapshot?: unknown): RequestEntry {
+  /** The visitor's rings still inside the window; older ones, anyone's, are forgotten. */
+  private ringsFor(visitorId: string): Ring[] {
+    const since = this.options.now() - this.options.config.limits.reringWindowMs;
+    for (const [visitor, rings] of this.recentRings) {
+      const kept = rings.filter((ring) => ring.at > since);
+      if (kept.length === 0) this.recentRings.delete(visitor);
+      else this.recentRings.set(visitor, kept);
+    }
+    return this.recentRings.get(visitorId) ?? [];
+  }
+
+  /** The agents a new request of the visitor's holds off, until the window of the latest of their rings ends. */
+  private heldOffFor(visitorId: string): HeldOff | undefined {
+    const rings = this.ringsFor(visitorId);
+    if (rings.length === 0) return undefined;
+    return { agentIds: rings.map((ring) => ring.agentId), until: Math.max(...rings.map((ring) => ring.at)) + this.options.config.limits.reringWindowMs };
+  }
+
+  /** Remembers who the request rings, and forgets an agent again once they take the call. */
+  private noteRing(visitorId: string, next: RoutingSnapshot, previous: RoutingSnapshot | null): void {
+    const agentId = next.context.currentAgentId;
+    const taken = next.matches('connected');
+    const rung = next.matches('ringing') && (!(previous?.matches('ringing') ?? false) || previous?.context.currentAgentId !== agentId);
+    if (agentId === null || !(taken || rung)) return;
+    const others = this.ringsFor(visitorId).filter((ring) => ring.agentId !== agentId);
+    const kept = rung && this.options.config.limits.reringWindowMs > 0 ? [...others, { agentId, at: this.options.now() }] : others;
+    if (kept.length === 0) this.recentRings.delete(visitorId);
+    else this.recentRings.set(visitorId, kept);
+  }
+
+  private host(facts: RequestFacts, snapshot?: unknown, heldOff?: HeldOff): RequestEntry {
     const { store, config, logger, now } = this.options;
     const entry = facts as RequestEntry;
     const log = requestLogger(logger, facts.requestId);
@@ -157,6 +196,7 @@ export class Registry {
         pool: facts.pool,
         agents: this.feed.shortlist(facts.pool, []),
         maxReassignments: config.maxReassignments,
+        ...(heldOff ? { heldOff } : {}),
         timings: { ringTimeout: config.timings.ringTimeoutMs, agentGrace: config.timings.agentGraceMs, maxQueueWait: config.timings.maxQueueWaitMs },
         callTimings: { reconnectionTimeout: config.timings.reconnectionTimeoutMs },
         at: facts.createdAt,
@@ -167,6 +207,7 @@ export class Registry {
       now,
       onSnapshot: (next, previous) => {
         this.observe(entry, next.context, previous?.context ?? null, log);
+        this.noteRing(facts.visitorId, next, previous);
         store.requests.update(facts.requestId, { state: stateName(next.value) });
         if (next.status === 'active' && !next.matches('connected')) this.waiting.add(entry);
         else this.waiting.delete(entry);
