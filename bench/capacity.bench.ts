@@ -9,6 +9,7 @@
  */
 import { copyFileSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
+import { loadConfig } from '@callchart/server/config';
 import { atLeast, atMost, type Benchmark, type Figure } from './lib/bench.ts';
 import { prepareFleet, type Fleet } from './lib/fleet.ts';
 import { codeChangedNote } from './lib/load/codeFingerprint.ts';
@@ -22,9 +23,11 @@ const TARGET_CALLS = 10_000;
 const TARGET_STATE_PER_CALL_KB = 10;
 const MAX_EVENT_LOOP_P99_MS = 1_000;
 const KB = 1000;
-// The server's Socket.IO heartbeat (server/src/server.ts: pingInterval 10 s, pingTimeout 5 s, not configurable
-// from the environment): a full hold sees at least two heartbeats on every socket. The steps below 1,000 are
-// there so that a break early on still leaves measured steps to read the costs from. The quick steps stay below
+// The server's Socket.IO heartbeat at its defaults (PING_INTERVAL_MS, PING_TIMEOUT_MS): a full hold sees
+// several heartbeats on every socket.
+const { pingIntervalMs, pingTimeoutMs } = loadConfig({}).timings;
+const HEARTBEAT = { pingIntervalMs, pingTimeoutMs };
+// The steps below 1,000 are there so that a break early on still leaves measured steps to read the costs from. The quick steps stay below
 // the few hundred calls where setup already takes the server tens of seconds, so the smoke run stays short.
 const PLAN = {
   full: { steps: [50, 100, 200, 500, 1_000, 2_000, 5_000, 10_000], workers: 4, holdMs: 25_000, setupBudget: { baseMs: 60_000, perCallMs: 50 } },
@@ -140,7 +143,7 @@ async function measure({ plan, fleet, pairs, pool, scratchDir, log }: Context) {
       unit: '% of a core',
       baseline: { name: 'idle sockets', value: round(idleAt?.hold?.cpuPercent) },
       ratio: ratio(at?.hold?.cpuPercent, idleAt?.hold?.cpuPercent),
-      note: `Over a ${Math.round(plan.holdMs / 1000)} s hold with nothing but Socket.IO heartbeats (a ping every 10 s, fixed in server/src/server.ts; no env sets it).`,
+      note: `Over a ${Math.round(plan.holdMs / 1000)} s hold with nothing but Socket.IO heartbeats (a ping every ${HEARTBEAT.pingIntervalMs / 1000} s, PING_INTERVAL_MS's default).`,
     },
     {
       name: `event-loop delay p99 during the hold ${where}`.trim(),
@@ -189,7 +192,7 @@ async function measure({ plan, fleet, pairs, pool, scratchDir, log }: Context) {
   return {
     figures,
     data: {
-      plan: { ...plan, setupConcurrencyPerWorker: setupConcurrency, heartbeat: { pingIntervalMs: 10_000, pingTimeoutMs: 5_000, configurable: false } },
+      plan: { ...plan, setupConcurrencyPerWorker: setupConcurrency, heartbeat: { ...HEARTBEAT, configurable: true } },
       serverLogLevel: 'warn',
       code: { calls: calls.code, idle: idle.code, changedDuringRun: codeNote !== undefined },
       calls,

@@ -10,7 +10,7 @@ export interface SignalingTimings {
   maxJitter: number;
   /**
    * How long a socket under suspicion has to answer a ping. A path that died under it (an address change)
-   * leaves it looking connected until the server's ping timeout, 10–15 s later.
+   * leaves it looking connected until the server's ping timeout, up to 5 s later.
    */
   livenessTimeout: number;
 }

@@ -234,7 +234,7 @@ const environment = z.object({
   LIMIT_VISITOR_REQUESTS: wholeNumber(1, 10_000).default(6),
   LIMIT_VISITOR_REQUESTS_WINDOW_SECONDS: wholeNumber(1, DAY_S).default(60),
   LIMIT_RERING_WINDOW_MS: wholeNumber(0, DAY_MS).default(10_000),
-  // A reconnect opens its socket before the server notices the old one is dead (up to 15 s): room for that.
+  // A reconnect opens its socket before the server notices the old one is dead (up to PING_INTERVAL_MS + PING_TIMEOUT_MS, 5 s by default): room for that.
   LIMIT_SOCKETS_PER_VISITOR: wholeNumber(1, 1_000).default(3),
   LIMIT_SOCKETS_PER_AGENT_SESSION: wholeNumber(1, 1_000).default(5),
   // A call's trickled candidates come in bursts of a few dozen; the sustained rate of a call is far lower.

@@ -349,7 +349,11 @@ export function attachSocketLayer(options: SocketLayerOptions): void {
     };
     if (socket.data.cutOff) return fail(loggedOut());
     const limited = options.limits.event(socket);
-    if (limited) return fail(limited);
+    if (limited) {
+      fail(limited.refusal);
+      if (limited.disconnect) socket.disconnect(true);
+      return;
+    }
     const parsed = parseIncomingEvent(event, payload);
     if (!parsed.ok) return fail(parsed.error);
     try {

@@ -143,9 +143,10 @@ export class SocketLimits {
 
   /**
    * Takes one event from the socket's bucket: null lets it through; otherwise the refusal to answer it with,
-   * and nothing else may happen. A socket refused `strikesPerMinute` times within a minute is disconnected.
+   * and nothing else may happen. A socket refused `strikesPerMinute` times within a minute is to be
+   * disconnected (`disconnect`), once its refusal has been answered and logged.
    */
-  event(socket: { id: string; disconnect(close?: boolean): unknown }): ProtocolError | null {
+  event(socket: { id: string }): { refusal: ProtocolError; disconnect: boolean } | null {
     const { eventsPerSecond, eventBurst, strikesPerMinute } = this.settings;
     const now = this.now();
     const bucket = this.buckets.get(socket.id) ?? { tokens: eventBurst, refilledAt: now, strikes: 0, strikesSince: now };
@@ -161,12 +162,10 @@ export class SocketLimits {
       bucket.strikesSince = now;
     }
     bucket.strikes += 1;
-    if (bucket.strikes >= strikesPerMinute) {
-      this.options.logger.warn({ socket: socket.id, strikes: bucket.strikes, eventsPerSecond }, 'socket disconnected: too many events');
-      socket.disconnect(true);
-    }
+    const disconnect = bucket.strikes >= strikesPerMinute;
+    if (disconnect) this.options.logger.warn({ socket: socket.id, strikes: bucket.strikes, eventsPerSecond }, 'socket disconnected: too many events');
     const waitMs = Math.ceil(((1 - bucket.tokens) * 1_000) / eventsPerSecond);
-    return { code: 'rate-limited', message: `Too many events: at most ${String(eventsPerSecond)} per second. Try again in ${String(waitMs)} ms.` };
+    return { refusal: { code: 'rate-limited', message: `Too many events: at most ${String(eventsPerSecond)} per second. Try again in ${String(waitMs)} ms.` }, disconnect };
   }
 
   /** Counts a visitor's call request; over the limit it is refused with `rate-limited`, saying when to try again. */

@@ -31,7 +31,7 @@ import { DEMO, type DemoAgent } from '../support/server.ts';
 import { TurnServer } from '../support/turn.ts';
 
 // A socket whose network vanished is noticed once it leaves a relayed restart unacknowledged (about 5 s
-// in), and at the latest by the server's ping, every 10 s with 5 s to answer.
+// in), and at the latest by the server's ping (PING_INTERVAL_MS + PING_TIMEOUT_MS, 5 s by default).
 const SOCKET_LOSS_NOTICED_MS = 20_000;
 // Chromium reports disconnected about 6 s after the link goes and the offerer's grace adds 2 s, so an
 // offerer that spent its three 10 s attempts regardless would have failed about 38 s in.
