@@ -49,9 +49,10 @@ const recovery: Benchmark = {
       app = await startApp(turn, SERVER_TIMINGS);
       site = await startBaselineSite();
       browser = await launchBrowser();
-      // What the app hands its clients, so the baselines relay through the same server the same way.
+      // The same relay and policy the app hands its clients, on credentials minted the same way, so the
+      // baselines relay through the same server the same way.
       const rtc: RTCConfiguration = {
-        iceServers: JSON.parse(turn.serverEnv.ICE_SERVERS!) as RTCIceServer[],
+        iceServers: turn.iceServers,
         iceTransportPolicy: turn.serverEnv.ICE_TRANSPORT_POLICY as RTCIceTransportPolicy,
       };
       callchart = new CallchartPair(browser, app, log);
