@@ -34,7 +34,7 @@ import { Limits, retryAfterSeconds } from './limits.ts';
 import type { Logger } from './logger.ts';
 import type { Metrics } from './metrics.ts';
 import { openApiDocument } from './openapi.ts';
-import { originAllowed, type AllowedOrigins } from './origins.ts';
+import { issuedTo, originAllowed, type AllowedOrigins } from './origins.ts';
 import type { CallRecord, Store, TelemetryRecord } from './store.ts';
 import { SwitchboardError } from './switchboard/entries.ts';
 import { firstIssue, issueFragment } from './validation.ts';
@@ -248,8 +248,9 @@ export function createApiRouter({ store, auth, logger, config, metrics, limits =
     const { email: typed, password } = parse(loginRoute.body, jsonBody(req), 'body');
     const email = typed.toLowerCase();
     const address = sourceAddress(req);
-    // Checked before the password, so a lock holds against the right one too: only time lifts it.
-    const locked = await limits.login.lockedFor(email, address);
+    // Counted before the password, so a lock holds against the right one too (only time lifts it), and
+    // guesses sent all at once cannot all slip in before the first of them has failed.
+    const locked = await limits.login.attempt(email, address);
     if (locked > 0) {
       log.info({ email, address, reason: 'locked', retryAfterS: retryAfterSeconds(locked) }, 'agent login refused');
       throw loginLocked(locked);
@@ -260,7 +261,7 @@ export function createApiRouter({ store, auth, logger, config, metrics, limits =
       log.info({ email, address, reason: 'wrong-credentials', ...(lock > 0 ? { lockedForS: retryAfterSeconds(lock) } : {}) }, 'agent login refused');
       throw new HttpError(401, 'unauthorized', 'The email or password is incorrect.');
     }
-    await limits.login.succeeded(email);
+    await limits.login.succeeded(email, address);
     const { token, expiresAt } = await auth.issueAgentToken(agent);
     log.info({ agentId: agent.id }, 'agent logged in');
     reply(res, loginRoute, { token, expiresAt, agent: { id: agent.id, name: agent.name, pools: agent.pools, roles: agent.roles } });
@@ -292,8 +293,10 @@ export function createApiRouter({ store, auth, logger, config, metrics, limits =
     express.text({ type: 'text/plain', limit: MAX_BODY_BYTES }),
     async (req, res) => {
       const { token, requestId } = parse(visitorCancelRoute.body, beaconBody(req), 'body');
-      const principal = await auth.verifyToken(token);
+      const principal = await auth.verifyToken(token, 'visitor');
       if (principal.kind !== 'visitor') throw new AuthError('not a visitor token');
+      // As for the visitor's socket: a session issued to one page is no use from another.
+      if (!issuedTo(principal.origin, req.headers.origin)) throw new HttpError(403, 'origin-not-allowed', 'This session belongs to another page.');
       if (cancelRequest === undefined) throw new HttpError(404, 'not-found', 'There is no such call request.');
       try {
         cancelRequest(principal.visitorId, requestId);

@@ -81,6 +81,8 @@ const DAY_S = 86_400;
  */
 export class LoginThrottle {
   private readonly failures: { account: Limit; address: Limit };
+  /** The locks in force: apart from the counts, so a count over its limit is never mistaken for a lock. */
+  private readonly held: { account: Limit; address: Limit };
   private readonly locks: Limit;
 
   constructor(
@@ -92,37 +94,66 @@ export class LoginThrottle {
       account: new Limit('login-account', { points: settings.accountFailures, durationS: window }, factory),
       address: new Limit('login-address', { points: settings.addressFailures, durationS: window }, factory),
     };
+    this.held = {
+      account: new Limit('login-account-lock', { points: 1, durationS: 1 }, factory),
+      address: new Limit('login-address-lock', { points: 1, durationS: 1 }, factory),
+    };
     // Counts locks, not attempts: a lock that came back within a day means guessing went on.
     this.locks = new Limit('login-locks', { points: Number.MAX_SAFE_INTEGER, durationS: DAY_S }, factory);
   }
 
-  /** Milliseconds until this attempt may be checked at all; 0 when neither its account nor its address is locked. */
-  async lockedFor(account: string, address: string): Promise<number> {
-    const [byAccount, byAddress] = await Promise.all([this.failures.account.blockedFor(account), this.failures.address.blockedFor(address)]);
-    return Math.max(byAccount, byAddress);
-  }
-
-  /** A wrong password; answers how long the account or address is now locked for (0: not locked). */
-  async failed(account: string, address: string): Promise<number> {
-    const [byAccount, byAddress] = await Promise.all([
-      this.count('account', `account:${account}`, account),
-      this.count('address', `address:${address}`, address),
+  /**
+   * Counts this attempt before its password is checked, so guesses sent all at once are counted at once
+   * rather than after their hashes: 0 lets it be checked; otherwise the milliseconds until its account or
+   * address is unlocked.
+   */
+  async attempt(account: string, address: string): Promise<number> {
+    const locked = await this.lockedFor(account, address);
+    if (locked > 0) return locked;
+    const [byAccount, byAddress] = await Promise.all([this.failures.account.take(account), this.failures.address.take(address)]);
+    if (byAccount.ok && byAddress.ok) return 0;
+    // Over the count while earlier guesses are still being checked: locked as if one of them had failed.
+    const [accountLock, addressLock] = await Promise.all([
+      byAccount.ok ? 0 : this.lockIfSpent('account', account),
+      byAddress.ok ? 0 : this.lockIfSpent('address', address),
     ]);
+    return Math.max(accountLock, addressLock);
+  }
+
+  /** The attempt's password was wrong; its count stands. Answers how long the account or address is now locked for (0: not locked). */
+  async failed(account: string, address: string): Promise<number> {
+    const [byAccount, byAddress] = await Promise.all([this.lockIfSpent('account', account), this.lockIfSpent('address', address)]);
     return Math.max(byAccount, byAddress);
   }
 
-  /** The right password: the account's count starts again. The address's does not, or one valid account would reset it. */
-  async succeeded(account: string): Promise<void> {
-    await this.failures.account.clear(account);
+  /**
+   * The right password: the account's count starts again, unless a guess sent beside it has locked it. The
+   * address only gets this attempt back: clearing it would let one valid account reset an address's guessing.
+   */
+  async succeeded(account: string, address: string): Promise<void> {
+    if ((await this.held.account.blockedFor(account)) === 0) await this.failures.account.clear(account);
+    if ((await this.held.address.blockedFor(address)) === 0) await this.failures.address.giveBack(address);
   }
 
-  private async count(kind: 'account' | 'address', lockKey: string, key: string): Promise<number> {
+  private async lockedFor(account: string, address: string): Promise<number> {
+    const [byAccount, byAddress] = await Promise.all([this.held.account.blockedFor(account), this.held.address.blockedFor(address)]);
+    return Math.max(byAccount, byAddress);
+  }
+
+  /**
+   * Locks the key once its count is spent, and starts its count again: when the lock ends, the right password
+   * goes through. A key another attempt has locked already keeps that lock.
+   */
+  private async lockIfSpent(kind: 'account' | 'address', key: string): Promise<number> {
     const limit = this.failures[kind];
-    await limit.take(key);
     if ((await limit.used(key)) < limit.rule.points) return 0;
+    const locked = await this.held[kind].blockedFor(key);
+    if (locked > 0) return locked;
+    const lockKey = `${kind}:${key}`;
     await this.locks.take(lockKey);
     const lock = Math.min(this.settings.lockS * 2 ** ((await this.locks.used(lockKey)) - 1), this.settings.lockMaxS);
-    await limit.block(key, lock);
+    await this.held[kind].block(key, lock);
+    await limit.clear(key);
     return lock * 1_000;
   }
 }

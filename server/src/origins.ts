@@ -51,3 +51,8 @@ export function originAllowed(policy: AllowedOrigins, origin: string | undefined
       return policy.origins.includes(normalised);
   }
 }
+
+/** Whether a request from `origin` may use a session issued to `sessionOrigin` (none: a session not bound to a page). */
+export function issuedTo(sessionOrigin: string | undefined, origin: string | undefined): boolean {
+  return sessionOrigin === undefined || (origin !== undefined && normaliseOrigin(origin) === normaliseOrigin(sessionOrigin));
+}

@@ -20,7 +20,7 @@ import type { Connections } from './connections.ts';
 import type { Inspection } from './inspection.ts';
 import type { Logger } from './logger.ts';
 import type { Metrics } from './metrics.ts';
-import { normaliseOrigin, originAllowed, sameOrigin, type AllowedOrigins } from './origins.ts';
+import { issuedTo, originAllowed, sameOrigin, type AllowedOrigins } from './origins.ts';
 import type { ResumeSessions } from './resume.ts';
 import { parseIncomingEvent } from './signalValidation.ts';
 import type { SocketLimits } from './socketLimits.ts';
@@ -172,7 +172,7 @@ export function attachSocketLayer(options: SocketLayerOptions): void {
   function socketOriginAllowed(principal: Principal, origin: string | undefined, host: string | undefined): boolean {
     if (principal.kind === 'agent') return sameOrigin(origin, host);
     if (!originAllowed(options.allowedOrigins, origin, host)) return false;
-    return principal.origin === undefined || (origin !== undefined && normaliseOrigin(origin) === normaliseOrigin(principal.origin));
+    return issuedTo(principal.origin, origin);
   }
 
   async function takeUpSession(socket: CallchartSocket, token: string): Promise<boolean> {
@@ -342,18 +342,20 @@ export function attachSocketLayer(options: SocketLayerOptions): void {
       if (ack) ack(value);
     };
     const fail = (error: ProtocolError) => {
-      options.limits.rejections.warn(socket.id, { who: identity(socket.data.principal).key, event: CLIENT_EVENTS.has(event) ? event : '(unknown)', error });
+      // A socket that closed while its event was handled has had its summary written; nothing more of it.
+      if (socket.connected) options.limits.rejections.warn(socket.id, { who: identity(socket.data.principal).key, event: CLIENT_EVENTS.has(event) ? event : '(unknown)', error });
       reply({ ok: false, error });
       options.metrics?.error(error.code);
       if (!ack) socket.emit('error', error);
     };
-    if (socket.data.cutOff) return fail(loggedOut());
+    // The bucket first: a socket whose session logged out is still held to it, and still struck off.
     const limited = options.limits.event(socket);
     if (limited) {
       fail(limited.refusal);
       if (limited.disconnect) socket.disconnect(true);
       return;
     }
+    if (socket.data.cutOff) return fail(loggedOut());
     const parsed = parseIncomingEvent(event, payload);
     if (!parsed.ok) return fail(parsed.error);
     try {

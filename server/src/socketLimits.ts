@@ -129,10 +129,17 @@ export class SocketLimits {
           next(new Error(TOO_MANY_SOCKETS));
           return;
         }
-        socket.on('disconnect', () => {
+        // A client gone while the handshake was still being checked never gets a `disconnect`; its
+        // connection's `close` gives the count back instead, once.
+        let counted = true;
+        const giveBack = () => {
+          if (!counted) return;
+          counted = false;
           this.forget(socket.id);
           limit.giveBack(key).catch((error: unknown) => this.options.logger.error({ err: error }, 'socket count could not be given back'));
-        });
+        };
+        socket.on('disconnect', giveBack);
+        socket.conn.once('close', giveBack);
         next();
       })().catch((error: unknown) => {
         this.options.logger.error({ err: error }, 'socket limit could not be checked');

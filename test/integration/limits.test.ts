@@ -4,6 +4,7 @@
  * rings per visitor, unknown pools, sockets per token, events per socket, the rejected-event log, and the
  * page-close cancel.
  */
+import { io as ioClient } from 'socket.io-client';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createLogger } from '../../server/src/logger.ts';
 import { NEVER, settle } from '../support/routing.ts';
@@ -45,9 +46,9 @@ function login(url: string, email: string, password: string, address?: string) {
   });
 }
 
-async function expectRateLimited(response: Response, retryAfter: string) {
+async function expectRateLimited(response: Response, retryAfter?: string) {
   expect(response.status).toBe(429);
-  expect(response.headers.get('retry-after')).toBe(retryAfter);
+  expect(response.headers.get('retry-after')).toEqual(retryAfter ?? expect.stringMatching(/^[1-9]\d*$/));
   expect(await response.json()).toEqual({ error: { code: 'rate-limited', message: expect.stringMatching(/try again in \d+ s/) } });
 }
 
@@ -99,6 +100,19 @@ describe('login', () => {
       expect((await login(t.url, DEMO.grace.email, WRONG)).status).toBe(401);
       expect((await login(t.url, DEMO.grace.email, DEMO.grace.password)).status).toBe(200);
     }
+  });
+
+  it('counts guesses sent all at once before their passwords are checked, so a burst is held to the limit', async () => {
+    t = await startTestServer({ LIMIT_LOGIN_ACCOUNT_FAILURES: '3', LIMIT_LOGIN_LOCK_SECONDS: '30' });
+    // Twelve at once, the right password among them: each hash takes long enough for all to be in flight.
+    const burst = await Promise.all(
+      Array.from({ length: 12 }, (_, i) => login(t!.url, DEMO.grace.email, i === 11 ? DEMO.grace.password : `${WRONG}${String(i)}`)),
+    );
+    const statuses = burst.map((response) => response.status);
+    expect(statuses.filter((status) => status !== 429).length).toBeLessThanOrEqual(3);
+    expect(statuses.filter((status) => status === 429).length).toBeGreaterThanOrEqual(9);
+    // The lock the burst earned holds against the right password, whatever came through.
+    await expectRateLimited(await login(t.url, DEMO.grace.email, DEMO.grace.password));
   });
 
   it('locks a source address that tries too many accounts, and does not trust X-Forwarded-For', async () => {
@@ -328,5 +342,27 @@ describe('the page-close cancel', () => {
     expect(json.status).toBe(204);
     expect(t.server.switchboard.stats().requests).toBe(0);
     await error(await beacon(t, { token: mine.token, requestId }), 404, 'not-found');
+  });
+
+  it("refuses a session issued to one allowed page when another allowed page sends it, as the visitor's socket does", async () => {
+    const shop = 'https://shop.example';
+    const help = 'https://help.example';
+    t = await startTestServer({ ALLOWED_ORIGINS: `${shop},${help}`, MAX_QUEUE_WAIT_MS: NEVER });
+    const issued = await fetch(`${t.url}/api/visitor-session`, { method: 'POST', headers: { 'Content-Type': 'application/json', Origin: shop }, body: '{}' });
+    expect(issued.status).toBe(201);
+    const { token } = (await issued.json()) as { token: string };
+    const socket = ioClient(t.url, { auth: { token }, transports: ['websocket'], reconnection: false, forceNew: true, extraHeaders: { origin: shop } });
+    try {
+      const reply = (await socket.timeout(5_000).emitWithAck('visitor.request', { pool: 'support' })) as { ok: boolean; requestId: string };
+      expect(reply.ok).toBe(true);
+      const elsewhere = await beacon(t, { token, requestId: reply.requestId }, { Origin: help });
+      expect(elsewhere.status).toBe(403);
+      expect(await elsewhere.json()).toEqual({ error: { code: 'origin-not-allowed', message: expect.any(String) } });
+      expect(t.server.switchboard.stats().requests).toBe(1);
+      expect((await beacon(t, { token, requestId: reply.requestId }, { Origin: shop })).status).toBe(204);
+      expect(t.server.switchboard.stats().requests).toBe(0);
+    } finally {
+      socket.close();
+    }
   });
 });
