@@ -589,7 +589,9 @@ describe('abuse at the documented default limits', () => {
     const expectLocked = async (response: Response) => {
       expect(response.status).toBe(429);
       const retryAfter = Number(response.headers.get('retry-after'));
-      expect(retryAfter).toBeGreaterThanOrEqual(lockS - 2);
+      // The lock starts when the count is spent and a guess has failed: for a burst, when its first failure
+      // is known, while the rest of it is still being hashed on a busy machine.
+      expect(retryAfter).toBeGreaterThanOrEqual(lockS - 15);
       expect(retryAfter).toBeLessThanOrEqual(lockS);
       expect(await response.json()).toEqual({ error: { code: 'rate-limited', message: `Too many failed sign-ins; try again in ${String(retryAfter)} s.` } });
     };
