@@ -3,8 +3,7 @@
  * events, how many call requests one visitor may make, and how much one socket's refusals may write to
  * the log. The handshake limit installs itself on the server (`install`); the socket layer calls the rest.
  */
-import { createHash } from 'node:crypto';
-import { parseHandshakeAuth, type ProtocolError } from '@callchart/machines';
+import type { ProtocolError } from '@callchart/machines';
 import type { LimitSettings } from './config.ts';
 import { retryAfterSeconds, type Limit, type Limits } from './limits.ts';
 import type { Logger } from './logger.ts';
@@ -88,11 +87,6 @@ export class RejectionLog {
   }
 }
 
-/** A token's key for counting its sockets: never the token itself, which must not sit in memory dumps. */
-function tokenKey(token: string): string {
-  return createHash('sha256').update(token).digest('base64url');
-}
-
 export class SocketLimits {
   readonly rejections: RejectionLog;
   private readonly buckets = new Map<string, Bucket>();
@@ -111,12 +105,10 @@ export class SocketLimits {
    */
   install(io: Io): void {
     io.use((socket, next) => {
-      const principal = socket.data.principal;
-      const parsed = parseHandshakeAuth(socket.handshake.auth);
+      const { principal, session } = socket.data;
+      // A visitor is one visitor whichever token they hold; an agent's login is its token's id.
       const [limit, key]: [Limit, string] =
-        principal.kind === 'visitor'
-          ? [this.options.limits.sockets.visitor, principal.visitorId]
-          : [this.options.limits.sockets.agent, tokenKey(parsed.ok ? parsed.data.token : '')];
+        principal.kind === 'visitor' ? [this.options.limits.sockets.visitor, principal.visitorId] : [this.options.limits.sockets.agent, session.id];
       void (async () => {
         const verdict = await limit.take(key);
         if (!verdict.ok) {
