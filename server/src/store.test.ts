@@ -188,6 +188,16 @@ describe('agents', () => {
     expect(store.agents.list()).toHaveLength(2);
   });
 
+  it('says whether any account serves a pool, by exact name', () => {
+    const store = open();
+    expect(store.agents.servesPool('support')).toBe(false);
+    store.agents.seed([ada, grace]);
+    expect(store.agents.servesPool('support')).toBe(true);
+    expect(store.agents.servesPool('sales')).toBe(true);
+    expect(store.agents.servesPool('Sales')).toBe(false);
+    expect(store.agents.servesPool('billing')).toBe(false);
+  });
+
   it('rejects a second account with the same email, whatever its case, and seeds nothing of that batch', () => {
     const store = open();
     expect(() => store.agents.seed([grace, { ...ada, email: 'GRACE@example.com' }])).toThrow(/UNIQUE/);

@@ -151,6 +151,8 @@ export interface Store {
     findByEmail(email: string): AgentRecord | undefined;
     get(id: string): AgentRecord | undefined;
     list(): AgentRecord[];
+    /** Whether any account serves the pool, found without reading every account. */
+    servesPool(pool: string): boolean;
     markAssigned(id: string, at: number): boolean;
   };
   requests: {

@@ -191,6 +191,7 @@ function createStore(db: Db, filePath: string): Store {
 
   const getAgent = finder(db, agents, 'id');
   const agentByEmail = finder(db, agents, 'email');
+  const poolServed = db.prepare<[string], unknown>(`SELECT 1 FROM ${agents.name}, json_each(${agents.name}.pools) WHERE json_each.value = ? LIMIT 1`);
   // `lastAssignedAt` is left out, so routing's record of it survives a reseed.
   const upsertAgent = inserter(db, agents, ['id', 'name', 'email', 'passwordHash', 'pools', 'roles'], 'update');
   const seedAgents = db.transaction((list: readonly AgentSeedRecord[]) => {
@@ -249,6 +250,7 @@ function createStore(db: Db, filePath: string): Store {
       findByEmail: (email) => agentByEmail(email.trim()),
       get: getAgent,
       list: lister(db, agents, undefined, ['id']),
+      servesPool: (pool) => poolServed.get(pool) !== undefined,
       markAssigned: (id, at) => patchAgent(id, { lastAssignedAt: at }),
     },
     requests: {

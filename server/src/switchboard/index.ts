@@ -85,7 +85,7 @@ export class Switchboard {
     const existing = [...this.registry.requests.values()].find((entry) => entry.visitorId === visitor.visitorId);
     if (existing) throw new SwitchboardError('conflict', 'You already have a call request in progress.');
     // A pool no agent account serves would only hold the visitor in the queue until it gives up.
-    if (!this.store.agents.list().some((agent) => agent.pools.includes(pool))) {
+    if (!this.store.agents.servesPool(pool)) {
       throw new SwitchboardError('not-found', 'Nobody takes calls for this pool.');
     }
     const requestId = `req_${randomUUID()}`;
