@@ -185,7 +185,8 @@ export const callSessionMachine = setup({
       return { reconnectionAttempts: [...context.reconnectionAttempts, { leg, at, durationMs, outcome }] };
     }),
     startPause: assign(({ context, event }) => {
-      return { pausedAt: nowOf(context, event), ...armedTimer(context, event, context.timings.reconnectionTimeout) };
+      const at = nowOf(context, event);
+      return { pausedAt: at, ...armedTimer(at, context.timings.reconnectionTimeout) };
     }),
     closePause: assign(({ context, event }) => {
       if (context.pausedAt === null) return {};

@@ -123,7 +123,8 @@ export const connectionMachine = setup({
     }),
     forgetRevokedSocket: assign(({ context, event }) => ({ revoked: context.revoked.filter((id) => id !== eventSocket(event)) })),
     startGrace: assign(({ context, event }) => {
-      return { windowFrom: eventTime(context, event), ...armedTimer(context, event, context.timings.resumeWindow) };
+      const at = eventTime(context, event);
+      return { windowFrom: at, ...armedTimer(at, context.timings.resumeWindow) };
     }),
     rearmTimer: assign(({ context, event }) => rearmedTimer(context, event)),
     clearTimer: assign({ deadlineAt: null, timerMs: 0 }),

@@ -18,7 +18,7 @@ import {
 } from './callSession.machine.ts';
 import type { CallEndReason } from './protocol.ts';
 import { eligibleAgents, nextAgent, type AgentInfo } from './routing.agents.ts';
-import { eventTime, rearmedTimer, type TimerContext } from './serverClock.ts';
+import { armedTimer, eventTime, rearmedTimer, type TimerContext } from './serverClock.ts';
 
 export type { AgentInfo } from './routing.agents.ts';
 
@@ -242,10 +242,7 @@ export const routingMachine = setup({
       };
     }),
     // From the event's own time, as `nowOf` tells it: a timer that follows the hold-off's end runs from that end.
-    startTimer: assign(({ context, event }, params: { timer: keyof RoutingTimings }) => {
-      const timerMs = context.timings[params.timer];
-      return { deadlineAt: nowOf(context, event) + timerMs, timerMs };
-    }),
+    startTimer: assign(({ context, event }, params: { timer: keyof RoutingTimings }) => armedTimer(nowOf(context, event), context.timings[params.timer])),
     rearmTimer: assign(({ context, event }) => rearmedTimer(context, event)),
     recordTrigger: assign(({ context, event }, params: { cause: RoutingTriggerCause } | undefined) => {
       const cause = params?.cause ?? lostCause(event);

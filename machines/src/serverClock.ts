@@ -22,9 +22,9 @@ export function eventTime(context: TimerContext, event: { type: string }): numbe
   return context.deadlineAt ?? context.startedAt;
 }
 
-/** The timer armed for `duration` from the event. */
-export function armedTimer(context: TimerContext, event: { type: string }, duration: number): Pick<TimerContext, 'deadlineAt' | 'timerMs'> {
-  return { deadlineAt: eventTime(context, event) + duration, timerMs: duration };
+/** The timer armed for `duration` from `at`: the event's time, as the machine tells it (`eventTime` for most). */
+export function armedTimer(at: number, duration: number): Pick<TimerContext, 'deadlineAt' | 'timerMs'> {
+  return { deadlineAt: at + duration, timerMs: duration };
 }
 
 /**
