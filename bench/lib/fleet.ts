@@ -40,11 +40,11 @@ export async function prepareFleet(dir: string, count: number, { pool = 'support
   // One hash shared by all: nobody logs in with these accounts, the tokens below stand for their logins.
   const passwordHash = await hashPassword(randomBytes(16).toString('base64url'));
   const agents: FleetAgent[] = Array.from({ length: count }, (_, i) => ({ id: fleetAgentId(i), name: `Agent ${i}`, pools: [pool], roles: ['agent'] }));
-  const store = openStore(databasePath);
+  const store = await openStore({ databasePath });
   try {
-    store.agents.seed(agents.map((agent) => ({ ...agent, email: `${agent.id}@bench.invalid`, passwordHash })));
+    await store.agents.seed(agents.map((agent) => ({ ...agent, email: `${agent.id}@bench.invalid`, passwordHash })));
   } finally {
-    store.close();
+    await store.close();
   }
   const inspector = { id: 'bench-inspector', name: 'Bench Inspector', email: 'inspector@bench.invalid', password: randomBytes(12).toString('base64url'), pools: [], roles: ['inspector'] };
   writeFileSync(agentsFile, JSON.stringify([inspector]));

@@ -32,6 +32,7 @@ export const HTTP_ERROR_CODES = [
   'unsupported-media-type',
   /** Too many attempts: `Retry-After` says in how many seconds to try again. */
   'rate-limited',
+  'store-unavailable',
   'internal',
 ] as const;
 export const HttpErrorCode = z.enum(HTTP_ERROR_CODES);
@@ -232,7 +233,7 @@ export const loginRoute = {
   status: 200,
   response: AgentSession,
   media: 'application/json',
-  errors: [400, 401, 413, 415, 429],
+  errors: [400, 401, 413, 415, 429, 503],
 } as const satisfies HttpRoute;
 
 export const visitorSessionRoute = {
@@ -261,7 +262,7 @@ export const visitorCancelRoute = {
   status: 204,
   response: z.undefined(),
   media: 'application/json',
-  errors: [400, 401, 403, 404, 413, 415],
+  errors: [400, 401, 403, 404, 413, 415, 503],
 } as const satisfies HttpRoute;
 
 export const callListRoute = {
@@ -273,7 +274,7 @@ export const callListRoute = {
   status: 200,
   response: CallPage,
   media: 'application/json',
-  errors: [400, 401, 403],
+  errors: [400, 401, 403, 503],
 } as const satisfies HttpRoute;
 
 export const callDetailRoute = {
@@ -285,7 +286,7 @@ export const callDetailRoute = {
   status: 200,
   response: CallDetail,
   media: 'application/json',
-  errors: [401, 403, 404],
+  errors: [401, 403, 404, 503],
 } as const satisfies HttpRoute;
 
 export const callExportRoute = {
@@ -300,7 +301,7 @@ export const callExportRoute = {
   media: 'application/json',
   alternatives: { 'text/csv': z.string() },
   attachment: true,
-  errors: [400, 401, 403, 404],
+  errors: [400, 401, 403, 404, 503],
 } as const satisfies HttpRoute;
 
 export const openApiRoute = {

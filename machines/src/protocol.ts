@@ -182,6 +182,7 @@ export const PROTOCOL_ERROR_CODES = [
   'peer-unavailable',
   'conflict',
   'rate-limited',
+  'store-unavailable',
   'internal',
 ] as const;
 export const ProtocolErrorCode = z.enum(PROTOCOL_ERROR_CODES);
@@ -365,6 +366,13 @@ export const CLIENT_EVENT_NAMES = Object.keys(clientEventSchemas) as ClientEvent
 
 const RelayedSdp = z.strictObject({ callId: Id, sdp: Sdp });
 
+/**
+ * A message a server machine's effect sends carries the id it was persisted with: a node that takes a
+ * request over sends its last step's messages again, and a client drops an id it has already seen.
+ */
+export const EffectId = Id;
+const fromEffect = <S extends z.ZodMiniObject>(schema: S) => z.extend(schema, { eid: z.optional(EffectId) });
+
 export const serverEventSchemas = {
   // `inspect`: the server takes `inspect.client` reports from this socket (a development setting).
   'session.ready': z.strictObject({ resumeToken: Token, role: SessionRole, userId: Id, inspect: z.optional(z.boolean()) }),
@@ -389,25 +397,25 @@ export const serverEventSchemas = {
     ),
   }),
   'session.expired': z.strictObject({}),
-  'routing.update': z.strictObject({
+  'routing.update': fromEffect(z.strictObject({
     requestId: Id,
     state: z.enum(['searching', 'ringing', 'reassigning', 'queued']),
     agentName: z.optional(DisplayName),
     position: z.optional(QueuePosition),
-  }),
-  'routing.ended': z.strictObject({
+  })),
+  'routing.ended': fromEffect(z.strictObject({
     requestId: Id,
     reason: z.enum(['no-agents', 'reassign-limit', 'cancelled']),
-  }),
-  'agent.ring': z.strictObject({ requestId: Id, visitorName: DisplayName, expiresAt: EpochMs }),
-  'agent.ringCancelled': RequestRef,
-  'call.accepted': z.strictObject({
+  })),
+  'agent.ring': fromEffect(z.strictObject({ requestId: Id, visitorName: DisplayName, expiresAt: EpochMs })),
+  'agent.ringCancelled': fromEffect(RequestRef),
+  'call.accepted': fromEffect(z.strictObject({
     callId: Id,
     role: MediaRole,
     peerName: DisplayName,
     iceServers: z.array(IceServer).check(z.maxLength(MAX_ICE_SERVERS)),
     iceTransportPolicy: z.optional(z.enum(['all', 'relay'])),
-  }),
+  })),
   'signal.offer': RelayedSdp,
   'signal.answer': RelayedSdp,
   'signal.iceRestart': RelayedSdp,
@@ -415,9 +423,9 @@ export const serverEventSchemas = {
   /** The answerer's restart request, relayed to the offerer. */
   'signal.restartRequest': CallRef,
   /** Sent when a pause starts and again on every change of its legs while it lasts. */
-  'call.paused': z.strictObject({ callId: Id, legs: z.strictObject({ agent: CallLegState, visitor: CallLegState }) }),
-  'call.resumed': CallRef,
-  'call.ended': z.strictObject({ callId: Id, reason: CallEndReason }),
+  'call.paused': fromEffect(z.strictObject({ callId: Id, legs: z.strictObject({ agent: CallLegState, visitor: CallLegState }) })),
+  'call.resumed': fromEffect(CallRef),
+  'call.ended': fromEffect(z.strictObject({ callId: Id, reason: CallEndReason })),
   error: ProtocolError,
 } as const;
 

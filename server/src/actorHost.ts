@@ -1,9 +1,10 @@
 /**
  * Runs one server actor tree (a call request's routing actor and the callSession it invokes) so that every
- * transition of any actor in it is persisted: the whole tree's snapshot is saved, and the transition is
- * appended to the request's event log with the event that caused it. A restored tree starts from its
- * persisted snapshot, children included; the caller then sends `timers.rearm` (XState does not re-arm
- * `after` timers on restore).
+ * transition of any actor in it is persisted: each transition is journaled for the request's event log with
+ * the event that caused it, and at each settled snapshot the step is sealed, so its writes land with the
+ * whole tree's snapshot before anything it sends goes out. A restored tree starts from its persisted
+ * snapshot, children included; the caller then sends `timers.rearm` (XState does not re-arm `after` timers
+ * on restore).
  */
 import {
   createActor,
@@ -15,7 +16,8 @@ import {
   type SnapshotFrom,
 } from 'xstate';
 import type { Logger } from './logger.ts';
-import type { SnapshotKind, Store } from './store.ts';
+import type { SnapshotKind, StaleFenceError } from './store.ts';
+import type { Journal, Journals, SnapshotWrite } from './switchboard/journal.ts';
 
 /** One actor of the tree as the log and the inspector name it. */
 export interface TreeMember {
@@ -30,17 +32,33 @@ export interface HostOptions<M extends AnyStateMachine> {
   machine: M;
   input?: unknown;
   snapshot?: unknown;
-  store: Store;
+  journals: Journals;
   logger: Logger;
   now: () => number;
   /** Names an actor of the tree (the root or one of its children) for the log and the inspector. */
   member: (actor: AnyActorRef, snapshot: AnyMachineSnapshot, isRoot: boolean) => TreeMember;
   /** Sees every inspection event of every actor of the tree (the live inspector and the model tests listen here). */
   inspect?: (inspection: InspectionEvent, member: TreeMember) => void;
-  /** Called after each persisted transition of the root, with the previous and the new snapshot. */
+  /**
+   * Called at each settled snapshot of the root, with the previous and the new snapshot, before the step is
+   * sealed: what it journals lands with the step.
+   */
   onSnapshot?: (next: SnapshotFrom<M>, previous: SnapshotFrom<M> | null) => void;
-  /** Called after each transition of a child, with its previous and new snapshot. */
+  /** Called at each settled snapshot of a child, with its previous and new snapshot, before the step is sealed. */
   onChildSnapshot?: (member: TreeMember, next: AnyMachineSnapshot, previous: AnyMachineSnapshot | null) => void;
+  /**
+   * Called once a step of the root is sealed: what it makes other trees do (a presence change, queue places)
+   * is journaled after it, so their messages cannot overtake the ones this step sends.
+   */
+  afterStep?: (next: SnapshotFrom<M>, previous: SnapshotFrom<M> | null) => void;
+  /** The store refused the tree's writes: another owner has it. */
+  onStale?: (error: StaleFenceError) => void;
+}
+
+/** A tree as it is run: the root actor, and the journal its steps and their effects write to. */
+export interface HostedTree<M extends AnyStateMachine> {
+  actor: Actor<M>;
+  journal: Journal;
 }
 
 export function stateName(value: unknown): string {
@@ -69,13 +87,28 @@ interface Tracked {
   initial: unknown;
 }
 
-export function hostActor<M extends AnyStateMachine>(options: HostOptions<M>): Actor<M> {
-  const { actorId, requestId, store, logger, now } = options;
+export function hostActor<M extends AnyStateMachine>(options: HostOptions<M>): HostedTree<M> {
+  const { actorId, requestId, logger, now } = options;
   const tracked = new Map<AnyActorRef, Tracked>();
   const persisted = options.snapshot as { value: unknown; children?: Record<string, { snapshot?: { value?: unknown } }> } | undefined;
   // Declared apart from its assignment: createActor reports the actor's start to `inspect` before it
   // returns, where a const would not be readable yet.
+  // eslint-disable-next-line prefer-const -- read by `inspect` before createActor returns
   let actor: Actor<M> | undefined;
+  // What the tree's snapshot row is when a commit is made, whichever step was last: the commit takes the
+  // tree as it stands, so steps sealed while the one before was committing land as one.
+  const snapshotNow = (): SnapshotWrite | null => {
+    const root = actor!;
+    const rootSnapshot = root.getSnapshot() as AnyMachineSnapshot;
+    // A stopped tree (the process going) has no snapshot worth keeping: its row stays as last committed.
+    if (rootSnapshot.status === 'stopped') return null;
+    if (rootSnapshot.status !== 'active') return { delete: actorId };
+    const { kind } = options.member(root, rootSnapshot, true);
+    return { save: { actorId, kind, requestId, callId: null, snapshot: root.getPersistedSnapshot(), updatedAt: now() } };
+  };
+  // Until the root's first settled snapshot: the start of a restored tree, its children's included.
+  let restoring = options.snapshot !== undefined;
+  const journal = options.journals.open({ snapshot: snapshotNow, what: { requestId }, ...(options.onStale ? { onStale: options.onStale } : {}) });
 
   const trackOf = (ref: AnyActorRef, isRoot: boolean): Tracked => {
     let entry = tracked.get(ref);
@@ -90,7 +123,7 @@ export function hostActor<M extends AnyStateMachine>(options: HostOptions<M>): A
   };
 
   const logTransition = (member: TreeMember, entry: Tracked, to: string, event: { type: string }, detail: boolean) => {
-    store.events.append({
+    const record = {
       callId: member.callId,
       requestId,
       actor: member.kind,
@@ -100,14 +133,14 @@ export function hostActor<M extends AnyStateMachine>(options: HostOptions<M>): A
       cause: event.type,
       ...(detail ? { detail: eventDetail(event) } : {}),
       at: now(),
-    });
+    };
+    journal.write((writes) => writes.events.append(record));
     logger.info({ requestId, callId: member.callId, actor: member.kind, from: entry.lastState, to, cause: event.type }, `${member.kind} ${entry.lastState ?? '(start)'} -> ${to}`);
     entry.lastState = to;
   };
 
   // createActor's conditional option types cannot be satisfied for a generic machine.
   const create = createActor as (machine: AnyStateMachine, options: object) => Actor<M>;
-  // eslint-disable-next-line prefer-const -- read by `inspect` before createActor returns
   actor = create(options.machine, {
     ...(options.snapshot ? { snapshot: options.snapshot } : { input: options.input }),
     inspect: (inspection: InspectionEvent) => {
@@ -139,18 +172,17 @@ export function hostActor<M extends AnyStateMachine>(options: HostOptions<M>): A
       }
       const to = stateName(raw.value);
       if (entry.lastState === null || to !== entry.lastState) logTransition(member, entry, to, inspection.event, true);
-      const rootSnapshot = isRoot ? raw : root.getSnapshot();
-      if (rootSnapshot.status === 'active') {
-        const rootMember = isRoot ? member : options.member(root, rootSnapshot, true);
-        store.snapshots.save({ actorId, kind: rootMember.kind, requestId, callId: null, snapshot: root.getPersistedSnapshot(), updatedAt: now() });
-      } else {
-        store.snapshots.delete(actorId);
-      }
       const before = entry.previous;
       entry.previous = raw;
       if (isRoot) options.onSnapshot?.(raw as SnapshotFrom<M>, before as SnapshotFrom<M> | null);
       else options.onChildSnapshot?.(member, raw, before);
+      // A restored tree's start leaves it as the store has it: only what the start journaled needs writing.
+      journal.seal(!restoring);
+      if (isRoot) {
+        restoring = false;
+        options.afterStep?.(raw as SnapshotFrom<M>, before as SnapshotFrom<M> | null);
+      }
     },
   });
-  return actor;
+  return { actor, journal };
 }

@@ -6,6 +6,7 @@ import { AgentsFileError, authenticateAgent, loadAgentsFile, parseAgents, seedAg
 import { loadConfig } from './config.ts';
 import { verifyPassword } from './auth.ts';
 import { openStore, type Store } from './store.ts';
+import { StoreUnavailableError } from './storeReads.ts';
 
 const seeds: AgentSeed[] = [
   { id: 'ada', name: 'Ada Lovelace', email: 'ada@example.com', password: 'demo-ada', pools: ['support', 'sales'], roles: ['agent'] },
@@ -15,12 +16,12 @@ const seeds: AgentSeed[] = [
 let dir: string;
 let store: Store;
 
-beforeEach(() => {
+beforeEach(async () => {
   dir = mkdtempSync(path.join(tmpdir(), 'callchart-agents-'));
-  store = openStore(path.join(dir, 'db.sqlite'));
+  store = await openStore({ databasePath: path.join(dir, 'db.sqlite') });
 });
-afterEach(() => {
-  store.close();
+afterEach(async () => {
+  await store.close();
   rmSync(dir, { recursive: true, force: true });
 });
 
@@ -58,7 +59,7 @@ describe('parseAgents', () => {
 describe('seedAgents', () => {
   it('stores scrypt hashes, never the plain password', async () => {
     await seedAgents(store, seeds);
-    const ada = store.agents.get('ada');
+    const ada = await store.agents.get('ada');
     expect(ada?.passwordHash).toMatch(/^scrypt\$/);
     expect(ada?.passwordHash).not.toContain('demo-ada');
     expect(await verifyPassword('demo-ada', ada!.passwordHash)).toBe(true);
@@ -66,18 +67,18 @@ describe('seedAgents', () => {
 
   it('is idempotent: a second run changes nothing, and keeps routing state', async () => {
     await seedAgents(store, seeds);
-    store.agents.markAssigned('grace', 1234);
-    const before = store.agents.list();
+    await store.commit((writes) => writes.agents.markAssigned('grace', 1234));
+    const before = await store.agents.list();
     await seedAgents(store, seeds);
-    expect(store.agents.list()).toEqual(before);
-    expect(store.agents.get('grace')?.lastAssignedAt).toBe(1234);
+    expect(await store.agents.list()).toEqual(before);
+    expect((await store.agents.get('grace'))?.lastAssignedAt).toBe(1234);
   });
 
   it('rehashes a changed password and updates the other fields', async () => {
     await seedAgents(store, seeds);
-    const oldHash = store.agents.get('ada')!.passwordHash;
+    const oldHash = (await store.agents.get('ada'))!.passwordHash;
     await seedAgents(store, [{ ...seeds[0]!, password: 'new-password', pools: ['sales'] }, seeds[1]!]);
-    const ada = store.agents.get('ada')!;
+    const ada = (await store.agents.get('ada'))!;
     expect(ada.passwordHash).not.toBe(oldHash);
     expect(ada.pools).toEqual(['sales']);
     expect(await authenticateAgent(store, 'ada@example.com', 'demo-ada')).toBeNull();
@@ -91,5 +92,14 @@ describe('authenticateAgent', () => {
     expect((await authenticateAgent(store, 'Grace@Example.com', 'demo-grace'))?.id).toBe('grace');
     expect(await authenticateAgent(store, 'grace@example.com', 'demo-ada')).toBeNull();
     expect(await authenticateAgent(store, 'nobody@example.com', 'demo-grace')).toBeNull();
+  });
+
+  it('rejects with StoreUnavailableError, not "wrong password", when the accounts cannot be read', async () => {
+    await seedAgents(store, seeds);
+    await store.close();
+    const refused = authenticateAgent(store, 'grace@example.com', 'demo-grace');
+    await expect(refused).rejects.toBeInstanceOf(StoreUnavailableError);
+    // Reopened for afterEach, which closes it.
+    store = await openStore({ databasePath: path.join(dir, 'db.sqlite') });
   });
 });

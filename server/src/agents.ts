@@ -8,6 +8,7 @@ import { DisplayName, Id } from '@callchart/machines/protocol';
 import { z } from 'zod';
 import { hashPassword, verifyPassword } from './auth.ts';
 import type { AgentRecord, AgentSeedRecord, Store } from './store.ts';
+import { storeRead, STORE_READ_DEADLINE_MS } from './storeReads.ts';
 import { firstIssue, issueFragment } from './validation.ts';
 
 export const AGENT_ROLES = ['agent', 'inspector'] as const;
@@ -70,9 +71,10 @@ export function loadAgentsFile(file: string): AgentSeed[] {
  * the file are kept, because past calls refer to them.
  */
 export async function seedAgents(store: Store, seeds: readonly AgentSeed[]): Promise<void> {
+  const stored = new Map((await store.agents.list()).map((agent) => [agent.id, agent]));
   const records = await Promise.all(
     seeds.map(async (seed): Promise<AgentSeedRecord> => {
-      const existing = store.agents.get(seed.id);
+      const existing = stored.get(seed.id);
       const unchanged = existing !== undefined && (await verifyPassword(seed.password, existing.passwordHash));
       return {
         id: seed.id,
@@ -84,16 +86,24 @@ export async function seedAgents(store: Store, seeds: readonly AgentSeed[]): Pro
       };
     }),
   );
-  store.agents.seed(records);
+  await store.agents.seed(records);
 }
 
 // Hashed once, on the first login attempt for an unknown email, so that answer costs as much as a wrong
 // password and response times do not tell which emails exist.
 let decoyHash: Promise<string> | undefined;
 
-/** The agent whose email and password match, or null; the same work either way. */
-export async function authenticateAgent(store: Store, email: string, password: string): Promise<AgentRecord | null> {
-  const agent = store.agents.findByEmail(email);
+/**
+ * The agent whose email and password match, or null; the same work either way. Rejects with
+ * `StoreUnavailableError` when the accounts cannot be read: that is no answer about the password.
+ */
+export async function authenticateAgent(
+  store: Store,
+  email: string,
+  password: string,
+  deadlineMs = STORE_READ_DEADLINE_MS,
+): Promise<AgentRecord | null> {
+  const agent = await storeRead(store.agents.findByEmail(email), deadlineMs);
   decoyHash ??= hashPassword('decoy password that matches no account');
   const matches = await verifyPassword(password, agent?.passwordHash ?? (await decoyHash));
   return agent !== undefined && matches ? agent : null;

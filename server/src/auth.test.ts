@@ -5,6 +5,7 @@ import { SignJWT, decodeJwt } from 'jose';
 import { afterEach, describe, expect, it } from 'vitest';
 import { AuthError, createAuth, hashPassword, MAX_ISSUED_AHEAD_SECONDS, resolveAuthSecret, storeTokenRegistry, verifyPassword, type TokenRegistry } from './auth.ts';
 import { openStore } from './store.ts';
+import { StoreUnavailableError } from './storeReads.ts';
 
 const SECRET = 'test-secret-that-is-long-enough-for-hs256';
 const agent = { id: 'ada', name: 'Ada Lovelace', pools: ['support', 'sales'], roles: ['agent'] };
@@ -121,10 +122,10 @@ afterEach(() => {
 });
 
 /** A database file of the test's own, removed after it. */
-function databaseFile(): string {
+function databaseFile(): { databasePath: string } {
   const dir = mkdtempSync(path.join(tmpdir(), 'callchart-auth-'));
   dirs.push(dir);
-  return path.join(dir, 'db.sqlite');
+  return { databasePath: path.join(dir, 'db.sqlite') };
 }
 
 /** A registry in memory, as the store keeps it: the accounts it knows and the tokens revoked. */
@@ -132,9 +133,9 @@ function memoryRegistry(agentIds: string[]): TokenRegistry & { revoked: Map<stri
   const revoked = new Map<string, number>();
   return {
     revoked,
-    hasAgent: (agentId) => agentIds.includes(agentId),
-    isRevoked: (tokenId) => revoked.has(tokenId),
-    revoke: (tokenId, expiresAt) => void revoked.set(tokenId, expiresAt),
+    hasAgent: async (agentId) => agentIds.includes(agentId),
+    isRevoked: async (tokenId) => revoked.has(tokenId),
+    revoke: async (tokenId, expiresAt) => void revoked.set(tokenId, expiresAt),
   };
 }
 
@@ -150,7 +151,7 @@ describe('token sessions and revocation', () => {
 
     const verified = await auth.verifySession(first.token);
     expect(verified).toEqual({ principal: await auth.verifyToken(first.token), session: { id: jti, expiresAt: first.expiresAt } });
-    auth.revoke(verified.session);
+    await auth.revoke(verified.session);
     expect(registry.revoked).toEqual(new Map([[jti, first.expiresAt]]));
     expect((await rejection(auth.verifyToken(first.token))).reason).toBe('revoked');
     expect((await rejection(auth.verifyToken(first.token, 'agent'))).code).toBe('unauthorized');
@@ -193,7 +194,19 @@ describe('token sessions and revocation', () => {
   it('will not pretend to revoke without a registry', async () => {
     const auth = createAuth({ secret: SECRET, agentTtlSeconds: 3600, visitorTtlSeconds: 60 });
     const { session } = await auth.verifySession((await auth.issueAgentToken(agent)).token);
-    expect(() => auth.revoke(session)).toThrow(/registry/);
+    await expect(auth.revoke(session)).rejects.toThrow(/registry/);
+  });
+
+  it('refuses a token whose revocation cannot be checked in time, with StoreUnavailableError (a registry that never answers, faked)', async () => {
+    const never = new Promise<boolean>(() => {});
+    const stalled: TokenRegistry = { hasAgent: () => never, isRevoked: () => never, revoke: () => new Promise<void>(() => {}) };
+    const auth = createAuth({ secret: SECRET, agentTtlSeconds: 3600, visitorTtlSeconds: 60, registry: stalled, registryDeadlineMs: 50 });
+    const { token } = await auth.issueVisitorToken({ visitorId: 'visitor-1', name: 'Vera' });
+    const refused = auth.verifyToken(token);
+    await expect(refused).rejects.toBeInstanceOf(StoreUnavailableError);
+    await expect(refused).rejects.not.toBeInstanceOf(AuthError);
+    const { session } = await createAuth({ secret: SECRET, agentTtlSeconds: 3600, visitorTtlSeconds: 60 }).verifySession(token);
+    await expect(auth.revoke(session)).rejects.toBeInstanceOf(StoreUnavailableError);
   });
 });
 
@@ -201,46 +214,67 @@ describe('storeTokenRegistry', () => {
   it('keeps revocations in the store across a restart, knows its agents, and purges expired rows when opened', async () => {
     const file = databaseFile();
     let clock = Date.now();
-    let store = openStore(file);
-    store.agents.seed([{ ...agent, email: 'ada@example.com', passwordHash: 'scrypt$x' }]);
+    let store = await openStore(file);
+    await store.agents.seed([{ ...agent, email: 'ada@example.com', passwordHash: 'scrypt$x' }]);
     const options = { secret: SECRET, agentTtlSeconds: 60, visitorTtlSeconds: 60, now: () => clock };
     let auth = createAuth({ ...options, registry: storeTokenRegistry(store, () => clock) });
     const { token } = await auth.issueAgentToken(agent);
     const other = await auth.issueAgentToken(agent);
-    auth.revoke((await auth.verifySession(token)).session);
+    await auth.revoke((await auth.verifySession(token)).session);
     expect((await rejection(auth.verifyToken(token))).reason).toBe('revoked');
     expect((await rejection(auth.verifyToken((await auth.issueAgentToken({ ...agent, id: 'nobody' })).token))).reason).toBe('no such agent');
-    store.close();
+    await store.close();
 
-    store = openStore(file);
+    store = await openStore(file);
     auth = createAuth({ ...options, registry: storeTokenRegistry(store, () => clock) });
     expect((await rejection(auth.verifyToken(token))).reason).toBe('revoked');
     expect(await auth.verifyToken(other.token)).toMatchObject({ agentId: 'ada' });
-    store.close();
+    await store.close();
 
     // Once the token has expired its row is no longer needed, and the next open sweeps it out.
     clock += 61_000;
-    store = openStore(file);
-    expect(store.revokedTokens.has(decodeJwt(token).jti!)).toBe(true);
-    storeTokenRegistry(store, () => clock);
-    expect(store.revokedTokens.has(decodeJwt(token).jti!)).toBe(false);
-    store.close();
+    store = await openStore(file);
+    expect(await store.revokedTokens.has(decodeJwt(token).jti!)).toBe(true);
+    expect(await storeTokenRegistry(store, () => clock).purged).toBe(1);
+    expect(await store.revokedTokens.has(decodeJwt(token).jti!)).toBe(false);
+    await store.close();
+  });
+
+  it('fails closed when the store is down: the token is refused with StoreUnavailableError, a revocation is not taken for done', async () => {
+    const store = await openStore(databaseFile());
+    await store.agents.seed([{ ...agent, email: 'ada@example.com', passwordHash: 'scrypt$x' }]);
+    const registry = storeTokenRegistry(store);
+    await registry.purged;
+    const auth = createAuth({ secret: SECRET, agentTtlSeconds: 60, visitorTtlSeconds: 60, registry });
+    const agentToken = await auth.issueAgentToken(agent);
+    const visitorToken = await auth.issueVisitorToken({ visitorId: 'visitor-1', name: 'Vera' });
+    const { session } = await auth.verifySession(agentToken.token);
+    // The real store, closed: every read and write it is asked for from here on fails.
+    await store.close();
+    for (const token of [agentToken.token, visitorToken.token]) {
+      const refused = auth.verifyToken(token);
+      await expect(refused).rejects.toBeInstanceOf(StoreUnavailableError);
+      await expect(refused).rejects.toThrow('The store is unavailable.');
+    }
+    await expect(auth.revoke(session)).rejects.toBeInstanceOf(StoreUnavailableError);
+    // A token bad on its face is still a plain refusal: the store is never asked.
+    expect((await rejection(auth.verifyToken('not-a-token'))).code).toBe('unauthorized');
   });
 });
 
 describe('resolveAuthSecret', () => {
   it('prefers AUTH_SECRET, and otherwise keeps one generated secret across restarts', async () => {
     const file = databaseFile();
-    let store = openStore(file);
-    expect(resolveAuthSecret({ authSecret: SECRET }, store)).toBe(SECRET);
-    const generated = resolveAuthSecret({ authSecret: null }, store);
+    let store = await openStore(file);
+    expect(await resolveAuthSecret({ authSecret: SECRET }, store)).toBe(SECRET);
+    const generated = await resolveAuthSecret({ authSecret: null }, store);
     expect(generated).toMatch(/^[\w-]{43}$/);
     const { token } = await createAuth({ secret: generated, agentTtlSeconds: 60, visitorTtlSeconds: 60 }).issueAgentToken(agent);
-    store.close();
+    await store.close();
 
-    store = openStore(file);
-    const again = resolveAuthSecret({ authSecret: null }, store);
-    store.close();
+    store = await openStore(file);
+    const again = await resolveAuthSecret({ authSecret: null }, store);
+    await store.close();
     expect(again).toBe(generated);
     const restarted = createAuth({ secret: again, agentTtlSeconds: 60, visitorTtlSeconds: 60 });
     expect(await restarted.verifyToken(token)).toMatchObject({ agentId: 'ada' });

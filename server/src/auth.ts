@@ -8,6 +8,7 @@ import { errors as joseErrors, jwtVerify, SignJWT } from 'jose';
 import { z } from 'zod';
 import type { ServerConfig } from './config.ts';
 import type { Store } from './store.ts';
+import { storeRead } from './storeReads.ts';
 
 // ---------------------------------------------------------------------------------------------
 // Passwords
@@ -95,10 +96,10 @@ export interface TokenSession {
 
 /** What the auth asks of the accounts and the revocation list; the store answers in the server. */
 export interface TokenRegistry {
-  hasAgent(agentId: string): boolean;
-  isRevoked(tokenId: string): boolean;
+  hasAgent(agentId: string): Promise<boolean>;
+  isRevoked(tokenId: string): Promise<boolean>;
   /** Refuses the token from now until `expiresAt` (epoch ms), when it would expire anyway. */
-  revoke(tokenId: string, expiresAt: number): void;
+  revoke(tokenId: string, expiresAt: number): Promise<void>;
 }
 
 export interface AuthOptions {
@@ -112,18 +113,28 @@ export interface AuthOptions {
    * signature and claims alone, and `revoke` refuses to run rather than pretend.
    */
   registry?: TokenRegistry;
+  /** How long a registry question may take before the token is refused as unchecked; `STORE_READ_DEADLINE_MS` by default. */
+  registryDeadlineMs?: number;
 }
 
 export interface Auth {
   issueAgentToken(agent: { id: string; name: string; pools: string[]; roles: string[] }): Promise<IssuedToken>;
   /** `origin`: the page the session was issued to, when a browser asked for it. */
   issueVisitorToken(visitor: { visitorId: string; name: string; origin?: string }): Promise<IssuedToken>;
-  /** Resolves to who the token speaks for; rejects with `AuthError`. `expected` narrows the audience. */
+  /**
+   * Resolves to who the token speaks for; rejects with `AuthError`. `expected` narrows the audience.
+   * When the registry cannot say whether the token was revoked, the token is refused all the same, with
+   * `StoreUnavailableError`: it may be good, so the caller should say "try again", not "sign in again".
+   */
   verifyToken(token: string, expected?: Principal['kind']): Promise<Principal>;
   /** As `verifyToken`, with the session the token is. */
   verifySession(token: string, expected?: Principal['kind']): Promise<{ principal: Principal; session: TokenSession }>;
-  /** The session's token is refused everywhere from now on: the HTTP API and both socket handshakes. */
-  revoke(session: TokenSession): void;
+  /**
+   * The session's token is refused everywhere from now on: the HTTP API and both socket handshakes.
+   * Rejects with `StoreUnavailableError` when the store did not confirm the revocation; revoking again is
+   * harmless, so the logout may simply be retried.
+   */
+  revoke(session: TokenSession): Promise<void>;
 }
 
 const ISSUER = 'callchart';
@@ -157,6 +168,7 @@ export function createAuth(options: AuthOptions): Auth {
   const key = new TextEncoder().encode(options.secret);
   const now = options.now ?? Date.now;
   const registry = options.registry;
+  const deadlineMs = options.registryDeadlineMs;
 
   async function sign(
     audience: 'agent' | 'visitor',
@@ -200,10 +212,16 @@ export function createAuth(options: AuthOptions): Auth {
     const c = claims.data;
     // jose checks `iat` only against a maximum age; a token from the future is a forgery or a broken clock.
     if (c.iat > now() / 1000 + MAX_ISSUED_AHEAD_SECONDS) throw new AuthError('issued in the future');
-    // Checked last, with nothing but microtasks after it, so a logout arriving from the network cannot fall
-    // between this check and the caller acting on the answer.
-    if (registry?.isRevoked(c.jti)) throw new AuthError('revoked');
-    if (c.aud === 'agent' && registry && !registry.hasAgent(c.sub)) throw new AuthError('no such agent');
+    // Asked last, so a token that is bad on its face costs the store nothing. A registry that cannot answer
+    // refuses the token: a revoked one must never pass because the store was down.
+    if (registry) {
+      const [revoked, known] = await Promise.all([
+        storeRead(registry.isRevoked(c.jti), deadlineMs),
+        c.aud === 'agent' ? storeRead(registry.hasAgent(c.sub), deadlineMs) : true,
+      ]);
+      if (revoked) throw new AuthError('revoked');
+      if (!known) throw new AuthError('no such agent');
+    }
     const principal: Principal =
       c.aud === 'agent'
         ? { kind: 'agent', agentId: c.sub, name: c.name, pools: c.pools, roles: c.roles }
@@ -222,18 +240,29 @@ export function createAuth(options: AuthOptions): Auth {
 
     verifySession,
 
-    revoke(session) {
+    async revoke(session) {
       if (!registry) throw new Error('Tokens cannot be revoked without a token registry.');
-      registry.revoke(session.id, session.expiresAt);
+      await storeRead(registry.revoke(session.id, session.expiresAt), deadlineMs);
     },
   };
 }
 
+export interface StoreTokenRegistry extends TokenRegistry {
+  /**
+   * The sweep of expired revocations started when the registry was made: how many rows went. Nothing
+   * depends on it (an expired token is refused anyway), so a sweep that fails is left for the next start.
+   */
+  readonly purged: Promise<number>;
+}
+
 /** The registry on the store: the agents it keeps, and its revocation list, purged of expired rows here. */
-export function storeTokenRegistry(store: Store, now: () => number = Date.now): TokenRegistry {
-  store.revokedTokens.purge(now());
+export function storeTokenRegistry(store: Store, now: () => number = Date.now): StoreTokenRegistry {
+  const purged = store.revokedTokens.purge(now());
+  // Handled here so a failed sweep nobody waits for is not an unhandled rejection; whoever awaits it still sees it.
+  purged.catch(() => {});
   return {
-    hasAgent: (agentId) => store.agents.get(agentId) !== undefined,
+    purged,
+    hasAgent: async (agentId) => (await store.agents.get(agentId)) !== undefined,
     isRevoked: (tokenId) => store.revokedTokens.has(tokenId),
     revoke: (tokenId, expiresAt) => store.revokedTokens.add({ jti: tokenId, expiresAt, revokedAt: now() }),
   };
@@ -245,7 +274,7 @@ const SECRET_SETTING = 'auth.secret';
  * AUTH_SECRET when set; otherwise a random secret generated on the first start and kept in the store,
  * so tokens stay valid across restarts without any setup.
  */
-export function resolveAuthSecret(config: Pick<ServerConfig, 'authSecret'>, store: Store): string {
+export async function resolveAuthSecret(config: Pick<ServerConfig, 'authSecret'>, store: Store): Promise<string> {
   if (config.authSecret !== null) return config.authSecret;
   return store.settings.getOrInsert(SECRET_SETTING, randomBytes(32).toString('base64url'));
 }

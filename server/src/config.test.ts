@@ -1,6 +1,8 @@
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ConfigError, loadConfig } from './config.ts';
+import { ConfigError, defaultNodeId, loadConfig } from './config.ts';
+
+const CLUSTER = { DATABASE_URL: 'postgres://127.0.0.1:5432/callchart', REDIS_URL: 'redis://127.0.0.1:6379' };
 
 function failure(env: Record<string, string>): ConfigError {
   try {
@@ -37,6 +39,7 @@ describe('loadConfig', () => {
       inspectClients: false,
       allowedOrigins: { kind: 'loopback' },
       drainMs: 0,
+      cluster: null,
     });
     expect(config.agentsFile).toMatch(/server[/\\]config[/\\]agents\.json$/);
     expect(path.isAbsolute(config.agentsFile)).toBe(true);
@@ -85,6 +88,11 @@ describe('loadConfig', () => {
       LIMIT_SOCKET_EVENT_BURST: '14',
       LIMIT_SOCKET_STRIKES_PER_MINUTE: '15',
       LIMIT_REJECTION_LOGS_PER_MINUTE: '16',
+      DATABASE_URL: 'postgres://callchart:pw@127.0.0.1:5432/callchart',
+      REDIS_URL: 'redis://127.0.0.1:6379/0',
+      NODE_ID: 'node-a.1_x',
+      LEASE_TTL_MS: '3000',
+      LEASE_RENEW_MS: '1000',
     });
     expect(config).toEqual({
       port: 0,
@@ -110,6 +118,13 @@ describe('loadConfig', () => {
         visitorRequests: { points: 8, windowS: 9 },
         reringWindowMs: 10,
         sockets: { perVisitor: 11, perAgentSession: 12, eventsPerSecond: 13, eventBurst: 14, strikesPerMinute: 15, rejectionLogsPerMinute: 16 },
+      },
+      cluster: {
+        databaseUrl: 'postgres://callchart:pw@127.0.0.1:5432/callchart',
+        redisUrl: 'redis://127.0.0.1:6379/0',
+        nodeId: 'node-a.1_x',
+        leaseTtlMs: 3000,
+        leaseRenewMs: 1000,
       },
     });
   });
@@ -151,6 +166,25 @@ describe('loadConfig', () => {
     [{ ALLOWED_ORIGINS: 'https://shop.example/checkout' }, 'ALLOWED_ORIGINS', 'is not an origin'],
     [{ ALLOWED_ORIGINS: 'shop.example' }, 'ALLOWED_ORIGINS', 'is not an origin'],
     [{ ALLOWED_ORIGINS: 'https://a.example, ftp://b.example' }, 'ALLOWED_ORIGINS', '"ftp://b.example" is not an origin'],
+    [{ ...CLUSTER, DATABASE_URL: 'mysql://db.example/callchart' }, 'DATABASE_URL', 'DATABASE_URL must be a postgres:// or postgresql:// URL'],
+    [{ ...CLUSTER, DATABASE_URL: 'postgres:callchart' }, 'DATABASE_URL', 'DATABASE_URL must be a postgres:// or postgresql:// URL'],
+    [{ ...CLUSTER, DATABASE_URL: '/var/lib/callchart.db' }, 'DATABASE_URL', 'DATABASE_URL must be a postgres:// or postgresql:// URL'],
+    [{ ...CLUSTER, DATABASE_URL: 'postgres://[::1' }, 'DATABASE_URL', 'DATABASE_URL must be a postgres:// or postgresql:// URL'],
+    [{ ...CLUSTER, REDIS_URL: 'http://127.0.0.1:6379' }, 'REDIS_URL', 'REDIS_URL must be a redis:// or rediss:// URL'],
+    [{ ...CLUSTER, REDIS_URL: '127.0.0.1:6379' }, 'REDIS_URL', 'REDIS_URL must be a redis:// or rediss:// URL'],
+    [{ DATABASE_URL: CLUSTER.DATABASE_URL }, 'REDIS_URL', 'REDIS_URL must be set with DATABASE_URL'],
+    [{ REDIS_URL: CLUSTER.REDIS_URL }, 'DATABASE_URL', 'DATABASE_URL must be set with REDIS_URL'],
+    [{ ...CLUSTER, NODE_ID: 'node a' }, 'NODE_ID', 'NODE_ID must be 1 to 64 letters, digits, dots, underscores or hyphens'],
+    [{ ...CLUSTER, NODE_ID: '-node' }, 'NODE_ID', 'NODE_ID must be 1 to 64'],
+    [{ ...CLUSTER, NODE_ID: 'n'.repeat(65) }, 'NODE_ID', 'NODE_ID must be 1 to 64'],
+    [{ ...CLUSTER, NODE_ID: 'node:1' }, 'NODE_ID', 'NODE_ID must be 1 to 64'],
+    [{ ...CLUSTER, LEASE_TTL_MS: '5s' }, 'LEASE_TTL_MS', 'LEASE_TTL_MS must be a whole number'],
+    [{ ...CLUSTER, LEASE_TTL_MS: '100' }, 'LEASE_TTL_MS', 'LEASE_TTL_MS must be at least 200'],
+    [{ ...CLUSTER, LEASE_RENEW_MS: '10' }, 'LEASE_RENEW_MS', 'LEASE_RENEW_MS must be at least 50'],
+    [{ ...CLUSTER, LEASE_RENEW_MS: '2500' }, 'LEASE_RENEW_MS', 'LEASE_RENEW_MS must be less than half of LEASE_TTL_MS (5000)'],
+    [{ ...CLUSTER, LEASE_TTL_MS: '1000', LEASE_RENEW_MS: '600' }, 'LEASE_RENEW_MS', 'LEASE_RENEW_MS must be less than half of LEASE_TTL_MS (1000)'],
+    // Checked without cluster mode too: a typo should not wait for the day the node joins a cluster.
+    [{ LEASE_TTL_MS: '1000' }, 'LEASE_RENEW_MS', 'less than half of LEASE_TTL_MS (1000)'],
   ])('refuses %j, naming %s', (env, variable, message) => {
     const error = failure(env);
     expect(error.variable).toBe(variable);
@@ -159,5 +193,48 @@ describe('loadConfig', () => {
 
   it('never echoes the secret it refuses', () => {
     expect(failure({ AUTH_SECRET: 'hunter2' }).message).not.toContain('hunter2');
+    expect(failure({ ...CLUSTER, DATABASE_URL: 'mysql://callchart:hunter2@db.example/x' }).message).not.toContain('hunter2');
+    expect(failure({ ...CLUSTER, REDIS_URL: 'http://:hunter2@cache.example' }).message).not.toContain('hunter2');
+  });
+});
+
+describe('cluster mode', () => {
+  it('is off unless both URLs are set, and then has the documented lease timings', () => {
+    expect(loadConfig({}).cluster).toBeNull();
+    expect(loadConfig({ NODE_ID: 'a', LEASE_TTL_MS: '9000' }).cluster).toBeNull();
+    expect(loadConfig(CLUSTER).cluster).toMatchObject({ databaseUrl: CLUSTER.DATABASE_URL, redisUrl: CLUSTER.REDIS_URL, leaseTtlMs: 5_000, leaseRenewMs: 1_500 });
+  });
+
+  it.each([
+    ['postgresql://db.example/callchart?sslmode=require', 'rediss://:pw@cache.example:6380'],
+    // A local server's unix socket, as pg spells it.
+    ['postgres:///callchart?host=/var/run/postgresql', 'redis://cache.example'],
+    ['POSTGRES://DB.EXAMPLE/x', 'REDIS://CACHE.EXAMPLE'],
+  ])('accepts %s with %s, as given', (databaseUrl, redisUrl) => {
+    expect(loadConfig({ DATABASE_URL: databaseUrl, REDIS_URL: redisUrl }).cluster).toMatchObject({ databaseUrl, redisUrl });
+  });
+
+  it('keeps the SQLite path beside the URLs, unused, so one environment file serves both modes', () => {
+    expect(loadConfig({ ...CLUSTER, DATABASE_PATH: 'tmp/x.db' })).toMatchObject({ databasePath: path.resolve('tmp/x.db'), cluster: { databaseUrl: CLUSTER.DATABASE_URL } });
+  });
+
+  it('names a node by host, pid and a random part unless NODE_ID says otherwise', () => {
+    const first = loadConfig(CLUSTER).cluster!.nodeId;
+    const second = loadConfig(CLUSTER).cluster!.nodeId;
+    expect(first).toMatch(new RegExp(`^[A-Za-z0-9][A-Za-z0-9._-]*-${String(process.pid)}-[0-9a-f]{6}$`));
+    expect(second).not.toBe(first);
+    // Whatever the default is, it passes the check a configured NODE_ID must.
+    expect(loadConfig({ ...CLUSTER, NODE_ID: first }).cluster!.nodeId).toBe(first);
+  });
+
+  it.each([
+    ['web-1.internal', /^web-1\.internal-\d+-[0-9a-f]{6}$/],
+    ['__host name/with:odd*chars', /^host-name-with-odd-chars-\d+-[0-9a-f]{6}$/],
+    ['', /^node-\d+-[0-9a-f]{6}$/],
+    ['h'.repeat(200), /^h{40}-\d+-[0-9a-f]{6}$/],
+  ])('makes a valid default name from the host name %j', (host, expected) => {
+    const id = defaultNodeId(host);
+    expect(id).toMatch(expected);
+    expect(loadConfig({ ...CLUSTER, NODE_ID: id }).cluster!.nodeId).toBe(id);
   });
 });

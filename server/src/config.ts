@@ -2,6 +2,8 @@
  * The server's configuration, read once from the environment at start. Every variable is validated, so
  * a typo fails the start with a message naming the variable instead of surfacing later as odd behaviour.
  */
+import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { IceServer, MAX_ICE_SERVERS } from '@callchart/machines/protocol';
@@ -74,6 +76,20 @@ export interface LimitSettings {
   };
 }
 
+/** Cluster mode (DATABASE_URL and REDIS_URL both set): this process is one node of several. */
+export interface ClusterConfig {
+  /** The shared store, a postgres:// URL (it may carry a password: never log it). */
+  databaseUrl: string;
+  /** Fan-out, presence, leases and limits, a redis:// or rediss:// URL (it may carry a password too). */
+  redisUrl: string;
+  /** This node's name in leases, logs and metrics; unique among the nodes of one cluster. */
+  nodeId: string;
+  /** How long an owner's lease on a request outlives its last renewal: the longest a dead owner's requests wait for a new one. */
+  leaseTtlMs: number;
+  /** How often an owner renews its leases; under half the TTL, so one missed renewal loses nothing. */
+  leaseRenewMs: number;
+}
+
 export interface ServerConfig {
   port: number;
   host: string;
@@ -97,6 +113,8 @@ export interface ServerConfig {
   /** How long SIGTERM keeps serving while /readyz says draining, so a load balancer moves traffic first. */
   drainMs: number;
   limits: LimitSettings;
+  /** Null without DATABASE_URL and REDIS_URL: one process on the SQLite file at `databasePath`. */
+  cluster: ClusterConfig | null;
 }
 
 /** A bad environment variable; `variable` names it, and the message is fit for the operator. */
@@ -128,6 +146,32 @@ function wholeNumber(min: number, max: number) {
         .min(min, { error: `must be at least ${String(min)}` })
         .max(max, { error: `must be at most ${String(max)}` }),
     );
+}
+
+/**
+ * A server's address as a URL of one of `schemes`. The value is never echoed in the message: connection
+ * URLs carry passwords.
+ */
+function connectionUrl(schemes: readonly string[]) {
+  const prefixes = schemes.map((scheme) => `${scheme}://`);
+  return z
+    .string()
+    .max(4_096)
+    .refine((value) => prefixes.some((prefix) => value.toLowerCase().startsWith(prefix)) && URL.canParse(value), {
+      error: `must be a ${prefixes.join(' or ')} URL`,
+    });
+}
+
+const NODE_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+const NODE_ID_HOST_LENGTH = 40;
+
+/**
+ * Unique without configuration: two processes on one host differ by pid, and a restarted process (which
+ * may get its old pid back in a container) by the random part, so it never inherits a dead node's name.
+ */
+export function defaultNodeId(host: string): string {
+  const name = host.replace(/[^A-Za-z0-9._-]+/g, '-').replace(/^[^A-Za-z0-9]+/, '').slice(0, NODE_ID_HOST_LENGTH) || 'node';
+  return `${name}-${String(process.pid)}-${randomBytes(3).toString('hex')}`;
 }
 
 const filePath = z.string().max(4_096).transform((value) => path.resolve(value));
@@ -242,6 +286,17 @@ const environment = z.object({
   LIMIT_SOCKET_EVENT_BURST: wholeNumber(1, 100_000).default(100),
   LIMIT_SOCKET_STRIKES_PER_MINUTE: wholeNumber(1, 1_000_000).default(200),
   LIMIT_REJECTION_LOGS_PER_MINUTE: wholeNumber(0, 100_000).default(5),
+  // Cluster mode: both or neither (checked below), so a half-configured node never starts alone on SQLite.
+  DATABASE_URL: connectionUrl(['postgres', 'postgresql']).optional(),
+  REDIS_URL: connectionUrl(['redis', 'rediss']).optional(),
+  // It names Redis keys and log lines, hence the conservative characters.
+  NODE_ID: z
+    .string()
+    .regex(NODE_ID, { error: 'must be 1 to 64 letters, digits, dots, underscores or hyphens, starting with a letter or a digit' })
+    .default(() => defaultNodeId(hostname())),
+  // A dead owner's requests wait this long at most for another node to take them over.
+  LEASE_TTL_MS: wholeNumber(200, 600_000).default(5_000),
+  LEASE_RENEW_MS: wholeNumber(50, 300_000).default(1_500),
   // Off unless asked for: client entries are extra traffic and show a client's internals, a development aid.
   INSPECT_CLIENTS: z
     .enum(['on', 'off', 'true', 'false', '1', '0'], { error: 'must be on or off' })
@@ -274,6 +329,16 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): ServerConfig {
   // The minted server is handed out beside the static ones, in a list the protocol caps.
   if (e.TURN_SECRET !== undefined && e.ICE_SERVERS.length >= MAX_ICE_SERVERS) {
     throw new ConfigError('ICE_SERVERS', `Invalid configuration: ICE_SERVERS must have at most ${String(MAX_ICE_SERVERS - 1)} servers with TURN_SECRET.`);
+  }
+  if (e.DATABASE_URL !== undefined && e.REDIS_URL === undefined) {
+    throw new ConfigError('REDIS_URL', 'Invalid configuration: REDIS_URL must be set with DATABASE_URL (a cluster node needs both; unset both for one process on SQLite).');
+  }
+  if (e.REDIS_URL !== undefined && e.DATABASE_URL === undefined) {
+    throw new ConfigError('DATABASE_URL', 'Invalid configuration: DATABASE_URL must be set with REDIS_URL (a cluster node needs both; unset both for one process on SQLite).');
+  }
+  // Two renewals per lifetime: a renewal lost to one slow round trip must not hand the lease to another node.
+  if (e.LEASE_RENEW_MS * 2 >= e.LEASE_TTL_MS) {
+    throw new ConfigError('LEASE_RENEW_MS', `Invalid configuration: LEASE_RENEW_MS must be less than half of LEASE_TTL_MS (${String(e.LEASE_TTL_MS)}), so one missed renewal does not lose a lease.`);
   }
   return {
     port: e.PORT,
@@ -322,5 +387,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): ServerConfig {
         rejectionLogsPerMinute: e.LIMIT_REJECTION_LOGS_PER_MINUTE,
       },
     },
+    cluster:
+      e.DATABASE_URL === undefined || e.REDIS_URL === undefined
+        ? null
+        : { databaseUrl: e.DATABASE_URL, redisUrl: e.REDIS_URL, nodeId: e.NODE_ID, leaseTtlMs: e.LEASE_TTL_MS, leaseRenewMs: e.LEASE_RENEW_MS },
   };
 }

@@ -162,7 +162,7 @@ export class Connections {
           // that ring, already sent, would otherwise arrive twice.
           switchboard.resendRings(context.personId);
           const profile = profileOf(context.personId);
-          if (profile) switchboard.presence.connect(profile);
+          if (profile) switchboard.agentOnline(profile);
         },
         takeAgentOffline: ({ context }) => switchboard.presence.disconnect(context.personId),
         announceLoss: ({ context }) => {

@@ -7,11 +7,12 @@ import { Writable } from 'node:stream';
 import { parse as parseCsv } from 'csv-parse/sync';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { seedAgents, type AgentSeed } from './agents.ts';
-import { createAuth, type Auth } from './auth.ts';
+import { createAuth, storeTokenRegistry, type Auth } from './auth.ts';
 import { loadConfig } from './config.ts';
-import { createHttpApp, MAX_BODY_BYTES } from './http.ts';
-import { createLogger } from './logger.ts';
-import { openStore, type Store } from './store.ts';
+import { createHttpApp, MAX_BODY_BYTES, type HttpDeps } from './http.ts';
+import { createLogger, type Logger } from './logger.ts';
+import { openApiDocument } from './openapi.ts';
+import { openStore, type Store, type StoreWrites } from './store.ts';
 
 const SECRET = 'http-test-secret-that-is-long-enough';
 const VISITOR_TTL_S = 900;
@@ -31,10 +32,10 @@ let base: string;
 const logLines: string[] = [];
 const tokens: Record<string, string> = {};
 
-function seedCall(id: string, agentId: string, startedAt: number, visitorName = 'Vera'): void {
+function seedCall(writes: StoreWrites, id: string, agentId: string, startedAt: number, visitorName = 'Vera'): void {
   const requestId = `req-${id}`;
-  store.requests.create({ id: requestId, visitorId: `visitor-${id}`, visitorName, pool: 'support', state: 'connected', createdAt: startedAt - 100 });
-  store.calls.create({ id, requestId, visitorId: `visitor-${id}`, visitorName, agentId, pool: 'support', state: 'active', startedAt });
+  writes.requests.create({ id: requestId, visitorId: `visitor-${id}`, visitorName, pool: 'support', state: 'connected', createdAt: startedAt - 100 });
+  writes.calls.create({ id, requestId, visitorId: `visitor-${id}`, visitorName, agentId, pool: 'support', state: 'active', startedAt });
 }
 
 async function api(pathname: string, init: RequestInit & { token?: string } = {}): Promise<Response> {
@@ -61,7 +62,7 @@ async function login(email: string, password: string): Promise<string> {
 
 beforeAll(async () => {
   dir = mkdtempSync(path.join(tmpdir(), 'callchart-http-'));
-  store = openStore(path.join(dir, 'callchart.db'));
+  store = await openStore({ databasePath: path.join(dir, 'callchart.db') });
   await seedAgents(store, seeds);
   auth = createAuth({ secret: SECRET, agentTtlSeconds: 3600, visitorTtlSeconds: VISITOR_TTL_S });
   const logger = createLogger(
@@ -79,16 +80,18 @@ beforeAll(async () => {
   });
   base = `http://127.0.0.1:${String((server.address() as AddressInfo).port)}`;
 
-  seedCall('c1', 'ada', 1_000);
-  seedCall('c2', 'grace', 2_000);
-  seedCall('c3', 'ada', 3_000, TRICKY_NAME);
-  store.calls.update('c3', { state: 'ended', connectedAt: 3_050, endedAt: 60_000, endReason: 'hangup', totalPauseMs: 4_321 });
-  store.events.append({ requestId: 'req-c3', actor: 'routing', type: 'agent.accepted', fromState: 'ringing', toState: 'connected', at: 2_990 });
-  store.events.append({ requestId: 'req-c3', callId: 'c3', actor: 'callSession', type: 'leg.socketLost', fromState: 'live', toState: 'paused', cause: 'socket', detail: { leg: 'visitor' }, at: 10_000 });
-  store.telemetry.append({ callId: 'c3', kind: 'disconnection', leg: 'visitor', at: 10_000, cause: 'socket' });
-  store.telemetry.append({ callId: 'c3', kind: 'reconnection-attempt', leg: 'visitor', at: 10_500, durationMs: 1_800, outcome: 'failed' });
-  store.telemetry.append({ callId: 'c3', kind: 'reconnection-attempt', leg: 'visitor', at: 12_400, durationMs: 1_900, outcome: 'recovered' });
-  store.telemetry.append({ callId: 'c3', kind: 'disconnection', leg: 'agent', at: 20_000, cause: 'media, "ICE" failed' });
+  await store.commit((writes) => {
+    seedCall(writes, 'c1', 'ada', 1_000);
+    seedCall(writes, 'c2', 'grace', 2_000);
+    seedCall(writes, 'c3', 'ada', 3_000, TRICKY_NAME);
+    writes.calls.update('c3', { state: 'ended', connectedAt: 3_050, endedAt: 60_000, endReason: 'hangup', totalPauseMs: 4_321 });
+    writes.events.append({ requestId: 'req-c3', actor: 'routing', type: 'agent.accepted', fromState: 'ringing', toState: 'connected', at: 2_990 });
+    writes.events.append({ requestId: 'req-c3', callId: 'c3', actor: 'callSession', type: 'leg.socketLost', fromState: 'live', toState: 'paused', cause: 'socket', detail: { leg: 'visitor' }, at: 10_000 });
+    writes.telemetry.append({ callId: 'c3', kind: 'disconnection', leg: 'visitor', at: 10_000, cause: 'socket' });
+    writes.telemetry.append({ callId: 'c3', kind: 'reconnection-attempt', leg: 'visitor', at: 10_500, durationMs: 1_800, outcome: 'failed' });
+    writes.telemetry.append({ callId: 'c3', kind: 'reconnection-attempt', leg: 'visitor', at: 12_400, durationMs: 1_900, outcome: 'recovered' });
+    writes.telemetry.append({ callId: 'c3', kind: 'disconnection', leg: 'agent', at: 20_000, cause: 'media, "ICE" failed' });
+  });
 
   tokens.ada = await login('ada@example.com', 'demo-ada');
   tokens.grace = await login('grace@example.com', 'demo-grace');
@@ -97,7 +100,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await new Promise<void>((resolve, reject) => server.close((error) => (error ? reject(error) : resolve())));
-  store.close();
+  await store.close();
   rmSync(dir, { recursive: true, force: true });
 });
 
@@ -302,14 +305,15 @@ describe('GET /api/calls/:id/export', () => {
 
 describe('malformed requests', () => {
   // Everything the API could have written to; a refused request must leave all of it as it was.
-  function everything(): string {
+  async function everything(): Promise<string> {
+    const ids = ['c1', 'c2', 'c3'];
     return JSON.stringify({
-      agents: store.agents.list(),
-      calls: store.calls.list({ limit: 500 }),
-      events: ['c1', 'c2', 'c3'].map((id) => store.events.forCall(id)),
-      telemetry: ['c1', 'c2', 'c3'].map((id) => store.telemetry.forCall(id)),
-      snapshots: store.snapshots.all(),
-      secret: store.settings.get('auth.secret') ?? null,
+      agents: await store.agents.list(),
+      calls: await store.calls.list({ limit: 500 }),
+      events: await Promise.all(ids.map((id) => store.events.forCall(id))),
+      telemetry: await Promise.all(ids.map((id) => store.telemetry.forCall(id))),
+      snapshots: await store.snapshots.all(),
+      secret: (await store.settings.get('auth.secret')) ?? null,
     });
   }
 
@@ -320,11 +324,11 @@ describe('malformed requests', () => {
     ['an unknown field', { email: 'ada@example.com', password: 'demo-ada', admin: true }, 'admin', 'Field "admin" is not an allowed field.'],
     ['an oversized field', { email: 'ada@example.com', password: 'x'.repeat(2_000) }, 'password', 'Field "password" must be at most 1024 characters.'],
   ])('login with %s gets 400 naming the field', async (_case, body, field, message) => {
-    const before = everything();
+    const before = await everything();
     const response = await post('/api/agents/login', body);
     expect(response.status).toBe(400);
     expect(await errorOf(response)).toEqual({ code: 'invalid-payload', message, field });
-    expect(everything()).toBe(before);
+    expect(await everything()).toBe(before);
   });
 
   it('a visitor name that is too long or has control characters gets 400 naming the field', async () => {
@@ -336,11 +340,11 @@ describe('malformed requests', () => {
   });
 
   it('a body over the limit gets 413 and changes nothing', async () => {
-    const before = everything();
+    const before = await everything();
     const response = await post('/api/agents/login', { email: 'ada@example.com', password: 'p'.repeat(MAX_BODY_BYTES) });
     expect(response.status).toBe(413);
     expect(await errorOf(response)).toEqual({ code: 'payload-too-large', message: `The body must be at most ${String(MAX_BODY_BYTES)} bytes.` });
-    expect(everything()).toBe(before);
+    expect(await everything()).toBe(before);
   });
 
   it('broken JSON gets 400, a body that is not JSON gets 415, and a JSON array is not an object', async () => {
@@ -359,5 +363,127 @@ describe('malformed requests', () => {
     const response = await api('/api/nothing-here');
     expect(response.status).toBe(404);
     expect((await errorOf(response)).code).toBe('not-found');
+  });
+});
+
+describe('a store that cannot answer', () => {
+  const config = loadConfig({ DATABASE_PATH: ':memory:' });
+  const downLog: string[] = [];
+  const downLogger: Logger = createLogger(
+    'info',
+    new Writable({
+      write(chunk: Buffer, _encoding, done) {
+        downLog.push(chunk.toString());
+        done();
+      },
+    }),
+  );
+  const servers: Server[] = [];
+  let downDir: string;
+
+  async function serve(deps: Omit<HttpDeps, 'config' | 'logger'>): Promise<string> {
+    const app = createHttpApp({ ...deps, config, logger: downLogger });
+    const listening = await new Promise<Server>((resolve) => {
+      const started = app.listen(0, '127.0.0.1', () => resolve(started));
+    });
+    servers.push(listening);
+    return `http://127.0.0.1:${String((listening.address() as AddressInfo).port)}`;
+  }
+
+  const call = (url: string, init: RequestInit & { token?: string } = {}) => {
+    const headers = new Headers(init.headers);
+    if (init.token !== undefined) headers.set('Authorization', `Bearer ${init.token}`);
+    return fetch(url, { ...init, headers });
+  };
+  const loginAt = (url: string) =>
+    call(`${url}/api/agents/login`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ email: 'ada@example.com', password: 'demo-ada' }) });
+
+  async function expectUnavailable(response: Response, route: { path: string; method: string }): Promise<void> {
+    expect(response.status).toBe(503);
+    expect(response.headers.get('content-type')).toMatch(/^application\/json/);
+    expect(await errorOf(response)).toEqual({ code: 'store-unavailable', message: 'The server cannot reach its database right now; try again in a moment.' });
+    // The document promises what the server answers.
+    const paths = openApiDocument().paths as Record<string, Record<string, { responses: Record<string, unknown> }>>;
+    expect(paths[route.path]?.[route.method.toLowerCase()]?.responses['503'], `${route.method} ${route.path} documents its 503`).toBeDefined();
+  }
+
+  beforeAll(() => {
+    downDir = mkdtempSync(path.join(tmpdir(), 'callchart-http-down-'));
+  });
+  afterAll(async () => {
+    await Promise.all(servers.map((listening) => new Promise<void>((resolve) => listening.close(() => resolve()))));
+    rmSync(downDir, { recursive: true, force: true });
+  });
+
+  it('answers 503 store-unavailable when its reads fail (a real SQLite store, closed), and keeps serving', async () => {
+    const down = await openStore({ databasePath: path.join(downDir, 'closed.db') });
+    await seedAgents(down, seeds);
+    const registry = storeTokenRegistry(down);
+    await registry.purged;
+    const checked = createAuth({ secret: SECRET, agentTtlSeconds: 3600, visitorTtlSeconds: VISITOR_TTL_S, registry });
+    const unchecked = createAuth({ secret: SECRET, agentTtlSeconds: 3600, visitorTtlSeconds: VISITOR_TTL_S });
+    const agent = (await checked.issueAgentToken({ id: 'ada', name: 'Ada Lovelace', pools: ['support'], roles: ['agent'] })).token;
+    const visitor = (await checked.issueVisitorToken({ visitorId: 'visitor-down', name: 'Vera' })).token;
+    const notReady = async () => {
+      await down.ping();
+      return null;
+    };
+    // One server checks tokens against the store's revocations, the other by signature only, so the
+    // history's own reads are reached too.
+    const withRegistry = await serve({ store: down, auth: checked, notReady });
+    const withoutRegistry = await serve({ store: down, auth: unchecked, notReady });
+    expect((await call(`${withRegistry}/readyz`)).status).toBe(200);
+    expect((await call(`${withoutRegistry}/api/calls`, { token: agent })).status).toBe(200);
+
+    await down.close();
+    downLog.length = 0;
+
+    await expectUnavailable(await loginAt(withRegistry), { method: 'POST', path: '/api/agents/login' });
+    // Fail closed: a token that cannot be checked against the revocations is refused, as unavailable rather than as a bad token.
+    for (const pathname of ['/api/calls', '/api/calls/c1', '/api/calls/c1/export?format=csv']) {
+      const route = pathname.startsWith('/api/calls/c1/export') ? '/api/calls/{id}/export' : pathname === '/api/calls' ? '/api/calls' : '/api/calls/{id}';
+      await expectUnavailable(await call(`${withRegistry}${pathname}`, { token: agent }), { method: 'GET', path: route });
+      await expectUnavailable(await call(`${withoutRegistry}${pathname}`, { token: agent }), { method: 'GET', path: route });
+    }
+    const cancel = await call(`${withRegistry}/api/visitor-session/cancel`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'text/plain' },
+      body: JSON.stringify({ token: visitor, requestId: 'req-down' }),
+    });
+    await expectUnavailable(cancel, { method: 'POST', path: '/api/visitor-session/cancel' });
+
+    const ready = await call(`${withRegistry}/readyz`);
+    expect(ready.status).toBe(503);
+    expect(await ready.json()).toEqual({ ready: false, reason: 'store' });
+
+    // Nothing crashed: the process still answers, and what needs no store still works.
+    expect((await call(`${withRegistry}/healthz`)).status).toBe(200);
+    expect((await call(`${withRegistry}/api/visitor-session`, { method: 'POST' })).status).toBe(201);
+    // Logged as the store's trouble, with its cause, and not as a failure of the server's own.
+    const lines = downLog.map((line) => JSON.parse(line) as { level: number; msg: string; err?: { message?: string } });
+    expect(lines.filter((line) => line.msg === 'request refused: store unavailable').length).toBeGreaterThanOrEqual(8);
+    expect(lines.find((line) => line.msg === 'request refused: store unavailable')?.err?.message).toEqual(expect.any(String));
+    expect(lines.filter((line) => line.msg === 'request failed')).toEqual([]);
+  });
+
+  it('answers 503 within its deadline when the store never answers (a stalled store, faked: reads that never settle)', async () => {
+    const never = () => new Promise<never>(() => {});
+    // Every read of the real store's sections hangs; the rest of the store is the real one.
+    const stalled = new Proxy(store, {
+      get(target, key, receiver) {
+        const value: unknown = Reflect.get(target, key, receiver);
+        if (typeof key !== 'string' || !['agents', 'calls', 'events', 'telemetry', 'settings'].includes(key)) return value;
+        return new Proxy(value as object, { get: () => never });
+      },
+    });
+    const url = await serve({ store: stalled, auth, storeDeadlineMs: 100, notReady: never });
+    await expectUnavailable(await loginAt(url), { method: 'POST', path: '/api/agents/login' });
+    await expectUnavailable(await call(`${url}/api/calls`, { token: tokens.ada }), { method: 'GET', path: '/api/calls' });
+    await expectUnavailable(await call(`${url}/api/calls/c3`, { token: tokens.ada }), { method: 'GET', path: '/api/calls/{id}' });
+    const ready = await call(`${url}/readyz`);
+    expect(ready.status).toBe(503);
+    expect(await ready.json()).toEqual({ ready: false, reason: 'store' });
+    // The same store, answering: the deadline refuses only what is late.
+    expect((await api('/api/calls/c3', { token: tokens.ada })).status).toBe(200);
   });
 });

@@ -36,6 +36,7 @@ import type { Metrics } from './metrics.ts';
 import { openApiDocument } from './openapi.ts';
 import { issuedTo, originAllowed, type AllowedOrigins } from './origins.ts';
 import type { CallRecord, Store, TelemetryRecord } from './store.ts';
+import { storeRead, StoreUnavailableError, STORE_READ_DEADLINE_MS } from './storeReads.ts';
 import { SwitchboardError } from './switchboard/entries.ts';
 import { firstIssue, issueFragment } from './validation.ts';
 
@@ -72,7 +73,9 @@ export interface HttpDeps {
   logger: Logger;
   metrics?: Metrics;
   /** Why the server cannot take traffic now (`store`, `draining`), or null when it can. */
-  notReady?: () => string | null;
+  notReady?: () => string | null | Promise<string | null>;
+  /** How long a store read (and the readiness check) may take before the answer is a 503; `STORE_READ_DEADLINE_MS` by default. */
+  storeDeadlineMs?: number;
   /** The server's limits; made from `config.limits` when left out. */
   limits?: Limits;
   /** Cancels a visitor's call request as `visitor.cancel` does; throws the switchboard's refusals. */
@@ -143,9 +146,14 @@ async function requireAgent(req: Request, auth: Auth): Promise<Extract<Principal
 
 // An agent may not learn that someone else's call exists, so those calls are "not found" too; so is an
 // id that could not be one.
-function visibleCall(store: Store, params: unknown, agent: Extract<Principal, { kind: 'agent' }>): CallRecord {
+async function visibleCall(
+  read: <T>(answer: Promise<T>) => Promise<T>,
+  store: Store,
+  params: unknown,
+  agent: Extract<Principal, { kind: 'agent' }>,
+): Promise<CallRecord> {
   const parsed = z.safeParse(callDetailRoute.params, params);
-  const call = parsed.success ? store.calls.get(parsed.data.id) : undefined;
+  const call = parsed.success ? await read(store.calls.get(parsed.data.id)) : undefined;
   if (call === undefined || (!isInspector(agent.roles) && call.agentId !== agent.agentId)) {
     throw new HttpError(404, 'not-found', 'There is no such call.');
   }
@@ -229,9 +237,20 @@ function loginLocked(ms: number): RateLimitedError {
 }
 
 /** The /api routes with their own JSON body parser and error handler; mount at /api. */
-export function createApiRouter({ store, auth, logger, config, metrics, limits = new Limits(config.limits), cancelRequest }: HttpDeps): Router {
+export function createApiRouter({
+  store,
+  auth,
+  logger,
+  config,
+  metrics,
+  limits = new Limits(config.limits),
+  cancelRequest,
+  storeDeadlineMs = STORE_READ_DEADLINE_MS,
+}: HttpDeps): Router {
   const router = express.Router();
   const log = logger.child({ component: 'http' });
+  // Every read of the store goes through here: one that fails or stalls is answered 503, never 500 or silence.
+  const read = <T,>(answer: Promise<T>): Promise<T> => storeRead(answer, storeDeadlineMs);
 
   router.use((_req, res, next) => {
     // Tokens and call history must not be kept by shared caches or the browser's back button.
@@ -255,7 +274,7 @@ export function createApiRouter({ store, auth, logger, config, metrics, limits =
       log.info({ email, address, reason: 'locked', retryAfterS: retryAfterSeconds(locked) }, 'agent login refused');
       throw loginLocked(locked);
     }
-    const agent = await authenticateAgent(store, email, password);
+    const agent = await authenticateAgent(store, email, password, storeDeadlineMs);
     if (agent === null) {
       const lock = await limits.login.failed(email, address);
       log.info({ email, address, reason: 'wrong-credentials', ...(lock > 0 ? { lockedForS: retryAfterSeconds(lock) } : {}) }, 'agent login refused');
@@ -313,37 +332,36 @@ export function createApiRouter({ store, auth, logger, config, metrics, limits =
   router.get(expressPath(callListRoute, API), async (req, res) => {
     const agent = await requireAgent(req, auth);
     const { limit, before } = parse(callListRoute.query, req.query, 'query');
-    const calls = store.calls.list({
-      limit,
-      ...(before === undefined ? {} : { before }),
-      ...(isInspector(agent.roles) ? {} : { agentId: agent.agentId }),
-    });
+    const calls = await read(
+      store.calls.list({
+        limit,
+        ...(before === undefined ? {} : { before }),
+        ...(isInspector(agent.roles) ? {} : { agentId: agent.agentId }),
+      }),
+    );
     const last = calls.at(-1);
     reply(res, callListRoute, { calls, next: calls.length === limit && last !== undefined ? last.id : null });
   });
 
   router.get(expressPath(callDetailRoute, API), async (req, res) => {
     const agent = await requireAgent(req, auth);
-    const call = visibleCall(store, req.params, agent);
-    reply(res, callDetailRoute, {
-      call,
-      events: store.events.forCall(call.id),
-      telemetry: telemetryOf(call, store.telemetry.forCall(call.id)),
-    });
+    const call = await visibleCall(read, store, req.params, agent);
+    const [events, records] = await Promise.all([read(store.events.forCall(call.id)), read(store.telemetry.forCall(call.id))]);
+    reply(res, callDetailRoute, { call, events, telemetry: telemetryOf(call, records) });
   });
 
   router.get(expressPath(callExportRoute, API), async (req, res) => {
     const agent = await requireAgent(req, auth);
     const { format } = parse(callExportRoute.query, req.query, 'query');
-    const call = visibleCall(store, req.params, agent);
-    const records = store.telemetry.forCall(call.id);
+    const call = await visibleCall(read, store, req.params, agent);
+    const [events, records] = await Promise.all([read(store.events.forCall(call.id)), read(store.telemetry.forCall(call.id))]);
     // Ids may hold ':', which some file systems refuse in a file name.
     const filename = `call-${call.id.replaceAll(':', '_')}.${format}`;
     res.attachment(filename);
     if (format === 'csv') {
       res.type('text/csv; charset=utf-8').send(telemetryCsv(call, records));
     } else {
-      const body: RouteReply<typeof callExportRoute> = { call, telemetry: telemetryOf(call, records), events: store.events.forCall(call.id) };
+      const body: RouteReply<typeof callExportRoute> = { call, telemetry: telemetryOf(call, records), events };
       res.type('application/json').send(`${JSON.stringify(body, null, 2)}\n`);
     }
   });
@@ -372,6 +390,8 @@ function isBodyParserError(error: unknown): error is BodyParserError {
 function toHttpError(error: unknown): HttpError | undefined {
   if (error instanceof HttpError) return error;
   if (error instanceof AuthError) return new HttpError(401, 'unauthorized', 'Sign in again: the token is missing, invalid or expired.');
+  // Also what a token that could not be checked against the revocations gets: refused, but not as a bad token.
+  if (error instanceof StoreUnavailableError) return new HttpError(503, 'store-unavailable', 'The server cannot reach its database right now; try again in a moment.');
   if (!isBodyParserError(error)) return undefined;
   switch (error.type) {
     case 'entity.too.large':
@@ -395,6 +415,8 @@ function apiErrorHandler(log: Logger, metrics: Metrics | undefined): ErrorReques
       log.error({ err: error, method: req.method, path: req.path }, 'request failed');
     } else if (error instanceof AuthError) {
       log.info({ reason: error.reason, path: req.path }, 'request unauthorized');
+    } else if (error instanceof StoreUnavailableError) {
+      log.warn({ err: error.cause, method: req.method, path: req.path }, 'request refused: store unavailable');
     }
     const reply = known ?? new HttpError(500, 'internal', 'Something went wrong on our side. Please try again.');
     metrics?.error(reply.code);
@@ -410,10 +432,19 @@ const healthz: RequestHandler = (_req, res) => {
   reply(res, healthRoute, { ok: true });
 };
 
-/** Ready means able to serve: the store answers and the server is not shutting down. */
-function readyz(notReady: () => string | null): RequestHandler {
-  return (_req, res) => {
-    const reason = notReady();
+/**
+ * Ready means able to serve: the store answers and the server is not shutting down. A check that fails
+ * or takes longer than `deadlineMs` is a "not ready" too: a load balancer must get an answer.
+ */
+function readyz(notReady: () => string | null | Promise<string | null>, deadlineMs: number, log: Logger): RequestHandler {
+  return async (_req, res) => {
+    let reason: string | null;
+    try {
+      reason = await storeRead(Promise.resolve(notReady()), deadlineMs);
+    } catch (error) {
+      log.warn({ err: error instanceof StoreUnavailableError ? error.cause : error }, 'readiness check failed');
+      reason = 'store';
+    }
     res.set('Cache-Control', 'no-store');
     if (reason === null) reply(res, readyRoute, { ready: true });
     else res.status(503).json({ ready: false, reason } satisfies z.input<(typeof readyRoute.otherResponses)[503]>);
@@ -434,7 +465,10 @@ export function createHttpApp(deps: HttpDeps): Express {
   app.disable('x-powered-by');
   // Liveness: the process answers. Readiness is /readyz.
   app.get(expressPath(healthRoute), healthz);
-  app.get(expressPath(readyRoute), readyz(deps.notReady ?? (() => null)));
+  app.get(
+    expressPath(readyRoute),
+    readyz(deps.notReady ?? (() => null), deps.storeDeadlineMs ?? STORE_READ_DEADLINE_MS, deps.logger.child({ component: 'http' })),
+  );
   if (deps.metrics) app.get(expressPath(metricsRoute), metricsEndpoint(deps.metrics));
   app.use(API, createApiRouter(deps));
   return app;

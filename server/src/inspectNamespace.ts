@@ -21,6 +21,7 @@ import type { Auth } from './auth.ts';
 import { historyEntries, type Inspection } from './inspection.ts';
 import type { Logger } from './logger.ts';
 import type { Store } from './store.ts';
+import { storeRead, StoreUnavailableError } from './storeReads.ts';
 import type { Switchboard } from './switchboard/index.ts';
 import { firstIssue, issueFragment } from './validation.ts';
 
@@ -34,7 +35,8 @@ export interface InspectNamespaceOptions {
   io: { of(name: string): Namespace };
   auth: Auth;
   inspection: Inspection;
-  switchboard: Switchboard;
+  /** Only what it lists of the live requests. */
+  switchboard: Pick<Switchboard, 'live'>;
   store: Store;
   logger: Logger;
   /** Whether clients report their own machines (INSPECT_CLIENTS), so the page can say why they are missing. */
@@ -65,7 +67,7 @@ export function attachInspectNamespace(options: InspectNamespaceOptions): Inspec
   });
 
   /** As the main namespace does: why and from where, never the token. */
-  const refuse = (socket: Socket, next: (error?: Error) => void, code: 'unauthorized' | 'forbidden', reason: string) => {
+  const refuse = (socket: Socket, next: (error?: Error) => void, code: 'unauthorized' | 'forbidden' | 'store-unavailable', reason: string) => {
     logger.info({ code, reason, address: socket.handshake.address, origin: socket.handshake.headers.origin ?? null }, 'inspector socket refused');
     next(new Error(code));
   };
@@ -79,7 +81,9 @@ export function attachInspectNamespace(options: InspectNamespaceOptions): Inspec
       socket.data.inspector = principal.agentId;
       socket.data.session = session.id;
       next();
-    } catch {
+    } catch (error) {
+      // The token may be good: the page is told to try again rather than that it was refused for good.
+      if (error instanceof StoreUnavailableError) return refuse(socket, next, 'store-unavailable', 'revocations-unreadable');
       refuse(socket, next, 'unauthorized', 'token-invalid');
     }
   });
@@ -88,7 +92,7 @@ export function attachInspectNamespace(options: InspectNamespaceOptions): Inspec
     const subscriptions = new Map<string, () => void>();
     push(socket, 'inspect.calls', calls());
 
-    const handlers: { [E in InspectorEventName]: (data: InspectorPayload<E>) => InspectorAckData<E> } = {
+    const handlers: { [E in InspectorEventName]: (data: InspectorPayload<E>) => InspectorAckData<E> | Promise<InspectorAckData<E>> } = {
       'inspect.calls': () => calls(),
       'inspect.subscribe': ({ requestId }) => {
         // A subscription to a request that is not live would never hear anything; an ended one's story is in the store.
@@ -109,11 +113,12 @@ export function attachInspectNamespace(options: InspectNamespaceOptions): Inspec
         subscriptions.delete(requestId);
         return {};
       },
-      'inspect.history': ({ callId }) => {
-        const call = store.calls.get(callId);
+      'inspect.history': async ({ callId }) => {
+        const call = await storeRead(store.calls.get(callId));
         if (!call) throw new InspectError({ code: 'not-found', message: 'There is no such call.', field: 'callId' });
         // The whole request: how routing got to this call, and what became of it afterwards, beside the call itself.
-        return { call: { id: call.id, requestId: call.requestId, state: call.state, endReason: call.endReason }, entries: historyEntries(store.events.forRequest(call.requestId)) };
+        const events = await storeRead(store.events.forRequest(call.requestId));
+        return { call: { id: call.id, requestId: call.requestId, state: call.state, endReason: call.endReason }, entries: historyEntries(events) };
       },
     };
 
@@ -136,14 +141,21 @@ export function attachInspectNamespace(options: InspectNamespaceOptions): Inspec
             : { code: 'invalid-payload', message: `The payload ${fragment}.` },
         );
       }
-      try {
-        const data = (handlers[name] as (data: unknown) => object)(parsed.data);
-        reply({ ok: true, ...data });
-      } catch (error) {
-        if (error instanceof InspectError) return fail(error.error);
-        logger.error({ err: error, event }, 'inspector event failed');
-        fail({ code: 'internal', message: 'Something went wrong on our side.' });
-      }
+      // Called at once, so a handler that answers without reading the store (a subscription) still acts in
+      // this turn; only its acknowledgement waits.
+      const answer = async () => (handlers[name] as (data: unknown) => object | Promise<object>)(parsed.data);
+      answer().then(
+        (data) => reply({ ok: true, ...data }),
+        (error: unknown) => {
+          if (error instanceof InspectError) return fail(error.error);
+          if (error instanceof StoreUnavailableError) {
+            logger.warn({ err: error.cause, event }, 'inspector event refused: store unavailable');
+            return fail({ code: 'store-unavailable', message: 'The call history cannot be read right now; try again in a moment.' });
+          }
+          logger.error({ err: error, event }, 'inspector event failed');
+          fail({ code: 'internal', message: 'Something went wrong on our side.' });
+        },
+      );
     });
 
     socket.on('disconnect', () => {

@@ -1,10 +1,11 @@
 /**
  * The server's limits, behind one small port over rate-limiter-flexible. Each limit is a named counter
- * with a window; the store behind the counters comes from a factory, so the memory store used by one
- * process can give way to rate-limiter-flexible's Redis store (`RateLimiterRedis`, same options plus a
- * `storeClient`) when several processes must share their counts, without touching any caller.
+ * with a window; the store behind the counters comes from a factory: the memory store of one process, or
+ * rate-limiter-flexible's Redis store when several nodes must share their counts (`limiterFactory`),
+ * without touching any caller.
  */
-import { RateLimiterMemory, RateLimiterRes, type RateLimiterAbstract } from 'rate-limiter-flexible';
+import type { Redis } from 'ioredis';
+import { RateLimiterMemory, RateLimiterRedis, RateLimiterRes, type RateLimiterAbstract } from 'rate-limiter-flexible';
 import type { LimitSettings } from './config.ts';
 
 /** A counter's rule: at most `points` in each window of `durationS` seconds; 0 keeps counts until given back. */
@@ -18,6 +19,37 @@ export type LimiterFactory = (name: string, rule: LimitRule) => RateLimiterAbstr
 
 export const memoryLimiters: LimiterFactory = (name, rule) =>
   new RateLimiterMemory({ keyPrefix: name, points: rule.points, duration: rule.durationS });
+
+/**
+ * Counts shared by every node through one Redis, under `<prefix>limit:<name>:<key>`.
+ *
+ * Each Redis counter is insured by a memory counter of the same rule: while Redis cannot answer, every
+ * operation falls through to this node's own count, so the limits hold per node (a guesser spread over N
+ * nodes gets up to N times the attempts for the length of the outage) instead of every login and visitor
+ * being refused, or let through unchecked, because a shared counter is out of reach. When Redis answers
+ * again the shared counts take over where they were.
+ *
+ * Open-socket counts (a rule of `durationS: 0`, given back at each disconnect) stay in memory: a node that
+ * dies never gives its sockets back, and a shared count that never expires would keep those visitors
+ * locked out for good. They limit what one node holds open, which is what they protect.
+ */
+export function redisLimiters(client: Redis, prefix: string): LimiterFactory {
+  return (name, rule) => {
+    if (rule.durationS === 0) return memoryLimiters(name, rule);
+    return new RateLimiterRedis({
+      storeClient: client,
+      keyPrefix: `${prefix}limit:${name}`,
+      points: rule.points,
+      duration: rule.durationS,
+      insuranceLimiter: memoryLimiters(name, rule),
+    });
+  };
+}
+
+/** Redis-backed counts in a cluster (`redis` given), memory counts for one process otherwise. */
+export function limiterFactory({ redis, prefix }: { redis?: Redis | undefined; prefix: string }): LimiterFactory {
+  return redis ? redisLimiters(redis, prefix) : memoryLimiters;
+}
 
 export type Verdict = { ok: true } | { ok: false; retryAfterMs: number };
 

@@ -39,6 +39,7 @@ const ERRORS: Readonly<Record<number, string>> = {
   415: '`unsupported-media-type`: the body is not JSON in UTF-8.',
   429: '`rate-limited`: too many attempts; `Retry-After` says in how many seconds to try again.',
   500: '`internal`: something went wrong on the server.',
+  503: '`store-unavailable`: the database could not be read (or the token checked against the revocations) in time; try again shortly.',
 };
 // The one 403 of a route without a token is the visitor-origin check.
 const FORBIDDEN = {

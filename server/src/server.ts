@@ -24,6 +24,7 @@ import { ResumeSessions } from './resume.ts';
 import { attachSocketLayer, cutOffSockets, type Io } from './socket.ts';
 import { SocketLimits } from './socketLimits.ts';
 import { openStore, type Store } from './store.ts';
+import { storeRead } from './storeReads.ts';
 import { Switchboard, type SwitchboardOptions } from './switchboard/index.ts';
 
 /** Socket.IO's own cap on one message; the protocol's per-field limits are far below it. */
@@ -71,9 +72,9 @@ export interface StartOptions {
 
 export async function startServer(config: ServerConfig, options: StartOptions = {}): Promise<CallchartServer> {
   const logger = options.logger ?? createLogger(config.logLevel);
-  const store = openStore(config.databasePath);
+  const store = await openStore({ databasePath: config.databasePath, databaseUrl: config.cluster?.databaseUrl });
   await seedAgents(store, loadAgentsFile(config.agentsFile));
-  const secret = resolveAuthSecret(config, store);
+  const secret = await resolveAuthSecret(config, store);
   const auth = createAuth({
     secret,
     agentTtlSeconds: config.tokenTtlSeconds.agent,
@@ -89,11 +90,10 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
     agents: () => switchboard.presence.view(),
     sockets: () => io.engine.clientsCount,
   });
-  const notReady = () => {
+  const notReady = async () => {
     if (draining) return 'draining';
     try {
-      // Reading the heartbeat proves the store answers.
-      switchboard.lastAliveAt();
+      await store.ping();
       return null;
     } catch {
       return 'store';
@@ -134,7 +134,7 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
     },
     onReassignment: (trigger) => metrics.reassignment(trigger),
   });
-  const connections = new Connections({ windowMs: config.timings.resumeWindowMs, switchboard, cutOff: (socketIds) => inspectors.closeSessions(cutOffSockets(io, socketIds)) });
+  const connections = new Connections({ windowMs: config.timings.resumeWindowMs, switchboard, cutOff: (socketIds) => inspectors.closeSessions(cutOffSockets(io, socketIds, switchboard.sent())) });
   const resume = new ResumeSessions(secret, connections);
   const socketLimits = new SocketLimits({ limits, logger, metrics });
   attachSocketLayer({
@@ -154,45 +154,51 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
   socketLimits.install(io);
   const inspectors = attachInspectNamespace({ io, auth, inspection, switchboard, store, logger, clientInspection: config.inspectClients });
   // Read before this process writes its own: the old one's last heartbeat is when its sockets were lost.
-  const lastAliveAt = switchboard.lastAliveAt();
+  const lastAliveAt = await switchboard.lastAliveAt();
   const restoreStartedAt = Date.now();
-  const restored = switchboard.restore();
+  const restored = await switchboard.restore();
   if (restored.requests || restored.calls) logger.info({ ...restored, ms: Date.now() - restoreStartedAt }, 'restored actors from the store');
 
-  let heartbeat: NodeJS.Timeout | undefined;
-  // A store that stops answering is what /readyz reports; the heartbeat must not crash the process over it.
-  const beat = () => {
-    try {
-      switchboard.markAlive();
-    } catch (error) {
-      logger.error({ err: error }, 'heartbeat could not be written');
-    }
-  };
+  let beating: Promise<void> | null = null;
+  // A store that stops answering is what /readyz reports; the heartbeat must not crash the process over it,
+  // nor pile up writes behind one that hangs: a beat still out is the one every caller waits for.
+  const beat = (): Promise<void> =>
+    (beating ??= (async () => {
+      try {
+        await storeRead(switchboard.markAlive());
+      } catch (error) {
+        logger.error({ err: error }, 'heartbeat could not be written');
+      } finally {
+        beating = null;
+      }
+    })());
   await new Promise<void>((resolve, reject) => {
     http.once('error', reject);
-    http.listen(config.port, config.host, () => {
-      // Every socket was lost with the old process. The windows to come back in open now that anyone can
-      // connect, not when the process started: a slow restore must not use them up before the listen.
-      connections.open(switchboard.waitingVisitors());
-      switchboard.armRestored(lastAliveAt);
-      beat();
-      heartbeat = setInterval(beat, HEARTBEAT_MS);
-      heartbeat.unref();
-      resolve();
-    });
+    http.listen(config.port, config.host, () => resolve());
   });
+  // Every socket was lost with the old process. The windows to come back in open now that anyone can
+  // connect, not when the process started: a slow restore must not use them up before the listen.
+  connections.open(switchboard.waitingVisitors());
+  await switchboard.armRestored(lastAliveAt);
+  await beat();
+  const heartbeat = setInterval(() => {
+    void beat();
+  }, HEARTBEAT_MS);
+  heartbeat.unref();
   const port = (http.address() as AddressInfo).port;
-  logger.info({ port, host: config.host, database: config.databasePath }, 'callchart server listening');
+  logger.info({ port, host: config.host, database: store.path, engine: store.engine }, 'callchart server listening');
 
   const close = async () => {
     draining = true;
     clearInterval(heartbeat);
     // A clean stop dates the loss of every socket exactly, rather than up to a heartbeat early.
-    beat();
+    await beat();
     connections.stop();
     switchboard.stop();
+    // What the trees' last steps wrote lands, and what they send goes out, before the sockets close.
+    await switchboard.settled();
     await new Promise<void>((resolve) => io.close(() => resolve()));
-    store.close();
+    await store.close();
   };
 
   return {

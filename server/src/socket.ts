@@ -24,6 +24,7 @@ import { issuedTo, originAllowed, sameOrigin, type AllowedOrigins } from './orig
 import type { ResumeSessions } from './resume.ts';
 import { parseIncomingEvent } from './signalValidation.ts';
 import type { SocketLimits } from './socketLimits.ts';
+import { StoreUnavailableError } from './storeReads.ts';
 import { callRoom, Switchboard, SwitchboardError } from './switchboard/index.ts';
 
 /** What each socket carries from its handshake on. */
@@ -109,19 +110,25 @@ function principalOf<K extends Principal['kind']>(socket: { data: { principal: P
 const loggedOut = (): ProtocolError => ({ code: 'unauthorized', message: 'This login has logged out; log in again to go on.' });
 
 /**
- * Takes every power from the sockets of a session that logged out: out of every room, so nothing more
- * reaches them, and marked, so whatever they send is refused. They stay open until their client closes them.
- * Returns the sessions cut off, whose inspector sockets close too.
+ * Takes every power from the sockets of a session that logged out: marked at once, so whatever they send is
+ * refused, and out of every room once `sent` resolves, so nothing more reaches them. What the logout itself
+ * made the machines send (the ring cancelled, the call ended) is sent after its step is committed, and still
+ * reaches them. They stay open until their client closes them. Returns the sessions cut off, whose inspector
+ * sockets close too.
  */
-export function cutOffSockets(io: Io, socketIds: readonly string[]): Set<string> {
+export function cutOffSockets(io: Io, socketIds: readonly string[], sent: Promise<void> = Promise.resolve()): Set<string> {
   const sessions = new Set<string>();
+  const cut: CallchartSocket[] = [];
   for (const socketId of socketIds) {
     const socket = io.sockets.sockets.get(socketId);
     if (!socket) continue;
     socket.data.cutOff = true;
     sessions.add(socket.data.session.id);
-    for (const room of [...socket.rooms]) if (room !== socket.id) socket.leave(room);
+    cut.push(socket);
   }
+  void sent.then(() => {
+    for (const socket of cut) for (const room of [...socket.rooms]) if (room !== socket.id) void socket.leave(room);
+  });
   return sessions;
 }
 
@@ -202,7 +209,7 @@ export function attachSocketLayer(options: SocketLayerOptions): void {
       const principal = principalOf(socket, 'visitor', 'Only visitors can ask for a call.');
       await options.limits.admitRequest(principal.visitorId);
       const name = data.name ?? principal.name;
-      return { requestId: switchboard.request({ visitorId: principal.visitorId, name }, data.pool) };
+      return { requestId: await switchboard.request({ visitorId: principal.visitorId, name }, data.pool) };
     },
     'visitor.cancel': (socket, data) => switchboard.cancel(principalOf(socket, 'visitor', 'Only visitors can cancel a call request.').visitorId, data.requestId),
     'agent.presence': (socket, data) => {
@@ -212,11 +219,12 @@ export function attachSocketLayer(options: SocketLayerOptions): void {
     },
     'agent.accept': (socket, data) => switchboard.accept(callTakerOf(socket, 'Only agents can accept a call.').agentId, data.requestId),
     'agent.reject': (socket, data) => switchboard.reject(callTakerOf(socket, 'Only agents can reject a call.').agentId, data.requestId),
-    'agent.logout': (socket) => {
+    'agent.logout': async (socket) => {
       const principal = principalOf(socket, 'agent', 'Only agents can log out.');
       // Revoked first: from here on no handshake and no HTTP request takes this token, while the sockets
-      // that already hold it are cut off by the connection actor.
-      auth.revoke(socket.data.session);
+      // that already hold it are cut off by the connection actor. A revocation the store did not confirm
+      // logs nobody out: the agent is told to try again.
+      await auth.revoke(socket.data.session);
       connections.loggedOut(principal.agentId, socket.data.session.id);
       logger.info({ agentId: principal.agentId }, 'agent logged out');
     },
@@ -365,6 +373,10 @@ export function attachSocketLayer(options: SocketLayerOptions): void {
     } catch (error) {
       if (error instanceof HandlerError) return fail(error.error);
       if (error instanceof SwitchboardError) return fail({ code: error.code, message: error.message });
+      if (error instanceof StoreUnavailableError) {
+        logger.warn({ err: error.cause, event }, 'client event refused: store unavailable');
+        return fail({ code: 'internal', message: 'The server cannot reach its store right now; nothing was done. Please try again.' });
+      }
       logger.error({ err: error, event }, 'client event failed');
       fail({ code: 'internal', message: 'Something went wrong on our side.' });
     }

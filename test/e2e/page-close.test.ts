@@ -5,7 +5,7 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { Browser } from 'playwright-core';
 import { launchBrowser, newPerson, openPage, pageLog } from '../support/browser.ts';
-import { TestClient, closeClientsThenServer, startTestServer, visitorToken, type TestServer } from '../support/server.ts';
+import { TestClient, closeClientsThenServer, startTestServer, stored, visitorToken, type TestServer } from '../support/server.ts';
 
 const RESUME_WINDOW_MS = 20_000;
 
@@ -38,7 +38,7 @@ describe('a widget page that closes while its visitor waits in line', () => {
 
     const closedAt = Date.now();
     await page.close();
-    await expect.poll(() => server.store.requests.get(first!.requestId)?.endReason, { timeout: 5_000 }).toBe('cancelled');
+    await expect.poll(async () => (await stored(server, (store) => store.requests.get(first!.requestId)))?.endReason, { timeout: 5_000 }).toBe('cancelled');
     expect(Date.now() - closedAt).toBeLessThan(RESUME_WINDOW_MS / 4);
     expect(server.switchboard.live().map((r) => r.requestId)).toEqual([waltRequest]);
   });

@@ -4,7 +4,7 @@
  * restart, counted from when the new process opened), and is forgotten once it has nothing left to wait for.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { TestClient, agentToken, sleep, startTestServer, visitorToken, type TestServer } from '../support/server.ts';
+import { TestClient, agentToken, sleep, startTestServer, stored, visitorToken, type TestServer } from '../support/server.ts';
 
 let t: TestServer | null = null;
 const clients: TestClient[] = [];
@@ -108,12 +108,12 @@ describe('connection actors', () => {
 
     await sleep(windowMs / 2);
     expect(s.server.switchboard.routingSnapshot(given.requestId)?.value).toBe('queued');
-    await expect.poll(() => s.server.store.requests.get(given.requestId)?.endReason, { timeout: windowMs + 3_000, interval: 20 }).toBe('cancelled');
+    await expect.poll(async () => (await stored(s.server, (store) => store.requests.get(given.requestId)))?.endReason, { timeout: windowMs + 3_000, interval: 20 }).toBe('cancelled');
     expect(Date.now() - openedAt).toBeGreaterThanOrEqual(windowMs - 50);
     expect(s.server.connections.snapshotOf(leavingId)).toBeUndefined();
 
     await sleep(300);
-    expect(s.server.store.requests.get(kept.requestId)?.endReason ?? null).toBeNull();
+    expect((await stored(s.server, (store) => store.requests.get(kept.requestId)))?.endReason ?? null).toBeNull();
     expect(s.server.switchboard.routingSnapshot(kept.requestId)?.value).toBe('queued');
   });
 });

@@ -16,6 +16,7 @@ import {
   sleep,
   startTestServer,
   TestClient,
+  stored,
   visitorToken,
   type TestServer,
 } from '../support/server.ts';
@@ -314,7 +315,7 @@ describe('the page-close cancel', () => {
     expect(await response.text()).toBe('');
     await second.next('routing.update', (u) => u.requestId === secondRequest && u.position === 1, 1_000);
     expect(Date.now() - sentAt).toBeLessThan(1_000);
-    expect(t.server.store.requests.get(requestId)).toMatchObject({ endReason: 'cancelled' });
+    expect(await stored(t.server, (store) => store.requests.get(requestId))).toMatchObject({ endReason: 'cancelled' });
   });
 
   it('takes application/json too, and answers 400, 401, 403 and 404 as the contract says', async () => {

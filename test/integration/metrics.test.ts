@@ -81,7 +81,7 @@ describe('/readyz and /healthz', () => {
   it('is ready while the store answers, and not once it does not; liveness stays up', async () => {
     t = await startTestServer();
     expect(await (await fetch(`${t.url}/readyz`)).json()).toEqual({ ready: true });
-    t.server.store.close();
+    await t.server.store.close();
     const response = await fetch(`${t.url}/readyz`);
     expect(response.status).toBe(503);
     expect(await response.json()).toEqual({ ready: false, reason: 'store' });

@@ -11,7 +11,7 @@ import { allStates, allTransitions, coveringPaths, generatePaths, transitionKey,
 import { routingSpec } from '../model/routing.spec.ts';
 import { callSessionSpec } from '../model/callSession.spec.ts';
 import type { LegStatus } from '@callchart/machines';
-import { agentToken, startTestServer, TestClient, visitorToken, sleep, type DemoAgent, type TestServer } from '../support/server.ts';
+import { agentToken, startTestServer, TestClient, visitorToken, sleep, stored, type DemoAgent, type TestServer } from '../support/server.ts';
 
 type Step = { event: { type: string; [key: string]: unknown }; state: { value: unknown; status: string; context: any } };
 type Path = { steps: Step[] };
@@ -167,13 +167,13 @@ function timerFor(path: Path, short: number): number {
   return path.steps.some((step) => step.event.type === 'timers.rearm') ? 8_000 : short;
 }
 
-async function until(check: () => string | null, timeoutMs: number): Promise<void> {
+async function until(check: () => Promise<string | null> | string | null, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
-  let problem = check();
+  let problem = await check();
   while (problem !== null) {
     if (Date.now() > deadline) throw new Error(problem);
     await sleep(15);
-    problem = check();
+    problem = await check();
   }
 }
 
@@ -249,10 +249,10 @@ async function runCallPath(t: TestServer, path: Path, timeoutMs: number): Promis
           if (!event.type.startsWith('xstate.after.')) throw new Error(`no client action produces ${event.type}`);
       }
       const expected = step.state;
-      await until(() => {
+      await until(async () => {
         const live = t.server.switchboard.callSnapshot(callId);
         if (expected.status === 'done') {
-          const row = t.server.store.calls.get(callId);
+          const row = await stored(t.server, (store) => store.calls.get(callId));
           // A timeout with only the agent gone is the agent lost: routing ends the call as reassigned. The
           // legs are read from before the step: the model's ended states are told apart without them.
           const reason = endsOnAgent({ reason: expected.context.endReason, legs: before.context.legs }) ? 'reassigned' : expected.context.endReason;
@@ -404,10 +404,10 @@ async function runRoutingPath(t: TestServer, path: Path, short: number): Promise
 async function check(t: TestServer, requestId: string, step: Step, label: string, timeoutMs: number): Promise<void> {
   const expected = step.state;
   const expectedTried = (expected.context.triedAgentIds as string[]).map((id) => PLAYER[id]);
-  await until(() => {
+  await until(async () => {
     const live = t.server.switchboard.routingSnapshot(requestId);
     if (expected.status === 'done') {
-      const row = t.server.store.requests.get(requestId);
+      const row = await stored(t.server, (store) => store.requests.get(requestId));
       return row && row.state === expected.value && row.endReason === expected.context.endReason
         ? null
         : `after ${label}: request row ${JSON.stringify(row)}, model ${JSON.stringify(expected.value)}`;

@@ -8,7 +8,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { waitFor } from 'xstate';
 import { createVisitorClient, pageLifecycle, type VisitorClient } from '@callchart/client';
-import { TestClient, agentToken, closeClientsThenServer, sleep, startTestServer, visitorToken, type TestServer } from '../support/server.ts';
+import { TestClient, agentToken, closeClientsThenServer, sleep, startTestServer, stored, visitorToken, type TestServer } from '../support/server.ts';
 import { recordedRtc } from '../support/callFixture.ts';
 
 const RESUME_WINDOW_MS = 20_000;
@@ -76,7 +76,7 @@ describe('a visitor page that closes', () => {
     vera.page.close();
     expect(await queuedAt(walt, 1)).toBe(waltRequest.requestId);
     // Ended, not held for a visitor who cannot come back: a closed page has no socket to resume with.
-    await expect.poll(() => server.store.requests.get(veraRequest)?.endReason, { timeout: WAIT.timeout }).toBe('cancelled');
+    await expect.poll(async () => (await stored(server, (store) => store.requests.get(veraRequest)))?.endReason, { timeout: WAIT.timeout }).toBe('cancelled');
     expect(Date.now() - closedAt).toBeLessThan(RESUME_WINDOW_MS / 4);
     expect(server.switchboard.live().map((r) => r.requestId)).toEqual([waltRequest.requestId]);
 
@@ -103,7 +103,7 @@ describe('a visitor page that closes', () => {
     // request itself waits for its visitor to come back.
     await queuedAt(walt, 1);
     await sleep(1_000);
-    expect(t.server.store.requests.get(veraRequest)).toMatchObject({ endedAt: null });
+    expect(await stored(t.server, (store) => store.requests.get(veraRequest))).toMatchObject({ endedAt: null });
     expect(t.server.switchboard.live().map((r) => r.requestId)).toContain(veraRequest);
     expect(vera.page.beacons).toEqual([]);
   });
@@ -122,6 +122,6 @@ describe('a visitor page that closes', () => {
     await ada.next('call.paused', (p) => p.callId === callId && p.legs.visitor.socket === 'down');
     expect(vera.page.beacons).toEqual([]);
     expect(ada.saw('call.ended')).toBe(false);
-    expect(t.server.store.calls.get(callId)).toMatchObject({ endedAt: null });
+    expect(await stored(t.server, (store) => store.calls.get(callId))).toMatchObject({ endedAt: null });
   });
 });

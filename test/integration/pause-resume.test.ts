@@ -14,6 +14,7 @@ import {
   getJson,
   sleep,
   startTestServer,
+  stored,
   visitorAndAgents,
   visitorToken,
   type DemoAgent,
@@ -124,7 +125,7 @@ describe('a leg whose socket drops mid-call', () => {
     await back.emit('signal.answer', { callId, sdp: SAMPLE_SDP });
     expect(await ada.next('signal.answer')).toEqual({ callId, sdp: SAMPLE_SDP });
     expect(ada.saw('call.ended')).toBe(false);
-    expect(t!.server.store.calls.get(callId)).toMatchObject({ state: 'active', endReason: null });
+    expect(await stored(t!.server, (store) => store.calls.get(callId))).toMatchObject({ state: 'active', endReason: null });
   });
 
   it("pauses the call when the agent's socket drops, and the same call goes on when the agent resumes within the grace", async () => {
@@ -146,7 +147,7 @@ describe('a leg whose socket drops mid-call', () => {
     await back.emit('signal.offer', { callId, sdp: SAMPLE_SDP });
     expect(await visitor.next('signal.offer')).toEqual({ callId, sdp: SAMPLE_SDP });
     expect(visitor.events.some((e) => e.event === 'routing.update' && (e.payload as { state: string }).state === 'reassigning')).toBe(false);
-    const routingStates = t!.server.store.events.forRequest(requestId).filter((e) => e.actor === 'routing').map((e) => e.toState);
+    const routingStates = (await stored(t!.server, (store) => store.events.forRequest(requestId))).filter((e) => e.actor === 'routing').map((e) => e.toState);
     expect(routingStates).toEqual(['searching', 'ringing', 'connected.agentPresent', 'connected.agentAway', 'connected.agentPresent']);
   });
 
@@ -200,7 +201,7 @@ describe('a peer socket that no longer answers', () => {
     expect(visitor.socket.connected).toBe(true);
     expect(ada.socket.connected).toBe(true);
     expect(ada.saw('call.paused') || visitor.saw('call.paused')).toBe(false);
-    expect(t!.server.store.calls.get(callId)).toMatchObject({ state: 'active' });
+    expect(await stored(t!.server, (store) => store.calls.get(callId))).toMatchObject({ state: 'active' });
   });
 });
 
@@ -218,12 +219,12 @@ describe('a leg whose media drops while both sockets stay up', () => {
       expect(await other.next('call.paused')).toEqual({ callId, legs });
       expect(await lost.next('call.paused')).toEqual({ callId, legs });
       expect(Date.now() - reportedAt).toBeLessThan(1_000);
-      expect(t!.server.store.calls.get(callId)).toMatchObject({ state: 'paused' });
+      expect(await stored(t!.server, (store) => store.calls.get(callId))).toMatchObject({ state: 'paused' });
 
       await lost.emit('call.media', { callId, state: 'connected' });
       expect(await other.next('call.resumed')).toEqual({ callId });
       expect(await lost.next('call.resumed')).toEqual({ callId });
-      expect(t!.server.store.calls.get(callId)).toMatchObject({ state: 'active' });
+      expect(await stored(t!.server, (store) => store.calls.get(callId))).toMatchObject({ state: 'active' });
     }
 
     // Both lost: the first one back does not resume the call.
@@ -253,8 +254,8 @@ describe('a leg that does not come back within the reconnection timeout', () => 
     // Not before the timeout, which started after the drop (a timer may fire a millisecond early).
     expect(Date.now() - droppedAt).toBeGreaterThanOrEqual(995);
 
-    expect(t!.server.store.calls.get(callId)).toMatchObject({ state: 'ended', endReason: 'reconnect-timeout' });
-    expect(t!.server.store.requests.get(requestId)).toMatchObject({ endReason: 'completed' });
+    expect(await stored(t!.server, (store) => store.calls.get(callId))).toMatchObject({ state: 'ended', endReason: 'reconnect-timeout' });
+    expect(await stored(t!.server, (store) => store.requests.get(requestId))).toMatchObject({ endReason: 'completed' });
     // Coming back late, though within the resume window, finds the session but no call to go back to.
     const back = reconnect(url, visitorTokenValue, visitor.resumeToken);
     expect(await back.next('session.resumed')).toMatchObject({ call: null });
@@ -284,8 +285,8 @@ describe('a leg that does not come back within the reconnection timeout', () => 
 
     // The visitor's flow moves on to the new agent; a call.ended would end it instead.
     expect(visitor.saw('call.ended')).toBe(false);
-    expect(t!.server.store.calls.get(callId)).toMatchObject({ state: 'ended', endReason: 'reassigned' });
-    expect(t!.server.store.calls.get(second.callId)).toMatchObject({ state: 'active', agentId: 'alan' });
+    expect(await stored(t!.server, (store) => store.calls.get(callId))).toMatchObject({ state: 'ended', endReason: 'reassigned' });
+    expect(await stored(t!.server, (store) => store.calls.get(second.callId))).toMatchObject({ state: 'active', agentId: 'alan' });
   });
 
   it('ends the call as reconnect-timeout for both people when the path stays down with both sockets up, and rings nobody', async () => {
@@ -298,7 +299,7 @@ describe('a leg that does not come back within the reconnection timeout', () => 
     expect(await visitor.next('call.ended')).toEqual({ callId, reason: 'reconnect-timeout' });
     await sleep(300);
     expect(agents.alan.saw('agent.ring')).toBe(false);
-    expect(t!.server.store.calls.get(callId)).toMatchObject({ state: 'ended', endReason: 'reconnect-timeout' });
+    expect(await stored(t!.server, (store) => store.calls.get(callId))).toMatchObject({ state: 'ended', endReason: 'reconnect-timeout' });
   });
 
   it('ends the call as reconnect-timeout, never a reassignment, when the visitor is gone, whatever the agent’s media did meanwhile', async () => {
@@ -313,7 +314,7 @@ describe('a leg that does not come back within the reconnection timeout', () => 
     expect(await ada.next('call.ended', undefined, 8_000)).toEqual({ callId, reason: 'reconnect-timeout' });
     await sleep(300);
     expect(agents.alan.saw('agent.ring')).toBe(false);
-    expect(t!.server.store.calls.get(callId)).toMatchObject({ state: 'ended', endReason: 'reconnect-timeout' });
+    expect(await stored(t!.server, (store) => store.calls.get(callId))).toMatchObject({ state: 'ended', endReason: 'reconnect-timeout' });
   });
 });
 
@@ -328,7 +329,7 @@ describe('one media connection failed', () => {
     expect(await visitor.next('call.ended')).toEqual({ callId, reason: 'media-failed' });
     // Far below the 60 s reconnection timeout: nothing was waited out.
     expect(Date.now() - failedAt).toBeLessThan(1_000);
-    expect(t!.server.store.calls.get(callId)).toMatchObject({ state: 'ended', endReason: 'media-failed' });
+    expect(await stored(t!.server, (store) => store.calls.get(callId))).toMatchObject({ state: 'ended', endReason: 'media-failed' });
   });
 
   it('tells both people of every change of the pause, not only its start', async () => {
@@ -500,7 +501,7 @@ describe('resume tokens', () => {
     visitor.close();
     // The ring is withdrawn at once; the window is over when the server gives up the request.
     expect(await ada.next('agent.ringCancelled')).toEqual({ requestId });
-    await expect.poll(() => t!.server.store.requests.get(requestId)?.endReason, { timeout: 5_000 }).toBe('cancelled');
+    await expect.poll(async () => (await stored(t!.server, (store) => store.requests.get(requestId)))?.endReason, { timeout: 5_000 }).toBe('cancelled');
     const late = reconnect(url, visitorTokenValue, visitor.resumeToken);
     await late.next('session.expired');
     await late.next('session.ready');

@@ -4,7 +4,7 @@
  * online or becomes available, and hear `no-agents` once MAX_QUEUE_WAIT_MS has passed.
  */
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import type { TestClient } from '../support/server.ts';
+import { stored, type TestClient } from '../support/server.ts';
 import { NEVER, RoutingSuite, accept, expectRung, hangUp, requestCall, routingTrail, settle } from '../support/routing.ts';
 
 const suite = new RoutingSuite();
@@ -76,7 +76,7 @@ describe('waiting in line', () => {
     await settle();
     expect(grace.saw('agent.ring')).toBe(false);
 
-    expect(routingTrail(t, waltRequest)).toEqual([
+    expect(await routingTrail(t, waltRequest)).toEqual([
       'searching <- xstate.init',
       'queued <- xstate.init',
       'searching <- agents.updated',
@@ -88,7 +88,7 @@ describe('waiting in line', () => {
       'connected.agentPresent <- agent.accepted (ada)',
       'done <- xstate.done.actor.call',
     ]);
-    expect(routingTrail(t, xenaRequest).slice(-3)).toEqual(['searching <- agents.updated', 'ringing <- agents.updated', 'cancelled <- visitor.cancelled']);
+    expect((await routingTrail(t, xenaRequest)).slice(-3)).toEqual(['searching <- agents.updated', 'ringing <- agents.updated', 'cancelled <- visitor.cancelled']);
   });
 
   it('moves everyone behind a visitor who leaves the line up by one', async () => {
@@ -113,7 +113,7 @@ describe('waiting in line', () => {
     await expectPosition(xena, xenaRequest, 1);
     expect(await xena.emit('visitor.cancel', { requestId: xenaRequest })).toEqual({ ok: true });
     expect(await xena.next('routing.ended')).toEqual({ requestId: xenaRequest, reason: 'cancelled' });
-    expect(routingTrail(t, waltRequest)).toEqual(['searching <- xstate.init', 'queued <- xstate.init', 'cancelled <- visitor.cancelled']);
+    expect(await routingTrail(t, waltRequest)).toEqual(['searching <- xstate.init', 'queued <- xstate.init', 'cancelled <- visitor.cancelled']);
   });
 
   it('rings the first in line when an agent comes back from away, and keeps pools apart', async () => {
@@ -215,9 +215,9 @@ describe('nobody comes', () => {
     expect(await walt.next('routing.ended')).toEqual({ requestId: waltRequest, reason: 'no-agents' });
 
     for (const requestId of [veraRequest, waltRequest]) {
-      expect(t.server.store.requests.get(requestId)).toMatchObject({ state: 'noAgents', endReason: 'no-agents', endedAt: expect.any(Number) });
-      expect(routingTrail(t, requestId)).toEqual(['searching <- xstate.init', 'queued <- xstate.init', expect.stringMatching(/^noAgents <- xstate\.after/)]);
+      expect(await stored(t.server, (store) => store.requests.get(requestId))).toMatchObject({ state: 'noAgents', endReason: 'no-agents', endedAt: expect.any(Number) });
+      expect(await routingTrail(t, requestId)).toEqual(['searching <- xstate.init', 'queued <- xstate.init', expect.stringMatching(/^noAgents <- xstate\.after/)]);
     }
-    expect(t.server.store.snapshots.all()).toEqual([]);
+    expect(await stored(t.server, (store) => store.snapshots.all())).toEqual([]);
   });
 });

@@ -5,7 +5,7 @@
  * the cascade, and the trail each request leaves in the store.
  */
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { sleep, type TestClient } from '../support/server.ts';
+import { sleep, stored, type TestClient } from '../support/server.ts';
 import {
   NEVER,
   RoutingSuite,
@@ -49,7 +49,7 @@ async function supportDesk(env: Record<string, string>, options: { fresh?: boole
   const t = await suite.server(env, options);
   const agents = await suite.agents(t, SUPPORT);
   const visitor = await suite.visitor(t);
-  const order = ringOrder(t, SUPPORT) as [SupportAgent, SupportAgent, SupportAgent];
+  const order = (await (await ringOrder(t, SUPPORT))) as [SupportAgent, SupportAgent, SupportAgent];
   return { t, agents, visitor, order };
 }
 
@@ -76,13 +76,13 @@ describe('before the call: every trigger rings the next eligible agent', () => {
     const first = await requestCall(visitor);
     await expectRung(ada, visitor, first, 'ada');
     await hangUp(visitor, ada, await accept(ada, visitor, first));
-    expect(lastAssignedAt(t, 'ada')).toEqual(expect.any(Number));
+    expect(await (await lastAssignedAt(t, 'ada'))).toEqual(expect.any(Number));
 
     const second = await requestCall(visitor);
     await expectRung(alan, visitor, second, 'alan');
     await hangUp(visitor, alan, await accept(alan, visitor, second));
-    expect(lastAssignedAt(t, 'alan')!).toBeGreaterThan(lastAssignedAt(t, 'ada')!);
-    expect(lastAssignedAt(t, 'grace')).toBeNull();
+    expect((await (await lastAssignedAt(t, 'alan')))!).toBeGreaterThan((await (await lastAssignedAt(t, 'ada')))!);
+    expect(await (await lastAssignedAt(t, 'grace'))).toBeNull();
 
     // Never assigned first, then the oldest assignment, and the agent who just took a call last.
     const third = await requestCall(visitor);
@@ -94,9 +94,9 @@ describe('before the call: every trigger rings the next eligible agent', () => {
     expect(await ada.next('agent.ringCancelled')).toEqual({ requestId: third });
     await expectRung(alan, visitor, third, 'alan');
     const thirdCall = await accept(alan, visitor, third);
-    expect(t.server.store.calls.get(thirdCall)).toMatchObject({ agentId: 'alan', requestId: third });
+    expect(await stored(t.server, (store) => store.calls.get(thirdCall))).toMatchObject({ agentId: 'alan', requestId: third });
 
-    expect(routingTrail(t, third)).toEqual([
+    expect(await (await routingTrail(t, third))).toEqual([
       'searching <- xstate.init',
       'ringing <- xstate.init',
       'searching <- agent.rejected (grace)',
@@ -128,7 +128,7 @@ describe('before the call: every trigger rings the next eligible agent', () => {
     expect(await agents[second].next('agent.ringCancelled')).toEqual({ requestId });
     await expectRung(agents[third], visitor, requestId, third);
 
-    expect(routingTrail(t, requestId)).toEqual([
+    expect(await (await routingTrail(t, requestId))).toEqual([
       'searching <- xstate.init',
       'ringing <- xstate.init',
       expect.stringMatching(/^searching <- xstate\.after\.ringTimeout/),
@@ -173,7 +173,7 @@ describe('before the call: every trigger rings the next eligible agent', () => {
     await expectRung(agents[second], visitor, requestId, second);
     await settle();
     expect(agents[third].saw('agent.ring')).toBe(false);
-    expect(routingTrail(t, requestId).slice(2)).toEqual([`searching <- agent.lost (${first}, socket)`, `ringing <- agent.lost (${first}, socket)`]);
+    expect((await (await routingTrail(t, requestId))).slice(2)).toEqual([`searching <- agent.lost (${first}, socket)`, `ringing <- agent.lost (${first}, socket)`]);
     expect(await visitor.emit('visitor.cancel', { requestId })).toEqual({ ok: true });
   });
 
@@ -190,7 +190,7 @@ describe('before the call: every trigger rings the next eligible agent', () => {
       await expectRung(agents[second], visitor, requestId, second);
       await settle();
       expect(agents[third].saw('agent.ring')).toBe(false);
-      expect(routingTrail(t, requestId).slice(2)).toEqual([`searching <- agent.lost (${first}, ${how})`, `ringing <- agent.lost (${first}, ${how})`]);
+      expect((await (await routingTrail(t, requestId))).slice(2)).toEqual([`searching <- agent.lost (${first}, ${how})`, `ringing <- agent.lost (${first}, ${how})`]);
       expect(await visitor.emit('visitor.cancel', { requestId })).toEqual({ ok: true });
       expect(await agents[second].next('agent.ringCancelled')).toEqual({ requestId });
     });
@@ -210,7 +210,7 @@ describe('before the call: every trigger rings the next eligible agent', () => {
     expect(sawUpdate(visitor, 'ringing')).toBe(false);
 
     const callId = await accept(secondTab, visitor, requestId);
-    expect(t.server.store.calls.get(callId)).toMatchObject({ agentId: first });
+    expect(await stored(t.server, (store) => store.calls.get(callId))).toMatchObject({ agentId: first });
     await hangUp(visitor, secondTab, callId);
   });
 
@@ -257,8 +257,8 @@ describe('before the call: every trigger rings the next eligible agent', () => {
     expect(Date.now() - lastRejectAt).toBeGreaterThanOrEqual(wait - 20);
     for (const client of [agents.ada, agents.alan, agents.grace, graceAgain]) expect(client.saw('agent.ring')).toBe(false);
     expect(sawUpdate(visitor, 'ringing')).toBe(false);
-    expect(t.server.store.requests.get(requestId)).toMatchObject({ endReason: 'no-agents' });
-    expect(routingTrail(t, requestId).slice(-2)).toEqual([`queued <- agent.rejected (${order[2]})`, expect.stringMatching(/^noAgents <- xstate\.after\.maxQueueWait/)]);
+    expect(await stored(t.server, (store) => store.requests.get(requestId))).toMatchObject({ endReason: 'no-agents' });
+    expect((await (await routingTrail(t, requestId))).slice(-2)).toEqual([`queued <- agent.rejected (${order[2]})`, expect.stringMatching(/^noAgents <- xstate\.after\.maxQueueWait/)]);
   });
 });
 
@@ -276,9 +276,9 @@ describe('the reassignment bound', () => {
     await settle();
     expect(agents[third].saw('agent.ring')).toBe(false);
     expect(sawUpdate(visitor, 'ringing')).toBe(false);
-    expect(t.server.store.requests.get(requestId)).toMatchObject({ state: 'exhausted', endReason: 'reassign-limit' });
-    expect(routingTrail(t, requestId).slice(-2)).toEqual([`searching <- agent.rejected (${second})`, `exhausted <- agent.rejected (${second})`]);
-    expect(t.server.store.snapshots.get(`routing:${requestId}`)).toBeUndefined();
+    expect(await stored(t.server, (store) => store.requests.get(requestId))).toMatchObject({ state: 'exhausted', endReason: 'reassign-limit' });
+    expect((await (await routingTrail(t, requestId))).slice(-2)).toEqual([`searching <- agent.rejected (${second})`, `exhausted <- agent.rejected (${second})`]);
+    expect(await stored(t.server, (store) => store.snapshots.get(`routing:${requestId}`))).toBeUndefined();
   });
 
   it('counts mid-call moves too: the second agent leaving the call ends the request', async () => {
@@ -294,8 +294,8 @@ describe('the reassignment bound', () => {
     await settle();
     expect(agents[third].saw('agent.ring')).toBe(false);
     expect(visitor.saw('call.ended')).toBe(false);
-    expect(t.server.store.calls.get(secondCall)).toMatchObject({ state: 'ended', endReason: 'reassigned' });
-    expect(routingTrail(t, requestId).slice(-2)).toEqual([`searching <- agent.lost (${second}, logout)`, `exhausted <- agent.lost (${second}, logout)`]);
+    expect(await stored(t.server, (store) => store.calls.get(secondCall))).toMatchObject({ state: 'ended', endReason: 'reassigned' });
+    expect((await (await routingTrail(t, requestId))).slice(-2)).toEqual([`searching <- agent.lost (${second}, logout)`, `exhausted <- agent.lost (${second}, logout)`]);
   });
 });
 
@@ -324,18 +324,18 @@ describe('during the call', () => {
     expect(visitor.saw('call.ended')).toBe(false);
     expect(sawUpdate(visitor, 'reassigning') || sawUpdate(visitor, 'ringing')).toBe(false);
     expect(agents[second].saw('agent.ring') || agents[third].saw('agent.ring')).toBe(false);
-    expect(routingTrail(t, requestId).slice(-2)).toEqual([`connected.agentAway <- agent.lost (${first}, socket)`, `connected.agentPresent <- agent.returned (${first})`]);
-    expect(t.server.store.calls.get(callId)).toMatchObject({ state: 'active', agentId: first });
-    expect(serverEvents(t, requestId)).toEqual([]);
+    expect((await (await routingTrail(t, requestId))).slice(-2)).toEqual([`connected.agentAway <- agent.lost (${first}, socket)`, `connected.agentPresent <- agent.returned (${first})`]);
+    expect(await stored(t.server, (store) => store.calls.get(callId))).toMatchObject({ state: 'active', agentId: first });
+    expect(await (await serverEvents(t, requestId))).toEqual([]);
 
     await hangUp(visitor, back, callId);
-    expect(routingTrail(t, requestId).at(-1)).toBe('done <- xstate.done.actor.call');
+    expect((await (await routingTrail(t, requestId))).at(-1)).toBe('done <- xstate.done.actor.call');
   });
 
   it("rings nobody for a visitor whose socket is gone too when the agent's grace runs out, and the next agent once the visitor is back", async () => {
     const t = await suite.server(SHORT_MID_CALL);
     const agents = await suite.agents(t, SUPPORT);
-    const [first, second, third] = ringOrder(t, SUPPORT) as [SupportAgent, SupportAgent, SupportAgent];
+    const [first, second, third] = (await (await ringOrder(t, SUPPORT))) as [SupportAgent, SupportAgent, SupportAgent];
     const { client: visitor, token } = await suite.visitorSession(t);
     const requestId = await requestCall(visitor);
     await expectRung(agents[first], visitor, requestId, first);
@@ -347,15 +347,15 @@ describe('during the call', () => {
     agents[first].close();
     await sleep(SHORT_GRACE_MS + 700);
     // The grace is over: the agent's call is ended as reassigned, but nobody is rung for a visitor who is not there.
-    expect(t.server.store.calls.get(oldCall)).toMatchObject({ state: 'ended', endReason: 'reassigned', agentId: first });
+    expect(await stored(t.server, (store) => store.calls.get(oldCall))).toMatchObject({ state: 'ended', endReason: 'reassigned', agentId: first });
     expect(agents[second].saw('agent.ring') || agents[third].saw('agent.ring')).toBe(false);
-    expect(routingTrail(t, requestId).at(-1)).toMatch(/^waitingForVisitor <- xstate\.after\.agentGrace/);
+    expect((await (await routingTrail(t, requestId))).at(-1)).toMatch(/^waitingForVisitor <- xstate\.after\.agentGrace/);
 
     const back = await suite.resumeVisitor(t, token, visitor);
     // Told the request goes on (the old call is gone), so the widget shows the search, not an ending.
     expect(await back.next('session.resumed')).toEqual({ call: null, request: { requestId, state: 'searching' } });
     await expectRung(agents[second], back, requestId, second);
-    expect(routingTrail(t, requestId).slice(-2)).toEqual(['searching <- visitor.back', `ringing <- visitor.back`]);
+    expect((await (await routingTrail(t, requestId))).slice(-2)).toEqual(['searching <- visitor.back', `ringing <- visitor.back`]);
     const newCall = await accept(agents[second], back, requestId);
     await hangUp(back, agents[second], newCall);
   });
@@ -377,10 +377,10 @@ describe('during the call', () => {
     expect(visitor.saw('call.ended')).toBe(false);
     // Neither leg can signal into the old call any more.
     expect(await visitor.emit('signal.answer', { callId: oldCall, sdp: 'v=0\r\n' })).toMatchObject({ ok: false, error: { code: 'not-found' } });
-    expect(t.server.store.calls.get(oldCall)).toMatchObject({ state: 'ended', endReason: 'reassigned', agentId: first });
-    expect(t.server.store.calls.get(newCall)).toMatchObject({ state: 'active', agentId: second });
-    expect(serverEvents(t, requestId)).toEqual([expect.objectContaining({ type: 'reassigned', callId: oldCall, cause: 'grace-expired' })]);
-    expect(routingTrail(t, requestId).slice(2)).toEqual([
+    expect(await stored(t.server, (store) => store.calls.get(oldCall))).toMatchObject({ state: 'ended', endReason: 'reassigned', agentId: first });
+    expect(await stored(t.server, (store) => store.calls.get(newCall))).toMatchObject({ state: 'active', agentId: second });
+    expect(await (await serverEvents(t, requestId))).toEqual([expect.objectContaining({ type: 'reassigned', callId: oldCall, cause: 'grace-expired' })]);
+    expect((await (await routingTrail(t, requestId))).slice(2)).toEqual([
       `connected.agentPresent <- agent.accepted (${first})`,
       `connected.agentAway <- agent.lost (${first}, socket)`,
       expect.stringMatching(/^reassigning <- xstate\.after\.agentGrace/),
@@ -415,8 +415,8 @@ describe('during the call', () => {
       expect(visitor.saw('call.paused')).toBe(false);
       // The agent who left is out of the old call: it can no longer signal into it. A logged-out socket can do nothing at all.
       expect(await agents[first].emit('signal.offer', { callId: oldCall, sdp: 'v=0\r\n' })).toMatchObject({ ok: false, error: { code: how === 'away' ? 'not-found' : 'unauthorized' } });
-      expect(serverEvents(t, requestId)).toEqual([expect.objectContaining({ type: 'reassigned', callId: oldCall, cause: how })]);
-      expect(routingTrail(t, requestId).slice(2)).toEqual([
+      expect(await (await serverEvents(t, requestId))).toEqual([expect.objectContaining({ type: 'reassigned', callId: oldCall, cause: how })]);
+      expect((await (await routingTrail(t, requestId))).slice(2)).toEqual([
         `connected.agentPresent <- agent.accepted (${first})`,
         `reassigning <- agent.lost (${first}, ${how})`,
         `searching <- agent.lost (${first}, ${how})`,
@@ -442,8 +442,8 @@ describe('during the call', () => {
     expect(await agents[first].next('call.ended')).toEqual({ callId: oldCall, reason: 'reconnect-timeout' });
     await settle();
     expect(agents[second].saw('agent.ring')).toBe(false);
-    expect(t.server.store.calls.get(oldCall)).toMatchObject({ state: 'ended', endReason: 'reconnect-timeout' });
-    expect(routingTrail(t, requestId).slice(2)).toEqual([`connected.agentPresent <- agent.accepted (${first})`, 'done <- xstate.done.actor.call']);
+    expect(await stored(t.server, (store) => store.calls.get(oldCall))).toMatchObject({ state: 'ended', endReason: 'reconnect-timeout' });
+    expect((await (await routingTrail(t, requestId))).slice(2)).toEqual([`connected.agentPresent <- agent.accepted (${first})`, 'done <- xstate.done.actor.call']);
   });
 
 });

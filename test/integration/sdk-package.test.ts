@@ -13,7 +13,7 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildSdk, pack, type Packed } from '../../scripts/build-sdk.ts';
 import { repoRoot } from '../../scripts/repoRoot.ts';
-import { agentToken, visitorToken } from '../support/server.ts';
+import { agentToken, stored, visitorToken } from '../support/server.ts';
 import { suiteServer } from '../support/suite-server.ts';
 
 const run = promisify(execFile);
@@ -160,7 +160,7 @@ describe('the SDK as a published package', () => {
       expect(heard.visitor.ended).toEqual([{ reason: 'hangup', callId }]);
       expect(heard.agent.ended).toEqual([expect.objectContaining({ reason: 'visitor-hangup', callId, visitorName: 'Vera Visitor' })]);
       expect([...heard.visitor.errors, ...heard.agent.errors]).toEqual([]);
-      expect(t.server.store.calls.get(callId as string)).toMatchObject({ state: 'ended', endReason: 'hangup' });
+      expect(await stored(t.server, (store) => store.calls.get(callId as string))).toMatchObject({ state: 'ended', endReason: 'hangup' });
     }, 120_000);
   });
 });

@@ -15,8 +15,10 @@ import {
   agentToken,
   connectFailure,
   getJson,
+  settledStore,
   sleep,
   startTestServer,
+  stored,
   visitorToken,
   type DemoAgent,
   type TestServer,
@@ -140,10 +142,10 @@ class HealthyCall {
     const agent = await TestClient.connect(t.url, await token('ada'));
     const visitor = await TestClient.connect(t.url, (await session(t.url, 'Helen Healthy')).token);
     const call = await placeCall(visitor, agent, 'sales', { track: false });
-    const store = t.server.store;
+    const store = await settledStore(t.server);
     return new HealthyCall(t, call, {
-      callEvents: store.events.forCall(call.callId).length,
-      requestEvents: store.events.forRequest(call.requestId).length,
+      callEvents: (await store.events.forCall(call.callId)).length,
+      requestEvents: (await store.events.forRequest(call.requestId)).length,
     });
   }
 
@@ -160,11 +162,11 @@ class HealthyCall {
     expectQuiet(this.call.agent, this.call.visitor);
     await expectRelaysWork(this.call);
     expectQuiet(this.call.agent, this.call.visitor);
-    const store = this.t.server.store;
-    expect(store.calls.get(this.callId)).toMatchObject({ state: 'active', endedAt: null });
-    expect(store.events.forCall(this.callId)).toHaveLength(this.baseline.callEvents);
-    expect(store.events.forRequest(this.requestId)).toHaveLength(this.baseline.requestEvents);
-    expect(store.telemetry.forCall(this.callId)).toEqual([]);
+    const store = await settledStore(this.t.server);
+    expect(await store.calls.get(this.callId)).toMatchObject({ state: 'active', endedAt: null });
+    expect(await store.events.forCall(this.callId)).toHaveLength(this.baseline.callEvents);
+    expect(await store.events.forRequest(this.requestId)).toHaveLength(this.baseline.requestEvents);
+    expect(await store.telemetry.forCall(this.callId)).toEqual([]);
   }
 }
 
@@ -325,7 +327,7 @@ describe('security and bad input, beside a healthy call', () => {
       expectQuiet(grace, intruder.client, bystander.client);
       // The intruder's own call was not disturbed either: it still relays, to its own peer only.
       await expectRelaysWork(own);
-      expect(t.server.store.calls.get(own.callId)).toMatchObject({ state: 'active' });
+      expect(await stored(t.server, (store) => store.calls.get(own.callId))).toMatchObject({ state: 'active' });
       await hangUp(own);
     });
 
@@ -367,7 +369,7 @@ describe('security and bad input, beside a healthy call', () => {
       expectQuiet(grace, visitor.client);
       // The call itself is untouched: each leg's own signals still go through.
       await expectRelaysWork(own);
-      expect(t.server.store.calls.get(own.callId)).toMatchObject({ state: 'active', endedAt: null });
+      expect(await stored(t.server, (store) => store.calls.get(own.callId))).toMatchObject({ state: 'active', endedAt: null });
       await hangUp(own);
       await healthy.assertUntouched();
     });
@@ -396,7 +398,7 @@ describe('security and bad input, beside a healthy call', () => {
         ['signal.restartRequest', { callId }],
       ];
       for (const [event, payload] of refused) expectError(await caller.client.emitRaw(event, payload), 'peer-unavailable');
-      expect(t.server.store.calls.get(callId)).toMatchObject({ state: 'paused', endedAt: null });
+      expect(await stored(t.server, (store) => store.calls.get(callId))).toMatchObject({ state: 'paused', endedAt: null });
 
       const back = await TestClient.connect(t.url, graceToken, resumeToken);
       opened.push(back);
@@ -454,9 +456,9 @@ describe('security and bad input, beside a healthy call', () => {
 
       await sleep(SETTLE_MS);
       expectQuiet(grace, alan, caller.client);
-      expect(t.server.store.requests.get(requestId)).toMatchObject({ state: 'ringing', endedAt: null });
-      const stored = t.server.store.events.forRequest(requestId).map((e) => e.toState);
-      expect(stored).toEqual(['searching', 'ringing']);
+      expect(await stored(t.server, (store) => store.requests.get(requestId))).toMatchObject({ state: 'ringing', endedAt: null });
+      const states = (await stored(t.server, (store) => store.events.forRequest(requestId))).map((e) => e.toState);
+      expect(states).toEqual(['searching', 'ringing']);
 
       // The ring is still grace's to take.
       expect(await grace.emit('agent.accept', { requestId })).toEqual({ ok: true });
@@ -531,7 +533,7 @@ describe('security and bad input, beside a healthy call', () => {
       // The request was the call's reason to exist: both legs are told the call is over.
       expect(await visitor.client.next('call.ended')).toEqual({ callId: own.callId, reason: 'hangup' });
       expect(await grace.next('call.ended')).toEqual({ callId: own.callId, reason: 'hangup' });
-      expect(t.server.store.calls.get(own.callId)).toMatchObject({ state: 'ended', endReason: 'hangup' });
+      expect(await stored(t.server, (store) => store.calls.get(own.callId))).toMatchObject({ state: 'ended', endReason: 'hangup' });
       expect(t.server.switchboard.stats()).toEqual({ requests: 1, calls: 1 });
       expectError(await visitor.client.emit('signal.offer', { callId: own.callId, sdp: SAMPLE_SDP }), 'not-found');
 
@@ -551,7 +553,7 @@ describe('security and bad input, beside a healthy call', () => {
     it('rejects a missing field, a wrong type, an extra key, a non-object and a non-SDP, naming the field', async () => {
       const { grace, visitor: sender, own } = await graceInCallWith('Mal Formed');
       const { callId } = own;
-      const callEventsBefore = t.server.store.events.forCall(callId).length;
+      const callEventsBefore = (await stored(t.server, (store) => store.events.forCall(callId))).length;
       const longKey = 'k'.repeat(200);
 
       const cases: [ClientEventName, unknown, string | undefined, RegExp][] = [
@@ -597,8 +599,8 @@ describe('security and bad input, beside a healthy call', () => {
 
       await sleep(SETTLE_MS);
       expectQuiet(grace, sender.client);
-      expect(t.server.store.events.forCall(callId)).toHaveLength(callEventsBefore);
-      expect(t.server.store.calls.get(callId)).toMatchObject({ state: 'active' });
+      expect(await stored(t.server, (store) => store.events.forCall(callId))).toHaveLength(callEventsBefore);
+      expect(await stored(t.server, (store) => store.calls.get(callId))).toMatchObject({ state: 'active' });
       expect(t.server.switchboard.stats()).toEqual({ requests: 2, calls: 2 });
       await healthy.assertUntouched();
       await hangUp(own);
@@ -808,13 +810,13 @@ describe('security and bad input, beside a healthy call', () => {
       const call = await placeCall(fresh.client, alan, 'support');
       await expectRelaysWork(call);
       await hangUp(call);
-      expect(t.server.store.calls.get(call.callId)).toMatchObject({ state: 'ended', endReason: 'hangup' });
+      expect(await stored(t.server, (store) => store.calls.get(call.callId))).toMatchObject({ state: 'ended', endReason: 'hangup' });
       expectQuiet(alan, fresh.client);
 
       await healthy.assertUntouched();
       await hangUp(healthy.call);
-      expect(t.server.store.calls.get(healthy.callId)).toMatchObject({ state: 'ended', endReason: 'hangup' });
-      const states = t.server.store.events.forRequest(healthy.requestId).filter((e) => e.actor === 'routing').map((e) => e.toState);
+      expect(await stored(t.server, (store) => store.calls.get(healthy.callId))).toMatchObject({ state: 'ended', endReason: 'hangup' });
+      const states = (await stored(t.server, (store) => store.events.forRequest(healthy.requestId))).filter((e) => e.actor === 'routing').map((e) => e.toState);
       expect(states).toEqual(['searching', 'ringing', 'connected.agentPresent', 'done']);
       // Start the next healthy call so the afterEach invariant (one request, one call) still holds.
       healthy.call.agent.close();

@@ -8,6 +8,7 @@ import {
   DEMO,
   TestClient,
   agentToken,
+  stored,
   sleep,
   startTestServer,
   visitorToken,
@@ -116,8 +117,9 @@ export class RoutingSuite {
       }
       // A snapshot left behind would be restored as a live actor on the next start; an unended call would
       // show in the history as still going.
-      expect(t.server.store.snapshots.all(), 'actor snapshots left in the store').toEqual([]);
-      expect(t.server.store.calls.list({ limit: 500 }).filter((call) => call.state !== 'ended' || call.endedAt === null), 'calls never ended').toEqual([]);
+      expect(await stored(t.server, (store) => store.snapshots.all()), 'actor snapshots left in the store').toEqual([]);
+      const calls = await stored(t.server, (store) => store.calls.list({ limit: 500 }));
+      expect(calls.filter((call) => call.state !== 'ended' || call.endedAt === null), 'calls never ended').toEqual([]);
     }
   }
 
@@ -160,9 +162,9 @@ export async function hangUp(visitor: TestClient, agent: TestClient, callId: str
  * The routing actor's transitions for a request as the store has them, each as
  * `state <- the event that caused it (the agent it was about, why)`.
  */
-export function routingTrail(t: TestServer, requestId: string): string[] {
-  return t.server.store.events
-    .forRequest(requestId)
+export async function routingTrail(t: TestServer, requestId: string): Promise<string[]> {
+  const events = await stored(t.server, (store) => store.events.forRequest(requestId));
+  return events
     .filter((e) => e.actor === 'routing')
     .map((e) => {
       const detail = e.detail ? ` (${Object.values(e.detail as Record<string, string>).join(', ')})` : '';
@@ -171,20 +173,27 @@ export function routingTrail(t: TestServer, requestId: string): string[] {
 }
 
 /** What the server itself logged for a request (reassignments), beside the actors' transitions. */
-export function serverEvents(t: TestServer, requestId: string) {
-  return t.server.store.events.forRequest(requestId).filter((e) => e.actor === 'server');
+export async function serverEvents(t: TestServer, requestId: string) {
+  const events = await stored(t.server, (store) => store.events.forRequest(requestId));
+  return events.filter((e) => e.actor === 'server');
 }
 
-export const lastAssignedAt = (t: TestServer, agent: DemoAgent) => t.server.store.agents.get(agent)!.lastAssignedAt;
+export async function lastAssignedAt(t: TestServer, agent: DemoAgent): Promise<number | null> {
+  const record = await stored(t.server, (store) => store.agents.get(agent));
+  if (!record) throw new Error(`no agent ${agent} in the store`);
+  return record.lastAssignedAt;
+}
 
 /**
  * The order the pool should be rung in, worked out from the store alone: never assigned first, then the
  * oldest assignment, ties by id. Tests compare the rings they see against it.
  */
-export function ringOrder<A extends DemoAgent>(t: TestServer, agents: readonly A[]): A[] {
+export async function ringOrder<A extends DemoAgent>(t: TestServer, agents: readonly A[]): Promise<A[]> {
+  const assigned = new Map<A, number | null>();
+  for (const agent of agents) assigned.set(agent, await lastAssignedAt(t, agent));
   return [...agents].sort((a, b) => {
-    const at = lastAssignedAt(t, a);
-    const bt = lastAssignedAt(t, b);
+    const at = assigned.get(a)!;
+    const bt = assigned.get(b)!;
     if (at !== bt) return at === null ? -1 : bt === null ? 1 : at - bt;
     return a < b ? -1 : 1;
   });

@@ -12,6 +12,7 @@ import { io, type Socket } from 'socket.io-client';
 import type { ClientAck, ClientEventName, ClientPayload, ServerPayload, ServerEventName } from '@callchart/machines';
 import { loadConfig } from '../../server/src/config.ts';
 import { startServer, type CallchartServer, type StartOptions } from '../../server/src/server.ts';
+import type { Store } from '../../server/src/store.ts';
 import { repoRoot } from '../../scripts/repoRoot.ts';
 
 export const DEMO = {
@@ -85,6 +86,20 @@ export async function startTestServer(env: Record<string, string> = {}, options:
     },
   };
   return handle;
+}
+
+/**
+ * The server's store once every step its machines have taken is committed, so a read sees what the test's
+ * last action led to, whether or not that step sent the test a message.
+ */
+export async function settledStore(server: CallchartServer): Promise<Store> {
+  await server.switchboard.settled();
+  return server.store;
+}
+
+/** One read of the settled store (`settledStore`). */
+export async function stored<T>(server: CallchartServer, read: (store: Store) => Promise<T>): Promise<T> {
+  return read(await settledStore(server));
 }
 
 /** What a test's afterEach does: closes the connections the test opened (emptying the list), then its server. */
@@ -174,10 +189,24 @@ export async function getJson<T>(url: string, token: string): Promise<{ status: 
   return { status: response.status, body: (await response.json()) as T };
 }
 
+/**
+ * A message a server machine's step sends carries the id it was stored with (`eid`), so a client can drop a
+ * message sent again by a server taking the request over. The test client keeps it aside (`eidOf`): the
+ * tests compare what was said.
+ */
+function withoutEid(payload: unknown): { payload: unknown; eid: string | undefined } {
+  if (typeof payload !== 'object' || payload === null || !('eid' in payload)) return { payload, eid: undefined };
+  const { eid, ...rest } = payload as { eid: unknown };
+  if (typeof eid !== 'string') throw new Error(`a message's eid is not a string: ${JSON.stringify(payload)}`);
+  return { payload: rest, eid };
+}
+
 /** A socket.io-client connection that records every server event, so tests can await them in order. */
 export class TestClient {
   readonly socket: Socket;
   readonly events: { event: string; payload: unknown }[] = [];
+  /** The event ids of the payloads received with one, by payload (as `next` returns it). */
+  private readonly eids = new WeakMap<object, string>();
   private waiters: { event: string; match: (payload: unknown) => boolean; resolve: (payload: unknown) => void }[] = [];
   resumeToken: string | null = null;
   /** Off, the client receives what it is sent but gives no receipt, as a socket whose path died would look. */
@@ -190,9 +219,11 @@ export class TestClient {
       transports: ['websocket'],
       forceNew: true,
     });
-    this.socket.onAny((event: string, payload: unknown, ack?: unknown) => {
+    this.socket.onAny((event: string, received: unknown, ack?: unknown) => {
       // As the real client does: a relayed restart asks for a receipt, and a socket that gives none is closed.
       if (this.acknowledges && typeof ack === 'function') (ack as (reply: { ok: true }) => void)({ ok: true });
+      const { payload, eid } = withoutEid(received);
+      if (eid !== undefined) this.eids.set(payload as object, eid);
       this.events.push({ event, payload });
       if (event === 'session.ready') this.resumeToken = (payload as { resumeToken: string }).resumeToken;
       for (const waiter of [...this.waiters]) {
@@ -234,6 +265,11 @@ export class TestClient {
       };
       this.waiters.push({ event, match: match as (payload: unknown) => boolean, resolve: done });
     });
+  }
+
+  /** The event id a received payload came with; undefined for a message no machine step sent. */
+  eidOf(payload: object): string | undefined {
+    return this.eids.get(payload);
   }
 
   /** True when no such event has arrived (for "nothing else happened" checks after a settle time). */

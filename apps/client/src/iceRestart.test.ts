@@ -60,7 +60,7 @@ describe('ICE restart', () => {
       { callId, state: 'reconnecting', attempt: 1 },
       { callId, state: 'connected' },
     ]);
-    await expect.poll(() => t.server.store.telemetry.forCall(callId).filter((r) => r.kind === 'reconnection-attempt')).toEqual([
+    await expect.poll(async () => (await t.server.store.telemetry.forCall(callId)).filter((r) => r.kind === 'reconnection-attempt')).toEqual([
       expect.objectContaining({ leg: 'agent', outcome: 'recovered' }),
     ]);
     await expect.poll(() => JSON.stringify(t.server.switchboard.callSnapshot(callId)?.value)).toContain('"live"');

@@ -99,9 +99,9 @@ describe('signaling reconnection', () => {
     expect(visitor.call.getSnapshot().context.callId).toBe(callId);
     expect(mediaState(visitor)).toBe('connected');
     expect(pair.visitorRtc.created[0]!.connectionState).toBe('connected');
-    const flushed = () => t!.server.store.telemetry.forCall(callId).filter((r) => r.kind === 'reconnection-attempt');
+    const flushed = async () => (await t!.server.store.telemetry.forCall(callId)).filter((r) => r.kind === 'reconnection-attempt');
     await expect.poll(flushed).toHaveLength(2);
-    expect(flushed().map((r) => r.kind === 'reconnection-attempt' && [r.leg, r.outcome])).toEqual([
+    expect((await flushed()).map((r) => r.kind === 'reconnection-attempt' && [r.leg, r.outcome])).toEqual([
       ['visitor', 'failed'],
       ['visitor', 'recovered'],
     ]);

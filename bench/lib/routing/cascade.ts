@@ -7,8 +7,8 @@
  *   both seen in this process (one clock);
  * - ring-no-answer: from the ring's deadline (`expiresAt`, the server's clock; same machine) to the arrival
  *   of the next ring, so the timer's own lateness counts as part of the move, and so does the server's work
- *   between reading its clock for the deadline and arming the timer (XState arms a delayed event after the
- *   macrostep, whose steps the server persists and logs as they are inspected).
+ *   between reading its clock for the deadline and sending the ring (XState arms a delayed event after the
+ *   macrostep, and the step's messages leave only once its writes are committed).
  *
  * Only a ring whose deadline the server computed from a clock reading (the request, or a reject, carries
  * `at`) is left to time out. A ring that follows a timeout gets `expiresAt` = the previous deadline plus
@@ -20,8 +20,8 @@
  *
  * A request moves at most MAX_REASSIGNMENTS times and then ends; the next request starts afresh.
  *
- * The server may go on working after it has sent the ring (its effects run first, persisting and telling
- * every other request about the agents follows), and a trigger arriving meanwhile would wait. So after each
+ * The server may go on working after it has sent the ring (the ring leaves once its step is committed, and
+ * telling every other request about the agents follows), and a trigger arriving meanwhile would wait. So after each
  * ring a probe (`session.resume` with a token that is not one: no state, no log line, one round trip) asks
  * when the server is free again; that round trip is reported as the work a move leaves behind, and the next
  * trigger is only sent after it, so every sample starts from a server at rest.

@@ -120,6 +120,12 @@ export interface ActorSnapshotRecord {
   callId: string | null;
   /** The actor's `getPersistedSnapshot()`, as JSON. */
   snapshot: unknown;
+  /**
+   * The messages the step that left this snapshot sends, each with its id, as JSON (an empty list when none).
+   * They are written before they are sent, so a node taking the request over sends them again; a client
+   * drops an id it has already seen.
+   */
+  outbox: unknown[];
   updatedAt: number;
 }
 
@@ -135,77 +141,121 @@ export interface RevokedTokenRecord {
 // ---------------------------------------------------------------------------------------------
 // The API
 
-export interface Store {
-  /** The file this store was opened on, or `:memory:`. */
-  readonly path: string;
-  settings: {
-    get(key: string): string | undefined;
-    set(key: string, value: string): void;
-    /** The stored value, or `value` stored now if there was none; safe against a concurrent first start. */
-    getOrInsert(key: string, value: string): string;
-  };
-  agents: {
-    /** Inserts or updates each agent by id, in one transaction. */
-    seed(list: readonly AgentSeedRecord[]): void;
-    /** Case-insensitive. */
-    findByEmail(email: string): AgentRecord | undefined;
-    get(id: string): AgentRecord | undefined;
-    list(): AgentRecord[];
-    /** Whether any account serves the pool, found without reading every account. */
-    servesPool(pool: string): boolean;
-    markAssigned(id: string, at: number): boolean;
-  };
+/**
+ * The writes of one step, gathered and then committed together: all of them land or none does. Nothing
+ * is written while they are gathered, so nothing here answers; a step that needs to read reads first.
+ */
+export interface StoreWrites {
+  settings: { set(key: string, value: string): void };
+  agents: { markAssigned(id: string, at: number): void };
   requests: {
-    create(request: NewRequest): RequestRecord;
-    /** The updated record, or undefined when there is no such request. */
-    update(id: string, patch: RequestPatch): RequestRecord | undefined;
-    get(id: string): RequestRecord | undefined;
+    create(request: NewRequest): void;
+    update(id: string, patch: RequestPatch): void;
   };
   calls: {
-    create(call: NewCall): CallRecord;
-    /** The updated record, or undefined when there is no such call. */
-    update(id: string, patch: CallPatch): CallRecord | undefined;
-    get(id: string): CallRecord | undefined;
-    /** Newest first. */
-    list(query: CallListQuery): CallRecord[];
+    create(call: NewCall): void;
+    update(id: string, patch: CallPatch): void;
+    /** Dates the call's connection, unless it is dated already: the first report of it wins. */
+    markConnected(id: string, at: number): void;
   };
-  events: {
-    append(event: NewCallEvent): CallEventRecord;
-    /** Oldest first. */
-    forCall(callId: string): CallEventRecord[];
-    /** Oldest first, including the events of every call the request had. */
-    forRequest(requestId: string): CallEventRecord[];
-  };
-  telemetry: {
-    append(record: NewTelemetry): TelemetryRecord;
-    /** Oldest first. */
-    forCall(callId: string): TelemetryRecord[];
-  };
+  events: { append(event: NewCallEvent): void };
+  telemetry: { append(record: NewTelemetry): void };
   snapshots: {
     /** Inserts or replaces the actor's snapshot. */
     save(record: ActorSnapshotRecord): void;
-    get(actorId: string): ActorSnapshotRecord | undefined;
-    delete(actorId: string): boolean;
+    delete(actorId: string): void;
+  };
+}
+
+/**
+ * Who may write for a request: the holder of its newest ownership. A commit carrying a token older than
+ * one the store has seen for the request is refused whole (`StaleFenceError`), so a node that lost its
+ * lease cannot overwrite what the new owner wrote.
+ */
+export interface Fence {
+  requestId: string;
+  /** Grows with every new ownership of any request (a cluster-wide counter). */
+  token: number;
+}
+
+export type StoreEngine = 'sqlite' | 'postgres';
+
+export interface Store {
+  readonly engine: StoreEngine;
+  /** Where it was opened: the SQLite file (or `:memory:`), or the Postgres URL without its password. */
+  readonly path: string;
+  settings: {
+    get(key: string): Promise<string | undefined>;
+    set(key: string, value: string): Promise<void>;
+    /** The stored value, or `value` stored now if there was none; safe against a concurrent first start. */
+    getOrInsert(key: string, value: string): Promise<string>;
+    /** Every setting whose key starts with `prefix`, by key. */
+    withPrefix(prefix: string): Promise<Map<string, string>>;
+  };
+  agents: {
+    /** Inserts or updates each agent by id, in one transaction. */
+    seed(list: readonly AgentSeedRecord[]): Promise<void>;
+    /** Case-insensitive. */
+    findByEmail(email: string): Promise<AgentRecord | undefined>;
+    get(id: string): Promise<AgentRecord | undefined>;
+    list(): Promise<AgentRecord[]>;
+    /** Whether any account serves the pool, found without reading every account. */
+    servesPool(pool: string): Promise<boolean>;
+  };
+  requests: {
+    get(id: string): Promise<RequestRecord | undefined>;
+  };
+  calls: {
+    get(id: string): Promise<CallRecord | undefined>;
+    /** Newest first. */
+    list(query: CallListQuery): Promise<CallRecord[]>;
+  };
+  events: {
+    /** Oldest first. */
+    forCall(callId: string): Promise<CallEventRecord[]>;
+    /** Oldest first, including the events of every call the request had. */
+    forRequest(requestId: string): Promise<CallEventRecord[]>;
+  };
+  telemetry: {
+    /** Oldest first. */
+    forCall(callId: string): Promise<TelemetryRecord[]>;
+  };
+  snapshots: {
+    get(actorId: string): Promise<ActorSnapshotRecord | undefined>;
     /** Oldest update first, so actors are restored in the order they last moved. */
-    all(): ActorSnapshotRecord[];
+    all(): Promise<ActorSnapshotRecord[]>;
   };
   revokedTokens: {
     /** Keeps the token revoked; revoking it again changes nothing. Rows already expired at `revokedAt` go. */
-    add(record: RevokedTokenRecord): void;
-    has(jti: string): boolean;
+    add(record: RevokedTokenRecord): Promise<void>;
+    has(jti: string): Promise<boolean>;
     /** Deletes the rows of tokens expired at `now`; answers how many went. */
-    purge(now: number): number;
+    purge(now: number): Promise<number>;
   };
   /**
-   * Runs `fn` in one transaction: everything it writes lands together or not at all. Nested calls
-   * become savepoints. `fn` must be synchronous.
+   * Gathers writes with `fill` and commits them in one transaction, in the order they were gathered. With a
+   * fence, the commit is refused whole (`StaleFenceError`) when the store has seen a newer token for the
+   * request. `fill` must be synchronous.
    */
-  transaction<T>(fn: () => T): T;
-  close(): void;
+  commit(fill: (writes: StoreWrites) => void, fence?: Fence): Promise<void>;
+  /** Resolves when the database answers a trivial query: what /readyz asks. */
+  ping(): Promise<void>;
+  close(): Promise<void>;
 }
 
 /** The database cannot be used: newer schema, or no WAL support on its file system. */
 export class StoreError extends Error {
-  override readonly name = 'StoreError';
+  override readonly name: string = 'StoreError';
 }
 
+/** A commit from an owner whose ownership has been superseded: nothing of it was written. */
+export class StaleFenceError extends StoreError {
+  override readonly name = 'StaleFenceError';
+  constructor(
+    readonly requestId: string,
+    readonly token: number,
+    readonly newest: number,
+  ) {
+    super(`Ownership ${String(token)} of ${requestId} is stale: the store has seen ${String(newest)}.`);
+  }
+}

@@ -1,17 +1,42 @@
 /**
- * The store on one SQLite file through better-sqlite3. Every write is synchronous and committed when
- * the call returns, so a process killed right after (even with SIGKILL) loses nothing it was told was
- * written. The server is one process, so the database's single writer is never a bottleneck.
+ * The store on one SQLite file through better-sqlite3, for a server that runs as one process. A commit is
+ * one synchronous transaction, committed before its promise resolves, so a process killed right after
+ * (even with SIGKILL) loses nothing it was told was written. Reads answer promises only to keep the port
+ * the same as Postgres's: the work itself is done at once.
  *
  * Statements are built from the table shapes in tables.ts; SQL stays inside this module.
  */
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
-import { MIGRATIONS } from '../store.migrations.ts';
-import { MAX_CALL_PAGE, StoreError, type AgentSeedRecord, type RevokedTokenRecord, type Store } from './records.ts';
+import { MIGRATIONS } from './migrations.sqlite.ts';
+import {
+  MAX_CALL_PAGE,
+  StaleFenceError,
+  StoreError,
+  type AgentSeedRecord,
+  type Fence,
+  type RevokedTokenRecord,
+  type Store,
+} from './records.ts';
 import * as tables from './tables.ts';
 import { columnOf, fromRow, toColumns, type Table } from './tables.ts';
+import {
+  agentSeedFields,
+  callFields,
+  callPatchFields,
+  checkFence,
+  eventFields,
+  gatherWrites,
+  requestFields,
+  requestPatchFields,
+  revokedTokenFields,
+  settingFields,
+  snapshotFields,
+  telemetryFields,
+  type Values,
+  type Write,
+} from './writes.ts';
 
 type Db = Database.Database;
 type Row = Record<string, unknown>;
@@ -35,26 +60,12 @@ function insertSql<R>(table: Table<R>, fields: readonly string[], onConflict?: '
   return insert;
 }
 
-function inserter<R, K extends keyof R & string>(
-  db: Db,
-  table: Table<R>,
-  fields: readonly K[],
-  onConflict?: 'update' | 'ignore',
-): (record: Partial<Pick<R, K>>) => void {
-  const statement = db.prepare<[Row]>(insertSql(table, fields, onConflict));
-  return (record) => {
-    statement.run(toColumns(table, fields, record));
+/** Inserts column values as `toColumns` gives them. */
+function inserter<R>(db: Db, table: Table<R>, fields: readonly (keyof R & string)[], onConflict?: 'update' | 'ignore') {
+  const statement = db.prepare<[Values]>(insertSql(table, fields, onConflict));
+  return (values: Values): void => {
+    statement.run(values);
   };
-}
-
-/** An insert that answers the row as stored, with the key the database gave it. */
-function appender<R, K extends keyof R & string>(
-  db: Db,
-  table: Table<R>,
-  fields: readonly K[],
-): (record: Partial<Pick<R, K>>) => R {
-  const statement = db.prepare<[Row], Row>(`${insertSql(table, fields)} RETURNING *`);
-  return (record) => fromRow(table, mustRead(statement.get(toColumns(table, fields, record)), table.name));
 }
 
 /** A read of more than the table's own columns: the `SELECT … FROM …` and the alias of the table in it. */
@@ -85,47 +96,28 @@ function lister<R>(db: Db, table: Table<R>, field: (keyof R & string) | undefine
 
 /**
  * `UPDATE table SET col = CASE WHEN @set_field THEN @field ELSE col END, …`, built once, so a partial
- * update stays one prepared statement: a field left out of the patch keeps its column, and a field set
- * to null clears it.
+ * update stays one prepared statement: a field the values leave out keeps its column, and a null clears it.
  */
-function patcher<R, K extends keyof R & string>(
-  db: Db,
-  table: Table<R>,
-  fields: readonly K[],
-): (key: string, patch: Partial<Pick<R, K>>) => boolean {
+function patcher<R>(db: Db, table: Table<R>, fields: readonly (keyof R & string)[]) {
   const sets = fields.map((field) => {
     const column = columnOf(field);
     return `${column} = CASE WHEN @set_${field} THEN @${field} ELSE ${column} END`;
   });
   const statement = db.prepare<[Row]>(`UPDATE ${table.name} SET ${sets.join(', ')} WHERE ${columnOf(table.key)} = @key`);
-  return (key, patch) => {
-    const params: Row = { key, ...toColumns(table, fields, patch) };
-    for (const field of fields) params[`set_${field}`] = patch[field] === undefined ? 0 : 1;
-    return statement.run(params).changes > 0;
+  return (key: string, values: Values): void => {
+    const params: Row = { key };
+    for (const field of fields) {
+      const given = Object.hasOwn(values, field);
+      params[field] = given ? values[field] : null;
+      params[`set_${field}`] = given ? 1 : 0;
+    }
+    statement.run(params);
   };
-}
-
-function deleter<R>(db: Db, table: Table<R>): (key: string) => boolean {
-  const statement = db.prepare<[string]>(`DELETE FROM ${table.name} WHERE ${columnOf(table.key)} = ?`);
-  return (key) => statement.run(key).changes > 0;
 }
 
 function mustRead<T>(record: T | undefined, what: string): T {
   if (record === undefined) throw new StoreError(`${what} was written but cannot be read back.`);
   return record;
-}
-
-/** An insert that answers the record as a read gives it back: its defaults filled in, its joins made. */
-function creator<N extends { id: string }, R>(insert: (record: N) => void, get: (id: string) => R | undefined, what: string) {
-  return (record: N): R => {
-    insert(record);
-    return mustRead(get(record.id), `${what} ${record.id}`);
-  };
-}
-
-/** A patch that answers the updated record, or undefined when there is no such row. */
-function updater<P, R>(patch: (id: string, patch: P) => boolean, get: (id: string) => R | undefined) {
-  return (id: string, changes: P): R | undefined => (patch(id, changes) ? get(id) : undefined);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -149,7 +141,7 @@ function migrate(db: Db): void {
 }
 
 /** Opens (creating file, directory and schema as needed) the store at `filePath`, or `:memory:`. */
-export function openStore(filePath: string): Store {
+export function openSqliteStore(filePath: string): Store {
   const inMemory = filePath === ':memory:';
   if (!inMemory) mkdirSync(path.dirname(filePath), { recursive: true });
   const db = new Database(filePath);
@@ -186,26 +178,36 @@ function createStore(db: Db, filePath: string): Store {
   const { settings, agents, requests, calls, callEvents, telemetry, actorSnapshots, revokedTokens } = tables;
 
   const setting = finder(db, settings, 'key');
-  const setSetting = inserter(db, settings, ['key', 'value'], 'update');
-  const insertSetting = inserter(db, settings, ['key', 'value'], 'ignore');
+  const setSetting = inserter(db, settings, settingFields, 'update');
+  const insertSetting = inserter(db, settings, settingFields, 'ignore');
+  const settingsWithPrefix = db.prepare<[{ prefix: string }], { key: string; value: string }>(
+    // substr, not LIKE: a prefix may hold % or _.
+    `SELECT key, value FROM ${settings.name} WHERE substr(key, 1, length(@prefix)) = @prefix ORDER BY key`,
+  );
 
   const getAgent = finder(db, agents, 'id');
   const agentByEmail = finder(db, agents, 'email');
-  const poolServed = db.prepare<[string], unknown>(`SELECT 1 FROM ${agents.name}, json_each(${agents.name}.pools) WHERE json_each.value = ? LIMIT 1`);
+  const listAgents = lister(db, agents, undefined, ['id']);
+  const poolServed = db.prepare<[string], unknown>(
+    `SELECT 1 FROM ${agents.name}, json_each(${agents.name}.pools) WHERE json_each.value = ? LIMIT 1`,
+  );
   // `lastAssignedAt` is left out, so routing's record of it survives a reseed.
-  const upsertAgent = inserter(db, agents, ['id', 'name', 'email', 'passwordHash', 'pools', 'roles'], 'update');
+  const upsertAgent = inserter(db, agents, agentSeedFields, 'update');
   const seedAgents = db.transaction((list: readonly AgentSeedRecord[]) => {
-    for (const agent of list) upsertAgent(agent);
+    for (const agent of list) upsertAgent(toColumns(agents, agentSeedFields, agent));
   });
-  const patchAgent = patcher(db, agents, ['lastAssignedAt']);
+  const markAssigned = db.prepare<[unknown, string]>(`UPDATE ${agents.name} SET last_assigned_at = ? WHERE id = ?`);
 
   const getRequest = finder(db, requests, 'id');
-  const insertRequest = inserter(db, requests, ['id', 'visitorId', 'visitorName', 'pool', 'state', 'createdAt']);
-  const patchRequest = patcher(db, requests, ['state', 'endedAt', 'endReason']);
+  const insertRequest = inserter(db, requests, requestFields);
+  const patchRequest = patcher(db, requests, requestPatchFields);
 
   const getCall = finder(db, calls, 'id', callWithAgent);
-  const insertCall = inserter(db, calls, ['id', 'requestId', 'visitorId', 'visitorName', 'agentId', 'pool', 'state', 'startedAt']);
-  const patchCall = patcher(db, calls, ['state', 'connectedAt', 'endedAt', 'endReason', 'totalPauseMs']);
+  const insertCall = inserter(db, calls, callFields);
+  const patchCall = patcher(db, calls, callPatchFields);
+  const markConnected = db.prepare<[unknown, string]>(
+    `UPDATE ${calls.name} SET connected_at = ? WHERE id = ? AND connected_at IS NULL`,
+  );
   const callPage = db.prepare<[{ before: string | null; limit: number }], Row>(
     `${callSelect} WHERE ${beforeCursor} ${newestFirst}`,
   );
@@ -213,56 +215,103 @@ function createStore(db: Db, filePath: string): Store {
     `${callSelect} WHERE c.agent_id = @agentId AND ${beforeCursor} ${newestFirst}`,
   );
 
-  const appendEvent = appender(db, callEvents, ['callId', 'requestId', 'actor', 'type', 'fromState', 'toState', 'cause', 'detail', 'at']);
+  const appendEvent = inserter(db, callEvents, eventFields);
+  const eventsForCall = lister(db, callEvents, 'callId', ['id']);
+  const eventsForRequest = lister(db, callEvents, 'requestId', ['id']);
 
-  const appendTelemetry = appender(db, telemetry, ['callId', 'kind', 'leg', 'at', 'durationMs', 'outcome', 'cause']);
+  const appendTelemetry = inserter(db, telemetry, telemetryFields);
   const telemetryForCall = lister(db, telemetry, 'callId', ['id']);
 
   const getSnapshot = finder(db, actorSnapshots, 'actorId');
+  const saveSnapshot = inserter(db, actorSnapshots, snapshotFields, 'update');
+  const deleteSnapshot = db.prepare<[string]>(`DELETE FROM ${actorSnapshots.name} WHERE actor_id = ?`);
+  const allSnapshots = lister(db, actorSnapshots, undefined, ['updatedAt', 'actorId']);
 
-  const insertRevoked = inserter(db, revokedTokens, ['jti', 'expiresAt', 'revokedAt'], 'ignore');
+  const insertRevoked = inserter(db, revokedTokens, revokedTokenFields, 'ignore');
   const revokedToken = finder(db, revokedTokens, 'jti');
   const purgeRevoked = db.prepare<[number]>(`DELETE FROM ${revokedTokens.name} WHERE expires_at <= ?`);
   const purgeExpired = (now: number) => purgeRevoked.run(now).changes;
   // Each revocation sweeps out the expired rows, so the table stays as small as the tokens still alive.
   const revoke = db.transaction((record: RevokedTokenRecord) => {
     purgeExpired(record.revokedAt);
-    insertRevoked(record);
+    insertRevoked(toColumns(revokedTokens, revokedTokenFields, record));
+  });
+
+  // The token is raised only when it is not older than the one stored: no row changed means stale.
+  const raiseFence = db.prepare<[string, number]>(
+    `INSERT INTO request_fences (request_id, token) VALUES (?, ?)
+     ON CONFLICT (request_id) DO UPDATE SET token = excluded.token WHERE request_fences.token <= excluded.token`,
+  );
+  const fenceToken = db.prepare<[string], { token: number }>('SELECT token FROM request_fences WHERE request_id = ?');
+
+  function apply(write: Write): void {
+    switch (write.op) {
+      case 'setSetting':
+        return setSetting(write.values);
+      case 'markAssigned':
+        markAssigned.run(write.at, write.id);
+        return;
+      case 'createRequest':
+        return insertRequest(write.values);
+      case 'updateRequest':
+        return patchRequest(write.id, write.values);
+      case 'createCall':
+        return insertCall(write.values);
+      case 'updateCall':
+        return patchCall(write.id, write.values);
+      case 'markConnected':
+        markConnected.run(write.at, write.id);
+        return;
+      case 'appendEvent':
+        return appendEvent(write.values);
+      case 'appendTelemetry':
+        return appendTelemetry(write.values);
+      case 'saveSnapshot':
+        return saveSnapshot(write.values);
+      case 'deleteSnapshot':
+        deleteSnapshot.run(write.actorId);
+        return;
+    }
+  }
+
+  const commitAll = db.transaction((list: readonly Write[], fence: Fence | undefined) => {
+    // The fence first: a stale owner's commit is refused before any of its writes runs.
+    if (fence !== undefined && raiseFence.run(fence.requestId, fence.token).changes === 0) {
+      throw new StaleFenceError(fence.requestId, fence.token, fenceToken.get(fence.requestId)?.token ?? fence.token);
+    }
+    for (const write of list) apply(write);
   });
 
   return {
+    engine: 'sqlite',
     path: filePath,
     settings: {
-      get: (key) => setting(key)?.value,
-      set: (key, value) => {
-        setSetting({ key, value });
+      get: async (key) => setting(key)?.value,
+      set: async (key, value) => {
+        setSetting(toColumns(settings, settingFields, { key, value }));
       },
-      getOrInsert: (key, value) =>
+      getOrInsert: async (key, value) =>
         db.transaction(() => {
-          insertSetting({ key, value });
+          insertSetting(toColumns(settings, settingFields, { key, value }));
           return mustRead(setting(key), `Setting ${key}`).value;
         })(),
+      withPrefix: async (prefix) => new Map(settingsWithPrefix.all({ prefix }).map((row) => [row.key, row.value])),
     },
     agents: {
-      seed: (list) => {
+      seed: async (list) => {
         seedAgents(list);
       },
-      findByEmail: (email) => agentByEmail(email.trim()),
-      get: getAgent,
-      list: lister(db, agents, undefined, ['id']),
-      servesPool: (pool) => poolServed.get(pool) !== undefined,
-      markAssigned: (id, at) => patchAgent(id, { lastAssignedAt: at }),
+      findByEmail: async (email) => agentByEmail(email.trim()),
+      get: async (id) => getAgent(id),
+      list: async () => listAgents(),
+      servesPool: async (pool) => poolServed.get(pool) !== undefined,
     },
     requests: {
-      create: creator(insertRequest, getRequest, 'Request'),
-      update: updater(patchRequest, getRequest),
-      get: getRequest,
+      get: async (id) => getRequest(id),
     },
     calls: {
-      create: creator(insertCall, getCall, 'Call'),
-      update: updater(patchCall, getCall),
-      get: getCall,
-      list: ({ agentId, limit, before }) => {
+      get: async (id) => getCall(id),
+      list: async ({ agentId, limit, before }) => {
         if (!Number.isInteger(limit) || limit < 1 || limit > MAX_CALL_PAGE) {
           throw new RangeError(`limit must be an integer from 1 to ${String(MAX_CALL_PAGE)}`);
         }
@@ -272,35 +321,33 @@ function createStore(db: Db, filePath: string): Store {
       },
     },
     events: {
-      append: appendEvent,
-      forCall: lister(db, callEvents, 'callId', ['id']),
-      forRequest: lister(db, callEvents, 'requestId', ['id']),
+      forCall: async (callId) => eventsForCall(callId),
+      forRequest: async (requestId) => eventsForRequest(requestId),
     },
     telemetry: {
-      // A record of one kind leaves the other kind's columns null, whatever else it carries.
-      append: (record) =>
-        tables.toTelemetry(
-          appendTelemetry(
-            record.kind === 'reconnection-attempt' ? { ...record, cause: null } : { ...record, durationMs: null, outcome: null },
-          ),
-        ),
-      forCall: (callId) => telemetryForCall(callId).map(tables.toTelemetry),
+      forCall: async (callId) => telemetryForCall(callId).map(tables.toTelemetry),
     },
     snapshots: {
-      save: inserter(db, actorSnapshots, ['actorId', 'kind', 'requestId', 'callId', 'snapshot', 'updatedAt'], 'update'),
-      get: getSnapshot,
-      delete: deleter(db, actorSnapshots),
-      all: lister(db, actorSnapshots, undefined, ['updatedAt', 'actorId']),
+      get: async (actorId) => getSnapshot(actorId),
+      all: async () => allSnapshots(),
     },
     revokedTokens: {
-      add: (record) => {
+      add: async (record) => {
         revoke(record);
       },
-      has: (jti) => revokedToken(jti) !== undefined,
-      purge: purgeExpired,
+      has: async (jti) => revokedToken(jti) !== undefined,
+      purge: async (now) => purgeExpired(now),
     },
-    transaction: (fn) => db.transaction(fn)(),
-    close: () => {
+    commit: async (fill, fence) => {
+      if (fence !== undefined) checkFence(fence);
+      const list = gatherWrites(fill);
+      if (list.length === 0 && fence === undefined) return;
+      commitAll(list, fence);
+    },
+    ping: async () => {
+      db.prepare('SELECT 1').get();
+    },
+    close: async () => {
       db.close();
     },
   };

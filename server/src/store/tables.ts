@@ -73,6 +73,17 @@ function json<V>(what: string): Field<V> {
   return { write: (value) => toJson(value, what), read: (column) => JSON.parse(column as string) as V };
 }
 
+/** A JSON array; anything else is refused before it reaches the database. */
+function jsonArray<V extends unknown[]>(what: string): Field<V> {
+  return {
+    write: (value) => {
+      if (!Array.isArray(value)) throw new TypeError(`${what} must be an array`);
+      return toJson(value, what);
+    },
+    read: (column) => JSON.parse(column as string) as V,
+  };
+}
+
 /** Any JSON value or none: null and undefined are a null column, which reads as null. */
 function optionalJson(what: string): Field<unknown> {
   return {
@@ -216,6 +227,7 @@ export const actorSnapshots: Table<ActorSnapshotRecord> = {
     requestId: asIs(),
     callId: asIs(),
     snapshot: json('snapshot'),
+    outbox: jsonArray('outbox'),
     updatedAt: asIs(),
   },
 };

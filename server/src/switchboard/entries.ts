@@ -1,6 +1,7 @@
 /** What the switchboard keeps for each live call request and each call in it. */
 import type { Actor } from 'xstate';
 import type { routingMachine } from '@callchart/machines';
+import type { Journal } from './journal.ts';
 
 export type RoutingActor = Actor<typeof routingMachine>;
 
@@ -12,6 +13,8 @@ export interface RequestEntry {
   createdAt: number;
   /** The root of the request's actor tree; its callSession child runs the call. */
   actor: RoutingActor;
+  /** Where the tree's steps and their effects write, and what they send waits for its commit. */
+  journal: Journal;
 }
 
 /** A live call: who is in it, for access checks and views. Its state lives in the request's tree. */

@@ -1,8 +1,9 @@
 /**
  * The adapter between sockets and the server's machines: one actor tree per visitor request (routing, which
  * invokes a callSession for the call). It turns socket facts into machine events; the machines' named
- * effects (effects.ts) turn into emits and store writes. Who gets rung, when a call pauses, resumes, ends or
- * is reassigned: the machines decide all of that.
+ * effects (effects.ts) turn into store writes and emits, and each step's emits go out once its writes are
+ * committed (journal.ts). Who gets rung, when a call pauses, resumes, ends or is reassigned: the machines
+ * decide all of that.
  */
 import { randomUUID } from 'node:crypto';
 import type { InspectionEvent } from 'xstate';
@@ -12,6 +13,7 @@ import type { ServerConfig } from '../config.ts';
 import type { Logger } from '../logger.ts';
 import type { Presence } from '../presence.ts';
 import type { Store } from '../store.ts';
+import { storeRead } from '../storeReads.ts';
 import * as access from './access.ts';
 import { SwitchboardError, type CallEntry, type RequestEntry } from './entries.ts';
 import { Registry } from './registry.ts';
@@ -62,6 +64,12 @@ export class Switchboard {
     return this.registry.feed.presence;
   }
 
+  /** The agent has a socket to be rung on (told by its connection actor). */
+  agentOnline(profile: { id: string; name: string; pools: string[] }): void {
+    this.registry.directory.learn(profile);
+    this.presence.connect(profile);
+  }
+
   /** Sends each request that matches, after `prepare` (for a fresh agent list before it may move on). */
   private sendWhere(match: (entry: RequestEntry) => boolean, event: RoutingEvent, prepare?: (entry: RequestEntry) => void): void {
     for (const entry of [...this.registry.requests.values()]) {
@@ -81,17 +89,23 @@ export class Switchboard {
   // -------------------------------------------------------------------------------------------
   // Requests
 
-  request(visitor: { visitorId: string; name: string }, pool: string): string {
-    const existing = [...this.registry.requests.values()].find((entry) => entry.visitorId === visitor.visitorId);
+  private refuseSecondRequest(visitorId: string): void {
+    const existing = [...this.registry.requests.values()].find((entry) => entry.visitorId === visitorId);
     if (existing) throw new SwitchboardError('conflict', 'You already have a call request in progress.');
+  }
+
+  /** Answers the new request's id once its record and first step are committed (and their messages sent). */
+  async request(visitor: { visitorId: string; name: string }, pool: string): Promise<string> {
+    this.refuseSecondRequest(visitor.visitorId);
     // A pool no agent account serves would only hold the visitor in the queue until it gives up.
-    if (!this.store.agents.servesPool(pool)) {
+    if (!(await storeRead(this.store.agents.servesPool(pool)))) {
       throw new SwitchboardError('not-found', 'Nobody takes calls for this pool.');
     }
+    // Another request of theirs may have been made while the store answered.
+    this.refuseSecondRequest(visitor.visitorId);
     const requestId = `req_${randomUUID()}`;
-    const createdAt = this.now();
-    this.store.requests.create({ id: requestId, visitorId: visitor.visitorId, visitorName: visitor.name, pool, state: 'searching', createdAt });
-    this.registry.create({ requestId, visitorId: visitor.visitorId, visitorName: visitor.name, pool, createdAt });
+    const entry = this.registry.create({ requestId, visitorId: visitor.visitorId, visitorName: visitor.name, pool, createdAt: this.now() });
+    await new Promise<void>((resolve) => entry.journal.afterDelivery(resolve));
     return requestId;
   }
 
@@ -121,13 +135,23 @@ export class Switchboard {
     this.sendToCalls({ kind: 'agent', id: agentId }, { type: 'leg.socketBack', leg: 'agent', at });
   }
 
-  /** A ring sent while the agent had no socket (or before a restart) reaches whichever socket it opens next. */
+  /**
+   * A ring sent while the agent had no socket (or before a restart) reaches whichever socket it opens next,
+   * once whatever the request had still to send has gone, and only if it still rings this agent then. It is
+   * a message of its own: the socket may belong to a client that dropped the ring when its connection went.
+   */
   resendRings(agentId: string): void {
-    const at = this.now();
-    for (const entry of this.registry.requests.values()) {
+    const ringsAgent = (entry: RequestEntry) => {
       const snapshot = entry.actor.getSnapshot();
-      if (snapshot.context.currentAgentId !== agentId || !snapshot.matches('ringing')) continue;
-      this.rooms.emit(agentRoom(agentId), 'agent.ring', { requestId: entry.requestId, visitorName: entry.visitorName, expiresAt: snapshot.context.deadlineAt ?? at });
+      return this.registry.requests.get(entry.requestId) === entry && snapshot.context.currentAgentId === agentId && snapshot.matches('ringing');
+    };
+    for (const entry of this.registry.requests.values()) {
+      if (!ringsAgent(entry)) continue;
+      entry.journal.afterDelivery(() => {
+        if (!ringsAgent(entry)) return;
+        const expiresAt = entry.actor.getSnapshot().context.deadlineAt ?? this.now();
+        this.rooms.emit(agentRoom(agentId), 'agent.ring', { requestId: entry.requestId, visitorName: entry.visitorName, expiresAt });
+      });
     }
   }
 
@@ -168,8 +192,13 @@ export class Switchboard {
   callEvent(callId: string, leg: Leg, event: 'leg.mediaConnected' | 'leg.mediaReconnecting' | 'leg.mediaFailed'): void {
     if (!this.registry.calls.has(callId)) return;
     const at = this.now();
-    // A peer connection is up for both ends at once, so the first report of it dates the call's start.
-    if (event === 'leg.mediaConnected' && this.store.calls.get(callId)?.connectedAt === null) this.store.calls.update(callId, { connectedAt: at });
+    // A peer connection is up for both ends at once, so the first report of it dates the call's start; the
+    // write goes with the step the event makes.
+    if (event === 'leg.mediaConnected') {
+      const requestId = this.registry.calls.get(callId)?.requestId;
+      const entry = requestId === undefined ? undefined : this.registry.requests.get(requestId);
+      entry?.journal.write((writes) => writes.calls.markConnected(callId, at));
+    }
     this.sendToCall(callId, { type: event, leg, at });
   }
 
@@ -190,7 +219,7 @@ export class Switchboard {
   }
 
   requestFor(visitorId: string): ServerPayload<'session.resumed'>['request'] {
-    return views.requestFor(this.registry, this.store, visitorId);
+    return views.requestFor(this.registry, visitorId);
   }
 
   requestOf(person: Person, ref: { requestId?: string | undefined; callId?: string | undefined }): { requestId: string; callId: string | null } {
@@ -201,34 +230,47 @@ export class Switchboard {
   // Restart recovery
 
   /**
-   * Brings back every persisted tree, started but with its timers not yet running: call `armRestored()` once
-   * the server listens, so that the time the restore itself takes is not taken from anyone's deadlines. One
-   * transaction: each actor's start rewrites its snapshot, and one commit per write is most of a restart's time.
+   * Reads what the effects need from memory (the agents, their chosen statuses), then brings back every
+   * persisted tree, started but with its timers not yet running: call `armRestored()` once the server
+   * listens, so that the time the restore itself takes is not taken from anyone's deadlines.
    */
-  restore(): { requests: number; calls: number } {
-    return this.store.transaction(() => this.registry.restore());
+  async restore(): Promise<{ requests: number; calls: number }> {
+    await this.registry.load();
+    return this.registry.restore();
   }
 
   /**
    * Re-arms the restored trees' timers (XState does not restore them) and marks both legs of every call lost:
-   * their sockets went with the old process. From here the reconnection windows run.
+   * their sockets went with the old process. From here the reconnection windows run. Resolves once what
+   * that made the trees do is committed.
    */
-  armRestored(lostAt: number | null = null): void {
-    this.store.transaction(() => this.registry.armRestored(lostAt));
+  async armRestored(lostAt: number | null = null): Promise<void> {
+    await this.registry.armRestored(lostAt);
   }
 
   /** When the process last knew itself alive; the next one dates every socket it lost from this. */
-  lastAliveAt(): number | null {
-    const value = Number(this.store.settings.get(ALIVE_SETTING));
+  async lastAliveAt(): Promise<number | null> {
+    const value = Number(await this.store.settings.get(ALIVE_SETTING));
     return Number.isFinite(value) && value > 0 ? value : null;
   }
 
-  markAlive(): void {
-    this.store.settings.set(ALIVE_SETTING, String(this.now()));
+  async markAlive(): Promise<void> {
+    await this.store.settings.set(ALIVE_SETTING, String(this.now()));
   }
 
+  /** Stops every tree; what their steps wrote is still being committed until `settled()` resolves. */
   stop(): void {
     this.registry.stopAll();
+  }
+
+  /** Resolves once the steps taken so far are committed and their messages sent; later ones are not waited for. */
+  sent(): Promise<void> {
+    return this.registry.journals.sent();
+  }
+
+  /** Resolves once every step taken so far (and any taken meanwhile) is committed and its messages sent. */
+  settled(): Promise<void> {
+    return this.registry.journals.settled();
   }
 
   // -------------------------------------------------------------------------------------------
@@ -243,7 +285,7 @@ export class Switchboard {
   }
 
   live(): LiveRequest[] {
-    return views.live(this.registry, this.store);
+    return views.live(this.registry);
   }
 
   queuedCount(): number {

@@ -7,13 +7,16 @@
  * change from outside any machine (an agent's socket, their chosen status) goes out at once.
  */
 import { eligibleAgents, type AgentInfo } from '@callchart/machines';
-import { Presence } from '../presence.ts';
+import { Presence, type ChosenStatus } from '../presence.ts';
 import type { Store } from '../store.ts';
+import type { AgentDirectory } from './agentDirectory.ts';
+import type { Journal } from './journal.ts';
 
 /** How many candidates each request holds; more than any run of rejects between two presence changes. */
 const ROUTING_SHORTLIST = 16;
 
-const setting = (agentId: string) => `presence.${agentId}`;
+const SETTING_PREFIX = 'presence.';
+const setting = (agentId: string) => `${SETTING_PREFIX}${agentId}`;
 
 export class PresenceFeed {
   readonly presence: Presence;
@@ -21,23 +24,36 @@ export class PresenceFeed {
   private dirty = false;
   private flushing = false;
   private poolOrder: { view: readonly AgentInfo[] | null; byPool: Map<string, AgentInfo[]> } = { view: null, byPool: new Map() };
+  /** Each agent's chosen status as the store keeps it, read once at start; a choice is written through. */
+  private readonly chosen = new Map<string, ChosenStatus>();
 
   constructor(
-    store: Store,
+    directory: AgentDirectory,
+    /** Where a chosen status is written, in the order they were chosen. */
+    memory: Journal,
     /** Sends every waiting request its fresh list. */
     private readonly deliver: () => void,
   ) {
-    this.presence = new Presence((agentId) => store.agents.get(agentId)?.lastAssignedAt ?? null, {
-      recall: (agentId) => {
-        const value = store.settings.get(setting(agentId));
-        return value === 'away' || value === 'available' ? value : null;
+    this.presence = new Presence((agentId) => directory.lastAssignedAt(agentId), {
+      recall: (agentId) => this.chosen.get(agentId) ?? null,
+      remember: (agentId, status) => {
+        const value = status ?? 'available';
+        this.chosen.set(agentId, value);
+        memory.write((writes) => writes.settings.set(setting(agentId), value));
+        memory.seal();
       },
-      remember: (agentId, status) => store.settings.set(setting(agentId), status ?? 'available'),
     });
     this.presence.onChange(() => {
       this.dirty = true;
       if (this.deferring === 0) this.flush();
     });
+  }
+
+  /** The statuses agents chose before this process started: they outlive a restart. */
+  async load(store: Store): Promise<void> {
+    for (const [key, value] of await store.settings.withPrefix(SETTING_PREFIX)) {
+      if (value === 'away' || value === 'available') this.chosen.set(key.slice(SETTING_PREFIX.length), value);
+    }
   }
 
   /** A change made by a machine's effect: it goes out with the next `flush()`. */

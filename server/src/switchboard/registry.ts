@@ -2,7 +2,7 @@
  * The registry of live call requests: the only place that creates, restores and stops their actor trees
  * (a routing actor, and the callSession it invokes for a call). It keeps the indexes the rest of the
  * switchboard reads (requests, their calls, the requests waiting for an agent) and persists each tree
- * through the actor host.
+ * through the actor host, each with its journal.
  */
 import type { AnyActorRef, AnyMachineSnapshot, InspectionEvent } from 'xstate';
 import { byArrival, queuePositions, type HeldOff, type RoutingContext } from '@callchart/machines';
@@ -10,8 +10,10 @@ import { hostActor, stateName, type TreeMember } from '../actorHost.ts';
 import type { ServerConfig } from '../config.ts';
 import { requestLogger, type Logger } from '../logger.ts';
 import type { Store } from '../store.ts';
+import { AgentDirectory } from './agentDirectory.ts';
 import { provideRequestTree, recordCallProgress } from './effects.ts';
 import type { CallEntry, RequestEntry } from './entries.ts';
+import { Journals } from './journal.ts';
 import { PresenceFeed } from './presenceFeed.ts';
 import type { Rooms } from './rooms.ts';
 
@@ -25,7 +27,7 @@ export interface RegistryOptions {
   onReassignment?: ((trigger: string) => void) | undefined;
 }
 
-type RequestFacts = Omit<RequestEntry, 'actor'>;
+type RequestFacts = Omit<RequestEntry, 'actor' | 'journal'>;
 type RoutingSnapshot = ReturnType<RequestEntry['actor']['getSnapshot']>;
 
 /** An agent rung for a visitor who did not take the call, and when. */
@@ -40,19 +42,30 @@ export class Registry {
   /** Requests not in a call, kept from their snapshots: the only ones a presence change is sent to. */
   readonly waiting = new Set<RequestEntry>();
   readonly feed: PresenceFeed;
+  readonly journals: Journals;
+  readonly directory = new AgentDirectory();
   private readonly machine: ReturnType<typeof provideRequestTree>;
   /** Rings not taken, per visitor, within the re-ring window: a new request of theirs is told to hold these agents off. */
   private readonly recentRings = new Map<string, Ring[]>();
 
   constructor(private readonly options: RegistryOptions) {
     const { store, config, logger, now, rooms } = options;
-    this.feed = new PresenceFeed(store, () => this.refreshWaiting());
-    this.machine = provideRequestTree({ store, config, logger, now, rooms, feed: this.feed, requests: this.requests, calls: this.calls });
+    this.journals = new Journals(store, rooms, logger);
+    this.feed = new PresenceFeed(this.directory, this.journals.open({ what: { writes: 'presence' } }), () => this.refreshWaiting());
+    this.machine = provideRequestTree({ directory: this.directory, config, logger, now, feed: this.feed, requests: this.requests, calls: this.calls });
   }
 
-  /** A new request's tree, started. */
+  /** What the effects read from memory: the agents, and the statuses they chose. */
+  async load(): Promise<void> {
+    await this.directory.load(this.options.store);
+    await this.feed.load(this.options.store);
+  }
+
+  /** A new request's tree, started; its record is written with its first step. */
   create(facts: RequestFacts): RequestEntry {
     const entry = this.host(facts, undefined, this.heldOffFor(facts.visitorId));
+    const record = { id: facts.requestId, visitorId: facts.visitorId, visitorName: facts.visitorName, pool: facts.pool, state: 'searching', createdAt: facts.createdAt };
+    entry.journal.write((writes) => writes.requests.create(record));
     entry.actor.start();
     return entry;
   }
@@ -61,29 +74,40 @@ export class Registry {
    * Brings back every persisted tree, started, with its timers not yet re-armed. Rows of a call actor kept
    * on its own (before calls became part of their request's tree) cannot be matched to a tree and go.
    */
-  restore(): { requests: number; calls: number } {
+  async restore(): Promise<{ requests: number; calls: number }> {
     const { store, logger } = this.options;
+    const records = await store.snapshots.all();
+    const rows = await Promise.all(records.map((record) => (record.kind === 'routing' ? store.requests.get(record.requestId) : undefined)));
     const restored: RequestEntry[] = [];
-    for (const record of store.snapshots.all()) {
-      const row = record.kind === 'routing' ? store.requests.get(record.requestId) : undefined;
+    const discarded: string[] = [];
+    records.forEach((record, index) => {
+      const row = rows[index];
       if (!row) {
-        store.snapshots.delete(record.actorId);
-        continue;
+        discarded.push(record.actorId);
+        return;
       }
       try {
         restored.push(this.host({ requestId: row.id, visitorId: row.visitorId, visitorName: row.visitorName, pool: row.pool, createdAt: row.createdAt }, record.snapshot));
       } catch (error) {
         logger.error({ err: error, actorId: record.actorId }, 'could not restore an actor; discarding its snapshot');
-        store.snapshots.delete(record.actorId);
+        discarded.push(record.actorId);
       }
-    }
-    for (const entry of restored) {
-      const { currentAgentId, callId } = entry.actor.getSnapshot().context;
+    });
+    if (discarded.length > 0) await store.commit((writes) => discarded.forEach((actorId) => writes.snapshots.delete(actorId)));
+    const calls = await Promise.all(
+      restored.map((entry) => {
+        const { callId } = entry.actor.getSnapshot().context;
+        return callId && entry.actor.getSnapshot().matches('connected') ? store.calls.get(callId) : undefined;
+      }),
+    );
+    restored.forEach((entry, index) => {
+      const { currentAgentId } = entry.actor.getSnapshot().context;
       if (currentAgentId) this.feed.fromEffect((presence) => presence.hold(currentAgentId, entry.requestId));
-      const call = callId && entry.actor.getSnapshot().matches('connected') ? store.calls.get(callId) : undefined;
+      const call = calls[index];
       if (call) this.calls.set(call.id, { callId: call.id, requestId: call.requestId, agentId: call.agentId, agentName: call.agentName, visitorId: call.visitorId, visitorName: call.visitorName });
-    }
+    });
     for (const entry of restored) entry.actor.start();
+    await this.journals.settled();
     return { requests: restored.length, calls: this.calls.size };
   }
 
@@ -91,7 +115,7 @@ export class Registry {
    * Re-arms the restored trees' timers (XState does not restore them) and marks both legs of every call lost:
    * their sockets went with the old process. From here the reconnection windows run.
    */
-  armRestored(lostAt: number | null): void {
+  async armRestored(lostAt: number | null): Promise<void> {
     const at = this.options.now();
     // The sockets went when the old process stopped answering, not when this one came up: every grace
     // and timeout runs from then, and the pause telemetry counts the time the server was down.
@@ -103,11 +127,19 @@ export class Registry {
       actor?.send({ type: 'leg.socketLost', leg: 'visitor', at: lost });
     }
     for (const entry of [...this.requests.values()]) entry.actor.send({ type: 'timers.rearm', at });
+    await this.journals.settled();
   }
 
-  /** Stops every tree without ending anything: their snapshots stay in the store for the next start. */
+  /**
+   * Stops every tree without ending anything: their snapshots stay in the store for the next start, and
+   * what their last steps wrote is still committed (see `journals.settled()`).
+   */
   stopAll(): void {
-    for (const entry of this.requests.values()) entry.actor.stop();
+    for (const entry of this.requests.values()) {
+      entry.journal.freeze();
+      entry.actor.stop();
+    }
+    this.journals.stop();
     this.requests.clear();
     this.waiting.clear();
     this.calls.clear();
@@ -176,7 +208,7 @@ export class Registry {
   }
 
   private host(facts: RequestFacts, snapshot?: unknown, heldOff?: HeldOff): RequestEntry {
-    const { store, config, logger, now } = this.options;
+    const { config, logger, now } = this.options;
     const entry = facts as RequestEntry;
     const log = requestLogger(logger, facts.requestId);
     const member = (_actor: AnyActorRef, snap: AnyMachineSnapshot, isRoot: boolean): TreeMember => {
@@ -184,7 +216,7 @@ export class Registry {
       const callId = (snap.context as { callId?: string }).callId || entry.actor?.getSnapshot().context.callId || null;
       return { kind: 'callSession', requestId: facts.requestId, callId };
     };
-    entry.actor = hostActor({
+    const tree = hostActor({
       actorId: `routing:${facts.requestId}`,
       requestId: facts.requestId,
       machine: this.machine,
@@ -202,21 +234,29 @@ export class Registry {
         at: facts.createdAt,
       },
       snapshot,
-      store,
+      journals: this.journals,
       logger: log,
       now,
       onSnapshot: (next, previous) => {
         this.observe(entry, next.context, previous?.context ?? null, log);
         this.noteRing(facts.visitorId, next, previous);
-        store.requests.update(facts.requestId, { state: stateName(next.value) });
+        const state = stateName(next.value);
+        // A restored tree starts where its record already is.
+        const moved = previous === null ? snapshot === undefined : state !== stateName(previous.value);
+        if (moved) entry.journal.write((writes) => writes.requests.update(facts.requestId, { state }));
         if (next.status === 'active' && !next.matches('connected')) this.waiting.add(entry);
         else this.waiting.delete(entry);
         if (next.status === 'done') this.finish(entry, next.context.endReason ?? 'cancelled');
+      },
+      afterStep: (next, previous) => {
         if ((previous?.matches('queued') ?? false) !== next.matches('queued')) this.updateQueuePositions();
         this.feed.flush();
       },
-      onChildSnapshot: (_member, next, previous) => recordCallProgress({ store, logger }, next, previous),
+      onChildSnapshot: (_member, next, previous) => recordCallProgress(entry.journal, logger, next, previous),
+      onStale: () => this.drop(entry),
     });
+    entry.actor = tree.actor;
+    entry.journal = tree.journal;
     this.requests.set(facts.requestId, entry);
     if (!entry.actor.getSnapshot().matches('connected')) this.waiting.add(entry);
     return entry;
@@ -233,6 +273,16 @@ export class Registry {
   private finish(entry: RequestEntry, reason: string): void {
     this.requests.delete(entry.requestId);
     this.waiting.delete(entry);
-    this.options.store.requests.update(entry.requestId, { endedAt: this.options.now(), endReason: reason });
+    const patch = { endedAt: this.options.now(), endReason: reason };
+    entry.journal.write((writes) => writes.requests.update(entry.requestId, patch));
+  }
+
+  /** The tree may not go on here: it is stopped and forgotten, its calls with it, and nothing more of it is written. */
+  private drop(entry: RequestEntry): void {
+    if (this.requests.get(entry.requestId) !== entry) return;
+    entry.actor.stop();
+    this.requests.delete(entry.requestId);
+    this.waiting.delete(entry);
+    for (const [callId, call] of this.calls) if (call.requestId === entry.requestId) this.calls.delete(callId);
   }
 }

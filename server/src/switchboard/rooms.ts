@@ -4,6 +4,7 @@
  */
 import type { Server } from 'socket.io';
 import type { ClientToServerEvents, ServerEventName, ServerPayload, ServerToClientEvents } from '@callchart/machines';
+import type { Courier, OutboxMessage } from './journal.ts';
 
 export type SwitchboardIo = Server<ClientToServerEvents, ServerToClientEvents>;
 
@@ -15,8 +16,15 @@ export type Person = { kind: 'agent' | 'visitor'; id: string };
 
 export const personRoom = (person: Person) => (person.kind === 'agent' ? agentRoom(person.id) : visitorRoom(person.id));
 
-export class Rooms {
+export class Rooms implements Courier {
   constructor(private readonly io: SwitchboardIo) {}
+
+  /** Sends what a committed step sends. */
+  deliver(message: OutboxMessage): void {
+    if (message.kind === 'emit') (this.io.to(message.room).emit as (event: string, payload: unknown) => boolean)(message.event, message.payload);
+    else if (message.kind === 'joinCall') this.joinCall(message.callId, message.agentId, message.visitorId);
+    else this.leaveCall(message.callId);
+  }
 
   emit<E extends ServerEventName>(room: string, event: E, payload: ServerPayload<E>): void {
     (this.io.to(room).emit as (event: string, payload: unknown) => boolean)(event, payload);

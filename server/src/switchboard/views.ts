@@ -1,6 +1,5 @@
 /** What each person is shown of the requests and calls they are part of, and the inspector's list. */
 import type { LiveRequest, ServerPayload } from '@callchart/machines';
-import type { Store } from '../store.ts';
 import type { CallEntry } from './entries.ts';
 import type { Registry } from './registry.ts';
 import { callRoom, personRoom, type Person } from './rooms.ts';
@@ -35,13 +34,13 @@ export function callsOf(registry: Registry, person: Person): CallEntry[] {
 }
 
 /** Where a visitor's request stands, for a visitor resuming before its call exists. */
-export function requestFor(registry: Registry, store: Store, visitorId: string): ServerPayload<'session.resumed'>['request'] {
+export function requestFor(registry: Registry, visitorId: string): ServerPayload<'session.resumed'>['request'] {
   for (const entry of registry.requests.values()) {
     if (entry.visitorId !== visitorId) continue;
     const snapshot = entry.actor.getSnapshot();
     const { context } = snapshot;
     if (snapshot.matches('ringing')) {
-      const name = context.currentAgentId ? store.agents.get(context.currentAgentId)?.name : undefined;
+      const name = context.currentAgentId ? registry.directory.name(context.currentAgentId) : undefined;
       return name ? { requestId: entry.requestId, state: 'ringing', agentName: name } : { requestId: entry.requestId, state: 'ringing' };
     }
     // Nobody was rung while this visitor was away; their return starts the search again.
@@ -56,7 +55,7 @@ export function requestFor(registry: Registry, store: Store, visitorId: string):
 }
 
 /** Live requests and their calls, for the inspector's list. */
-export function live(registry: Registry, store: Store): LiveRequest[] {
+export function live(registry: Registry): LiveRequest[] {
   return [...registry.requests.values()].map((entry) => {
     const snapshot = entry.actor.getSnapshot();
     const agentId = snapshot.context.currentAgentId;
@@ -67,7 +66,7 @@ export function live(registry: Registry, store: Store): LiveRequest[] {
       requestId: entry.requestId,
       pool: entry.pool,
       visitorName: entry.visitorName,
-      agentName: call?.agentName ?? (agentId ? (store.agents.get(agentId)?.name ?? null) : null),
+      agentName: call?.agentName ?? (agentId ? (registry.directory.name(agentId) ?? null) : null),
       createdAt: entry.createdAt,
       state: snapshot.value,
       call: call && session ? { callId: call.callId, agentName: call.agentName, state: session.value } : null,

@@ -1,5 +1,5 @@
 /**
- * The store's schema, as an append-only list of migrations. `PRAGMA user_version` records how many have
+ * The SQLite store's schema, as an append-only list of migrations. `PRAGMA user_version` records how many have
  * run, so a database written by an older server is brought forward on open. Never edit a migration that
  * has shipped: add the next one.
  *
@@ -101,5 +101,14 @@ export const MIGRATIONS: readonly string[] = [
     revoked_at INTEGER NOT NULL
   ) STRICT;
   CREATE INDEX revoked_tokens_by_expiry ON revoked_tokens (expires_at);
+  `,
+  // Ownership fences, and the messages a snapshot's step sends, kept with the snapshot.
+  `
+  CREATE TABLE request_fences (
+    request_id TEXT PRIMARY KEY,
+    token      INTEGER NOT NULL
+  ) STRICT;
+  ALTER TABLE actor_snapshots
+    ADD COLUMN outbox TEXT NOT NULL DEFAULT '[]' CHECK (json_valid(outbox) AND json_type(outbox) = 'array');
   `,
 ];

@@ -1,0 +1,236 @@
+/**
+ * A request tree's journal: the writes its steps made and the messages they send, held until the store has
+ * them. Persist, then emit: at each settled snapshot the tree seals its step, the journal commits the step's
+ * writes with the tree's snapshot (whose `outbox` is what the step sends), and only once that commit has
+ * landed are the messages sent. Commits go one after another per tree, so its steps land, and its messages
+ * go out, in the order they were taken; steps sealed while a commit is in flight land together in the next.
+ */
+import { randomUUID } from 'node:crypto';
+import type { ServerEventName, ServerPayload } from '@callchart/machines';
+import type { Logger } from '../logger.ts';
+import { StaleFenceError, type ActorSnapshotRecord, type Store, type StoreWrites } from '../store.ts';
+
+/** A write as a step records it, replayed into the commit that carries the step. */
+export type Write = (writes: StoreWrites) => void;
+
+/** One thing a step sends, as the outbox keeps it: each has the id a client drops a second copy by. */
+export type OutboxMessage =
+  | { eid: string; kind: 'emit'; room: string; event: ServerEventName; payload: { eid: string } }
+  | { eid: string; kind: 'joinCall'; callId: string; agentId: string; visitorId: string }
+  | { eid: string; kind: 'leaveCall'; callId: string };
+export type EmitMessage = Extract<OutboxMessage, { kind: 'emit' }>;
+
+/** What the tree's snapshot row becomes with a commit: saved as it stands now, or gone with the finished tree. */
+export type SnapshotWrite = { save: Omit<ActorSnapshotRecord, 'outbox'> } | { delete: string };
+
+/** Whoever sends what a committed step sends (the Socket.IO rooms). */
+export interface Courier {
+  deliver(message: OutboxMessage): void;
+}
+
+// A store that fails is retried until it answers: a Postgres restart takes seconds.
+const RETRY_FIRST_MS = 50;
+const RETRY_MAX_MS = 5_000;
+
+/** The journals of one switchboard: their store, their courier, and whether the process is shutting down. */
+export class Journals {
+  private readonly busy = new Set<Journal>();
+  private stopping = false;
+  private readonly wakers = new Set<() => void>();
+
+  constructor(
+    readonly store: Store,
+    readonly courier: Courier,
+    readonly logger: Logger,
+  ) {}
+
+  /** A journal for one tree (or for writes of no tree, without `snapshot`). */
+  open(options: JournalOptions = {}): Journal {
+    return new Journal(this, options);
+  }
+
+  /** Resolves once every journal has committed and sent all it was given. */
+  async settled(): Promise<void> {
+    while (this.busy.size > 0) await Promise.all([...this.busy].map((journal) => journal.settled()));
+  }
+
+  /** Resolves once what every journal has sealed so far is committed and sent; later steps are not waited for. */
+  async sent(): Promise<void> {
+    await Promise.all([...this.busy].map((journal) => new Promise<void>((resolve) => journal.afterDelivery(resolve))));
+  }
+
+  /** From now on a failed commit is not retried: the process is going, and the next start restores from the store. */
+  stop(): void {
+    this.stopping = true;
+    for (const wake of this.wakers) wake();
+  }
+
+  /** @internal */
+  track(journal: Journal, busy: boolean): void {
+    if (busy) this.busy.add(journal);
+    else this.busy.delete(journal);
+  }
+
+  /**
+   * Commits, retrying an ordinary failure with a growing pause until the store takes it (or the process
+   * stops). Answers whether it landed; a stale fence is thrown: nothing of the tree may be written again.
+   */
+  async commit(fill: Write, what: Record<string, unknown>): Promise<boolean> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await this.store.commit(fill);
+        if (attempt > 0) this.logger.info({ ...what, attempts: attempt + 1 }, 'store commit landed after retries');
+        return true;
+      } catch (error) {
+        if (error instanceof StaleFenceError) throw error;
+        if (this.stopping) {
+          this.logger.error({ err: error, ...what }, 'store commit failed while shutting down; the step was not persisted');
+          return false;
+        }
+        const retryInMs = Math.min(RETRY_MAX_MS, RETRY_FIRST_MS * 2 ** Math.min(attempt, 16));
+        this.logger.warn({ err: error, ...what, attempt: attempt + 1, retryInMs }, 'store commit failed; retrying');
+        await this.pause(retryInMs);
+      }
+    }
+  }
+
+  private pause(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const wake = () => {
+        clearTimeout(timer);
+        this.wakers.delete(wake);
+        resolve();
+      };
+      const timer = setTimeout(wake, ms);
+      this.wakers.add(wake);
+    });
+  }
+}
+
+export interface JournalOptions {
+  /** What the tree's snapshot row is to be now (null: left as it is); without it the journal carries writes only. */
+  snapshot?: () => SnapshotWrite | null;
+  /** Names the journal's commits in the log. */
+  what?: Record<string, unknown>;
+  /** The store refused the tree's writes for good: another owner has it. */
+  onStale?: (error: StaleFenceError) => void;
+}
+
+export class Journal {
+  private writes: Write[] = [];
+  private messages: OutboxMessage[] = [];
+  private snapshotDue = false;
+  /** The snapshot taken when the tree was stopped with a step not yet committed: a stopped actor's own is no use. */
+  private frozen: SnapshotWrite | null = null;
+  /** A commit is waiting to start: whatever is sealed before it starts goes with it. */
+  private queued = false;
+  private stale = false;
+  private tail: Promise<void> = Promise.resolve();
+  /** Links of the chain not yet run to their end. */
+  private links = 0;
+
+  constructor(
+    private readonly journals: Journals,
+    private readonly options: JournalOptions,
+  ) {}
+
+  write(fill: Write): void {
+    this.writes.push(fill);
+  }
+
+  /** Records an emit; the payload sent carries the message's id. */
+  emit<E extends ServerEventName>(room: string, event: E, payload: ServerPayload<E>): EmitMessage {
+    const eid = randomUUID();
+    const message: EmitMessage = { eid, kind: 'emit', room, event, payload: { ...payload, eid } };
+    this.messages.push(message);
+    return message;
+  }
+
+  joinCall(callId: string, agentId: string, visitorId: string): void {
+    this.messages.push({ eid: randomUUID(), kind: 'joinCall', callId, agentId, visitorId });
+  }
+
+  leaveCall(callId: string): void {
+    this.messages.push({ eid: randomUUID(), kind: 'leaveCall', callId });
+  }
+
+  /**
+   * The step is over: what it wrote and sends is committed (with the tree's snapshot when `snapshotChanged`)
+   * and then sent. The commit starts once the code that took the step has run to its end, so every step
+   * taken meanwhile (a child's and its parent's, one event after another) shares it.
+   */
+  seal(snapshotChanged = true): void {
+    if (this.stale) return;
+    if (snapshotChanged && this.options.snapshot) this.snapshotDue = true;
+    if (this.queued || (!this.snapshotDue && this.writes.length === 0 && this.messages.length === 0)) return;
+    this.queued = true;
+    this.chain(() => this.commitSealed());
+  }
+
+  /** The tree is about to be stopped: a step still to be committed keeps the snapshot the tree has now. */
+  freeze(): void {
+    if (this.snapshotDue && this.options.snapshot) this.frozen = this.options.snapshot();
+  }
+
+  /** Runs `then` once everything sealed so far has been committed and sent. */
+  afterDelivery(then: () => void): void {
+    this.chain(then);
+  }
+
+  /** Resolves once everything sealed so far, and anything sealed while waiting, is committed and sent. */
+  async settled(): Promise<void> {
+    for (let tail = this.tail; ; tail = this.tail) {
+      await tail;
+      if (tail === this.tail && !this.queued) return;
+    }
+  }
+
+  private chain(link: () => Promise<void> | void): void {
+    this.links++;
+    this.journals.track(this, true);
+    this.tail = this.tail
+      .then(link)
+      .catch((error: unknown) => this.journals.logger.error({ err: error, ...this.options.what }, 'journal step failed'))
+      .finally(() => {
+        this.links--;
+        if (this.links === 0) this.journals.track(this, false);
+      });
+  }
+
+  private async commitSealed(): Promise<void> {
+    this.queued = false;
+    const writes = this.writes;
+    const messages = this.messages;
+    this.writes = [];
+    this.messages = [];
+    const snapshot = this.snapshotDue ? (this.frozen ?? this.options.snapshot?.() ?? null) : null;
+    this.snapshotDue = false;
+    this.frozen = null;
+    const outbox = messages;
+    const fill: Write = (w) => {
+      for (const write of writes) write(w);
+      if (snapshot && 'save' in snapshot) w.snapshots.save({ ...snapshot.save, outbox });
+      else if (snapshot) w.snapshots.delete(snapshot.delete);
+    };
+    try {
+      if (await this.journals.commit(fill, this.options.what ?? {})) {
+        for (const message of messages) this.deliver(message);
+      }
+    } catch (error) {
+      if (!(error instanceof StaleFenceError)) throw error;
+      this.stale = true;
+      this.writes = [];
+      this.messages = [];
+      this.journals.logger.error({ err: error, ...this.options.what }, 'store refused the tree as stale; it stops here');
+      this.options.onStale?.(error);
+    }
+  }
+
+  private deliver(message: OutboxMessage): void {
+    try {
+      this.journals.courier.deliver(message);
+    } catch (error) {
+      this.journals.logger.error({ err: error, eid: message.eid, kind: message.kind }, 'a committed message could not be sent');
+    }
+  }
+}
