@@ -244,6 +244,38 @@ describe('routing: moving on before the call', () => {
     });
   });
 
+  it('ring.refused (the agent was claimed elsewhere) rings the next agent without counting a try or a trigger', () => {
+    const run = start();
+    run.actor.send({ type: 'ring.refused', agentId: 'a', at: BASE + 10 });
+    expect(value(run)).toBe('ringing');
+    // Nothing reached `a`, so nothing is cancelled at `a` either.
+    expect(run.named('cancelRing')).toEqual([]);
+    expect(run.named('ringAgent')).toEqual(['a', 'b']);
+    expect(context(run)).toMatchObject({ currentAgentId: 'b', triedAgentIds: ['b'], reassignments: 0, lastTrigger: null });
+    expect(context(run).agents.map((a) => a.id)).not.toContain('a');
+    // A fresh list with `a` free again offers them to the request like anyone it never tried.
+    run.actor.send({ type: 'agent.rejected', agentId: 'b', at: BASE + 20 });
+    expect(run.named('ringAgent')).toEqual(['a', 'b', 'c']);
+  });
+
+  it('ring.refused for another agent than the one rung, or outside ringing, changes nothing', () => {
+    const run = start();
+    run.actor.send({ type: 'ring.refused', agentId: 'b', at: BASE + 10 });
+    expect(context(run)).toMatchObject({ currentAgentId: 'a', triedAgentIds: ['a'] });
+    expect(run.named('ringAgent')).toEqual(['a']);
+    const queued = start({ agents: [] });
+    expect(value(queued)).toBe('queued');
+    queued.actor.send({ type: 'ring.refused', agentId: 'a', at: BASE + 10 });
+    expect(value(queued)).toBe('queued');
+  });
+
+  it('ring.refused of the last eligible agent queues the visitor', () => {
+    const run = start({ agents: [agent('a')] });
+    run.actor.send({ type: 'ring.refused', agentId: 'a', at: BASE + 10 });
+    expect(value(run)).toBe('queued');
+    expect(context(run)).toMatchObject({ currentAgentId: null, triedAgentIds: [], reassignments: 0 });
+  });
+
   it('ring-no-answer after ringTimeout rings the next agent', () => {
     const run = start();
     run.clock.increment(T.ringTimeout - 1);

@@ -72,6 +72,11 @@ export type RoutingEvent =
   /** `callId` names the call the accept starts; the server makes ids, the machine decides. */
   | { type: 'agent.accepted'; agentId: string; callId: string; at: number }
   | { type: 'agent.rejected'; agentId: string; at: number }
+  /**
+   * The agent chosen could not be rung: in a cluster, a request on another node claimed them first. Nothing
+   * reached the agent, so the request chooses again as if it had never picked them.
+   */
+  | { type: 'ring.refused'; agentId: string; at: number }
   | { type: 'agent.lost'; agentId: string; cause: AgentLostCause; at: number }
   | { type: 'agent.returned'; agentId: string; at: number }
   | RoutedCallEvent
@@ -267,6 +272,8 @@ export const routingMachine = setup({
     markVisitorBack: assign({ visitorPresent: true }),
     // A ring withdrawn because the visitor left was no answer from the agent: they may be rung again, and
     // the move to them does not count against the bound.
+    /** Out of the list until a fresh one comes: the agent is busy with someone else's request. */
+    dropCurrentAgent: assign(({ context }) => ({ agents: context.agents.filter((agent) => agent.id !== context.currentAgentId) })),
     withdrawRing: assign(({ context }) => ({
       triedAgentIds: context.triedAgentIds.filter((id) => id !== context.currentAgentId),
       reassignments: context.reassignments - (context.triedAgentIds.length > 1 ? 1 : 0),
@@ -360,6 +367,8 @@ export const routingMachine = setup({
         },
         // Pre-call there is no grace: the visitor is still waiting, and another agent may be free now.
         'agent.lost': { guard: 'isCurrentAgent', target: 'searching', actions: ['cancelRing', 'recordTrigger', 'releaseAgent'] },
+        // Not a reassignment: the agent was never rung, so neither the tries nor the bound count them.
+        'ring.refused': { guard: 'isCurrentAgent', target: 'searching', actions: ['withdrawRing', 'dropCurrentAgent', 'releaseAgent'] },
         'agents.updated': { actions: 'storeAgents' },
         'visitor.cancelled': { target: 'cancelled', actions: 'cancelRing' },
         // A restored request whose visitor never came back after the restart: nobody told routing they left.

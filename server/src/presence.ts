@@ -15,7 +15,7 @@ interface OnlineAgent {
   online: boolean;
   /** Requests that hold this agent (rung or in a call); a held agent is busy for everyone else. */
   heldBy: Set<string>;
-  /** Read from the store when the agent comes online and kept here after: every routing choice reads it. */
+  /** Read from the agent directory when the agent comes online and kept here after: every routing choice reads it. */
   lastAssignedAt: number | null;
 }
 

@@ -22,7 +22,8 @@ type Path = { steps: Step[] };
  * also the person lost, a hang-up ends the real call): the callSession paths cause each of them, through
  * the very same routing actors, and the coverage below counts them there.
  */
-const ELSEWHERE = new Set(['queue.position']);
+// `ring.refused` comes from another node's claim on the agent: one process has no other node.
+const ELSEWHERE = new Set(['queue.position', 'ring.refused']);
 const FORWARDED = new Set(['leg.socketLost', 'leg.socketBack', 'leg.mediaReconnecting', 'leg.mediaConnected', 'leg.mediaFailed', 'leg.attempt', 'call.hangup']);
 
 /**

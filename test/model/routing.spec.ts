@@ -69,6 +69,8 @@ export const routingSpec: ModelSpec<typeof routingMachine> = {
     const events: RoutingModelEvent[] = [
       { type: 'agent.accepted', agentId: current, callId: `call-${current}`, at: AT },
       { type: 'agent.rejected', agentId: current, at: AT },
+      // In a cluster: another node's request claimed the agent first, so the ring never went out.
+      { type: 'ring.refused', agentId: current, at: AT },
       { type: 'agent.returned', agentId: current, at: AT },
       { type: 'agent.lost', agentId: current, cause: 'socket', at: AT },
       { type: 'agent.lost', agentId: current, cause: 'away', at: AT },
