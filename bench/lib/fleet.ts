@@ -52,8 +52,16 @@ export async function prepareFleet(dir: string, count: number, { pool = 'support
   return {
     databasePath,
     agentsFile,
-    // Thousands of people on one loopback address are a crowd, not one abuser.
-    env: { DATABASE_PATH: databasePath, AGENTS_FILE: agentsFile, AUTH_SECRET: secret, ...LOOPBACK_CROWD },
+    // Thousands of people on one loopback address are a crowd, not one abuser; and a bench agent answers
+    // rings far faster than a person, which the per-socket event bucket would refuse as a flood.
+    env: {
+      DATABASE_PATH: databasePath,
+      AGENTS_FILE: agentsFile,
+      AUTH_SECRET: secret,
+      ...LOOPBACK_CROWD,
+      LIMIT_SOCKET_EVENTS_PER_SECOND: '100000',
+      LIMIT_SOCKET_EVENT_BURST: '100000',
+    },
     agents,
     agentToken: async (agent) => (await auth.issueAgentToken(agent)).token,
     visitorToken: async (visitorId, name = 'Bench Visitor') => (await auth.issueVisitorToken({ visitorId, name })).token,

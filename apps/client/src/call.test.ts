@@ -4,7 +4,7 @@
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { waitFor } from 'xstate';
-import { startTestServer, type TestServer } from '../../../test/support/server.ts';
+import { startTestServer, stored, type TestServer } from '../../../test/support/server.ts';
 import { connectCall, mediaState, type CallPair } from '../../../test/support/callFixture.ts';
 
 let t: TestServer;
@@ -46,7 +46,7 @@ describe('a call between the visitor and agent clients', () => {
     expect(agent.call.getSnapshot().context.lastCallEnd).toMatchObject({ callId, reason: 'visitor-hangup' });
     expect(agentRtc.created[0]!.connectionState).toBe('closed');
     expect(visitorRtc.created[0]!.connectionState).toBe('closed');
-    expect(t.server.store.calls.get(callId)).toMatchObject({ state: 'ended', endReason: 'hangup' });
+    expect(await stored(t.server, (store) => store.calls.get(callId))).toMatchObject({ state: 'ended', endReason: 'hangup' });
     expect([...pair.agentLog.errors, ...pair.visitorLog.errors]).toEqual([]);
   });
 });
