@@ -16,7 +16,7 @@ import {
   type SnapshotFrom,
 } from 'xstate';
 import type { Logger } from './logger.ts';
-import type { SnapshotKind, StaleFenceError } from './store.ts';
+import type { Fence, SnapshotKind, StaleFenceError } from './store.ts';
 import type { Journal, Journals, SnapshotWrite } from './switchboard/journal.ts';
 
 /** One actor of the tree as the log and the inspector name it. */
@@ -51,8 +51,12 @@ export interface HostOptions<M extends AnyStateMachine> {
    * is journaled after it, so their messages cannot overtake the ones this step sends.
    */
   afterStep?: (next: SnapshotFrom<M>, previous: SnapshotFrom<M> | null) => void;
+  /** The tree's ownership in a cluster: every commit of the tree carries it. */
+  fence?: Fence;
   /** The store refused the tree's writes: another owner has it. */
   onStale?: (error: StaleFenceError) => void;
+  /** A ring of the tree's was not sent: its agent is held for another request. */
+  onRingRefused?: (agentId: string) => void;
 }
 
 /** A tree as it is run: the root actor, and the journal its steps and their effects write to. */
@@ -108,7 +112,13 @@ export function hostActor<M extends AnyStateMachine>(options: HostOptions<M>): H
   };
   // Until the root's first settled snapshot: the start of a restored tree, its children's included.
   let restoring = options.snapshot !== undefined;
-  const journal = options.journals.open({ snapshot: snapshotNow, what: { requestId }, ...(options.onStale ? { onStale: options.onStale } : {}) });
+  const journal = options.journals.open({
+    snapshot: snapshotNow,
+    what: { requestId },
+    ...(options.fence ? { fence: options.fence } : {}),
+    ...(options.onStale ? { onStale: options.onStale } : {}),
+    ...(options.onRingRefused ? { onRingRefused: options.onRingRefused } : {}),
+  });
 
   const trackOf = (ref: AnyActorRef, isRoot: boolean): Tracked => {
     let entry = tracked.get(ref);

@@ -38,6 +38,11 @@ export interface ConnectionsOptions {
   switchboard?: Switchboard;
   /** Takes every power from these sockets: the socket layer's part of a logout. */
   cutOff?: (socketIds: readonly string[]) => void;
+  /**
+   * One node of a cluster: a person this node has not seen may have lost a socket on another node a moment
+   * ago, so their window runs from when they are first seen here, not from when this process opened.
+   */
+  cluster?: boolean;
 }
 
 export class Connections {
@@ -61,6 +66,15 @@ export class Connections {
   open(waitingVisitors: readonly string[] = []): void {
     this.openedAt = this.now();
     for (const id of waitingVisitors) this.entry({ kind: 'visitor', id }).actor.send({ type: 'process.opened', at: this.openedAt });
+  }
+
+  /**
+   * Visitors of requests this node took over from another, with no socket on any node: each gets the resume
+   * window from now to come back (anywhere), as a restart gives its waiting visitors.
+   */
+  awaitReturn(visitorIds: readonly string[]): void {
+    const at = this.now();
+    for (const id of visitorIds) this.entry({ kind: 'visitor', id }).actor.send({ type: 'process.opened', at });
   }
 
   /** `session`: the id of the token the socket presented. `profile`: null for an account that takes no calls. */
@@ -133,7 +147,8 @@ export class Connections {
   }
 
   private inputFor(person: Person): ConnectionInput {
-    return { kind: person.kind, personId: person.id, timings: { resumeWindow: this.options.windowMs }, at: this.now(), windowFrom: this.openedAt };
+    const at = this.now();
+    return { kind: person.kind, personId: person.id, timings: { resumeWindow: this.options.windowMs }, at, windowFrom: this.options.cluster ? at : this.openedAt };
   }
 
   private entry(person: Person): Entry {

@@ -1,11 +1,11 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { Presence } from './presence.ts';
+import { MemoryPresence } from './presence.ts';
 
-type View = ReturnType<Presence['view']>;
+type View = ReturnType<MemoryPresence['view']>;
 
 /** The views before and after Ada is held for a request: the same view until the change, a fresh one after it. */
-function viewsAroundHold(presence: Presence): [before: View, after: View] {
+function viewsAroundHold(presence: MemoryPresence): [before: View, after: View] {
   const before = presence.view();
   expect(presence.view()).toBe(before);
   presence.hold('ada', 'req-1');
@@ -14,10 +14,10 @@ function viewsAroundHold(presence: Presence): [before: View, after: View] {
   return [before, after];
 }
 
-describe('Presence', () => {
+describe('MemoryPresence', () => {
   it('reads an agent’s last assignment once, when it comes online, and keeps it in step after', () => {
     const reads: string[] = [];
-    const presence = new Presence((agentId) => {
+    const presence = new MemoryPresence((agentId) => {
       reads.push(agentId);
       return agentId === 'ada' ? 100 : null;
     });
@@ -36,7 +36,7 @@ describe('Presence', () => {
   });
 
   it('builds one view per change and a fresh one after any change', () => {
-    const presence = new Presence(() => null);
+    const presence = new MemoryPresence(() => null);
     presence.connect({ id: 'ada', name: 'Ada', pools: ['support'] });
     const [, held] = viewsAroundHold(presence);
     expect(held[0]?.status).toBe('busy');
@@ -48,7 +48,7 @@ describe('Presence', () => {
   });
 
   it("rebuilds only the changed agent's entry: the others are the same objects as in the last view", () => {
-    const presence = new Presence(() => null);
+    const presence = new MemoryPresence(() => null);
     presence.connect({ id: 'ada', name: 'Ada', pools: ['support'] });
     presence.connect({ id: 'grace', name: 'Grace', pools: ['support'] });
     const [before, after] = viewsAroundHold(presence);
@@ -75,8 +75,8 @@ describe('Presence', () => {
     );
     fc.assert(
       fc.property(fc.array(op, { maxLength: 40 }), (ops) => {
-        const watched = new Presence(() => null);
-        const fresh = new Presence(() => null);
+        const watched = new MemoryPresence(() => null);
+        const fresh = new MemoryPresence(() => null);
         for (const o of ops) {
           for (const presence of [watched, fresh]) {
             const agent = { id: o.agent, name: o.agent, pools: ['support'] };

@@ -1,10 +1,38 @@
 /**
  * Which agents are online, in which pools, and whether they are free. Routing actors receive this view
  * as `agents.updated`; they make the choices, this only reports facts.
+ *
+ * `Presence` is what the server tells presence and reads of it. One process keeps it in memory
+ * (`MemoryPresence`, here); a cluster keeps it in Redis (`ClusterPresence`), behind the same calls.
  */
 import type { AgentInfo } from '@callchart/machines';
 
 export type ChosenStatus = 'available' | 'away';
+
+/** What presence shows of an agent: who they are and the pools they take calls for. */
+export interface AgentProfile {
+  id: string;
+  name: string;
+  pools: string[];
+}
+
+export interface Presence {
+  /** The agent has a socket ready to be rung on (told by its connection actor, which counts the sockets). */
+  connect(agent: AgentProfile): void;
+  /** The agent's last socket (here) is gone. */
+  disconnect(agentId: string): void;
+  /** Logging out: the agent is forgotten, with the status they chose. */
+  remove(agentId: string): void;
+  setChosen(agentId: string, chosen: ChosenStatus): void;
+  /** The request keeps the agent busy for everyone else (a ring or a call restored). */
+  hold(agentId: string, requestId: string): void;
+  release(agentId: string, requestId: string): void;
+  /** The agent was just given a call. */
+  assigned(agentId: string, at: number): void;
+  /** The agents as this process shows them; callers must not modify the entries. */
+  view(): readonly AgentInfo[];
+  onChange(listener: () => void): () => void;
+}
 
 interface OnlineAgent {
   id: string;
@@ -19,7 +47,8 @@ interface OnlineAgent {
   lastAssignedAt: number | null;
 }
 
-export class Presence {
+/** Presence of one process, in memory. */
+export class MemoryPresence implements Presence {
   private readonly agents = new Map<string, OnlineAgent>();
   /** Holds on agents not connected since the start: a restored ring or call must keep them busy when they come back. */
   private readonly pendingHolds = new Map<string, Set<string>>();
@@ -47,7 +76,6 @@ export class Presence {
     },
   ) {}
 
-  /** Subscribing returns the function that unsubscribes. */
   onChange(listener: () => void): () => void {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);
@@ -59,8 +87,7 @@ export class Presence {
     for (const listener of this.listeners) listener();
   }
 
-  /** The agent has a socket ready to be rung on (told by its connection actor, which counts the sockets). */
-  connect(agent: { id: string; name: string; pools: string[] }): void {
+  connect(agent: AgentProfile): void {
     const known = this.agents.get(agent.id);
     const listChanged = !known;
     if (known) {

@@ -3,6 +3,7 @@
  * protocol schemas, and hands valid events to the switchboard. A bad payload gets an error reply naming
  * the field and changes nothing; a socket can only address its own request and its own call.
  */
+import { performance } from 'node:perf_hooks';
 import type { Server, Socket } from 'socket.io';
 import {
   CLIENT_EVENT_NAMES,
@@ -26,6 +27,7 @@ import { parseIncomingEvent } from './signalValidation.ts';
 import type { SocketLimits } from './socketLimits.ts';
 import { StoreUnavailableError } from './storeReads.ts';
 import { callRoom, Switchboard, SwitchboardError } from './switchboard/index.ts';
+import { ROOM_LOOKUP_TIMEOUT_MS } from './switchboard/rooms.ts';
 
 /** What each socket carries from its handshake on. */
 export interface SocketData {
@@ -43,7 +45,17 @@ interface CallBinding {
   leg: Leg;
   peerRoom: string;
   callRoom: string;
+  /** In a cluster: when the peer was last found with a socket on another node (performance.now()). */
+  peerSeenAt?: number;
 }
+
+/**
+ * How long a peer found on another node counts as there for the next signals: a burst of candidates asks
+ * every node once. A signal sent in the moment after the peer's last socket went is lost like one in flight,
+ * and the pause that follows tells the sender.
+ */
+const PEER_SEEN_FRESH_MS = 1_000;
+type RelayedSignal = 'signal.offer' | 'signal.answer' | 'signal.candidate' | 'signal.iceRestart' | 'signal.restartRequest';
 type CallchartSocket = Socket<ClientToServerEvents, ServerToClientEvents, Record<string, never>, SocketData>;
 export type Io = Server<ClientToServerEvents, ServerToClientEvents, Record<string, never>, SocketData>;
 type Reply = (reply: unknown) => void;
@@ -63,6 +75,11 @@ export interface SocketLayerOptions {
   clientInspection?: Inspection | null;
   /** The socket door's limits: events per socket, call requests per visitor, and the rejected-event log. */
   limits: SocketLimits;
+  /**
+   * One node of a cluster: a peer's socket may be on any node, so the relay asks the adapter (every node)
+   * whether the peer's room is empty before refusing a signal, and confirms a restart with sockets anywhere.
+   */
+  cluster?: boolean;
 }
 
 const CLIENT_EVENTS = new Set<string>(CLIENT_EVENT_NAMES);
@@ -132,6 +149,11 @@ export function cutOffSockets(io: Io, socketIds: readonly string[], sent: Promis
   return sessions;
 }
 
+/** A refusal in the protocol's words. No node running the request is, to the client, the same try-again as a store it cannot reach. */
+function refusalOf(error: SwitchboardError): ProtocolError {
+  return { code: error.code === 'unavailable' ? 'store-unavailable' : error.code, message: error.message };
+}
+
 const peerUnavailable = (leg: 'agent' | 'visitor') =>
   new HandlerError({
     code: 'peer-unavailable',
@@ -145,8 +167,8 @@ export function attachSocketLayer(options: SocketLayerOptions): void {
   const refuse = (
     socket: { handshake: { address: string; headers: { origin?: string | undefined } } },
     next: (error?: Error) => void,
-    code: 'unauthorized' | 'origin-not-allowed',
-    reason: 'no-token' | 'token-invalid' | 'origin-not-allowed',
+    code: 'unauthorized' | 'origin-not-allowed' | 'store-unavailable',
+    reason: 'no-token' | 'token-invalid' | 'origin-not-allowed' | 'revocations-unreadable',
     detail: Record<string, unknown> = {},
   ) => {
     options.metrics?.error(code);
@@ -166,6 +188,8 @@ export function attachSocketLayer(options: SocketLayerOptions): void {
       if (parsed.data.resumeToken) socket.data.resumeToken = parsed.data.resumeToken;
       next();
     } catch (error) {
+      // The token may be good: the client is told to try again, not to sign in again.
+      if (error instanceof StoreUnavailableError) return refuse(socket, next, 'store-unavailable', 'revocations-unreadable');
       // Why, in words of our own or the library's code (an expired token, a bad signature), never a message
       // that may quote the input.
       refuse(socket, next, 'unauthorized', 'token-invalid', { why: error instanceof AuthError ? error.reason : null });
@@ -190,9 +214,10 @@ export function attachSocketLayer(options: SocketLayerOptions): void {
       socket.emit('session.expired', {});
       return false;
     }
-    for (const room of switchboard.roomsFor(who)) socket.join(room);
-    socket.emit('session.resumed', { call: switchboard.callFor(who), request: who.kind === 'visitor' ? switchboard.requestFor(who.id) : null });
-    logger.info({ who: who.key, call: switchboard.callFor(who)?.callId ?? null }, 'session resumed');
+    for (const room of await switchboard.roomsFor(who)) socket.join(room);
+    const [call, request] = await Promise.all([switchboard.callFor(who), who.kind === 'visitor' ? switchboard.requestFor(who.id) : null]);
+    socket.emit('session.resumed', { call, request });
+    logger.info({ who: who.key, call: call?.callId ?? null }, 'session resumed');
     options.metrics?.reconnection('resumed');
     return true;
   }
@@ -211,14 +236,20 @@ export function attachSocketLayer(options: SocketLayerOptions): void {
       const name = data.name ?? principal.name;
       return { requestId: await switchboard.request({ visitorId: principal.visitorId, name }, data.pool) };
     },
-    'visitor.cancel': (socket, data) => switchboard.cancel(principalOf(socket, 'visitor', 'Only visitors can cancel a call request.').visitorId, data.requestId),
+    'visitor.cancel': async (socket, data) => {
+      await switchboard.cancel(principalOf(socket, 'visitor', 'Only visitors can cancel a call request.').visitorId, data.requestId);
+    },
     'agent.presence': (socket, data) => {
       const principal = callTakerOf(socket, 'Only agents have a presence.');
       connections.chose(principal.agentId, data.status);
       logger.info({ agentId: principal.agentId, status: data.status }, 'agent presence');
     },
-    'agent.accept': (socket, data) => switchboard.accept(callTakerOf(socket, 'Only agents can accept a call.').agentId, data.requestId),
-    'agent.reject': (socket, data) => switchboard.reject(callTakerOf(socket, 'Only agents can reject a call.').agentId, data.requestId),
+    'agent.accept': async (socket, data) => {
+      await switchboard.accept(callTakerOf(socket, 'Only agents can accept a call.').agentId, data.requestId);
+    },
+    'agent.reject': async (socket, data) => {
+      await switchboard.reject(callTakerOf(socket, 'Only agents can reject a call.').agentId, data.requestId);
+    },
     'agent.logout': async (socket) => {
       const principal = principalOf(socket, 'agent', 'Only agents can log out.');
       // Revoked first: from here on no handshake and no HTTP request takes this token, while the sockets
@@ -228,36 +259,32 @@ export function attachSocketLayer(options: SocketLayerOptions): void {
       connections.loggedOut(principal.agentId, socket.data.session.id);
       logger.info({ agentId: principal.agentId }, 'agent logged out');
     },
-    'signal.offer': (socket, data) => void relay(socket, 'signal.offer', data),
-    'signal.answer': (socket, data) => void relay(socket, 'signal.answer', data),
-    'signal.candidate': (socket, data) => void relay(socket, 'signal.candidate', data),
-    'signal.iceRestart': (socket, data) => {
-      const leg = relay(socket, 'signal.iceRestart', data, { confirm: true });
-      logger.info({ callId: data.callId, leg }, 'ICE restart offer relayed');
-    },
-    'signal.restartRequest': (socket, data) => {
-      relay(socket, 'signal.restartRequest', data, { confirm: true });
-      logger.info({ callId: data.callId }, 'ICE restart requested by the answerer');
-    },
-    'call.media': (socket, data) => {
-      const { leg } = legOf(socket, data.callId);
+    'signal.offer': (socket, data) => relayed(socket, 'signal.offer', data),
+    'signal.answer': (socket, data) => relayed(socket, 'signal.answer', data),
+    'signal.candidate': (socket, data) => relayed(socket, 'signal.candidate', data),
+    'signal.iceRestart': (socket, data) =>
+      relayed(socket, 'signal.iceRestart', data, { confirm: true }, (leg) => logger.info({ callId: data.callId, leg }, 'ICE restart offer relayed')),
+    'signal.restartRequest': (socket, data) =>
+      relayed(socket, 'signal.restartRequest', data, { confirm: true }, () => logger.info({ callId: data.callId }, 'ICE restart requested by the answerer')),
+    'call.media': async (socket, data) => {
+      const { leg } = await legOf(socket, data.callId);
       const type = data.state === 'connected' ? 'leg.mediaConnected' : data.state === 'reconnecting' ? 'leg.mediaReconnecting' : 'leg.mediaFailed';
-      switchboard.callEvent(data.callId, leg, type);
+      await switchboard.callEvent(data.callId, leg, type);
       logger.info({ callId: data.callId, leg, media: data.state, attempt: data.attempt }, 'media state');
     },
-    'call.telemetry': (socket, data) => {
-      const { leg } = legOf(socket, data.callId);
+    'call.telemetry': async (socket, data) => {
+      const { leg } = await legOf(socket, data.callId);
       options.metrics?.iceRestart(data.outcome);
-      switchboard.callAttempt(data.callId, leg, { at: data.at, durationMs: data.durationMs, outcome: data.outcome });
+      await switchboard.callAttempt(data.callId, leg, { at: data.at, durationMs: data.durationMs, outcome: data.outcome });
     },
-    'call.hangup': (socket, data) => {
-      const { leg } = legOf(socket, data.callId);
-      switchboard.hangup(data.callId, leg);
+    'call.hangup': async (socket, data) => {
+      const { leg } = await legOf(socket, data.callId);
+      await switchboard.hangup(data.callId, leg);
     },
-    'inspect.client': (socket, data) => {
+    'inspect.client': async (socket, data) => {
       if (!options.clientInspection) throw forbidden('This server does not take client inspection (INSPECT_CLIENTS is off).');
       const who = identity(socket.data.principal);
-      const target = switchboard.requestOf({ kind: who.kind, id: who.id }, data);
+      const target = await switchboard.requestOf({ kind: who.kind, id: who.id }, data);
       options.clientInspection.addClient(target, who.kind, data.actor, data.entries);
     },
   };
@@ -265,53 +292,137 @@ export function attachSocketLayer(options: SocketLayerOptions): void {
   /**
    * The socket's leg of `callId`, checked by the switchboard once per socket and call rather than on every
    * signal. The check holds while the socket stays in the call's room: the switchboard empties that room when
-   * the call ends, so an ended call is looked up (and refused) again, as is any other call.
+   * the call ends, so an ended call is looked up (and refused) again, as is any other call. In a cluster the
+   * look-up may have to ask Redis, and answers a promise.
    */
-  function legOf(socket: CallchartSocket, callId: string): CallBinding {
+  function legOf(socket: CallchartSocket, callId: string): CallBinding | Promise<CallBinding> {
     const bound = socket.data.call;
     if (bound !== undefined && bound.callId === callId && socket.rooms.has(bound.callRoom)) return bound;
     const who = identity(socket.data.principal);
-    const { leg, peerRoom } = switchboard.legOf(callId, who);
-    const binding: CallBinding = { callId, leg, peerRoom, callRoom: callRoom(callId) };
-    socket.data.call = binding;
-    return binding;
+    const bind = ({ leg, peerRoom }: { leg: Leg; peerRoom: string }): CallBinding => {
+      const binding: CallBinding = { callId, leg, peerRoom, callRoom: callRoom(callId) };
+      socket.data.call = binding;
+      return binding;
+    };
+    const found = switchboard.legOf(callId, who);
+    return found instanceof Promise ? found.then(bind) : bind(found);
   }
 
-  function relay<E extends 'signal.offer' | 'signal.answer' | 'signal.candidate' | 'signal.iceRestart' | 'signal.restartRequest'>(
+  /**
+   * Signals from one socket are relayed in the order it sent them. In one process each goes out as it is
+   * handled; in a cluster a signal may wait on the look-ups above, so the socket's signals queue behind one
+   * another (never behind its other events, which may wait for a request's owner).
+   */
+  const signalQueues = new WeakMap<CallchartSocket, Promise<unknown>>();
+  function relayed<E extends RelayedSignal>(
     socket: CallchartSocket,
     event: E,
     data: ClientPayload<E>,
-    { confirm = false } = {},
-  ) {
-    const { leg, peerRoom } = legOf(socket, data.callId);
+    relayOptions: { confirm?: boolean } = {},
+    then?: (leg: Leg) => void,
+  ): void | Promise<void> {
+    if (!options.cluster) {
+      const leg = relayHere(socket, event, data, legOf(socket, data.callId) as CallBinding, relayOptions);
+      then?.(leg);
+      return;
+    }
+    const turn = (signalQueues.get(socket) ?? Promise.resolve()).then(async () => {
+      const leg = await relayAnywhere(socket, event, data, await legOf(socket, data.callId), relayOptions);
+      then?.(leg);
+    });
+    signalQueues.set(socket, turn.catch(() => undefined));
+    return turn;
+  }
+
+  /** Which leg may send this signal: the sender's, checked against its role. */
+  function checkRole(event: RelayedSignal, leg: Leg): void {
     const role = SIGNAL_ROLES[event];
     if (role && role.leg !== leg) throw forbidden(role.refusal);
+  }
+
+  const emitTo = (target: { emit: unknown }, event: string, data: unknown) => (target.emit as (event: string, payload: unknown) => boolean)(event, data);
+
+  /** One process: every socket of the peer is on this node. */
+  function relayHere<E extends RelayedSignal>(socket: CallchartSocket, event: E, data: ClientPayload<E>, binding: CallBinding, { confirm = false } = {}): Leg {
+    const { leg, peerRoom } = binding;
+    checkRole(event, leg);
     // An offer into an empty room is lost, and its sender would count it as an attempt; the refusal
-    // tells the sender to wait for the other person instead. This node's rooms are every room while the
-    // server runs as one process.
+    // tells the sender to wait for the other person instead.
     const peers = io.sockets.adapter.rooms.get(peerRoom);
     if ((peers?.size ?? 0) === 0) throw peerUnavailable(leg);
     if (!confirm) {
-      (io.to(peerRoom).emit as (event: string, payload: unknown) => boolean)(event, data);
+      emitTo(io.to(peerRoom), event, data);
       return leg;
     }
-    // A restart means a path broke, and the peer's socket may have died with it while still looking
-    // connected. Each of the peer's sockets must acknowledge within the timeout, or it is closed: if it was
-    // the last, the leg is lost at once and the sender is told to wait, instead of offering into a void.
-    for (const id of peers ?? []) {
-      const peer = io.sockets.sockets.get(id);
-      if (!peer) continue;
-      (peer.timeout(options.peerAckTimeoutMs).emit as (event: string, payload: unknown, ack: (error: Error | null) => void) => boolean)(
-        event,
-        data,
-        (error) => {
-          if (!error || !peer.connected) return;
-          logger.warn({ callId: data.callId, event, socket: peer.id, timeoutMs: options.peerAckTimeoutMs }, 'peer socket did not acknowledge a restart; closed as dead');
-          peer.disconnect(true);
-        },
-      );
-    }
+    for (const id of peers ?? []) confirmWith(id, event, data);
     return leg;
+  }
+
+  /**
+   * A cluster: the peer's sockets may be on any node. A room with a socket of the peer's on this node needs
+   * no one else asked; otherwise every node is (`fetchSockets` through the adapter) before a signal is refused.
+   */
+  async function relayAnywhere<E extends RelayedSignal>(socket: CallchartSocket, event: E, data: ClientPayload<E>, binding: CallBinding, { confirm = false } = {}): Promise<Leg> {
+    const { leg, peerRoom } = binding;
+    checkRole(event, leg);
+    const local = io.sockets.adapter.rooms.get(peerRoom)?.size ?? 0;
+    const seenLately = binding.peerSeenAt !== undefined && performance.now() - binding.peerSeenAt < PEER_SEEN_FRESH_MS;
+    if (!confirm && (local > 0 || seenLately)) {
+      emitTo(io.to(peerRoom), event, data);
+      return leg;
+    }
+    const peers = await peerSockets(peerRoom);
+    if (peers?.length === 0) throw peerUnavailable(leg);
+    if (peers && local < peers.length) binding.peerSeenAt = performance.now();
+    if (!confirm) {
+      emitTo(io.to(peerRoom), event, data);
+      return leg;
+    }
+    if (peers) {
+      for (const peer of peers) confirmWith(peer.id, event, data);
+      return leg;
+    }
+    // Not every node said who is in the room: this node's sockets are confirmed, the others' only sent it.
+    const here = [...(io.sockets.adapter.rooms.get(peerRoom) ?? [])];
+    for (const id of here) confirmWith(id, event, data);
+    emitTo(here.length > 0 ? io.to(peerRoom).except(here) : io.to(peerRoom), event, data);
+    return leg;
+  }
+
+  /** The ids of the room's sockets on every node, or null when some node did not say in time. */
+  async function peerSockets(room: string): Promise<{ id: string }[] | null> {
+    try {
+      return await io.in(room).timeout(ROOM_LOOKUP_TIMEOUT_MS).fetchSockets();
+    } catch (error) {
+      logger.warn({ err: error, room }, 'could not ask every node who is in a room; relayed without knowing');
+      return null;
+    }
+  }
+
+  /**
+   * A restart means a path broke, and the peer's socket may have died with it while still looking
+   * connected. Each of the peer's sockets must acknowledge within the timeout, or it is closed: if it was
+   * the last, the leg is lost at once and the sender is told to wait, instead of offering into a void. A
+   * socket's own room reaches it on whichever node it is.
+   */
+  function confirmWith(socketId: string, event: RelayedSignal, data: { callId: string }): void {
+    const timeoutMs = options.peerAckTimeoutMs;
+    const dead = () => logger.warn({ callId: data.callId, event, socket: socketId, timeoutMs }, 'peer socket did not acknowledge a restart; closed as dead');
+    const peer = io.sockets.sockets.get(socketId);
+    if (peer) {
+      (peer.timeout(timeoutMs).emit as (event: string, payload: unknown, ack: (error: Error | null) => void) => boolean)(event, data, (error) => {
+        if (!error || !peer.connected) return;
+        dead();
+        peer.disconnect(true);
+      });
+      return;
+    }
+    // Across nodes the answer waits for every node to count its sockets: an ack that came is enough.
+    (io.to(socketId).timeout(timeoutMs).emit as (event: string, payload: unknown, ack: (error: Error | null, acks: unknown[]) => void) => boolean)(event, data, (error, acks) => {
+      if (!error || acks.length > 0) return;
+      dead();
+      io.in(socketId).disconnectSockets(true);
+    });
   }
 
   io.on('connection', (rawSocket) => {
@@ -372,10 +483,10 @@ export function attachSocketLayer(options: SocketLayerOptions): void {
       reply({ ok: true, ...(data ?? {}) });
     } catch (error) {
       if (error instanceof HandlerError) return fail(error.error);
-      if (error instanceof SwitchboardError) return fail({ code: error.code, message: error.message });
+      if (error instanceof SwitchboardError) return fail(refusalOf(error));
       if (error instanceof StoreUnavailableError) {
         logger.warn({ err: error.cause, event }, 'client event refused: store unavailable');
-        return fail({ code: 'internal', message: 'The server cannot reach its store right now; nothing was done. Please try again.' });
+        return fail({ code: 'store-unavailable', message: 'The server cannot reach its store right now; nothing was done. Please try again.' });
       }
       logger.error({ err: error, event }, 'client event failed');
       fail({ code: 'internal', message: 'Something went wrong on our side.' });

@@ -35,7 +35,7 @@ async function runQuick(name: string): Promise<{ code: number | null; output: st
 
 describe('the benchmarks’ quick mode', () => {
   it('finds the benchmarks the issue asks for', () => {
-    expect(benchmarks).toEqual(expect.arrayContaining(['bundle', 'capacity', 'recovery', 'relay', 'routing', 'storm']));
+    expect(benchmarks).toEqual(expect.arrayContaining(['bundle', 'capacity', 'cluster', 'recovery', 'relay', 'routing', 'storm']));
   });
 
   it.each(benchmarks)('%s runs and writes measured figures', async (name) => {

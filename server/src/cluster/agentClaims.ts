@@ -99,7 +99,8 @@ function ids(kind: string, values: unknown, max: number): string[] {
   return [...new Set(values.map((value) => id(kind, value)))];
 }
 
-function chosenStatus(value: unknown): ChosenStatus {
+/** The status, checked: a clear error names a bad one. */
+export function chosenStatus(value: unknown): ChosenStatus {
   if (value !== 'available' && value !== 'away') throw new TypeError(`a chosen status is 'available' or 'away', not ${JSON.stringify(value)}`);
   return value;
 }
@@ -111,7 +112,8 @@ function epochMs(kind: string, value: unknown): number {
   return value;
 }
 
-function registration(agent: AgentRegistration): AgentRegistration {
+/** The registration, checked: a clear error names what is wrong with it. */
+export function registration(agent: AgentRegistration): AgentRegistration {
   if (typeof agent !== 'object' || agent === null) throw new TypeError('an agent registration must be an object');
   if (typeof agent.name !== 'string' || agent.name.length > MAX_ID) throw new TypeError(`an agent's name must be a string of at most ${MAX_ID} characters`);
   return {
@@ -240,7 +242,7 @@ changes[#changes + 1] = id
 return finish('forgotten')
 `;
 
-// ARGV[6..7]: id, request id
+// ARGV[6..8]: id, request id, '1' when the hold is a fresh claim (refused during the grace)
 const HOLD_LUA = `${HEADER_LUA}
 local id = ARGV[6]
 local rid = ARGV[7]
@@ -248,6 +250,10 @@ local held = redis.call('HGET', agent_key(id), 'held')
 if held and held ~= '' and held ~= rid then return finish({'busy'}) end
 local current = redis.call('GET', request_key(rid))
 if current and current ~= id then return finish({'holding', current}) end
+if held ~= rid and ARGV[8] == '1' then
+  local grace = redis.call('PTTL', KEYS[3])
+  if grace > 0 then return finish({'grace', grace}) end
+end
 if held ~= rid then
   redis.call('HSET', agent_key(id), 'held', rid)
   redis.call('SET', request_key(rid), id)
@@ -502,18 +508,21 @@ export class AgentClaims {
 
   /**
    * Holds a given agent for the request, whatever its status (a ring or call restored from the store),
-   * unless another request holds it. Holding it again is harmless.
+   * unless another request holds it. Holding it again is harmless. A `fresh` hold claims the agent anew (a
+   * ring the routing machine chose): like `claim`, it waits out the grace after Redis lost its data, when
+   * another request's hold on the agent may not be back yet.
    */
-  async hold(agentId: string, requestId: string): Promise<HoldResult> {
+  async hold(agentId: string, requestId: string, { fresh = false }: { fresh?: boolean } = {}): Promise<HoldResult> {
     id('an agent id', agentId);
     id('a request id', requestId);
-    const [seq, result] = await this.run('presenceHold', [agentId, requestId]);
-    const [outcome, other] = result as [string, string?];
+    const [seq, result] = await this.run('presenceHold', [agentId, requestId, fresh ? '1' : '0']);
+    const [outcome, other] = result as [string, string | number | undefined];
+    if (outcome === 'grace') throw new PresenceResyncError(Number(other));
     if (outcome === 'held') {
       this.mine.holds.set(requestId, agentId);
       return { held: true, seq };
     }
-    return outcome === 'busy' ? { held: false, reason: 'busy', seq } : { held: false, reason: 'holding', agentId: other!, seq };
+    return outcome === 'busy' ? { held: false, reason: 'busy', seq } : { held: false, reason: 'holding', agentId: String(other), seq };
   }
 
   /**
@@ -541,6 +550,20 @@ export class AgentClaims {
     if (this.mine.holds.get(requestId) === agentId) this.mine.holds.delete(requestId);
     const [seq, result] = await this.run('presenceRelease', [agentId, requestId]);
     return { released: result === 1, seq };
+  }
+
+  /** The agent the request holds in Redis now, if any: a node taking a request over learns what it holds. */
+  async heldBy(requestId: string): Promise<string | null> {
+    return this.options.redis.get(this.options.keys.key('request-agent', id('a request id', requestId)));
+  }
+
+  /** The connection and key names this node's presence uses, for state kept beside it (queue places). */
+  get connection(): Redis {
+    return this.options.redis;
+  }
+
+  get keys(): RedisKeys {
+    return this.options.keys;
   }
 
   /** The request moved to another node, which holds its agent from now on; this node keeps no record of it. */

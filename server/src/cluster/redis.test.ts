@@ -66,10 +66,11 @@ describe('Redis connections', () => {
     const connection = client(redis.url, { maxBackoffMs: 100 });
     await whenReady(connection);
     redis.pause();
-    const inFlight = connection.incr('counter');
+    // Watched from the start: it may fail while Redis is being killed, before the next line runs.
+    const inFlightFails = expect(connection.incr('counter')).rejects.toThrow();
     await sleep(50);
     await redis.kill();
-    await expect(inFlight).rejects.toThrow();
+    await inFlightFails;
     await redis.restart({ keepData: false });
     await whenReady(connection, 5_000);
     await sleep(100);

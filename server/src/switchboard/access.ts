@@ -21,9 +21,19 @@ export function ringFor(registry: Registry, agentId: string, requestId: string):
   return entry;
 }
 
+export interface LegOfCall {
+  entry: CallEntry;
+  leg: Leg;
+  peerRoom: string;
+}
+
 /** The live call a person is a leg of, checked so a socket can only address its own call. */
-export function legOf(registry: Registry, callId: string, person: Person): { entry: CallEntry; leg: Leg; peerRoom: string } {
-  const entry = registry.calls.get(callId);
+export function legOf(registry: Registry, callId: string, person: Person): LegOfCall {
+  return legIn(registry.calls.get(callId), person);
+}
+
+/** The person's leg of `entry` (a call of this node's, or one every node reads in a cluster). */
+export function legIn(entry: CallEntry | null | undefined, person: Person): LegOfCall {
   if (!entry) throw new SwitchboardError('not-found', 'There is no such live call.');
   if (person.kind === 'agent' && entry.agentId === person.id) return { entry, leg: 'agent', peerRoom: visitorRoom(entry.visitorId) };
   if (person.kind === 'visitor' && entry.visitorId === person.id) return { entry, leg: 'visitor', peerRoom: agentRoom(entry.agentId) };

@@ -92,14 +92,16 @@ export function provideRequestTree(deps: EffectDeps) {
     actors: { callSession },
     delays: { ringTimeout: untilDeadline, agentGrace: untilDeadline, maxQueueWait: untilDeadline },
     actions: {
+      // In a cluster the ring carries its claim: it goes out only once the agent is held for this request.
       ringAgent: ({ context }: Ctx) => {
         const agentId = context.currentAgentId!;
-        feed.fromEffect((presence) => presence.hold(agentId, context.requestId));
-        journal(context.requestId).emit(agentRoom(agentId), 'agent.ring', {
+        const claim = feed.ring(agentId, context.requestId);
+        const payload = {
           requestId: context.requestId,
           visitorName: requests.get(context.requestId)?.visitorName ?? '',
           expiresAt: context.deadlineAt ?? now() + context.timings.ringTimeout,
-        });
+        };
+        journal(context.requestId).emit(agentRoom(agentId), 'agent.ring', payload, claim ? { claim } : {});
       },
       cancelRing: ({ context }: Ctx) => {
         const agentId = context.currentAgentId;

@@ -27,9 +27,17 @@ export interface CallEntry {
   visitorName: string;
 }
 
+/**
+ * A refusal the caller is told about. `unavailable`: in a cluster, the node that runs the request could not
+ * be reached in time (it is being taken over, or Redis cannot be reached); nothing was done.
+ */
+export type SwitchboardErrorCode = 'forbidden' | 'not-found' | 'conflict' | 'rate-limited' | 'unavailable';
+
+export const SWITCHBOARD_ERROR_CODES: readonly SwitchboardErrorCode[] = ['forbidden', 'not-found', 'conflict', 'rate-limited', 'unavailable'];
+
 export class SwitchboardError extends Error {
   constructor(
-    readonly code: 'forbidden' | 'not-found' | 'conflict' | 'rate-limited',
+    readonly code: SwitchboardErrorCode,
     message: string,
   ) {
     super(message);

@@ -5,7 +5,7 @@ import { Writable } from 'node:stream';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createLogger } from '../logger.ts';
 import { openStore, StaleFenceError, type Store, type StoreWrites } from '../store.ts';
-import { Journals, type Courier, type OutboxMessage, type SnapshotWrite } from './journal.ts';
+import { Journals, StoredOutboxMessage, type Courier, type OutboxMessage, type SnapshotWrite } from './journal.ts';
 
 /** A courier that keeps what it is given, and how many commits had landed when it was. */
 class Recorder implements Courier {
@@ -248,7 +248,11 @@ describe('a tree journal', () => {
 
   it('runs what waits for delivery after the messages sealed before it, and before those sealed after', async () => {
     const order: string[] = [];
-    const courier: Courier = { deliver: (message) => order.push(message.kind === 'emit' ? message.event : message.kind) };
+    const courier: Courier = {
+      deliver: (message) => {
+        order.push(message.kind === 'emit' ? message.event : message.kind);
+      },
+    };
     const journals = new Journals(store, courier, createLogger('silent'));
     const journal = treeJournal(journals, { value: 'ringing' });
     journal.write(createRequest);
@@ -278,5 +282,133 @@ describe('a journal of writes alone', () => {
     await journals.settled();
     expect(await store.settings.get('presence.ada')).toBe('away');
     expect(await store.snapshots.all()).toEqual([]);
+  });
+});
+
+describe('a tree journal in a cluster', () => {
+  const snapshotOf = (state: { value: string }) => (): SnapshotWrite => ({
+    save: { actorId: 'routing:req-1', kind: 'routing', requestId: 'req-1', callId: null, snapshot: { value: state.value }, updatedAt: 2 },
+  });
+
+  it("commits under its fence, and a newer owner's fence refuses its next commit: nothing of it lands or is sent", async () => {
+    const courier = new Recorder();
+    const journals = new Journals(store, courier, createLogger('silent'));
+    const stale: StaleFenceError[] = [];
+    const state = { value: 'searching' };
+    const old = journals.open({ snapshot: snapshotOf(state), fence: { requestId: 'req-1', token: 7 }, onStale: (error) => stale.push(error) });
+    old.write(createRequest);
+    old.seal();
+    await journals.settled();
+    expect(await store.requests.get('req-1')).toMatchObject({ state: 'searching' });
+
+    // Another node takes the request over: its first commit raises the fence.
+    await store.commit(() => {}, { requestId: 'req-1', token: 9 });
+    state.value = 'ringing';
+    old.emit('agent:ada', 'agent.ring', { requestId: 'req-1', visitorName: 'Vera', expiresAt: 10 });
+    old.write((writes) => writes.requests.update('req-1', { state: 'ringing' }));
+    old.seal();
+    await journals.settled();
+    expect(stale.map((error) => [error.token, error.newest])).toEqual([[7, 9]]);
+    expect(courier.sent).toEqual([]);
+    expect(await store.requests.get('req-1')).toMatchObject({ state: 'searching' });
+    expect(await store.snapshots.get('routing:req-1')).toMatchObject({ snapshot: { value: 'searching' } });
+  });
+
+  it('sends a ring only once its claim holds the agent; a refused ring is not sent, nor what its step went on to say, and the tree is told', async () => {
+    const courier = new Recorder();
+    const asked: string[] = [];
+    const holds = new Map([['ada', true], ['grace', false]]);
+    const journals = new Journals(store, courier, createLogger('silent'), async (agentId, requestId) => {
+      asked.push(`${agentId}:${requestId}`);
+      return holds.get(agentId) ?? false;
+    });
+    const refused: string[] = [];
+    const journal = journals.open({ snapshot: snapshotOf({ value: 'ringing' }), onRingRefused: (agentId) => refused.push(agentId) });
+    journal.write(createRequest);
+    // Two steps land in one commit: one rings ada, the next rings grace, whom another request holds.
+    const ada = journal.emit('agent:ada', 'agent.ring', { requestId: 'req-1', visitorName: 'Vera', expiresAt: 10 }, { claim: { agentId: 'ada', requestId: 'req-1' } });
+    const adaUpdate = journal.emit('visitor:v-1', 'routing.update', { requestId: 'req-1', state: 'ringing', agentName: 'Ada' });
+    journal.seal();
+    const before = journal.emit('agent:ada', 'agent.ringCancelled', { requestId: 'req-1' });
+    const grace = journal.emit('agent:grace', 'agent.ring', { requestId: 'req-1', visitorName: 'Vera', expiresAt: 10 }, { claim: { agentId: 'grace', requestId: 'req-1' } });
+    const graceUpdate = journal.emit('visitor:v-1', 'routing.update', { requestId: 'req-1', state: 'ringing', agentName: 'Grace' });
+    journal.seal();
+    const next = journal.emit('visitor:v-1', 'routing.update', { requestId: 'req-1', state: 'searching' });
+    journal.seal();
+    await journals.settled();
+    expect(asked).toEqual(['ada:req-1', 'grace:req-1']);
+    expect(courier.sent.map((sent) => sent.message)).toEqual([ada, adaUpdate, before, next]);
+    expect(refused).toEqual(['grace']);
+    // The outbox keeps the claims and the steps, so a node that sends it again claims again, and drops the same.
+    const outbox = (await store.snapshots.get('routing:req-1'))?.outbox;
+    expect(outbox).toEqual([ada, adaUpdate, before, grace, graceUpdate, next]);
+    expect(new Set([grace.step, graceUpdate.step]).size).toBe(1);
+    expect(grace.claim).toEqual({ agentId: 'grace', requestId: 'req-1' });
+  });
+
+  it('counts a claim that fails (Redis away) as refused: an agent that may be held elsewhere is never rung', async () => {
+    const courier = new Recorder();
+    const journals = new Journals(store, courier, createLogger('silent'), () => Promise.reject(new Error('Connection is closed.')));
+    const refused: string[] = [];
+    const journal = journals.open({ snapshot: snapshotOf({ value: 'ringing' }), onRingRefused: (agentId) => refused.push(agentId) });
+    journal.write(createRequest);
+    journal.emit('agent:ada', 'agent.ring', { requestId: 'req-1', visitorName: 'Vera', expiresAt: 10 }, { claim: { agentId: 'ada', requestId: 'req-1' } });
+    journal.seal();
+    await journals.settled();
+    expect(courier.sent).toEqual([]);
+    expect(refused).toEqual(['ada']);
+  });
+
+  it('sends what a taken-over tree last sent again, with the same ids, before anything it does next', async () => {
+    const courier = new Recorder();
+    const journals = new Journals(store, courier, createLogger('silent'));
+    const first = journals.open({ snapshot: snapshotOf({ value: 'ringing' }) });
+    first.write(createRequest);
+    const ring = first.emit('agent:ada', 'agent.ring', { requestId: 'req-1', visitorName: 'Vera', expiresAt: 10 });
+    first.joinCall('call-1', 'ada', 'v-1');
+    first.seal();
+    await journals.settled();
+    const stored = (await store.snapshots.get('routing:req-1'))!.outbox.map((message) => StoredOutboxMessage.parse(message));
+
+    const next = journals.open({ snapshot: snapshotOf({ value: 'ringing' }) });
+    next.resend(stored as OutboxMessage[]);
+    const later = next.emit('visitor:v-1', 'routing.update', { requestId: 'req-1', state: 'ringing' });
+    next.seal();
+    await journals.settled();
+    const sent = courier.sent.map((entry) => entry.message);
+    expect(sent.slice(2).map((message) => message.eid)).toEqual([ring.eid, stored[1]!.eid, later.eid]);
+    expect(sent[2]).toEqual(ring);
+  });
+
+  it('sends nothing more once revoked, not even what a commit already out would have sent', async () => {
+    let landed: () => void = () => {};
+    const held = new Promise<void>((resolve) => (landed = resolve));
+    const slow: Store = {
+      ...store,
+      commit: async (fill, fence) => {
+        await held;
+        await store.commit(fill, fence);
+      },
+    };
+    const courier = new Recorder();
+    const journals = new Journals(slow, courier, createLogger('silent'));
+    const journal = journals.open({ snapshot: snapshotOf({ value: 'ringing' }) });
+    journal.write(createRequest);
+    journal.emit('agent:ada', 'agent.ring', { requestId: 'req-1', visitorName: 'Vera', expiresAt: 10 });
+    journal.seal();
+    await Promise.resolve();
+    journal.revoke();
+    journal.emit('agent:ada', 'agent.ringCancelled', { requestId: 'req-1' });
+    journal.seal();
+    landed();
+    await journals.settled();
+    expect(courier.sent).toEqual([]);
+  });
+
+  it('refuses to send again an outbox entry of a shape it does not know', () => {
+    expect(StoredOutboxMessage.safeParse({ eid: 'x', kind: 'teleport' }).success).toBe(false);
+    expect(StoredOutboxMessage.safeParse({ eid: 'x', kind: 'emit', room: 'agent:ada', event: 'no.such.event', payload: { eid: 'x' } }).success).toBe(false);
+    expect(StoredOutboxMessage.safeParse({ eid: '', kind: 'leaveCall', callId: 'c' }).success).toBe(false);
+    expect(StoredOutboxMessage.safeParse({ eid: 'x', kind: 'leaveCall', callId: 'c' }).success).toBe(true);
   });
 });

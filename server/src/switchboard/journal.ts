@@ -6,27 +6,61 @@
  * go out, in the order they were taken; steps sealed while a commit is in flight land together in the next.
  */
 import { randomUUID } from 'node:crypto';
-import type { ServerEventName, ServerPayload } from '@callchart/machines';
+import { SERVER_EVENT_NAMES, type ServerEventName, type ServerPayload } from '@callchart/machines';
+import { z } from 'zod';
 import type { Logger } from '../logger.ts';
-import { StaleFenceError, type ActorSnapshotRecord, type Store, type StoreWrites } from '../store.ts';
+import { StaleFenceError, type ActorSnapshotRecord, type Fence, type Store, type StoreWrites } from '../store.ts';
 
 /** A write as a step records it, replayed into the commit that carries the step. */
 export type Write = (writes: StoreWrites) => void;
 
-/** One thing a step sends, as the outbox keeps it: each has the id a client drops a second copy by. */
-export type OutboxMessage =
-  | { eid: string; kind: 'emit'; room: string; event: ServerEventName; payload: { eid: string } }
-  | { eid: string; kind: 'joinCall'; callId: string; agentId: string; visitorId: string }
-  | { eid: string; kind: 'leaveCall'; callId: string };
+/** A ring that may only go out once its agent is held for its request (a cluster's shared presence). */
+export interface RingClaim {
+  agentId: string;
+  requestId: string;
+}
+
+/**
+ * One thing a step sends, as the outbox keeps it: each has the id a client drops a second copy by, and the
+ * number of the tree's step that sent it (a refused ring takes the rest of its step's messages with it).
+ */
+export type OutboxMessage = (
+  | { eid: string; kind: 'emit'; room: string; event: ServerEventName; payload: { eid: string }; claim?: RingClaim }
+  | { eid: string; kind: 'joinCall'; callId: string; agentId: string; visitorId: string; requestId?: string }
+  | { eid: string; kind: 'leaveCall'; callId: string }
+) & { step?: number };
 export type EmitMessage = Extract<OutboxMessage, { kind: 'emit' }>;
+
+const Text = z.string().min(1).max(1_000);
+/** An outbox entry as the store hands it back, for a node that sends it again. */
+const Step = z.optional(z.number().int().nonnegative());
+export const StoredOutboxMessage = z.discriminatedUnion('kind', [
+  z.object({
+    eid: Text,
+    step: Step,
+    kind: z.literal('emit'),
+    room: Text,
+    event: z.enum(SERVER_EVENT_NAMES as [ServerEventName, ...ServerEventName[]]),
+    payload: z.looseObject({ eid: Text }),
+    claim: z.optional(z.object({ agentId: Text, requestId: Text })),
+  }),
+  z.object({ eid: Text, step: Step, kind: z.literal('joinCall'), callId: Text, agentId: Text, visitorId: Text, requestId: z.optional(Text) }),
+  z.object({ eid: Text, step: Step, kind: z.literal('leaveCall'), callId: Text }),
+]);
 
 /** What the tree's snapshot row becomes with a commit: saved as it stands now, or gone with the finished tree. */
 export type SnapshotWrite = { save: Omit<ActorSnapshotRecord, 'outbox'> } | { delete: string };
 
-/** Whoever sends what a committed step sends (the Socket.IO rooms). */
+/**
+ * Whoever sends what a committed step sends (the Socket.IO rooms). A delivery that answers a promise is
+ * waited for before the next message of the tree goes: a call's room is joined before anyone is told of it.
+ */
 export interface Courier {
-  deliver(message: OutboxMessage): void;
+  deliver(message: OutboxMessage): void | Promise<void>;
 }
+
+/** How a ring's claim is settled before the ring goes: true when the agent is held for the request now. */
+export type ClaimRing = (agentId: string, requestId: string) => Promise<boolean>;
 
 // A store that fails is retried until it answers: a Postgres restart takes seconds.
 const RETRY_FIRST_MS = 50;
@@ -42,6 +76,8 @@ export class Journals {
     readonly store: Store,
     readonly courier: Courier,
     readonly logger: Logger,
+    /** Without it (one process) every ring goes out as it is. */
+    readonly claimRing: ClaimRing | null = null,
   ) {}
 
   /** A journal for one tree (or for writes of no tree, without `snapshot`). */
@@ -75,10 +111,10 @@ export class Journals {
    * Commits, retrying an ordinary failure with a growing pause until the store takes it (or the process
    * stops). Answers whether it landed; a stale fence is thrown: nothing of the tree may be written again.
    */
-  async commit(fill: Write, what: Record<string, unknown>): Promise<boolean> {
+  async commit(fill: Write, what: Record<string, unknown>, fence?: Fence): Promise<boolean> {
     for (let attempt = 0; ; attempt++) {
       try {
-        await this.store.commit(fill);
+        await this.store.commit(fill, fence);
         if (attempt > 0) this.logger.info({ ...what, attempts: attempt + 1 }, 'store commit landed after retries');
         return true;
       } catch (error) {
@@ -112,8 +148,12 @@ export interface JournalOptions {
   snapshot?: () => SnapshotWrite | null;
   /** Names the journal's commits in the log. */
   what?: Record<string, unknown>;
+  /** The tree's ownership: every commit carries it, and the store refuses it once a newer owner has written. */
+  fence?: Fence;
   /** The store refused the tree's writes for good: another owner has it. */
   onStale?: (error: StaleFenceError) => void;
+  /** A ring was not sent because its agent is held for another request; the tree is told so. */
+  onRingRefused?: (agentId: string) => void;
 }
 
 export class Journal {
@@ -125,6 +165,8 @@ export class Journal {
   /** A commit is waiting to start: whatever is sealed before it starts goes with it. */
   private queued = false;
   private stale = false;
+  /** The step the messages recorded now belong to; each seal starts the next. */
+  private step = 0;
   private tail: Promise<void> = Promise.resolve();
   /** Links of the chain not yet run to their end. */
   private links = 0;
@@ -138,20 +180,24 @@ export class Journal {
     this.writes.push(fill);
   }
 
-  /** Records an emit; the payload sent carries the message's id. */
-  emit<E extends ServerEventName>(room: string, event: E, payload: ServerPayload<E>): EmitMessage {
+  /**
+   * Records an emit; the payload sent carries the message's id. With `claim`, the message is a ring that
+   * goes out only if its agent can be held for its request when it is sent (see `ClaimRing`).
+   */
+  emit<E extends ServerEventName>(room: string, event: E, payload: ServerPayload<E>, options: { claim?: RingClaim } = {}): EmitMessage {
     const eid = randomUUID();
-    const message: EmitMessage = { eid, kind: 'emit', room, event, payload: { ...payload, eid } };
+    const message: EmitMessage = { eid, step: this.step, kind: 'emit', room, event, payload: { ...payload, eid }, ...(options.claim ? { claim: options.claim } : {}) };
     this.messages.push(message);
     return message;
   }
 
   joinCall(callId: string, agentId: string, visitorId: string): void {
-    this.messages.push({ eid: randomUUID(), kind: 'joinCall', callId, agentId, visitorId });
+    const requestId = this.options.fence?.requestId;
+    this.messages.push({ eid: randomUUID(), step: this.step, kind: 'joinCall', callId, agentId, visitorId, ...(requestId === undefined ? {} : { requestId }) });
   }
 
   leaveCall(callId: string): void {
-    this.messages.push({ eid: randomUUID(), kind: 'leaveCall', callId });
+    this.messages.push({ eid: randomUUID(), step: this.step, kind: 'leaveCall', callId });
   }
 
   /**
@@ -160,6 +206,7 @@ export class Journal {
    * taken meanwhile (a child's and its parent's, one event after another) shares it.
    */
   seal(snapshotChanged = true): void {
+    this.step++;
     if (this.stale) return;
     if (snapshotChanged && this.options.snapshot) this.snapshotDue = true;
     if (this.queued || (!this.snapshotDue && this.writes.length === 0 && this.messages.length === 0)) return;
@@ -175,6 +222,24 @@ export class Journal {
   /** Runs `then` once everything sealed so far has been committed and sent. */
   afterDelivery(then: () => void): void {
     this.chain(then);
+  }
+
+  /**
+   * Sends again what the tree's last committed step sent, before anything the tree does from here: a node
+   * taking the tree over cannot know which of them went out. Each keeps its id, so a client drops a copy.
+   */
+  resend(messages: readonly OutboxMessage[]): void {
+    if (messages.length > 0) this.chain(() => this.deliverAll(messages));
+  }
+
+  /**
+   * The tree is no longer this process's to run (its lease was lost): nothing more of it is committed, and
+   * nothing a commit still out would send is sent.
+   */
+  revoke(): void {
+    this.stale = true;
+    this.writes = [];
+    this.messages = [];
   }
 
   /** Resolves once everything sealed so far, and anything sealed while waiting, is committed and sent. */
@@ -213,9 +278,9 @@ export class Journal {
       else if (snapshot) w.snapshots.delete(snapshot.delete);
     };
     try {
-      if (await this.journals.commit(fill, this.options.what ?? {})) {
-        for (const message of messages) this.deliver(message);
-      }
+      const landed = await this.journals.commit(fill, this.options.what ?? {}, this.options.fence);
+      // Revoked while the commit was out: whoever runs the tree now sends what that commit left in the outbox.
+      if (landed && !this.stale) await this.deliverAll(messages);
     } catch (error) {
       if (!(error instanceof StaleFenceError)) throw error;
       this.stale = true;
@@ -226,11 +291,43 @@ export class Journal {
     }
   }
 
-  private deliver(message: OutboxMessage): void {
+  private async deliverAll(messages: readonly OutboxMessage[]): Promise<void> {
+    // What the step of a refused ring goes on to say (the visitor told who is rung) is about a ring that never was.
+    let refusedStep: number | null = null;
+    for (const message of messages) {
+      if (this.stale) return;
+      if (refusedStep !== null && message.step === refusedStep) continue;
+      if (message.kind === 'emit' && message.claim && !(await this.claimed(message.claim))) {
+        refusedStep = message.step ?? null;
+        this.options.onRingRefused?.(message.claim.agentId);
+        continue;
+      }
+      // Sent in the same turn as the one before unless the courier waits on something (one process never does).
+      const sending = this.deliver(message);
+      if (sending) await sending;
+    }
+  }
+
+  /** Whether the ring may go: its agent is held for its request, or there are no shared claims to ask. */
+  private async claimed(claim: RingClaim): Promise<boolean> {
+    const claimRing = this.journals.claimRing;
+    if (!claimRing) return true;
     try {
-      this.journals.courier.deliver(message);
+      return await claimRing(claim.agentId, claim.requestId);
     } catch (error) {
-      this.journals.logger.error({ err: error, eid: message.eid, kind: message.kind }, 'a committed message could not be sent');
+      // Unknown is not held: ringing an agent another request may hold would ring them twice.
+      this.journals.logger.warn({ err: error, ...claim }, 'could not claim the agent for a ring; it is not sent');
+      return false;
+    }
+  }
+
+  private deliver(message: OutboxMessage): Promise<void> | undefined {
+    const failed = (error: unknown) => this.journals.logger.error({ err: error, eid: message.eid, kind: message.kind }, 'a committed message could not be sent');
+    try {
+      return this.journals.courier.deliver(message)?.catch(failed);
+    } catch (error) {
+      failed(error);
+      return undefined;
     }
   }
 }

@@ -5,17 +5,30 @@
  * through the actor host, each with its journal.
  */
 import type { AnyActorRef, AnyMachineSnapshot, InspectionEvent } from 'xstate';
-import { byArrival, queuePositions, type HeldOff, type RoutingContext } from '@callchart/machines';
+import { byArrival, type HeldOff, type RoutingContext } from '@callchart/machines';
 import { hostActor, stateName, type TreeMember } from '../actorHost.ts';
+import type { AgentClaims } from '../cluster/agentClaims.ts';
 import type { ServerConfig } from '../config.ts';
 import { requestLogger, type Logger } from '../logger.ts';
-import type { Store } from '../store.ts';
+import type { Fence, Store } from '../store.ts';
 import { AgentDirectory } from './agentDirectory.ts';
 import { provideRequestTree, recordCallProgress } from './effects.ts';
 import type { CallEntry, RequestEntry } from './entries.ts';
-import { Journals } from './journal.ts';
+import { Journals, StoredOutboxMessage, type Courier, type OutboxMessage } from './journal.ts';
 import { PresenceFeed } from './presenceFeed.ts';
 import type { Rooms } from './rooms.ts';
+
+/** What a cluster node's registry tells, and asks, the rest of the cluster. */
+export interface TreeCluster {
+  /** A call's facts, for every node to read once its room is joined; gone again once it is left. */
+  calls: { joined(call: CallEntry): Promise<void>; left(callId: string): Promise<void> };
+  /** The shared presence, in Redis: the feed reads and writes it, and a ring goes out once it holds the agent. */
+  claims: AgentClaims;
+  /** The request's end is committed and its last messages sent. */
+  ended(entry: RequestEntry): void;
+  /** The tree was stopped here for good without ending: its lease is another node's now. */
+  dropped(requestId: string): void;
+}
 
 export interface RegistryOptions {
   store: Store;
@@ -25,6 +38,15 @@ export interface RegistryOptions {
   rooms: Rooms;
   inspect?: ((inspection: InspectionEvent, actor: TreeMember) => void) | undefined;
   onReassignment?: ((trigger: string) => void) | undefined;
+  /** Null in one process. */
+  cluster?: TreeCluster | null | undefined;
+}
+
+/** A tree's facts as the store keeps them, for a node taking the request over. */
+export interface Adopted {
+  entry: RequestEntry;
+  /** The calls of the tree, if it is in one. */
+  calls: CallEntry[];
 }
 
 type RequestFacts = Omit<RequestEntry, 'actor' | 'journal'>;
@@ -50,8 +72,14 @@ export class Registry {
 
   constructor(private readonly options: RegistryOptions) {
     const { store, config, logger, now, rooms } = options;
-    this.journals = new Journals(store, rooms, logger);
-    this.feed = new PresenceFeed(this.directory, this.journals.open({ what: { writes: 'presence' } }), () => this.refreshWaiting());
+    const cluster = options.cluster ?? null;
+    const claimRing = cluster ? (agentId: string, requestId: string) => this.feed.claimRing?.(agentId, requestId) ?? Promise.resolve(true) : null;
+    this.journals = new Journals(store, cluster ? this.indexingCourier(rooms, cluster) : rooms, logger, claimRing);
+    this.feed = new PresenceFeed(this.directory, this.journals.open({ what: { writes: 'presence' } }), () => this.refreshWaiting(), {
+      now,
+      claims: cluster?.claims ?? null,
+      onError: (error, what) => logger.warn({ err: error, ...what }, 'shared presence could not be reached; trying again'),
+    });
     this.machine = provideRequestTree({ directory: this.directory, config, logger, now, feed: this.feed, requests: this.requests, calls: this.calls });
   }
 
@@ -61,9 +89,26 @@ export class Registry {
     await this.feed.load(this.options.store);
   }
 
-  /** A new request's tree, started; its record is written with its first step. */
-  create(facts: RequestFacts): RequestEntry {
-    const entry = this.host(facts, undefined, this.heldOffFor(facts.visitorId));
+  /**
+   * In a cluster a call's facts are written where every node reads them before its room is joined (and so
+   * before anyone is told of the call), and taken away once it is left.
+   */
+  private indexingCourier(rooms: Rooms, cluster: TreeCluster): Courier {
+    return {
+      deliver: async (message: OutboxMessage) => {
+        if (message.kind === 'joinCall') {
+          const call = this.calls.get(message.callId);
+          if (call) await cluster.calls.joined(call).catch((error: unknown) => this.options.logger.error({ err: error, callId: call.callId }, 'could not record a call for the cluster'));
+        }
+        await rooms.deliver(message);
+        if (message.kind === 'leaveCall') await cluster.calls.left(message.callId).catch((error: unknown) => this.options.logger.error({ err: error, callId: message.callId }, 'could not remove a call from the cluster'));
+      },
+    };
+  }
+
+  /** A new request's tree, started; its record is written with its first step, under `fence` in a cluster. */
+  create(facts: RequestFacts, fence?: Fence): RequestEntry {
+    const entry = this.host(facts, undefined, this.heldOffFor(facts.visitorId), fence);
     const record = { id: facts.requestId, visitorId: facts.visitorId, visitorName: facts.visitorName, pool: facts.pool, state: 'searching', createdAt: facts.createdAt };
     entry.journal.write((writes) => writes.requests.create(record));
     entry.actor.start();
@@ -101,8 +146,7 @@ export class Registry {
       }),
     );
     restored.forEach((entry, index) => {
-      const { currentAgentId } = entry.actor.getSnapshot().context;
-      if (currentAgentId) this.feed.fromEffect((presence) => presence.hold(currentAgentId, entry.requestId));
+      this.feed.adopt(entry.requestId, entry.actor.getSnapshot().context.currentAgentId);
       const call = calls[index];
       if (call) this.calls.set(call.id, { callId: call.id, requestId: call.requestId, agentId: call.agentId, agentName: call.agentName, visitorId: call.visitorId, visitorName: call.visitorName });
     });
@@ -131,6 +175,47 @@ export class Registry {
   }
 
   /**
+   * Takes a request over from a node that stopped running it, under `fence`: first the fence is raised in the
+   * store, so nothing the old owner commits from here lands, then the tree is brought back from what the
+   * store has, started with its timers not yet re-armed, and what its last committed step sent is sent again.
+   * Null when the store has nothing left to run (the request ended, or its first step never landed).
+   */
+  async adopt(fence: Fence): Promise<Adopted | null> {
+    const { store, logger } = this.options;
+    const { requestId } = fence;
+    if (this.requests.has(requestId)) return null;
+    await store.commit(() => {}, fence);
+    const record = await store.snapshots.get(`routing:${requestId}`);
+    const row = record ? await store.requests.get(requestId) : undefined;
+    if (!record || !row || row.endedAt !== null) return null;
+    const context = (record.snapshot as { context?: { callId?: unknown } } | null)?.context;
+    const callId = typeof context?.callId === 'string' ? context.callId : null;
+    const call = callId ? await store.calls.get(callId) : undefined;
+    // Taken over while something else took it (a second scan of this node's): the first one runs it.
+    if (this.requests.has(requestId)) return null;
+    const entry = this.host({ requestId: row.id, visitorId: row.visitorId, visitorName: row.visitorName, pool: row.pool, createdAt: row.createdAt }, record.snapshot, undefined, fence);
+    const calls: CallEntry[] = [];
+    if (call && call.endedAt === null && entry.actor.getSnapshot().matches('connected')) {
+      const known = { callId: call.id, requestId: call.requestId, agentId: call.agentId, agentName: call.agentName, visitorId: call.visitorId, visitorName: call.visitorName };
+      this.calls.set(call.id, known);
+      calls.push(known);
+    }
+    // Before the outbox goes again: its ring's claim finds the agent held for this request already.
+    this.feed.adopt(requestId, entry.actor.getSnapshot().context.currentAgentId);
+    entry.actor.start();
+    entry.journal.resend(outboxOf(record.outbox, logger, requestId));
+    return { entry, calls };
+  }
+
+  /** The request's lease is lost: its tree stops here at once, and nothing more of it is written or sent. */
+  revoke(requestId: string): void {
+    const entry = this.requests.get(requestId);
+    if (!entry) return;
+    entry.journal.revoke();
+    this.drop(entry);
+  }
+
+  /**
    * Stops every tree without ending anything: their snapshots stay in the store for the next start, and
    * what their last steps wrote is still committed (see `journals.settled()`).
    */
@@ -138,6 +223,7 @@ export class Registry {
     for (const entry of this.requests.values()) {
       entry.journal.freeze();
       entry.actor.stop();
+      this.feed.disown(entry.requestId);
     }
     this.journals.stop();
     this.requests.clear();
@@ -165,16 +251,6 @@ export class Registry {
     // snapshot: calls × changes writes. It gets a fresh list just before anything can move it on.
     // Oldest first, as the requests were made: a request back from a call must not lose its turn to newer ones.
     for (const entry of byArrival(this.waiting)) this.refreshAgents(entry, at);
-  }
-
-  /** Queue positions are a fact across requests, so each request is told its place in the queue's order. */
-  private updateQueuePositions(): void {
-    const queued = [...this.requests.values()].filter((entry) => entry.actor.getSnapshot().matches('queued'));
-    for (const [entry, position] of queuePositions(queued)) {
-      if (entry.actor.getSnapshot().context.queuePosition !== position) {
-        entry.actor.send({ type: 'queue.position', position, at: this.options.now() });
-      }
-    }
   }
 
   /** The visitor's rings still inside the window; older ones, anyone's, are forgotten. */
@@ -207,7 +283,7 @@ export class Registry {
     else this.recentRings.set(visitorId, kept);
   }
 
-  private host(facts: RequestFacts, snapshot?: unknown, heldOff?: HeldOff): RequestEntry {
+  private host(facts: RequestFacts, snapshot?: unknown, heldOff?: HeldOff, fence?: Fence): RequestEntry {
     const { config, logger, now } = this.options;
     const entry = facts as RequestEntry;
     const log = requestLogger(logger, facts.requestId);
@@ -249,11 +325,19 @@ export class Registry {
         if (next.status === 'done') this.finish(entry, next.context.endReason ?? 'cancelled');
       },
       afterStep: (next, previous) => {
-        if ((previous?.matches('queued') ?? false) !== next.matches('queued')) this.updateQueuePositions();
+        // Queue places are a fact across requests (across nodes, in a cluster): the feed tells each its place.
+        if ((previous?.matches('queued') ?? false) !== next.matches('queued')) this.feed.queueMoved(entry, next.matches('queued'));
         this.feed.flush();
+        // After the step's seal, so this runs once the end it wrote is committed and its messages sent.
+        const cluster = this.options.cluster;
+        if (cluster && next.status === 'done' && previous?.status !== 'done') entry.journal.afterDelivery(() => cluster.ended(entry));
       },
       onChildSnapshot: (_member, next, previous) => recordCallProgress(entry.journal, logger, next, previous),
-      onStale: () => this.drop(entry),
+      onStale: () => {
+        if (this.drop(entry)) this.options.cluster?.dropped(facts.requestId);
+      },
+      onRingRefused: (agentId) => entry.actor.send({ type: 'ring.refused', agentId, at: now() }),
+      ...(fence ? { fence } : {}),
     });
     entry.actor = tree.actor;
     entry.journal = tree.journal;
@@ -277,12 +361,28 @@ export class Registry {
     entry.journal.write((writes) => writes.requests.update(entry.requestId, patch));
   }
 
-  /** The tree may not go on here: it is stopped and forgotten, its calls with it, and nothing more of it is written. */
-  private drop(entry: RequestEntry): void {
-    if (this.requests.get(entry.requestId) !== entry) return;
+  /**
+   * The tree may not go on here: it is stopped and forgotten, its calls with it, and nothing more of it is
+   * written. Answers whether it was still here to drop.
+   */
+  private drop(entry: RequestEntry): boolean {
+    if (this.requests.get(entry.requestId) !== entry) return false;
     entry.actor.stop();
     this.requests.delete(entry.requestId);
     this.waiting.delete(entry);
     for (const [callId, call] of this.calls) if (call.requestId === entry.requestId) this.calls.delete(callId);
+    this.feed.disown(entry.requestId);
+    return true;
   }
+}
+
+/** The outbox as the store kept it; an entry of a shape this server does not know is left out, and logged. */
+function outboxOf(outbox: readonly unknown[], logger: Logger, requestId: string): OutboxMessage[] {
+  const messages: OutboxMessage[] = [];
+  for (const message of outbox) {
+    const parsed = StoredOutboxMessage.safeParse(message);
+    if (parsed.success) messages.push(parsed.data as OutboxMessage);
+    else logger.warn({ requestId, issues: parsed.error.issues }, 'an outbox message of an unknown shape was not sent again');
+  }
+  return messages;
 }

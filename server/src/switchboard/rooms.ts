@@ -8,6 +8,12 @@ import type { Courier, OutboxMessage } from './journal.ts';
 
 export type SwitchboardIo = Server<ClientToServerEvents, ServerToClientEvents>;
 
+/**
+ * How long asking every node about a room may take. The adapter waits for every node it counts, and a node
+ * cut off from Redis while Redis still counts its subscription never answers: past this, nobody can say.
+ */
+export const ROOM_LOOKUP_TIMEOUT_MS = 1_000;
+
 export const agentRoom = (agentId: string) => `agent:${agentId}`;
 export const visitorRoom = (visitorId: string) => `visitor:${visitorId}`;
 export const callRoom = (callId: string) => `call:${callId}`;
@@ -26,8 +32,24 @@ export class Rooms implements Courier {
     else this.leaveCall(message.callId);
   }
 
+  /**
+   * Sends a message of no step's: a ring sent again to a socket that opened later, whose agent its request
+   * already holds (a step's ring is claimed through its journal, `Journal.emit`'s `claim`).
+   */
   emit<E extends ServerEventName>(room: string, event: E, payload: ServerPayload<E>): void {
     (this.io.to(room).emit as (event: string, payload: unknown) => boolean)(event, payload);
+  }
+
+  /**
+   * Whether any socket, on any node, is in the room: true or false, or null when a node did not say in time.
+   * Through the adapter, so in a cluster every node is asked.
+   */
+  async occupied(room: string): Promise<boolean | null> {
+    try {
+      return (await this.io.in(room).timeout(ROOM_LOOKUP_TIMEOUT_MS).fetchSockets()).length > 0;
+    } catch {
+      return null;
+    }
   }
 
   /** Every socket both people have now joins the call's room. */

@@ -6,26 +6,32 @@ import { callRoom, personRoom, type Person } from './rooms.ts';
 
 const isLeg = (call: CallEntry, person: Person) => (person.kind === 'agent' ? call.agentId : call.visitorId) === person.id;
 
+export type CallView = ServerPayload<'session.resumed'>['call'];
+
 /** What a resuming client is told about its call. */
-export function callFor(registry: Registry, person: Person): ServerPayload<'session.resumed'>['call'] {
+export function callFor(registry: Registry, person: Person): CallView {
   for (const call of registry.calls.values()) {
     if (!isLeg(call, person)) continue;
-    const paused = registry.callActor(call.callId)?.getSnapshot().hasTag('paused') ?? false;
-    return {
-      callId: call.callId,
-      role: person.kind === 'agent' ? 'offerer' : 'answerer',
-      peerName: person.kind === 'agent' ? call.visitorName : call.agentName,
-      state: paused ? 'paused' : 'active',
-    };
+    return callView(call, person, registry.callActor(call.callId)?.getSnapshot().hasTag('paused') ?? false);
   }
   return null;
 }
 
-/** Rooms a (re)connecting socket belongs in. */
-export function roomsFor(registry: Registry, person: Person): string[] {
-  const rooms = [personRoom(person)];
-  for (const call of registry.calls.values()) if (isLeg(call, person)) rooms.push(callRoom(call.callId));
-  return rooms;
+/** A call as one of its legs is told of it. */
+export function callView(call: CallEntry, person: Person, paused: boolean): NonNullable<CallView> {
+  return {
+    callId: call.callId,
+    role: person.kind === 'agent' ? 'offerer' : 'answerer',
+    peerName: person.kind === 'agent' ? call.visitorName : call.agentName,
+    state: paused ? 'paused' : 'active',
+  };
+}
+
+/** Rooms a (re)connecting socket belongs in: the person's own, and those of `calls` they are a leg of. */
+export function roomsFor(registry: Registry, person: Person, calls: Iterable<CallEntry> = registry.calls.values()): string[] {
+  const rooms = new Set([personRoom(person)]);
+  for (const call of calls) if (isLeg(call, person)) rooms.add(callRoom(call.callId));
+  return [...rooms];
 }
 
 /** The live calls a person is a leg of. */
