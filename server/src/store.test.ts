@@ -317,6 +317,18 @@ describe.each([sqliteHarness(), postgresHarness()])('store on $engine', (harness
       expect(await store.agents.servesPool('billing')).toBe(false);
     });
 
+    it('lets several nodes seed the same accounts at the same moment', async () => {
+      // Many accounts and several rounds, so the nodes' inserts of one account overlap, as they do when a
+      // cluster starts.
+      const team = Array.from({ length: 40 }, (_, index) => ({ ...grace, id: `agent-${String(index)}`, email: `agent-${String(index)}@example.com` }));
+      const stores = await Promise.all(Array.from({ length: 6 }, () => open()));
+      for (let round = 0; round < 5; round++) {
+        // Each node in its own order, as nodes with edited copies of the accounts file would.
+        await Promise.all(stores.map((store, index) => store.agents.seed([...team.slice(index * 7), ...team.slice(0, index * 7)])));
+      }
+      expect(await stores[0]!.agents.list()).toHaveLength(team.length);
+    });
+
     it('rejects a second account with the same email, whatever its case, and seeds nothing of that batch', async () => {
       const store = await open();
       await expect(store.agents.seed([grace, { ...ada, email: 'GRACE@example.com' }])).rejects.toThrow(uniqueViolation);

@@ -145,6 +145,9 @@ async function transaction<T>(pool: pg.Pool, work: (client: pg.PoolClient) => Pr
 
 // Any fixed number would do: it only has to be the same on every node. These are the bytes of "call".
 const MIGRATION_LOCK = 0x63616c6c;
+// Nodes starting together each seed the same accounts. `ON CONFLICT (id)` settles a race on the key,
+// but the unique email index would still throw in the later one, so seeding runs one node at a time.
+const SEED_LOCK = MIGRATION_LOCK + 1;
 
 async function migrate(pool: pg.Pool): Promise<void> {
   await transaction(pool, async (client) => {
@@ -319,6 +322,7 @@ function createStore(pool: pg.Pool, shown: string): Store {
       seed: async (list: readonly AgentSeedRecord[]) => {
         const rows = list.map((agent) => toColumns(agents, agentSeedFields, agent));
         await transaction(pool, async (client) => {
+          await client.query('SELECT pg_advisory_xact_lock($1)', [SEED_LOCK]);
           for (const row of rows) await run(client, upsertAgent, row);
         });
       },
