@@ -166,7 +166,8 @@ async function main(): Promise<number> {
     nodes: options.nodes,
     fast: false,
     balancer: { port: options.port },
-    env: { AGENTS_FILE: agentsFile },
+    // haproxy, on loopback, names each client in X-Forwarded-For: the nodes count limits by that address.
+    env: { AGENTS_FILE: agentsFile, TRUST_PROXY: '127.0.0.1' },
     progress: (line) => console.log(`callchart: ${line}`),
   });
   try {

@@ -33,6 +33,8 @@ export const HTTP_ERROR_CODES = [
   /** Too many attempts: `Retry-After` says in how many seconds to try again. */
   'rate-limited',
   'store-unavailable',
+  /** A cluster that cannot act on it now (the request's node is out of reach or being taken over): nothing was done, try again. */
+  'unavailable',
   'internal',
 ] as const;
 export const HttpErrorCode = z.enum(HTTP_ERROR_CODES);

@@ -183,6 +183,11 @@ export const PROTOCOL_ERROR_CODES = [
   'conflict',
   'rate-limited',
   'store-unavailable',
+  /**
+   * In a cluster: the node that runs the request could not be reached in time (it is being taken over, or
+   * this node cannot reach Redis), or this node is shutting down. Nothing was done; try again.
+   */
+  'unavailable',
   'internal',
 ] as const;
 export const ProtocolErrorCode = z.enum(PROTOCOL_ERROR_CODES);

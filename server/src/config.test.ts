@@ -39,6 +39,7 @@ describe('loadConfig', () => {
       inspectClients: false,
       allowedOrigins: { kind: 'loopback' },
       drainMs: 0,
+      trustProxy: [],
       cluster: null,
     });
     expect(config.agentsFile).toMatch(/server[/\\]config[/\\]agents\.json$/);
@@ -72,6 +73,7 @@ describe('loadConfig', () => {
       INSPECT_CLIENTS: 'on',
       ALLOWED_ORIGINS: 'https://Shop.example, https://help.example:8443/',
       DRAIN_MS: '700',
+      TRUST_PROXY: '10.0.0.0/8',
       LIMIT_LOGIN_ACCOUNT_FAILURES: '1',
       LIMIT_LOGIN_ADDRESS_FAILURES: '2',
       LIMIT_LOGIN_WINDOW_SECONDS: '3',
@@ -112,6 +114,7 @@ describe('loadConfig', () => {
       inspectClients: true,
       allowedOrigins: { kind: 'list', origins: ['https://shop.example', 'https://help.example:8443'] },
       drainMs: 700,
+      trustProxy: ['10.0.0.0/8'],
       limits: {
         login: { accountFailures: 1, addressFailures: 2, windowS: 3, lockS: 4, lockMaxS: 5 },
         visitorSessions: { points: 6, windowS: 7 },
@@ -216,6 +219,17 @@ describe('cluster mode', () => {
 
   it('keeps the SQLite path beside the URLs, unused, so one environment file serves both modes', () => {
     expect(loadConfig({ ...CLUSTER, DATABASE_PATH: 'tmp/x.db' })).toMatchObject({ databasePath: path.resolve('tmp/x.db'), cluster: { databaseUrl: CLUSTER.DATABASE_URL } });
+  });
+
+  it('trusts no proxy by default, and the listed addresses, ranges and named ranges with TRUST_PROXY', () => {
+    expect(loadConfig({}).trustProxy).toEqual([]);
+    expect(loadConfig({ TRUST_PROXY: ' 10.0.0.5 , 192.168.0.0/16,loopback,::1, fd00::/8,' }).trustProxy).toEqual(['10.0.0.5', '192.168.0.0/16', 'loopback', '::1', 'fd00::/8']);
+  });
+
+  it.each(['*', 'true', 'proxy.example', '10.0.0.0/33', '10.0.0.1, nope', '::1/129'])('refuses TRUST_PROXY=%j, naming the variable', (value) => {
+    const error = failure({ TRUST_PROXY: value });
+    expect(error.variable).toBe('TRUST_PROXY');
+    expect(error.message).toMatch(/^Invalid configuration: TRUST_PROXY .*is not an IP address, a CIDR range, or one of loopback, linklocal, uniquelocal\.$/);
   });
 
   it('names a node by host, pid and a random part unless NODE_ID says otherwise', () => {

@@ -8,6 +8,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { IceServer, MAX_ICE_SERVERS } from '@callchart/machines/protocol';
 import { z } from 'zod';
+import { proxyTrust } from './clientAddress.ts';
 import { firstIssue, issueFragment } from './validation.ts';
 import { normaliseOrigin, type AllowedOrigins } from './origins.ts';
 
@@ -112,6 +113,11 @@ export interface ServerConfig {
   allowedOrigins: AllowedOrigins;
   /** How long SIGTERM keeps serving while /readyz says draining, so a load balancer moves traffic first. */
   drainMs: number;
+  /**
+   * The proxies (addresses, CIDR ranges, or `loopback`, `linklocal`, `uniquelocal`) whose X-Forwarded-For
+   * names the client to the limits and the log (TRUST_PROXY); empty: nobody's, the peer is the client.
+   */
+  trustProxy: string[];
   limits: LimitSettings;
   /** Null without DATABASE_URL and REDIS_URL: one process on the SQLite file at `databasePath`. */
   cluster: ClusterConfig | null;
@@ -286,6 +292,23 @@ const environment = z.object({
   LIMIT_SOCKET_EVENT_BURST: wholeNumber(1, 100_000).default(100),
   LIMIT_SOCKET_STRIKES_PER_MINUTE: wholeNumber(1, 1_000_000).default(200),
   LIMIT_REJECTION_LOGS_PER_MINUTE: wholeNumber(0, 100_000).default(5),
+  // Unset: no proxy, so a client cannot pick its own address for the limits by sending X-Forwarded-For.
+  TRUST_PROXY: z
+    .string()
+    .max(4_096)
+    .optional()
+    .transform((value, ctx): string[] => {
+      const proxies = (value ?? '').split(',').map((part) => part.trim()).filter(Boolean);
+      for (const proxy of proxies) {
+        try {
+          proxyTrust([proxy]);
+        } catch {
+          ctx.addIssue({ code: 'custom', message: `${JSON.stringify(proxy)} is not an IP address, a CIDR range, or one of loopback, linklocal, uniquelocal` });
+          return z.NEVER;
+        }
+      }
+      return proxies;
+    }),
   // Cluster mode: both or neither (checked below), so a half-configured node never starts alone on SQLite.
   DATABASE_URL: connectionUrl(['postgres', 'postgresql']).optional(),
   REDIS_URL: connectionUrl(['redis', 'rediss']).optional(),
@@ -367,6 +390,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): ServerConfig {
     inspectClients: e.INSPECT_CLIENTS,
     allowedOrigins: e.ALLOWED_ORIGINS,
     drainMs: e.DRAIN_MS,
+    trustProxy: e.TRUST_PROXY,
     limits: {
       login: {
         accountFailures: e.LIMIT_LOGIN_ACCOUNT_FAILURES,

@@ -13,6 +13,8 @@ import { createHttpApp, MAX_BODY_BYTES, type HttpDeps } from './http.ts';
 import { createLogger, type Logger } from './logger.ts';
 import { openApiDocument } from './openapi.ts';
 import { openStore, type Store, type StoreWrites } from './store.ts';
+import { StoreUnavailableError } from './storeReads.ts';
+import { SwitchboardError } from './switchboard/entries.ts';
 
 const SECRET = 'http-test-secret-that-is-long-enough';
 const VISITOR_TTL_S = 900;
@@ -485,5 +487,64 @@ describe('a store that cannot answer', () => {
     expect(await ready.json()).toEqual({ ready: false, reason: 'store' });
     // The same store, answering: the deadline refuses only what is late.
     expect((await api('/api/calls/c3', { token: tokens.ada })).status).toBe(200);
+  });
+});
+
+describe('POST /api/visitor-session/cancel, answered once the cancel was taken (the switchboard\'s answers faked; cluster-edges has the real cluster)', () => {
+  const config = loadConfig({ DATABASE_PATH: ':memory:' });
+  const servers: Server[] = [];
+  afterAll(async () => {
+    await Promise.all(servers.map((listening) => new Promise<void>((resolve) => listening.close(() => resolve()))));
+  });
+
+  async function serve(cancelRequest: NonNullable<HttpDeps['cancelRequest']>): Promise<string> {
+    const app = createHttpApp({ store, auth, config, logger: createLogger('silent'), cancelRequest });
+    const listening = await new Promise<Server>((resolve) => {
+      const started = app.listen(0, '127.0.0.1', () => resolve(started));
+    });
+    servers.push(listening);
+    return `http://127.0.0.1:${String((listening.address() as AddressInfo).port)}`;
+  }
+
+  async function cancelAt(url: string): Promise<Response> {
+    const { token } = await auth.issueVisitorToken({ visitorId: 'visitor-cancel', name: 'Vera' });
+    return fetch(`${url}/api/visitor-session/cancel`, { method: 'POST', headers: { 'Content-Type': 'text/plain' }, body: JSON.stringify({ token, requestId: 'req-1' }) });
+  }
+
+  it('waits for a cancel that takes a while, and answers 204 only once it was taken', async () => {
+    let taken = false;
+    const url = await serve(async () => {
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      taken = true;
+    });
+    const response = await cancelAt(url);
+    expect(taken).toBe(true);
+    expect(response.status).toBe(204);
+  });
+
+  it.each([
+    ['unavailable', 503, 'unavailable'],
+    ['not-found', 404, 'not-found'],
+    ['forbidden', 403, 'forbidden'],
+  ] as const)('answers a refusal that comes later (%s) as %i %s, with its message', async (refusal, status, code) => {
+    const message = `Refused as ${refusal}.`;
+    const url = await serve(async () => {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      throw new SwitchboardError(refusal, message);
+    });
+    const response = await cancelAt(url);
+    expect(response.status).toBe(status);
+    expect(await errorOf(response)).toEqual({ code, message });
+  });
+
+  it('answers a store that failed under the cancel as 503 store-unavailable, and anything else as 500', async () => {
+    const storeDown = await serve(() => Promise.reject(new StoreUnavailableError({ cause: new Error('gone') })));
+    const storeReply = await cancelAt(storeDown);
+    expect(storeReply.status).toBe(503);
+    expect((await errorOf(storeReply)).code).toBe('store-unavailable');
+    const broken = await serve(() => Promise.reject(new Error('the owner of req-1 failed to run cancel')));
+    const brokenReply = await cancelAt(broken);
+    expect(brokenReply.status).toBe(500);
+    expect((await errorOf(brokenReply)).code).toBe('internal');
   });
 });

@@ -28,6 +28,7 @@ import express, { type ErrorRequestHandler, type Express, type Request, type Req
 import { z } from 'zod/mini';
 import { authenticateAgent, isInspector } from './agents.ts';
 import { AuthError, type Auth, type Principal } from './auth.ts';
+import { clientAddress, proxyTrust, type ProxyTrust } from './clientAddress.ts';
 import type { ServerConfig } from './config.ts';
 import { toCsv } from './csv.ts';
 import { Limits, retryAfterSeconds } from './limits.ts';
@@ -78,8 +79,11 @@ export interface HttpDeps {
   storeDeadlineMs?: number;
   /** The server's limits; made from `config.limits` when left out. */
   limits?: Limits;
-  /** Cancels a visitor's call request as `visitor.cancel` does; throws the switchboard's refusals. */
-  cancelRequest?: (visitorId: string, requestId: string) => void;
+  /**
+   * Cancels a visitor's call request as `visitor.cancel` does, resolving once the node that runs it has
+   * taken it; throws (or rejects with) the switchboard's refusals. In a cluster it may wait for that node.
+   */
+  cancelRequest?: (visitorId: string, requestId: string) => void | Promise<void>;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -122,10 +126,6 @@ function beaconBody(req: Request): unknown {
   }
 }
 
-/** Where the request came from, for the limits and the log: the peer's address (no proxy is trusted). */
-function sourceAddress(req: Request): string {
-  return req.socket.remoteAddress ?? 'unknown';
-}
 
 // ---------------------------------------------------------------------------------------------
 // Who is asking
@@ -249,6 +249,9 @@ export function createApiRouter({
 }: HttpDeps): Router {
   const router = express.Router();
   const log = logger.child({ component: 'http' });
+  // Where each request came from, for the limits and the log: X-Forwarded-For only from TRUST_PROXY's proxies.
+  const trust: ProxyTrust = proxyTrust(config.trustProxy);
+  const sourceAddress = (req: Request): string => clientAddress(req, trust);
   // Every read of the store goes through here: one that fails or stalls is answered 503, never 500 or silence.
   const read = <T,>(answer: Promise<T>): Promise<T> => storeRead(answer, storeDeadlineMs);
 
@@ -318,11 +321,10 @@ export function createApiRouter({
       if (!issuedTo(principal.origin, req.headers.origin)) throw new HttpError(403, 'origin-not-allowed', 'This session belongs to another page.');
       if (cancelRequest === undefined) throw new HttpError(404, 'not-found', 'There is no such call request.');
       try {
-        cancelRequest(principal.visitorId, requestId);
+        // Answered only once it was taken: in a cluster the node running the request may be out of reach.
+        await cancelRequest(principal.visitorId, requestId);
       } catch (error) {
-        if (error instanceof SwitchboardError && error.code === 'forbidden') throw new HttpError(403, 'forbidden', error.message);
-        if (error instanceof SwitchboardError && error.code === 'not-found') throw new HttpError(404, 'not-found', error.message);
-        throw error;
+        throw cancelRefusal(error, log, { visitorId: principal.visitorId, requestId });
       }
       log.info({ visitorId: principal.visitorId, requestId }, 'call request cancelled by the closing page');
       res.status(visitorCancelRoute.status).end();
@@ -371,6 +373,22 @@ export function createApiRouter({
   });
   router.use(apiErrorHandler(log, metrics));
   return router;
+}
+
+/** The switchboard's refusal of a cancel in HTTP's words; anything else (the store's trouble included) as it came. */
+function cancelRefusal(error: unknown, log: Logger, detail: Record<string, unknown>): unknown {
+  if (!(error instanceof SwitchboardError)) return error;
+  switch (error.code) {
+    case 'forbidden':
+      return new HttpError(403, 'forbidden', error.message);
+    case 'not-found':
+      return new HttpError(404, 'not-found', error.message);
+    case 'unavailable':
+      log.warn({ ...detail, reason: error.message }, 'page-close cancel refused: the cluster cannot take it now');
+      return new HttpError(503, 'unavailable', error.message);
+    default:
+      return error;
+  }
 }
 
 interface BodyParserError {

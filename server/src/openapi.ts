@@ -52,6 +52,7 @@ const CANCEL_ERRORS: Readonly<Record<number, string>> = {
   401: "`unauthorized`: the token is missing, invalid or expired, or it is not a visitor's.",
   403: "`origin-not-allowed`: the page's `Origin` is not allowed; `forbidden`: the request is another visitor's.",
   404: '`not-found`: no such call request, or one that has already ended.',
+  503: '`unavailable`: the cluster cannot reach the node running the request now; nothing was cancelled, send again. `store-unavailable`: the token could not be checked in time.',
 };
 
 function errorResponse(route: HttpRoute, status: number): ZodOpenApiResponsesObject[`4${string}`] {

@@ -196,12 +196,7 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
     metrics,
     notReady,
     limits,
-    cancelRequest: (visitorId, requestId) => {
-      const done = switchboard.cancel(visitorId, requestId);
-      // Until the HTTP layer waits for it, a refusal from another node is logged rather than left unhandled.
-      done?.catch((error: unknown) => logger.info({ err: error, visitorId, requestId }, 'page-close cancel refused by the cluster'));
-      return done;
-    },
+    cancelRequest: (visitorId, requestId) => switchboard.cancel(visitorId, requestId),
   });
   mountPages(app);
   const http = createServer(withCommonHeaders(app));
@@ -237,6 +232,7 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
     switchboard,
     cutOff: (socketIds) => inspectors.closeSessions(cutOffSockets(io, socketIds, switchboard.sent())),
     cluster: cluster !== null,
+    trustProxy: config.trustProxy,
   });
   const resume = new ResumeSessions(secret, connections);
   const socketLimits = new SocketLimits({ limits, logger, metrics });

@@ -7,6 +7,7 @@ import { performance } from 'node:perf_hooks';
 import type { Server, Socket } from 'socket.io';
 import {
   CLIENT_EVENT_NAMES,
+  INSPECT_NAMESPACE,
   parseHandshakeAuth,
   type ClientEventName,
   type ClientPayload,
@@ -16,7 +17,9 @@ import {
   type ServerToClientEvents,
 } from '@callchart/machines';
 import { takesCalls } from './agents.ts';
+import { z } from 'zod';
 import { AuthError, type Auth, type Principal, type TokenSession } from './auth.ts';
+import { handshakeAddress, proxyTrust } from './clientAddress.ts';
 import type { Connections } from './connections.ts';
 import type { Inspection } from './inspection.ts';
 import type { Logger } from './logger.ts';
@@ -34,6 +37,8 @@ export interface SocketData {
   principal: Principal;
   /** The login or visitor session of the token the socket presented. */
   session: TokenSession;
+  /** Where the socket came from: its peer, or the client a trusted proxy named (TRUST_PROXY). */
+  address: string;
   /** Set when the socket's session logged out: it is in no room, and everything it sends is refused. */
   cutOff?: true;
   resumeToken?: string;
@@ -56,8 +61,19 @@ interface CallBinding {
  */
 const PEER_SEEN_FRESH_MS = 1_000;
 type RelayedSignal = 'signal.offer' | 'signal.answer' | 'signal.candidate' | 'signal.iceRestart' | 'signal.restartRequest';
-type CallchartSocket = Socket<ClientToServerEvents, ServerToClientEvents, Record<string, never>, SocketData>;
-export type Io = Server<ClientToServerEvents, ServerToClientEvents, Record<string, never>, SocketData>;
+type CallchartSocket = Socket<ClientToServerEvents, ServerToClientEvents, NodeEvents, SocketData>;
+/** What one node tells the others through the adapter (`io.serverSideEmit`); each receives it as `io.on`. */
+export interface NodeEvents {
+  /** An agent's login session logged out on the sending node: its sockets here are cut off too. */
+  'session.loggedOut': (agentId: string, sessionId: string) => void;
+}
+export type Io = Server<ClientToServerEvents, ServerToClientEvents, NodeEvents, SocketData>;
+
+/** Every socket of one login or visitor session (one token) on this node; the adapter reaches it on any node. */
+export const sessionRoom = (sessionId: string) => `session:${sessionId}`;
+
+/** A fact from another node is checked like any input: a node of another version must not crash this one. */
+const LoggedOutFact = z.tuple([z.string().min(1).max(256), z.string().min(1).max(256)]);
 type Reply = (reply: unknown) => void;
 
 export interface SocketLayerOptions {
@@ -77,9 +93,12 @@ export interface SocketLayerOptions {
   limits: SocketLimits;
   /**
    * One node of a cluster: a peer's socket may be on any node, so the relay asks the adapter (every node)
-   * whether the peer's room is empty before refusing a signal, and confirms a restart with sockets anywhere.
+   * whether the peer's room is empty before refusing a signal, and confirms a restart with sockets anywhere;
+   * a logout reaches the session's sockets on every node.
    */
   cluster?: boolean;
+  /** The proxies whose X-Forwarded-For names a handshake's client (`config.trustProxy`); none by default. */
+  trustProxy?: readonly string[];
 }
 
 const CLIENT_EVENTS = new Set<string>(CLIENT_EVENT_NAMES);
@@ -149,9 +168,9 @@ export function cutOffSockets(io: Io, socketIds: readonly string[], sent: Promis
   return sessions;
 }
 
-/** A refusal in the protocol's words. No node running the request is, to the client, the same try-again as a store it cannot reach. */
+/** A refusal in the protocol's words: `unavailable` is the cluster's, never the store's `store-unavailable`. */
 function refusalOf(error: SwitchboardError): ProtocolError {
-  return { code: error.code === 'unavailable' ? 'store-unavailable' : error.code, message: error.message };
+  return { code: error.code, message: error.message };
 }
 
 const peerUnavailable = (leg: 'agent' | 'visitor') =>
@@ -162,37 +181,41 @@ const peerUnavailable = (leg: 'agent' | 'visitor') =>
 
 export function attachSocketLayer(options: SocketLayerOptions): void {
   const { io, auth, switchboard, resume, connections, logger } = options;
+  const trust = proxyTrust(options.trustProxy ?? []);
 
   /** Refuses a handshake and says why in the log, with where it came from; never with what it carried. */
   const refuse = (
-    socket: { handshake: { address: string; headers: { origin?: string | undefined } } },
+    socket: { handshake: { headers: { origin?: string | undefined } } },
+    address: string,
     next: (error?: Error) => void,
     code: 'unauthorized' | 'origin-not-allowed' | 'store-unavailable',
     reason: 'no-token' | 'token-invalid' | 'origin-not-allowed' | 'revocations-unreadable',
     detail: Record<string, unknown> = {},
   ) => {
     options.metrics?.error(code);
-    logger.info({ code, reason, address: socket.handshake.address, origin: socket.handshake.headers.origin ?? null, ...detail }, 'socket refused');
+    logger.info({ code, reason, address, origin: socket.handshake.headers.origin ?? null, ...detail }, 'socket refused');
     next(new Error(code));
   };
 
   io.use(async (socket, next) => {
+    const address = handshakeAddress(socket.handshake, trust);
     const parsed = parseHandshakeAuth(socket.handshake.auth);
-    if (!parsed.ok) return refuse(socket, next, 'unauthorized', 'no-token');
+    if (!parsed.ok) return refuse(socket, address, next, 'unauthorized', 'no-token');
     try {
       const { principal, session } = await auth.verifySession(parsed.data.token);
       const { origin, host } = socket.handshake.headers;
-      if (!socketOriginAllowed(principal, origin, host)) return refuse(socket, next, 'origin-not-allowed', 'origin-not-allowed', { kind: principal.kind });
+      if (!socketOriginAllowed(principal, origin, host)) return refuse(socket, address, next, 'origin-not-allowed', 'origin-not-allowed', { kind: principal.kind });
       socket.data.principal = principal;
       socket.data.session = session;
+      socket.data.address = address;
       if (parsed.data.resumeToken) socket.data.resumeToken = parsed.data.resumeToken;
       next();
     } catch (error) {
       // The token may be good: the client is told to try again, not to sign in again.
-      if (error instanceof StoreUnavailableError) return refuse(socket, next, 'store-unavailable', 'revocations-unreadable');
+      if (error instanceof StoreUnavailableError) return refuse(socket, address, next, 'store-unavailable', 'revocations-unreadable');
       // Why, in words of our own or the library's code (an expired token, a bad signature), never a message
       // that may quote the input.
-      refuse(socket, next, 'unauthorized', 'token-invalid', { why: error instanceof AuthError ? error.reason : null });
+      refuse(socket, address, next, 'unauthorized', 'token-invalid', { why: error instanceof AuthError ? error.reason : null });
     }
   });
 
@@ -252,11 +275,11 @@ export function attachSocketLayer(options: SocketLayerOptions): void {
     },
     'agent.logout': async (socket) => {
       const principal = principalOf(socket, 'agent', 'Only agents can log out.');
-      // Revoked first: from here on no handshake and no HTTP request takes this token, while the sockets
-      // that already hold it are cut off by the connection actor. A revocation the store did not confirm
-      // logs nobody out: the agent is told to try again.
+      // Revoked first: from here on no handshake and no HTTP request takes this token, on any node, while
+      // the sockets that already hold it are cut off. A revocation the store did not confirm logs nobody
+      // out: the agent is told to try again.
       await auth.revoke(socket.data.session);
-      connections.loggedOut(principal.agentId, socket.data.session.id);
+      endSession(principal.agentId, socket.data.session.id);
       logger.info({ agentId: principal.agentId }, 'agent logged out');
     },
     'signal.offer': (socket, data) => relayed(socket, 'signal.offer', data),
@@ -288,6 +311,47 @@ export function attachSocketLayer(options: SocketLayerOptions): void {
       options.clientInspection.addClient(target, who.kind, data.actor, data.entries);
     },
   };
+
+  /**
+   * A revoked login session loses every socket it holds, wherever it is: on each node, the connection actor
+   * of the agent decides for the sockets there (cut off, and signed out if no other login of theirs stays),
+   * exactly as for the node that took the logout; the inspector's sockets of the session are closed. The
+   * other nodes hear of it through the adapter, which carries it as it carries every emit.
+   */
+  function endSession(agentId: string, sessionId: string): void {
+    connections.loggedOut(agentId, sessionId);
+    if (options.cluster) io.serverSideEmit('session.loggedOut', agentId, sessionId);
+    void closeInspectorSockets(sessionId);
+  }
+
+  /** Another node's logout: only a node holding sockets of that session has anything to cut. */
+  function sessionEndedElsewhere(agentId: string, sessionId: string): void {
+    if (!io.sockets.adapter.rooms.has(sessionRoom(sessionId))) return;
+    connections.loggedOut(agentId, sessionId);
+    logger.info({ agentId }, 'agent logged out on another node: its sockets here cut off');
+  }
+
+  /**
+   * The inspector page connects to its own namespace only, so its socket may be on a node where the session
+   * has no other socket: every node is asked (`fetchSockets` through the adapter), as a room lookup is.
+   */
+  async function closeInspectorSockets(sessionId: string): Promise<void> {
+    try {
+      const sockets = await io.of(INSPECT_NAMESPACE).timeout(ROOM_LOOKUP_TIMEOUT_MS).fetchSockets();
+      // The inspector's namespace keeps its session as the token's id (inspectNamespace.ts).
+      for (const socket of sockets) if ((socket.data as { session?: unknown }).session === sessionId) socket.disconnect(true);
+    } catch (error) {
+      logger.warn({ err: error }, 'could not ask every node for the inspector sockets of a logged-out session');
+    }
+  }
+
+  if (options.cluster) {
+    io.on('session.loggedOut', (...fact: unknown[]) => {
+      const parsed = LoggedOutFact.safeParse(fact);
+      if (!parsed.success) return logger.warn({ fact: 'session.loggedOut' }, 'malformed fact from another node ignored');
+      sessionEndedElsewhere(...parsed.data);
+    });
+  }
 
   /**
    * The socket's leg of `callId`, checked by the switchboard once per socket and call rather than on every
@@ -431,7 +495,7 @@ export function attachSocketLayer(options: SocketLayerOptions): void {
     const who = identity(principal);
     const profile = principal.kind === 'agent' && takesCalls(principal.roles) ? { id: principal.agentId, name: principal.name, pools: principal.pools } : null;
     connections.connected(who, socket.id, profile, socket.data.session.id);
-    socket.join(who.kind === 'agent' ? `agent:${who.id}` : `visitor:${who.id}`);
+    socket.join([who.kind === 'agent' ? `agent:${who.id}` : `visitor:${who.id}`, sessionRoom(socket.data.session.id)]);
 
     socket.onAny((event: string, payload: unknown, ...rest: unknown[]) => {
       const ack = [payload, ...rest].findLast((arg) => typeof arg === 'function') as Reply | undefined;

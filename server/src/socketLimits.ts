@@ -115,7 +115,7 @@ export class SocketLimits {
           await limit.giveBack(key);
           this.options.metrics?.error(TOO_MANY_SOCKETS);
           this.options.logger.info(
-            { code: TOO_MANY_SOCKETS, reason: TOO_MANY_SOCKETS, address: socket.handshake.address, origin: socket.handshake.headers.origin ?? null, kind: principal.kind, max: limit.rule.points },
+            { code: TOO_MANY_SOCKETS, reason: TOO_MANY_SOCKETS, address: socket.data.address, origin: socket.handshake.headers.origin ?? null, kind: principal.kind, max: limit.rule.points },
             'socket refused',
           );
           next(new Error(TOO_MANY_SOCKETS));

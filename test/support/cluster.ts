@@ -18,7 +18,7 @@ import { Redis } from 'ioredis';
 import pg from 'pg';
 import { repoRoot } from '../../scripts/repoRoot.ts';
 import { RedisKeys } from '../../server/src/cluster/redis.ts';
-import { startHaproxy, type Haproxy } from './haproxy.ts';
+import { startHaproxy, type Haproxy, type HaproxyOptions } from './haproxy.ts';
 import { startPostgres, type PostgresInstance } from './postgres.ts';
 import { startRedis, type RedisServer } from './redis.ts';
 import { FAST_TIMINGS, freePort, sleep } from './server.ts';
@@ -429,8 +429,8 @@ export interface ClusterOptions {
   nodeEnv?: Readonly<Record<string, Record<string, string>>>;
   /** FAST_CLUSTER_TIMINGS unless false. */
   fast?: boolean;
-  /** haproxy in front of the nodes, on `port` (a free one when omitted). */
-  balancer?: boolean | { port?: number };
+  /** haproxy in front of the nodes, on `port` (a free one when omitted), balancing by `balance` (round robin when omitted). */
+  balancer?: boolean | { port?: number; balance?: HaproxyOptions['balance'] };
   /** Each node reaches Redis through a `RedisLink` of its own, which the test may freeze or cut. */
   redisLinks?: boolean;
   /** Called as each part comes up, for a script that tells a person what it is doing. */
@@ -519,6 +519,7 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
       progress('starting haproxy');
       balancer = await startHaproxy({
         port: typeof options.balancer === 'object' ? options.balancer.port : undefined,
+        balance: typeof options.balancer === 'object' ? options.balancer.balance : undefined,
         backends: nodes.nodes.map((node) => ({ name: node.name, port: node.port })),
       });
       started.push(balancer);

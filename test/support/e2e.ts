@@ -133,7 +133,7 @@ export class ServerMessageHold {
   }
 }
 
-export async function openVisitor(browser: Browser, app: App, { hold }: { hold?: ServerMessageHold } = {}): Promise<Person> {
+export async function openVisitor(browser: Browser, app: Pick<App, 'url'>, { hold }: { hold?: ServerMessageHold } = {}): Promise<Person> {
   const context = await newPerson(browser);
   await hold?.route(context);
   const page = await openPage(context, `${app.url}/`);
@@ -141,7 +141,7 @@ export async function openVisitor(browser: Browser, app: App, { hold }: { hold?:
   return { context, page };
 }
 
-export async function openAgent(browser: Browser, app: App, agent: DemoAgent, { screenshotLogin }: { screenshotLogin?: string } = {}): Promise<Person> {
+export async function openAgent(browser: Browser, app: Pick<App, 'url'>, agent: DemoAgent, { screenshotLogin }: { screenshotLogin?: string } = {}): Promise<Person> {
   const context = await newPerson(browser);
   const page = await openPage(context, `${app.url}/agent`);
   await waitForText(page, page.getByRole('button'), 'Log in', 15_000);
@@ -220,14 +220,14 @@ export interface CallDetails {
   };
 }
 
-export async function callDetails(app: App, callId: string, agent: DemoAgent = 'inspector'): Promise<CallDetails> {
+export async function callDetails(app: Pick<App, 'url'>, callId: string, agent: DemoAgent = 'inspector'): Promise<CallDetails> {
   const { status: code, body } = await getJson<CallDetails>(`${app.url}/api/calls/${encodeURIComponent(callId)}`, await agentToken(app.url, agent));
   if (code !== 200) throw new Error(`GET /api/calls/${callId} answered ${code}: ${JSON.stringify(body)}`);
   return body;
 }
 
 /** Polls the server's record until `done` holds, since the store is written just after the UI changes. */
-export async function waitForCall(app: App, callId: string, done: (details: CallDetails) => boolean, timeoutMs = 10_000): Promise<CallDetails> {
+export async function waitForCall(app: Pick<App, 'url'>, callId: string, done: (details: CallDetails) => boolean, timeoutMs = 10_000): Promise<CallDetails> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const details = await callDetails(app, callId);

@@ -72,6 +72,18 @@ describe('haproxy in front of plain HTTP backends', () => {
     expect(proxy.logs()).toMatch(/Server nodes\/b is DOWN/);
   });
 
+  it('with balance first, sends everything to the first backend that is up, and to the next once it is down', async () => {
+    const a = await backend('a');
+    const b = await backend('b');
+    running.push(a, b);
+    proxy = await startHaproxy({ backends: [a, b], balance: 'first' });
+    await proxy.waitForBackends(['a', 'b']);
+    expect(await whoAnswers(proxy.url, 4)).toEqual(['a', 'a', 'a', 'a']);
+    a.ready = false;
+    await proxy.waitForBackends(['b']);
+    expect(await whoAnswers(proxy.url, 4)).toEqual(['b', 'b', 'b', 'b']);
+  });
+
   it('sends a request meant for a backend that just died to one that lives', async () => {
     const a = await backend('a');
     const b = await backend('b');

@@ -23,8 +23,13 @@ export interface HaproxyOptions {
   backends: readonly HaproxyBackend[];
   /** The frontend's port on 127.0.0.1; a free one when omitted. */
   port?: number;
-  /** `leastconn` suits long WebSocket connections once some have closed; round robin spreads a fresh start evenly. */
-  balance?: 'roundrobin' | 'leastconn';
+  /**
+   * `leastconn` suits long WebSocket connections once some have closed; round robin spreads a fresh start
+   * evenly. `first` sends every connection to the first backend that is up, in the order given (with no
+   * per-server maxconn, it never spills over): a balancer pinned to one node, which moves to the next only
+   * when its health checks take that node out, so a test knows where each connection lands.
+   */
+  balance?: 'roundrobin' | 'leastconn' | 'first';
   /**
    * The most connections the frontend holds at once. Each WebSocket costs haproxy two descriptors (one
    * each side), and haproxy refuses to start when the process's descriptor limit cannot cover them.
