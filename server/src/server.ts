@@ -232,7 +232,6 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
     switchboard,
     cutOff: (socketIds) => inspectors.closeSessions(cutOffSockets(io, socketIds, switchboard.sent())),
     cluster: cluster !== null,
-    trustProxy: config.trustProxy,
   });
   const resume = new ResumeSessions(secret, connections);
   const socketLimits = new SocketLimits({ limits, logger, metrics });
@@ -249,6 +248,7 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
     clientInspection: config.inspectClients ? inspection : null,
     limits: socketLimits,
     cluster: cluster !== null,
+    trustProxy: config.trustProxy,
   });
   // After the socket layer's middleware, which reads who a handshake is for.
   socketLimits.install(io);
