@@ -48,7 +48,25 @@ export const ActorView = z.object({
 });
 export type ActorView = z.infer<typeof ActorView>;
 
+const Count = z.int().check(z.nonnegative());
+
+/** What one node of a cluster counts of itself: the inspector shows these per node and summed. */
+export const NodeGauges = z.object({
+  node: z.string().check(z.minLength(1), z.maxLength(64)),
+  /** Live requests it runs. */
+  requests: Count,
+  /** Calls of those requests. */
+  calls: Count,
+  /** Of those requests, the ones queued for a free agent. */
+  queued: Count,
+  /** Socket.IO connections open on it, the inspectors' included. */
+  sockets: Count,
+});
+export type NodeGauges = z.infer<typeof NodeGauges>;
+
 export const LiveRequest = z.object({
+  /** In a cluster, the node that runs it; one process leaves it out. */
+  node: z.optional(z.string()),
   requestId: Id,
   pool: Id,
   visitorName: z.string(),
@@ -62,6 +80,8 @@ export type LiveRequest = z.infer<typeof LiveRequest>;
 /** The live list, pushed on connect and whenever a server actor moves. */
 export const LiveList = z.object({
   requests: z.array(LiveRequest),
+  /** In a cluster, every node's gauges; one process leaves it out. */
+  nodes: z.optional(z.array(NodeGauges)),
   /** Whether browsers report their own machines (the server's INSPECT_CLIENTS); older servers leave it out. */
   clientInspection: z.optional(z.boolean()),
 });

@@ -55,7 +55,7 @@ beforeEach(async () => {
   );
   http = createServer();
   io = new Server(http);
-  attachInspectNamespace({ io, auth, inspection: new Inspection(), switchboard: { live: () => [] }, store, logger, clientInspection: false });
+  attachInspectNamespace({ io, auth, inspection: new Inspection(), switchboard: { live: () => [], stats: () => ({ requests: 0, calls: 0 }), queuedCount: () => 0 }, store, logger, clientInspection: false });
   await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve));
   url = `http://127.0.0.1:${String((http.address() as AddressInfo).port)}`;
 });

@@ -1,7 +1,8 @@
 /**
  * The `/inspect` Socket.IO namespace: the live inspector's feed, for agents with the inspector role only.
  * It lists the live requests and calls (again whenever a server actor moves), replays a request's recent timeline and then streams it, and
- * reads a finished call's transitions back from the store.
+ * reads a finished call's transitions back from the store. On a node of a cluster it does all of this for
+ * every node's requests, each listed with the node that runs it (see inspectCluster.ts).
  */
 import type { Namespace, Socket } from 'socket.io';
 import {
@@ -18,7 +19,9 @@ import {
 import { z } from 'zod/mini';
 import { isInspector } from './agents.ts';
 import type { Auth } from './auth.ts';
+import { ClusterUnreachableError, InspectCluster } from './inspectCluster.ts';
 import { historyEntries, type Inspection } from './inspection.ts';
+import type { NodeReport } from './inspectNodes.ts';
 import type { Logger } from './logger.ts';
 import type { Store } from './store.ts';
 import { storeRead, StoreUnavailableError } from './storeReads.ts';
@@ -35,12 +38,14 @@ export interface InspectNamespaceOptions {
   io: { of(name: string): Namespace };
   auth: Auth;
   inspection: Inspection;
-  /** Only what it lists of the live requests. */
-  switchboard: Pick<Switchboard, 'live'>;
+  /** What it lists of the live requests, and counts of them. */
+  switchboard: Pick<Switchboard, 'live' | 'stats' | 'queuedCount'>;
   store: Store;
   logger: Logger;
   /** Whether clients report their own machines (INSPECT_CLIENTS), so the page can say why they are missing. */
   clientInspection: boolean;
+  /** This node's id in a cluster, whose namespace then spans every node; null or absent in one process. */
+  node?: string | null;
 }
 
 export interface InspectNamespace {
@@ -55,9 +60,27 @@ export function attachInspectNamespace(options: InspectNamespaceOptions): Inspec
   // Typed by the wire's push schemas: what goes out is what the inspector's feed checks it against.
   const push = <E extends InspectorPushName>(to: { emit(event: string, payload: unknown): unknown }, event: E, payload: InspectorPush<E>) => to.emit(event, payload);
 
+  const own = (node: string): NodeReport => {
+    const { requests, calls } = switchboard.stats();
+    return { node, requests: switchboard.live(), gauges: { requests, calls, queued: switchboard.queuedCount(), sockets: namespace.server.engine.clientsCount } };
+  };
+  const cluster = options.node
+    ? new InspectCluster({
+        namespace,
+        node: options.node,
+        inspection,
+        store,
+        logger,
+        own: () => own(options.node!),
+        clientInspection: options.clientInspection,
+        coalesceMs: LIST_COALESCE_MS,
+      })
+    : null;
+
   // A transition can move many requests at once (a restart, a queue advancing): one list per burst.
   let listTimer: NodeJS.Timeout | null = null;
   inspection.onServerChange(() => {
+    if (cluster) return cluster.changed();
     if (listTimer !== null || namespace.sockets.size === 0) return;
     listTimer = setTimeout(() => {
       listTimer = null;
@@ -90,11 +113,29 @@ export function attachInspectNamespace(options: InspectNamespaceOptions): Inspec
 
   namespace.on('connection', (socket: Socket) => {
     const subscriptions = new Map<string, () => void>();
-    push(socket, 'inspect.calls', calls());
+    if (cluster) {
+      cluster.opened();
+      cluster.fresh().then(
+        (list) => push(socket, 'inspect.calls', list),
+        (error: unknown) => logger.warn({ err: error }, 'the cluster inspector list could not be sent'),
+      );
+    } else push(socket, 'inspect.calls', calls());
 
     const handlers: { [E in InspectorEventName]: (data: InspectorPayload<E>) => InspectorAckData<E> | Promise<InspectorAckData<E>> } = {
-      'inspect.calls': () => calls(),
-      'inspect.subscribe': ({ requestId }) => {
+      'inspect.calls': () => (cluster ? cluster.fresh() : calls()),
+      'inspect.subscribe': async ({ requestId }) => {
+        if (cluster) {
+          // Joined before the replay is asked for: whatever the owner sends after the replay reaches the room.
+          await cluster.follow(socket, requestId);
+          let found = false;
+          try {
+            found = await cluster.replayTo(requestId, socket.id);
+          } finally {
+            if (!found) await cluster.unfollow(socket, requestId);
+          }
+          if (!found) throw new InspectError({ code: 'not-found', message: 'There is no such live request; a finished call is read with inspect.history.', field: 'requestId' });
+          return {};
+        }
         // A subscription to a request that is not live would never hear anything; an ended one's story is in the store.
         if (!inspection.isLive(requestId)) {
           throw new InspectError({ code: 'not-found', message: 'There is no such live request; a finished call is read with inspect.history.', field: 'requestId' });
@@ -108,7 +149,8 @@ export function attachInspectNamespace(options: InspectNamespaceOptions): Inspec
         );
         return {};
       },
-      'inspect.unsubscribe': ({ requestId }) => {
+      'inspect.unsubscribe': async ({ requestId }) => {
+        if (cluster) await cluster.unfollow(socket, requestId);
         subscriptions.get(requestId)?.();
         subscriptions.delete(requestId);
         return {};
@@ -148,6 +190,10 @@ export function attachInspectNamespace(options: InspectNamespaceOptions): Inspec
         (data) => reply({ ok: true, ...data }),
         (error: unknown) => {
           if (error instanceof InspectError) return fail(error.error);
+          if (error instanceof ClusterUnreachableError) {
+            logger.warn({ err: error, event }, 'inspector event refused: the other nodes did not answer');
+            return fail({ code: 'unavailable', message: 'The other servers cannot be reached right now; try again in a moment.' });
+          }
           if (error instanceof StoreUnavailableError) {
             logger.warn({ err: error.cause, event }, 'inspector event refused: store unavailable');
             return fail({ code: 'store-unavailable', message: 'The call history cannot be read right now; try again in a moment.' });
@@ -161,6 +207,7 @@ export function attachInspectNamespace(options: InspectNamespaceOptions): Inspec
     socket.on('disconnect', () => {
       for (const unsubscribe of subscriptions.values()) unsubscribe();
       subscriptions.clear();
+      cluster?.closed();
     });
   });
 

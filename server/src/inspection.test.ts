@@ -1,9 +1,9 @@
-import type { InspectionEvent } from 'xstate';
+import { createActor, createMachine, type InspectionEvent } from 'xstate';
 import { describe, expect, it } from 'vitest';
-import { Inspection, REDACTED, TIMELINE_LIMIT, historyEntries } from './inspection.ts';
+import { Inspection, REDACTED, TIMELINE_LIMIT, historyEntries, type ClientEntryInput } from './inspection.ts';
 
 /** What a server routing actor reports, as XState's inspect option would hand it over. */
-function routingSnapshot(requestId: string, value: string, status: 'active' | 'done' = 'active') {
+function routingSnapshot(requestId: string, value: string, status: 'active' | 'done' | 'stopped' = 'active') {
   return [
     { type: '@xstate.snapshot', snapshot: { status, value, context: { requestId } }, event: { type: 'agent.rejected' } } as unknown as InspectionEvent,
     { kind: 'routing' as const, requestId, callId: null },
@@ -80,5 +80,56 @@ describe('Inspection', () => {
         context: null,
       },
     ]);
+  });
+
+  it('lets a stopped routing actor take its request away: its timeline and views go, the list is told, and entries stop', () => {
+    const inspection = new Inspection(() => 5);
+    const everything: string[] = [];
+    inspection.onEntry((entry) => everything.push(`${entry.requestId} ${entry.event.type}`));
+    let changes = 0;
+    inspection.onServerChange(() => changes++);
+    inspection.record(...routingSnapshot('req-1', 'ringing'));
+    inspection.record(...routingSnapshot('req-2', 'queued'));
+    expect(everything).toEqual(['req-1 agent.rejected', 'req-2 agent.rejected']);
+
+    inspection.record(...routingSnapshot('req-1', 'ringing', 'stopped'));
+    expect(inspection.isLive('req-1')).toBe(false);
+    expect(inspection.actorsOf('req-1')).toEqual([]);
+    expect(changes).toBe(3);
+    inspection.addClient({ requestId: 'req-1', callId: null }, 'visitor', 'visitorCall', [{ at: 6, event: { type: 'late' }, state: 'waiting' }]);
+    expect(inspection.isLive('req-1')).toBe(false);
+    // Stopping one that is not here any more is nothing new.
+    inspection.record(...routingSnapshot('req-1', 'ringing', 'stopped'));
+    expect(changes).toBe(3);
+    expect(inspection.isLive('req-2')).toBe(true);
+    expect(everything).toHaveLength(2);
+  });
+
+  it('tells a request whose tree was brought back from a snapshot from one that began here', () => {
+    const machine = createMachine({ id: 'routing', initial: 'ringing', states: { ringing: { on: { 'ring.timeout': 'queued' } }, queued: {} } });
+    const inspection = new Inspection(() => 5);
+    const inspect = (requestId: string) => (event: InspectionEvent) => inspection.record(event, { kind: 'routing', requestId, callId: null });
+    const first = createActor(machine, { inspect: inspect('req-new') }).start();
+    first.send({ type: 'ring.timeout' });
+    createActor(machine, { snapshot: first.getPersistedSnapshot(), inspect: inspect('req-moved') }).start();
+    expect(inspection.isRestored('req-new')).toBe(false);
+    expect(inspection.isRestored('req-moved')).toBe(true);
+    expect(inspection.timeline('req-moved').map((entry) => [entry.event.type, entry.state])).toEqual([['xstate.init', 'queued']]);
+  });
+
+  it("hands a client's entries for a request it does not run to the node that does, sanitized, and forwarded ones no further", () => {
+    const inspection = new Inspection(() => 5);
+    const handed: { requestId: string; entries: ClientEntryInput[] }[] = [];
+    inspection.sendClientEntriesElsewhere((target, _side, _kind, entries) => handed.push({ requestId: target.requestId, entries }));
+    const entry = { at: 7, event: { type: 'signal.offer', sdp: 'v=0' }, state: 'connecting', context: { token: 'secret' } };
+    inspection.addClient({ requestId: 'req-elsewhere', callId: 'call-1' }, 'visitor', 'peerConnection', [entry]);
+    expect(handed).toEqual([{ requestId: 'req-elsewhere', entries: [{ at: 7, actorId: undefined, event: { type: 'signal.offer', sdp: REDACTED }, state: 'connecting', context: { token: REDACTED } }] }]);
+    inspection.addClient({ requestId: 'req-elsewhere', callId: 'call-1' }, 'visitor', 'peerConnection', [entry], { forwarded: true });
+    expect(handed).toHaveLength(1);
+    // One it runs keeps them.
+    inspection.record(...routingSnapshot('req-here', 'connected'));
+    inspection.addClient({ requestId: 'req-here', callId: null }, 'agent', 'agent', [entry], { forwarded: true });
+    expect(inspection.timeline('req-here').map((e) => e.actorId)).toEqual(['routing:req-here', 'agent:agent']);
+    expect(handed).toHaveLength(1);
   });
 });

@@ -37,6 +37,9 @@ export interface ClientEntryInput {
 
 type Listener = (entry: TimelineEntry) => void;
 
+/** Client entries for a request this server does not run, already sanitized, for the node that does. */
+export type ClientEntriesElsewhere = (target: { requestId: string; callId: string | null }, side: 'agent' | 'visitor', kind: InspectedKind, entries: ClientEntryInput[]) => void;
+
 export class Inspection {
   private readonly timelines = new Map<string, TimelineEntry[]>();
   // The server's own snapshots share unchanged parts from one transition to the next; so do their copies here.
@@ -45,7 +48,11 @@ export class Inspection {
   /** The latest view of every actor, keyed by request and actor: each client names its actors only by kind. */
   private readonly actors = new Map<string, ActorView>();
   private readonly listeners = new Map<string, Set<Listener>>();
+  private readonly entryListeners = new Set<Listener>();
   private readonly serverListeners = new Set<() => void>();
+  /** Requests whose tree this server brought back from a snapshot: what they did before is in the store, not here. */
+  private readonly restored = new Set<string>();
+  private elsewhere: ClientEntriesElsewhere | null = null;
 
   constructor(private readonly now: () => number = Date.now) {}
 
@@ -53,8 +60,17 @@ export class Inspection {
   readonly record = (inspection: InspectionEvent, actor: { kind: 'routing' | 'callSession'; requestId: string; callId: string | null }): void => {
     if (inspection.type !== '@xstate.snapshot') return;
     const snapshot = inspection.snapshot as AnyMachineSnapshot;
-    // Stopping is the server shutting down or a call handed on, not something the machine did.
-    if (snapshot.status === 'stopped') return;
+    // Stopping is the server shutting down or a call handed on, not something the machine did. A stopped
+    // routing actor takes its request away from this server (in a cluster, to another node), so what is kept
+    // of it here would only go stale.
+    if (snapshot.status === 'stopped') {
+      if (actor.kind === 'routing' && this.timelines.has(actor.requestId)) {
+        this.forget(actor.requestId);
+        for (const listener of this.serverListeners) listener();
+      }
+      return;
+    }
+    if (!this.timelines.has(actor.requestId) && startedFromSnapshot(inspection)) this.restored.add(actor.requestId);
     const actorId = actor.kind === 'routing' ? `routing:${actor.requestId}` : `callSession:${actor.callId ?? ''}`;
     const state = this.sanitizeOwn(snapshot.value);
     const context = this.sanitizeOwn(snapshot.context);
@@ -74,18 +90,38 @@ export class Inspection {
     });
     if (snapshot.status !== 'active') this.actors.delete(key);
     // A request's machines are all done once its routing actor is: its history is in the store from here on.
-    if (actor.kind === 'routing' && snapshot.status !== 'active') {
-      this.timelines.delete(actor.requestId);
-      this.listeners.delete(actor.requestId);
-      for (const [other, view] of this.actors) if (view.requestId === actor.requestId) this.actors.delete(other);
-    }
+    if (actor.kind === 'routing' && snapshot.status !== 'active') this.forget(actor.requestId);
     for (const listener of this.serverListeners) listener();
   };
 
+  private forget(requestId: string): void {
+    this.timelines.delete(requestId);
+    this.listeners.delete(requestId);
+    this.restored.delete(requestId);
+    for (const [other, view] of this.actors) if (view.requestId === requestId) this.actors.delete(other);
+  }
+
   /** Entries a client reported about its own machines; the caller has checked the request is the sender's. */
-  addClient(target: { requestId: string; callId: string | null }, side: 'agent' | 'visitor', kind: InspectedKind, entries: ClientEntryInput[]): void {
-    // A request that has ended takes no more entries: nothing would ever clear them.
-    if (!this.timelines.has(target.requestId)) return;
+  addClient(
+    target: { requestId: string; callId: string | null },
+    side: 'agent' | 'visitor',
+    kind: InspectedKind,
+    entries: ClientEntryInput[],
+    options: { forwarded?: boolean } = {},
+  ): void {
+    // A request that has ended takes no more entries: nothing would ever clear them. In a cluster one that
+    // runs on another node is that node's to keep (entries forwarded once are not sent on again).
+    if (!this.timelines.has(target.requestId)) {
+      if (this.elsewhere && !options.forwarded) {
+        this.elsewhere(
+          target,
+          side,
+          kind,
+          entries.map((entry) => ({ at: entry.at, actorId: entry.actorId, event: sanitizeEvent(entry.event), state: sanitize(entry.state) ?? null, context: sanitize(entry.context) ?? null })),
+        );
+      }
+      return;
+    }
     for (const entry of entries) {
       // Prefixed by side, so a client can never pass itself off as a server actor.
       const actorId = `${side}:${entry.actorId ?? kind}`;
@@ -94,6 +130,19 @@ export class Inspection {
       this.actors.set(actorKey(target.requestId, actorId), { actorId, kind, side, requestId: target.requestId, callId: target.callId, status: 'active', state, context });
       this.append({ at: entry.at, requestId: target.requestId, callId: target.callId, actorId, kind, side, event: sanitizeEvent(entry.event), state, context });
     }
+  }
+
+  /** In a cluster: where client entries go for a request that runs on another node. */
+  sendClientEntriesElsewhere(handler: ClientEntriesElsewhere | null): void {
+    this.elsewhere = handler;
+  }
+
+  /** Every entry of every request, as it is added; returns the unsubscribe. */
+  onEntry(listener: Listener): () => void {
+    this.entryListeners.add(listener);
+    return () => {
+      this.entryListeners.delete(listener);
+    };
   }
 
   /** Called after every transition of a server actor, which is what the inspector's list of requests shows. */
@@ -110,11 +159,17 @@ export class Inspection {
     timeline.push(entry);
     if (timeline.length > TIMELINE_LIMIT) timeline.splice(0, timeline.length - TIMELINE_LIMIT);
     for (const listener of this.listeners.get(entry.requestId) ?? []) listener(entry);
+    for (const listener of this.entryListeners) listener(entry);
   }
 
   /** Whether the request is live here: only a live request has entries to replay and stream. */
   isLive(requestId: string): boolean {
     return this.timelines.has(requestId);
+  }
+
+  /** Whether the request's tree was brought back here from a snapshot, after running elsewhere or before a restart. */
+  isRestored(requestId: string): boolean {
+    return this.restored.has(requestId);
   }
 
   timeline(requestId: string): TimelineEntry[] {
@@ -134,6 +189,12 @@ export class Inspection {
       this.listeners.get(requestId)?.delete(listener);
     };
   }
+}
+
+/** XState starts a restored actor with the snapshot it was given; a new one has none. */
+function startedFromSnapshot(inspection: InspectionEvent): boolean {
+  const options = (inspection.actorRef as { options?: { snapshot?: unknown } } | undefined)?.options;
+  return options?.snapshot !== undefined;
 }
 
 function actorKey(requestId: string, actorId: string): string {

@@ -252,7 +252,7 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
   });
   // After the socket layer's middleware, which reads who a handshake is for.
   socketLimits.install(io);
-  const inspectors = attachInspectNamespace({ io, auth, inspection, switchboard, store, logger, clientInspection: config.inspectClients });
+  const inspectors = attachInspectNamespace({ io, auth, inspection, switchboard, store, logger, clientInspection: config.inspectClients, node: cluster?.nodeId ?? null });
   // Read before this process writes its own: the old one's last heartbeat is when its sockets were lost.
   const lastAliveAt = cluster ? null : await switchboard.lastAliveAt();
   const restoreStartedAt = Date.now();

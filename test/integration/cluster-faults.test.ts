@@ -9,10 +9,11 @@
  * scenario shows that signaling still works (relays, ICE restarts, pause and resume, hang-up, timers) and
  * that the store keeps every row. The browser suite shows media flowing on through a node kill.
  */
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { Redis } from 'ioredis';
+import { RedisKeys } from '../../server/src/cluster/redis.ts';
 import { FAST_CLUSTER_TIMINGS, RedisLink, startCluster, type Cluster, type ClusterNode, type Owner } from '../support/cluster.ts';
-import { ClusterPeople, connectCall, emitWithin, expectIdle, lost, received } from '../support/clusterClients.ts';
+import { ClusterPeople, connectCall, emitWithin, expectIdle, lost, received, type CallDetail } from '../support/clusterClients.ts';
 import { relay } from '../support/relay.ts';
 import { accept, expectRung, hangUp, requestCall } from '../support/routing.ts';
 import { SAMPLE_SDP, sleep, type TestClient } from '../support/server.ts';
@@ -33,6 +34,13 @@ const LEASE_RENEW_MS = Number(FAST_CLUSTER_TIMINGS.LEASE_RENEW_MS);
 /** A ring timeout that fires on a new owner must keep its original deadline, within this. */
 const DEADLINE_TOLERANCE_MS = 500;
 const OUTAGE_ANSWER_MS = 30_000;
+const DRAIN_MS = Number(TIMINGS.DRAIN_MS);
+/** What a drained node waits at most for its requests to be taken over (server.ts gives the hand-off this). */
+const HAND_OFF_MS = 3 * LEASE_RENEW_MS + 500;
+/** Beyond DRAIN_MS and the hand-off: the last commits, closing the sockets and the store, on a loaded machine. */
+const EXIT_SLACK_MS = 3_000;
+/** What a person would notice of a call or a ring: none of it may reach anyone while their node is drained. */
+const NOTICES = ['call.paused', 'call.resumed', 'call.ended', 'call.accepted', 'agent.ring', 'agent.ringCancelled', 'routing.update', 'routing.ended', 'session.expired'];
 const UP = { socket: 'up', media: 'connected' } as const;
 const RECONNECTING = { socket: 'up', media: 'reconnecting' } as const;
 const settle = () => sleep(500);
@@ -113,7 +121,7 @@ async function relayOnceBack(from: TestClient, to: TestClient, callId: string, t
 }
 
 /** The lines of the node's log from `since` on that name `id`, as pino wrote them. */
-function logLinesAbout(node: ClusterNode, id: string, since: number): { msg: string; line: string }[] {
+function logLinesAbout(node: ClusterNode, id: string, since: number): { msg: string; time: number; line: string }[] {
   return cluster
     .logs(node)
     .split('\n')
@@ -121,11 +129,16 @@ function logLinesAbout(node: ClusterNode, id: string, since: number): { msg: str
     .flatMap((line) => {
       try {
         const entry = JSON.parse(line) as { time?: number; msg?: string };
-        return (entry.time ?? 0) >= since ? [{ msg: entry.msg ?? '', line }] : [];
+        return (entry.time ?? 0) >= since ? [{ msg: entry.msg ?? '', time: entry.time ?? 0, line }] : [];
       } catch {
         return [];
       }
     });
+}
+
+/** When the process of `node` running now exits, and how. */
+function exitOf(node: ClusterNode): Promise<{ at: number; code: number | null; signal: string | null }> {
+  return new Promise((resolve) => node.child.once('exit', (code, signal) => resolve({ at: Date.now(), code, signal })));
 }
 
 describe('the fault harness', () => {
@@ -338,7 +351,12 @@ describe('the owner SIGKILLed mid-call', () => {
     const { requestId, callId } = await connectCall(ada, 'ada', vera.client);
     expect((await cluster.ownerOf(requestId))?.node).toBe(owner);
     expect(await relay(ada, vera.client, 'signal.offer', { callId, sdp: SAMPLE_SDP })).toEqual({ ok: true });
-    const before = await people.callDetail(agentNode, 'ada', callId);
+    // The step both legs' media made marks the call connected; its commit may land just after their answers.
+    let before!: CallDetail;
+    await within(5_000, 'the call marked connected in the store', async () => {
+      before = await people.callDetail(agentNode, 'ada', callId);
+      return before.call.connectedAt !== null;
+    });
 
     // A second request, ringing grace when the owner dies.
     const grace = await people.agent(other, 'grace');
@@ -389,5 +407,101 @@ describe('the owner SIGKILLed mid-call', () => {
     for (const event of before.events) expect(after.events).toContainEqual(event);
     expect(after.events.length).toBeGreaterThan(before.events.length);
     expect(after.telemetry.reconnectionAttempts).toEqual([{ leg: 'visitor', at: attemptAt, durationMs: 30, outcome: 'recovered' }]);
+  });
+});
+
+describe('a node drained with SIGTERM', () => {
+  it('moves its requests to another node before it exits 0, and nobody notices: no pause, resume, end or second ring; relays work throughout, and a ring keeps its deadline', async () => {
+    const drained = n2;
+    const ada = await people.agent(n3, 'ada');
+    const vera = await people.visitor(drained);
+    const { requestId, callId } = await connectCall(ada, 'ada', vera.client);
+    // The call's last step before the drain sends call.resumed: what a hand-off that sends it again repeats.
+    await pauseAndResume(vera.client, ada, callId, 'visitor');
+    const grace = await people.agent(n3, 'grace');
+    const walt = await people.visitor(drained, 'Walt Visitor');
+    const ringing = await requestCall(walt.client);
+    const ring = await expectRung(grace, walt.client, ringing, 'grace');
+    const owners = { call: await cluster.ownerOf(requestId), ring: await cluster.ownerOf(ringing) };
+    expect(owners.call?.node).toBe(drained);
+    expect(owners.ring?.node).toBe(drained);
+    const before = await people.callDetail(n3, 'ada', callId);
+
+    const mark = people.mark();
+    const exit = exitOf(drained);
+    const signalledAt = Date.now();
+    drained.child.kill('SIGTERM');
+    await within(DRAIN_MS, 'the drained node saying it is draining', async () => {
+      const { status, body } = await cluster.readiness(drained);
+      return status === 503 && (body as { reason?: string } | null)?.reason === 'draining';
+    });
+    // While it drains, it still relays for the people connected to it, both ways.
+    expect(await relay(ada, vera.client, 'signal.offer', { callId, sdp: SAMPLE_SDP })).toEqual({ ok: true });
+    expect(await relay(vera.client, ada, 'signal.answer', { callId, sdp: SAMPLE_SDP })).toEqual({ ok: true });
+
+    const exited = await exit;
+    const redis = new Redis(cluster.redis.url);
+    onTestFinished(() => redis.disconnect());
+    expect(exited, 'how the drained node exited').toMatchObject({ code: 0, signal: null });
+    expect(exited.at - signalledAt, 'from SIGTERM to exit').toBeLessThan(DRAIN_MS + HAND_OFF_MS + EXIT_SLACK_MS);
+    // Both requests moved before the process exited: another node finished taking each over while it ran.
+    for (const moved of [requestId, ringing]) {
+      const owner = await cluster.ownerOf(moved);
+      expect(owner?.node, `the owner of ${moved} after the drain`).toBeDefined();
+      expect(owner!.node).not.toBe(drained);
+      expect(owner!.token).toBeGreaterThan((moved === requestId ? owners.call : owners.ring)!.token);
+      // The mark the new owner sets once its take-over is done, and the drained node waited for.
+      expect(await redis.get(new RedisKeys().key('taken-over', moved)), `the take-over of ${moved} done`).toBe(`${owner!.nodeId}:${String(owner!.token)}`);
+      const taken = logLinesAbout(owner!.node!, moved, signalledAt).filter((entry) => entry.msg === 'took a request over');
+      expect(taken.length, `${owner!.node!.name} taking ${moved} over`).toBe(1);
+      expect(taken[0]!.time, 'took over before the drained node exited').toBeLessThan(exited.at);
+    }
+    const handedOff = cluster
+      .logs(drained)
+      .split('\n')
+      .filter((line) => line.includes('handed requests off'))
+      .map((line) => JSON.parse(line) as { requests: number; untaken: number; time: number })
+      .filter((entry) => entry.time >= signalledAt);
+    expect(handedOff).toEqual([expect.objectContaining({ requests: 2, untaken: 0 })]);
+
+    // Their sockets closed with it; as the widget does, each visitor comes back on a node still up.
+    await Promise.all([lost(vera.client), lost(walt.client)]);
+    const veraBack = await people.resume(n3, vera.token, vera.client);
+    const waltBack = await people.resume(n3, walt.token, walt.client);
+    expect(await veraBack.next('session.resumed')).toMatchObject({ call: { callId, state: 'active' }, request: null });
+    expect(await waltBack.next('session.resumed')).toMatchObject({ call: null, request: { requestId: ringing, state: 'ringing' } });
+    expect(await relay(ada, veraBack, 'signal.iceRestart', { callId, sdp: SAMPLE_SDP })).toEqual({ ok: true });
+    expect(await relay(veraBack, ada, 'signal.answer', { callId, sdp: SAMPLE_SDP })).toEqual({ ok: true });
+    await settle();
+    const everyone = [ada, grace, vera.client, walt.client, veraBack, waltBack];
+    expect(people.heardSince(everyone, mark, NOTICES), 'what anyone was told from SIGTERM on').toEqual([]);
+
+    // The ring that was running on the drained node times out at its original deadline, on the new owner:
+    // its step is dated when the timer fired there, apart from how long the news then takes to arrive.
+    const cancelled = await grace.next('agent.ringCancelled', (r) => r.requestId === ringing, RING_TIMEOUT_MS + 5_000);
+    const cancelledAt = Date.now();
+    expect(cancelled).toEqual({ requestId: ringing });
+    await waltBack.next('routing.update', (u) => u.requestId === ringing && u.state === 'queued', 5_000);
+    const steps = await cluster.sql<{ cause: string; at: string }>("SELECT cause, at FROM call_events WHERE request_id = $1 AND actor = 'routing' ORDER BY id", [ringing]);
+    const timedOut = steps.find((step) => /ringTimeout/.test(step.cause));
+    expect(timedOut, JSON.stringify(steps)).toBeDefined();
+    const late = Number(timedOut!.at) - ring.expiresAt;
+    expect(Math.abs(late), `ring timed out ${String(late)} ms from its deadline (grace told ${String(cancelledAt - ring.expiresAt)} ms from it)`).toBeLessThanOrEqual(DEADLINE_TOLERANCE_MS);
+    expect(cancelledAt, 'grace told of the timeout before its deadline').toBeGreaterThanOrEqual(ring.expiresAt - DEADLINE_TOLERANCE_MS);
+    expect(people.rings(grace), 'the rings grace had').toEqual([ringing]);
+    expect(people.heardSince([grace], mark, ['agent.ring']), 'rings sent to grace from SIGTERM on').toEqual([]);
+    expect(await waltBack.emit('visitor.cancel', { requestId: ringing })).toEqual({ ok: true });
+    expect(await waltBack.next('routing.ended', (e) => e.requestId === ringing)).toEqual({ requestId: ringing, reason: 'cancelled' });
+
+    expect(people.heardSince([ada, vera.client, veraBack], mark, ['call.paused', 'call.resumed', 'call.ended'])).toEqual([]);
+    await hangUp(veraBack, ada, callId);
+    const after = await people.callDetail(n3, 'ada', callId);
+    expect(after.call).toMatchObject({ id: callId, requestId, agentId: 'ada', state: 'ended', endReason: 'hangup', connectedAt: before.call.connectedAt });
+    for (const event of before.events) expect(after.events).toContainEqual(event);
+    // The one pause is the one before the drain; the drain lost no leg.
+    // The take-over restored the call's telemetry without writing it again.
+    expect(after.telemetry.disconnections, 'legs lost, as before the drain').toEqual(before.telemetry.disconnections);
+    expect(after.telemetry.reconnectionAttempts, 'reconnection attempts, as before the drain').toEqual(before.telemetry.reconnectionAttempts);
+    expect((await callStates(callId)).filter((state) => state === 'active.paused')).toHaveLength(1);
   });
 });

@@ -98,7 +98,10 @@ async function until(at: number): Promise<void> {
 interface CallDetail {
   call: { id: string; requestId: string; agentId: string; state: string; endReason: string | null };
   events: { id: number; actor: string; fromState: string | null; toState: string | null; at: number }[];
-  telemetry: { disconnections: { leg: string; at: number; cause: string | null }[] };
+  telemetry: {
+    disconnections: { leg: string; at: number; cause: string | null }[];
+    reconnectionAttempts: { leg: string; at: number; durationMs: number; outcome: string }[];
+  };
 }
 
 describe('a server killed and started again on the same database', () => {
@@ -170,6 +173,51 @@ describe('a server killed and started again on the same database', () => {
     ]);
     const history = await getJson<{ calls: { id: string }[] }>(`${server.url}/api/calls`, tokens.ada);
     expect(history.body.calls.map((c) => c.id)).toEqual([callId]);
+  });
+
+  it('restores a call with the telemetry it had, and records only what comes after: nothing from before is written twice', async () => {
+    const server = await instance({ RECONNECTION_TIMEOUT_MS: '20000', AGENT_GRACE_MS: '20000', RESUME_WINDOW_MS: '20000' });
+    await server.start();
+    const { agents, visitor, visitorTokenValue, tokens } = await connected(server.url, ['ada']);
+    const ada = agents.ada;
+    const { requestId } = (await visitor.emit('visitor.request', { pool: 'support' })) as { requestId: string };
+    await ada.next('agent.ring');
+    await ada.emit('agent.accept', { requestId });
+    const { callId } = await ada.next('call.accepted');
+    await visitor.next('call.accepted');
+    await ada.emit('call.media', { callId, state: 'connected' });
+    await visitor.emit('call.media', { callId, state: 'connected' });
+    // A media outage the visitor recovers from, before the crash: one lost leg and one attempt.
+    await visitor.emit('call.media', { callId, state: 'reconnecting', attempt: 1 });
+    await ada.next('call.paused');
+    const attemptAt = Date.now();
+    expect(await visitor.emit('call.telemetry', { callId, attempt: 1, at: attemptAt, durationMs: 30, outcome: 'recovered' })).toEqual({ ok: true });
+    await visitor.emit('call.media', { callId, state: 'connected' });
+    await ada.next('call.resumed');
+    const before = await getJson<CallDetail>(`${server.url}/api/calls/${callId}`, tokens.ada);
+    expect(before.body.telemetry.disconnections).toEqual([{ leg: 'visitor', at: expect.any(Number), cause: 'media' }]);
+    expect(before.body.telemetry.reconnectionAttempts).toEqual([{ leg: 'visitor', at: attemptAt, durationMs: 30, outcome: 'recovered' }]);
+
+    await server.crash();
+    await Promise.all([lost(ada), lost(visitor)]);
+    await server.start();
+    const adaBack = resume(server.url, tokens.ada, ada);
+    const visitorBack = resume(server.url, visitorTokenValue, visitor);
+    await Promise.all([adaBack.next('session.ready'), visitorBack.next('session.ready')]);
+    await adaBack.emit('call.media', { callId, state: 'connected' });
+    await visitorBack.emit('call.media', { callId, state: 'connected' });
+    await adaBack.next('call.resumed');
+    expect(await visitorBack.emit('call.hangup', { callId })).toEqual({ ok: true });
+    await adaBack.next('call.ended');
+
+    const after = await getJson<CallDetail>(`${server.url}/api/calls/${callId}`, tokens.ada);
+    // What came after the crash is the two sockets lost with the old process; what came before, once.
+    expect(after.body.telemetry.disconnections).toEqual([
+      ...before.body.telemetry.disconnections,
+      { leg: 'agent', at: expect.any(Number), cause: 'socket' },
+      { leg: 'visitor', at: expect.any(Number), cause: 'socket' },
+    ]);
+    expect(after.body.telemetry.reconnectionAttempts).toEqual(before.body.telemetry.reconnectionAttempts);
   });
 
   it('dates a call\'s lost sockets from when the old process died: the reconnection timeout and the records count the time the server was down', async () => {

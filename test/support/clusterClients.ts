@@ -46,12 +46,23 @@ export interface Heard {
   /** What it said, without its eid. */
   payload: unknown;
   at: number;
+  /** Its place among everything these people's clients received: later messages have higher numbers. */
+  seq: number;
+}
+
+/**
+ * A point in what the clients received, as `ClusterPeople.mark()` takes it. A count rather than a clock
+ * reading: two messages in the same millisecond as the mark fall on the side of it they arrived on.
+ */
+export interface HeardMark {
+  readonly seq: number;
 }
 
 export class ClusterPeople {
   private readonly tokens = new Map<DemoAgent, Promise<string>>();
   private readonly clients: TestClient[] = [];
   private readonly log = new WeakMap<TestClient, Heard[]>();
+  private heardSoFar = 0;
 
   constructor(private readonly cluster: Nodes) {}
 
@@ -105,8 +116,8 @@ export class ClusterPeople {
     client.socket.onAny((event: string, received: unknown) => {
       if (typeof received === 'object' && received !== null && 'eid' in received) {
         const { eid, ...payload } = received as { eid: unknown };
-        heard.push({ event, eid: String(eid), payload, at: Date.now() });
-      } else heard.push({ event, eid: undefined, payload: received, at: Date.now() });
+        heard.push({ event, eid: String(eid), payload, at: Date.now(), seq: ++this.heardSoFar });
+      } else heard.push({ event, eid: undefined, payload: received, at: Date.now(), seq: ++this.heardSoFar });
     });
     return client;
   }
@@ -135,14 +146,29 @@ export class ClusterPeople {
     });
   }
 
+  /** Everything received so far lies before this mark; whatever arrives from now on, after it. */
+  mark(): HeardMark {
+    return { seq: this.heardSoFar };
+  }
+
   /**
-   * The messages of these names the clients received from `since` on whose ids none of them had received
-   * before: what is new, not a step re-sent by a node that took a request over (a client drops those).
+   * The messages of these names the clients received after `since` whose ids none of them had received
+   * before it: what is new, not a step re-sent by a node that took a request over (a client drops those).
+   * `since` is a mark, or a clock reading (a message in its very millisecond counts as after it).
    */
-  newSince(clients: readonly TestClient[], since: number, names: readonly string[]): Heard[] {
+  newSince(clients: readonly TestClient[], since: HeardMark | number, names: readonly string[]): Heard[] {
+    const after = typeof since === 'number' ? (heard: Heard) => heard.at >= since : (heard: Heard) => heard.seq > since.seq;
     const all = clients.flatMap((client) => this.heard(client));
-    const before = new Set(all.filter((heard) => heard.at < since && heard.eid !== undefined).map((heard) => heard.eid));
-    return all.filter((heard) => heard.at >= since && names.includes(heard.event) && (heard.eid === undefined || !before.has(heard.eid)));
+    const before = new Set(all.filter((heard) => !after(heard) && heard.eid !== undefined).map((heard) => heard.eid));
+    return all.filter((heard) => after(heard) && names.includes(heard.event) && (heard.eid === undefined || !before.has(heard.eid))).sort((a, b) => a.seq - b.seq);
+  }
+
+  /** Every message of these names the clients received after `since`, in arrival order, copies of earlier ones included. */
+  heardSince(clients: readonly TestClient[], since: HeardMark, names: readonly string[]): Heard[] {
+    return clients
+      .flatMap((client) => this.heard(client))
+      .filter((heard) => heard.seq > since.seq && names.includes(heard.event))
+      .sort((a, b) => a.seq - b.seq);
   }
 
   /** The call's history as the HTTP API of `node` gives it to `agent`. */

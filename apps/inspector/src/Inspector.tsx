@@ -6,6 +6,7 @@ import { ConnectionStatus } from './ConnectionStatus.tsx';
 import { FinishedList } from './FinishedList.tsx';
 import { LiveList } from './LiveList.tsx';
 import { LiveRequestView } from './LiveRequestView.tsx';
+import { NodeList } from './NodeList.tsx';
 import { useFeed } from './useFeed.ts';
 import type { CallRecord, LiveRequest } from '@callchart/machines';
 
@@ -15,7 +16,7 @@ type Selection = { kind: 'live'; request: LiveRequest } | { kind: 'call'; callId
 const FINISHED_SETTLE_MS = 1_000;
 
 export function Inspector({ session, onLoggedOut }: { session: AgentSession; onLoggedOut: (reason?: string) => void }) {
-  const { feed, status, requests, clientInspection } = useFeed(session.token);
+  const { feed, status, requests, clientInspection, nodes } = useFeed(session.token);
   const [selection, setSelection] = useState<Selection | null>(null);
   const [finishedKey, setFinishedKey] = useState(0);
   const connected = status.kind === 'connected';
@@ -64,6 +65,7 @@ export function Inspector({ session, onLoggedOut }: { session: AgentSession; onL
         </div>
       </header>
       <nav className="sidebar" aria-label="Requests and calls">
+        {nodes !== null && <NodeList nodes={nodes} />}
         <LiveList
           requests={requests}
           selectedId={selection?.kind === 'live' ? selection.request.requestId : null}

@@ -1,5 +1,5 @@
-import { stateLabel } from './stateValue.ts';
 import type { LiveRequest } from '@callchart/machines';
+import { stateLabel } from './stateValue.ts';
 
 export function LiveList({ requests, selectedId, onSelect }: { requests: LiveRequest[] | null; selectedId: string | null; onSelect: (requestId: string) => void }) {
   return (
@@ -25,6 +25,12 @@ export function LiveList({ requests, selectedId, onSelect }: { requests: LiveReq
                 <span className="pick-title">{request.visitorName}</span>
                 <span className="pick-meta">
                   {request.pool} · {request.agentName ?? 'no agent yet'}
+                  {request.node !== undefined && (
+                    <>
+                      {' '}
+                      · on <code data-node={request.node}>{request.node}</code>
+                    </>
+                  )}
                 </span>
                 <span className="pick-states">
                   routing <code>{stateLabel(request.state)}</code>

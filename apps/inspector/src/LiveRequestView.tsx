@@ -1,8 +1,8 @@
 import type { Feed } from './feed.ts';
+import type { LiveRequest } from '@callchart/machines';
 import { RequestView } from './RequestView.tsx';
 import { stateLabel } from './stateValue.ts';
 import { useLiveRequest } from './useLiveRequest.ts';
-import type { LiveRequest } from '@callchart/machines';
 
 export function LiveRequestView({
   feed,
@@ -13,7 +13,7 @@ export function LiveRequestView({
   onOpenCall,
 }: {
   feed: Feed;
-  /** The request as the live list last showed it. */
+  /** The request as the live list last showed it (with the node that runs it, in a cluster). */
   request: LiveRequest;
   /** It has left the live list: no more entries will come. */
   ended: boolean;
@@ -59,7 +59,14 @@ export function LiveRequestView({
             {request.visitorName} <span className="subtle">{ended ? 'ended request' : 'live request'}</span>
           </h1>
           <p className="subtle">
-            <code>{requestId}</code> · pool {request.pool} · {request.agentName ?? 'no agent yet'} · routing <code>{stateLabel(request.state)}</code>
+            <code>{requestId}</code> · pool {request.pool} · {request.agentName ?? 'no agent yet'}
+            {request.node !== undefined && (
+              <>
+                {' '}
+                · on node <code>{request.node}</code>
+              </>
+            )}{' '}
+            · routing <code>{stateLabel(request.state)}</code>
             {request.call && (
               <>
                 {' '}

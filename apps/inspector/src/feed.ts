@@ -44,7 +44,7 @@ type Unsubscribe = () => void;
 export interface Feed {
   readonly status: FeedStatus;
   onStatus(listener: (status: FeedStatus) => void): Unsubscribe;
-  /** Called on connect and whenever the server's list of live requests changes. */
+  /** Called on connect and whenever the server's list of live requests changes; in a cluster, every node's. */
   onLiveList(listener: (list: LiveList) => void): Unsubscribe;
   onReplay(listener: (replay: Replay) => void): Unsubscribe;
   onEntry(listener: (entry: TimelineEntry) => void): Unsubscribe;

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { appendEntry, eventSummary, foldActors, formatClock, historyEntries } from './timeline.ts';
+import { appendEntry, eventSummary, foldActors, formatClock, historyEntries, replayEntries } from './timeline.ts';
 import type { ActorView, TimelineEntry } from '@callchart/machines';
 
 let clock = 1_700_000_000_000;
@@ -108,5 +108,19 @@ describe('eventSummary', () => {
     expect(eventSummary({ type: 'leg.mediaReconnecting', at: 5, leg: 'agent', attempt: 2, nested: { a: 1 }, more: true })).toBe('leg.mediaReconnecting (leg: agent, attempt: 2)');
     expect(eventSummary({ type: 'ice.failed' })).toBe('ice.failed');
     expect(eventSummary({ type: 'ring', requestId: 'req_f7b6a280-8671-4704-9177-e08f92bbd4bd' })).toBe('ring (requestId: req_f7b6a280-8671-4704-…)');
+  });
+});
+
+describe('replayEntries', () => {
+  it("reads the stored part of a replay (a node that took the request over) back into state values, and leaves live values as they are", () => {
+    const live = { active: { agent: 'up', visitor: 'up', session: 'live' } };
+    const entries = replayEntries([
+      entry('callSession:call_1', 'callSession', 'server', 'active.(agent.up,visitor.down,session.paused)', null),
+      entry('routing:req_1', 'routing', 'server', 'ringing', null),
+      entry('callSession:call_1', 'callSession', 'server', live),
+      entry('routing:req_1', 'routing', 'server', null),
+    ]);
+    expect(entries.map((e) => e.state)).toEqual([{ active: { agent: 'up', visitor: 'down', session: 'paused' } }, 'ringing', live, null]);
+    expect(entries[2]!.state).toBe(live);
   });
 });

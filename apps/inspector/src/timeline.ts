@@ -93,6 +93,15 @@ export function formatClock(at: number): string {
   return `${pad(time.getHours())}:${pad(time.getMinutes())}:${pad(time.getSeconds())}.${pad(time.getMilliseconds(), 3)}`;
 }
 
+/**
+ * A live replay's entries, ready to fold: in a cluster, a node that took the request over replays what the
+ * store kept from before it came, whose states are the store's names. A live state value that is a string
+ * is one state's plain name, which reads back as itself.
+ */
+export function replayEntries(entries: readonly TimelineEntry[]): TimelineEntry[] {
+  return entries.map((entry) => (typeof entry.state === 'string' ? { ...entry, state: parseStoredState(entry.state) } : entry));
+}
+
 /** A stored call's entries with their state names read back into state values, ready to fold and chart. */
 export function historyEntries(stored: StoredHistory['entries']): HistoryEntry[] {
   return stored.map((entry) => ({ ...entry, state: parseStoredState(entry.state), fromState: parseStoredState(entry.fromState) }));

@@ -1,6 +1,6 @@
 import { useEffect, useState } from 'react';
 import { openFeed, type Feed, type FeedStatus } from './feed.ts';
-import type { LiveRequest } from '@callchart/machines';
+import type { LiveRequest, NodeGauges } from '@callchart/machines';
 
 export interface FeedView {
   feed: Feed | null;
@@ -9,19 +9,21 @@ export interface FeedView {
   requests: LiveRequest[] | null;
   /** Whether browsers report their machines; null while not known. */
   clientInspection: boolean | null;
+  /** Each node's gauges in a cluster; null from one process. */
+  nodes: NodeGauges[] | null;
 }
 
 /** One feed per token, for as long as the component lives. */
 export function useFeed(token: string): FeedView {
-  const [view, setView] = useState<FeedView>({ feed: null, status: { kind: 'connecting' }, requests: null, clientInspection: null });
+  const [view, setView] = useState<FeedView>({ feed: null, status: { kind: 'connecting' }, requests: null, clientInspection: null, nodes: null });
 
   useEffect(() => {
     const feed = openFeed(token);
-    setView({ feed, status: feed.status, requests: null, clientInspection: null });
+    setView({ feed, status: feed.status, requests: null, clientInspection: null, nodes: null });
     const stops = [
       feed.onStatus((status) => setView((view) => (view.feed === feed ? { ...view, status } : view))),
-      feed.onLiveList(({ requests, clientInspection }) =>
-        setView((view) => (view.feed === feed ? { ...view, requests, clientInspection: clientInspection ?? null } : view)),
+      feed.onLiveList(({ requests, clientInspection, nodes }) =>
+        setView((view) => (view.feed === feed ? { ...view, requests, clientInspection: clientInspection ?? null, nodes: nodes ?? null } : view)),
       ),
     ];
     return () => {

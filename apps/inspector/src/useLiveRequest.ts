@@ -1,6 +1,6 @@
 import { useEffect, useState } from 'react';
 import type { Feed } from './feed.ts';
-import { appendEntry } from './timeline.ts';
+import { appendEntry, replayEntries } from './timeline.ts';
 import type { ActorView, TimelineEntry } from '@callchart/machines';
 
 export interface LiveRequestView {
@@ -29,9 +29,10 @@ export function useLiveRequest(feed: Feed, requestId: string, connected: boolean
         if (replay.requestId !== requestId) return;
         update((view) => {
           // The page may hold more than the server's bounded timeline; what came before the replay stays.
-          const first = replay.entries[0];
+          const entries = replayEntries(replay.entries);
+          const first = entries[0];
           const earlier = first ? view.entries.filter((entry) => entry.at < first.at) : view.entries;
-          return { entries: [...earlier, ...replay.entries], actors: replay.actors, error: null };
+          return { entries: [...earlier, ...entries], actors: replay.actors, error: null };
         });
       }),
       feed.onEntry((entry) => {

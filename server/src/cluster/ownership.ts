@@ -277,11 +277,15 @@ export class Ownership {
     this.scanTimer = setInterval(() => void this.scanNow(), this.options.leases.settings.renewMs);
   }
 
-  /** No more take-overs from this node (it is draining or stopping); one under way finishes. */
-  stopAdopting(): void {
+  /**
+   * No more take-overs from this node (it is draining or stopping). A take-over under way finishes: the
+   * answer resolves once it has, so a draining node hands off what it had just taken too.
+   */
+  stopAdopting(): Promise<void> {
     if (this.scanTimer) clearInterval(this.scanTimer);
     this.scanTimer = null;
     this.adopt = null;
+    return this.scanning ?? Promise.resolve();
   }
 
   /** One scan; a scan already running is joined rather than doubled. */

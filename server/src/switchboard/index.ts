@@ -616,19 +616,24 @@ export class Switchboard {
 
   /**
    * A draining node's last act in the cluster: it takes no more requests over and makes none, stops its
-   * trees, waits for what their last steps wrote to be committed and sent, and gives their leases back, so
-   * the other nodes take them over at their next scan rather than after the TTL. It then waits (up to
-   * `awaitTakenMs`) for them to be taken: the sockets here are still open while the new owners look for each
-   * leg's, so no call is told a leg was lost when its person is only moving to another node.
+   * trees, waits for what their last steps wrote to be committed and sent, records that all of it was sent
+   * (so the new owners send none of it again), and gives their leases back, so the other nodes take them
+   * over at their next scan rather than after the TTL. It then waits (up to `awaitTakenMs`) for them to be
+   * taken: the sockets here are still open while the new owners look for each leg's, so no call is told a
+   * leg was lost when its person is only moving to another node.
    */
   async handOff(awaitTakenMs = 0): Promise<void> {
     const cluster = this.cluster;
     this.closed = true;
     if (!cluster) return this.stop();
-    cluster.ownership.stopAdopting();
-    const requestIds = [...this.registry.requests.keys()];
+    // A take-over this node had under way is handed off with the rest, not left to lapse after the TTL.
+    await cluster.ownership.stopAdopting();
+    const entries = [...this.registry.requests.values()];
+    const requestIds = entries.map((entry) => entry.requestId);
     this.registry.stopAll();
     await this.registry.journals.settled();
+    // Everything is sent now: a next owner that sent the last outboxes again would repeat what people heard.
+    await Promise.all(entries.map((entry) => entry.journal.markSent()));
     await Promise.allSettled(requestIds.map((requestId) => cluster.ownership.relinquish(requestId)));
     await this.registry.feed.settled();
     this.registry.feed.stop();
@@ -673,7 +678,7 @@ export class Switchboard {
   /** Stops every tree; what their steps wrote is still being committed until `settled()` resolves. */
   stop(): void {
     this.closed = true;
-    this.cluster?.ownership.stopAdopting();
+    void this.cluster?.ownership.stopAdopting();
     this.registry.stopAll();
   }
 

@@ -314,6 +314,34 @@ describe('a tree journal in a cluster', () => {
     expect(await store.snapshots.get('routing:req-1')).toMatchObject({ snapshot: { value: 'searching' } });
   });
 
+  it('records a handed-off tree\'s messages as sent once they went out, so its next owner does not send them again', async () => {
+    const courier = new Recorder();
+    const journals = new Journals(store, courier, createLogger('silent'));
+    const journal = journals.open({ snapshot: snapshotOf({ value: 'ringing' }), fence: { requestId: 'req-1', token: 7 } });
+    journal.write(createRequest);
+    journal.emit('agent:ada', 'agent.ring', { requestId: 'req-1', visitorName: 'Vera', expiresAt: 10 });
+    journal.seal();
+    journal.freeze();
+    await journals.settled();
+    expect((await store.snapshots.get('routing:req-1'))?.outbox).toHaveLength(1);
+    await journal.markSent();
+    expect(courier.sent).toHaveLength(1);
+    expect(await store.snapshots.get('routing:req-1')).toMatchObject({ snapshot: { value: 'ringing' }, outbox: [] });
+  });
+
+  it('writes nothing on marking sent once a newer owner holds the fence: what is stored stays for that owner to send', async () => {
+    const journals = new Journals(store, new Recorder(), createLogger('silent'));
+    const journal = journals.open({ snapshot: snapshotOf({ value: 'ringing' }), fence: { requestId: 'req-1', token: 7 } });
+    journal.write(createRequest);
+    journal.emit('agent:ada', 'agent.ring', { requestId: 'req-1', visitorName: 'Vera', expiresAt: 10 });
+    journal.seal();
+    journal.freeze();
+    await journals.settled();
+    await store.commit(() => {}, { requestId: 'req-1', token: 9 });
+    await journal.markSent();
+    expect((await store.snapshots.get('routing:req-1'))?.outbox).toHaveLength(1);
+  });
+
   it('sends a ring only once its claim holds the agent; a refused ring is not sent, nor what its step went on to say, and the tree is told', async () => {
     const courier = new Recorder();
     const asked: string[] = [];

@@ -162,6 +162,12 @@ export class Journal {
   private snapshotDue = false;
   /** The snapshot taken when the tree was stopped with a step not yet committed: a stopped actor's own is no use. */
   private frozen: SnapshotWrite | null = null;
+  /** The tree as it stood when it was stopped, committed or not: what its row is saved as once it is all sent. */
+  private stoppedAs: SnapshotWrite | null = null;
+  /** The tree's row in the store holds messages a next owner would send again (none of this journal's, or all sent). */
+  private outboxKept = false;
+  /** A commit gave up (the process stopping): the tree as it stands has a step the store does not have. */
+  private unlanded = false;
   /** A commit is waiting to start: whatever is sealed before it starts goes with it. */
   private queued = false;
   private stale = false;
@@ -216,7 +222,34 @@ export class Journal {
 
   /** The tree is about to be stopped: a step still to be committed keeps the snapshot the tree has now. */
   freeze(): void {
-    if (this.snapshotDue && this.options.snapshot) this.frozen = this.options.snapshot();
+    this.stoppedAs = this.options.snapshot?.() ?? null;
+    if (this.snapshotDue) this.frozen = this.stoppedAs;
+  }
+
+  /**
+   * The tree was stopped (`freeze`) to be handed to another owner, and everything sealed so far is
+   * committed and sent: its row is saved again with an empty outbox, under the same fence, so the next
+   * owner sends nothing again that this one delivered. Persist, then emit, then record it sent; an owner
+   * that dies before the last step leaves the outbox, and the next one sends it again (ids and all).
+   * Resolves once that is done, or could not be (logged: the next owner then sends it again, harmlessly).
+   */
+  markSent(): Promise<void> {
+    return new Promise((resolve) => {
+      this.chain(async () => {
+        try {
+          const row = this.stoppedAs;
+          // A row saved from a tree whose last step never landed would keep that step without its writes.
+          if (this.stale || this.unlanded || !this.outboxKept || !row || !('save' in row)) return;
+          await this.journals.store.commit((writes) => writes.snapshots.save({ ...row.save, outbox: [] }), this.options.fence);
+          this.outboxKept = false;
+        } catch (error) {
+          if (error instanceof StaleFenceError) this.stale = true;
+          else this.journals.logger.warn({ err: error, ...this.options.what }, 'could not record a handed-off tree\'s messages as sent; its next owner sends them again');
+        } finally {
+          resolve();
+        }
+      });
+    });
   }
 
   /** Runs `then` once everything sealed so far has been committed and sent. */
@@ -229,7 +262,9 @@ export class Journal {
    * taking the tree over cannot know which of them went out. Each keeps its id, so a client drops a copy.
    */
   resend(messages: readonly OutboxMessage[]): void {
-    if (messages.length > 0) this.chain(() => this.deliverAll(messages));
+    if (messages.length === 0) return;
+    this.outboxKept = true;
+    this.chain(() => this.deliverAll(messages));
   }
 
   /**
@@ -279,6 +314,8 @@ export class Journal {
     };
     try {
       const landed = await this.journals.commit(fill, this.options.what ?? {}, this.options.fence);
+      if (!landed) this.unlanded = true;
+      else if (snapshot) this.outboxKept = 'save' in snapshot && outbox.length > 0;
       // Revoked while the commit was out: whoever runs the tree now sends what that commit left in the outbox.
       if (landed && !this.stale) await this.deliverAll(messages);
     } catch (error) {

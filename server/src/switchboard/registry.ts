@@ -287,6 +287,8 @@ export class Registry {
     const { config, logger, now } = this.options;
     const entry = facts as RequestEntry;
     const log = requestLogger(logger, facts.requestId);
+    // A restored call starts where the store has it: only what it records from there on is new.
+    let restoredCall = (snapshot as { children?: { call?: { snapshot?: AnyMachineSnapshot } } } | undefined)?.children?.call?.snapshot ?? null;
     const member = (_actor: AnyActorRef, snap: AnyMachineSnapshot, isRoot: boolean): TreeMember => {
       if (isRoot) return { kind: 'routing', requestId: facts.requestId, callId: null };
       const callId = (snap.context as { callId?: string }).callId || entry.actor?.getSnapshot().context.callId || null;
@@ -332,7 +334,11 @@ export class Registry {
         const cluster = this.options.cluster;
         if (cluster && next.status === 'done' && previous?.status !== 'done') entry.journal.afterDelivery(() => cluster.ended(entry));
       },
-      onChildSnapshot: (_member, next, previous) => recordCallProgress(entry.journal, logger, next, previous),
+      onChildSnapshot: (_member, next, previous) => {
+        const from = previous ?? restoredCall;
+        restoredCall = null;
+        recordCallProgress(entry.journal, logger, next, from);
+      },
       onStale: () => {
         if (this.drop(entry)) this.options.cluster?.dropped(facts.requestId);
       },
