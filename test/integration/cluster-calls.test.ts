@@ -196,7 +196,11 @@ describe('reassignment across nodes', () => {
 });
 
 describe('the queue across nodes', () => {
-  it('numbers visitors on two nodes in the order they asked, and rings the first when an agent comes online on a third', async () => {
+  // Which of two visitors queued on different nodes is rung first when an agent frees up is not ordered
+  // across nodes (docs/operations.md, "What is and is not guaranteed"): each node offers the agent to its
+  // own queue, and the atomic claim lets exactly one of them ring. What holds is asserted: the places,
+  // one ring at a time, and the other visitor served next.
+  it('numbers visitors on two nodes in the order they asked, rings one of them once when an agent comes online on a third, and the other after that call', async () => {
     const { client: vera } = await people.visitor(n1, 'Vera Visitor');
     const { client: walt } = await people.visitor(n2, 'Walt Visitor');
     const veraRequest = await requestCall(vera);
@@ -205,21 +209,23 @@ describe('the queue across nodes', () => {
     await walt.next('routing.update', (u) => u.requestId === waltRequest && u.state === 'queued' && u.position === 2);
 
     const alan = await people.agent(n3, 'alan');
-    await expectRung(alan, vera, veraRequest, 'alan');
-    await walt.next('routing.update', (u) => u.requestId === waltRequest && u.state === 'queued' && u.position === 1);
+    const { requestId: rungFirst } = await alan.next('agent.ring');
+    const [first, second, firstRequest, secondRequest] = rungFirst === veraRequest ? [vera, walt, veraRequest, waltRequest] : [walt, vera, waltRequest, veraRequest];
+    await first.next('routing.update', (u) => u.requestId === firstRequest && u.state === 'ringing' && u.agentName === 'Alan Turing');
+    await second.next('routing.update', (u) => u.requestId === secondRequest && u.state === 'queued' && u.position === 1);
     await settle();
-    // Only the first in line is rung, once.
-    expect(people.rings(alan)).toEqual([veraRequest]);
-    expect(holdsUpdate(walt, 'ringing')).toBe(false);
+    // Only one of them is rung, once.
+    expect(people.rings(alan)).toEqual([firstRequest]);
+    expect(holdsUpdate(second, 'ringing')).toBe(false);
 
-    const veraCall = await accept(alan, vera, veraRequest);
-    expect(await relay(alan, vera, 'signal.offer', { callId: veraCall, sdp: SAMPLE_SDP })).toEqual({ ok: true });
-    await hangUp(vera, alan, veraCall);
-    // Free again, alan is put through to the next in line, on the second node.
-    await expectRung(alan, walt, waltRequest, 'alan');
-    expect(await walt.emit('visitor.cancel', { requestId: waltRequest })).toEqual({ ok: true });
-    expect(await walt.next('routing.ended')).toEqual({ requestId: waltRequest, reason: 'cancelled' });
-    expect(await alan.next('agent.ringCancelled')).toEqual({ requestId: waltRequest });
+    const call = await accept(alan, first, firstRequest);
+    expect(await relay(alan, first, 'signal.offer', { callId: call, sdp: SAMPLE_SDP })).toEqual({ ok: true });
+    await hangUp(first, alan, call);
+    // Free again, alan is put through to the one still in line, whichever node it is on.
+    await expectRung(alan, second, secondRequest, 'alan');
+    expect(await second.emit('visitor.cancel', { requestId: secondRequest })).toEqual({ ok: true });
+    expect(await second.next('routing.ended')).toEqual({ requestId: secondRequest, reason: 'cancelled' });
+    expect(await alan.next('agent.ringCancelled')).toEqual({ requestId: secondRequest });
   });
 });
 
