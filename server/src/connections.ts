@@ -2,16 +2,9 @@
  * One connection actor per person with a socket or a grace running: the only place that knows a person's
  * sockets and how long they may stay away. The socket layer routes socket facts here; the actors decide what
  * each means, and their named effects become switchboard and presence calls.
- *
- * In a cluster a node that dies says nothing of its sockets. The node that finds it dead (shared presence,
- * `onPeopleLost`) hands this one the people left with no socket on any node, and each loses here the socket
- * they had there, as if it had closed: their actor runs the same grace and tells the same things as for a
- * socket closing on this node. A node that was only stalled, and taken for dead meanwhile, has its people
- * take up their sessions again (`onRejoined`), so whatever heard they were lost hears they are back.
  */
 import { createActor, type Actor } from 'xstate';
 import { connectionMachine, initialConnectionContext, withinResumeWindow, type ConnectionEvent, type ConnectionInput, type PersonKind } from '@callchart/machines';
-import { sharedSocketsOf, type ClusterPresence } from './cluster/clusterPresence.ts';
 import type { Switchboard } from './switchboard/index.ts';
 
 export interface Person {
@@ -29,9 +22,6 @@ export interface AgentProfile {
 export const personKey = (person: Person) => `${person.kind}:${person.id}`;
 
 type ConnectionActor = Actor<typeof connectionMachine>;
-
-/** Stands for the socket a person had on a node that died; never a Socket.IO id. */
-const DEAD_NODE_SOCKET = 'socket-on-a-dead-node';
 
 interface Entry {
   actor: ConnectionActor;
@@ -62,24 +52,11 @@ export class Connections {
   private openedAt: number;
   /** The machine as this server runs it, its effects provided once for every actor. */
   readonly logic: typeof connectionMachine;
-  /** A cluster node's shared presence: where this node's visitors are registered, and dead nodes' people come from. */
-  private readonly shared: ClusterPresence | null;
-  private readonly unsubscribe: (() => void)[] = [];
-  private stopped = false;
 
   constructor(private readonly options: ConnectionsOptions) {
     this.now = options.now ?? Date.now;
     this.openedAt = this.now();
     this.logic = options.switchboard ? this.provide(options.switchboard) : connectionMachine;
-    this.shared = options.switchboard ? sharedSocketsOf(options.switchboard.presence) : null;
-    if (this.shared) {
-      this.unsubscribe.push(
-        this.shared.onPeopleLost((people) => {
-          for (const person of people) this.lostWithDeadNode(person);
-        }),
-        this.shared.onRejoined(() => this.rejoined()),
-      );
-    }
   }
 
   /**
@@ -102,8 +79,6 @@ export class Connections {
 
   /** `session`: the id of the token the socket presented. `profile`: null for an account that takes no calls. */
   connected(person: Person, socketId: string, profile: AgentProfile | null = null, session: string | null = null): void {
-    // An agent is registered once their socket is ready to be rung (bringAgentOnline); a visitor at once.
-    if (person.kind === 'visitor') this.shared?.visitorHere(person.id, true);
     const entry = this.entry(person);
     if (profile) entry.profile = profile;
     if (session !== null) entry.sessions.set(socketId, session);
@@ -127,21 +102,7 @@ export class Connections {
     const { sockets, revoked } = entry.actor.getSnapshot().context;
     if (!sockets.includes(socketId) && !revoked.includes(socketId)) return false;
     entry.actor.send({ type: 'socket.disconnected', socketId, at: this.now() });
-    const last = sockets.includes(socketId) && entry.actor.getSnapshot().context.sockets.length === 0;
-    if (last && person.kind === 'visitor') this.shared?.visitorHere(person.id, false);
-    return last;
-  }
-
-  /**
-   * The person's last socket was on a node that died, and no node has one of theirs now: that socket is lost
-   * here, as if it had closed on this node, and their actor decides what follows.
-   */
-  lostWithDeadNode(person: Person): void {
-    if (this.stopped) return;
-    const at = this.now();
-    const entry = this.entry(person);
-    entry.actor.send({ type: 'socket.connected', socketId: DEAD_NODE_SOCKET, at });
-    entry.actor.send({ type: 'socket.disconnected', socketId: DEAD_NODE_SOCKET, at });
+    return sockets.includes(socketId) && entry.actor.getSnapshot().context.sockets.length === 0;
   }
 
   chose(agentId: string, status: 'available' | 'away'): void {
@@ -174,25 +135,10 @@ export class Connections {
     return this.people.get(personKey(person))?.actor.getSnapshot();
   }
 
-  /**
-   * Stops every actor and its grace: the process is going, and the next one counts its own windows. It takes
-   * on no dead node's people from now on: the nodes that stay do.
-   */
+  /** Stops every actor and its grace: the process is going, and the next one counts its own windows. */
   stop(): void {
-    this.stopped = true;
-    for (const unsubscribe of this.unsubscribe.splice(0)) unsubscribe();
     for (const { actor } of this.people.values()) actor.stop();
     this.people.clear();
-  }
-
-  /** Each person with a socket here takes up their session again on it, as after a socket resumes. */
-  private rejoined(): void {
-    if (this.stopped) return;
-    const at = this.now();
-    for (const { actor } of [...this.people.values()]) {
-      const [socketId] = actor.getSnapshot().context.sockets;
-      if (socketId !== undefined) actor.send({ type: 'session.resumed', socketId, at });
-    }
   }
 
   /** Only to a person the server knows: a fact about a socket already forgotten changes nothing. */

@@ -76,8 +76,6 @@ interface ModelAgent {
 class Model {
   readonly agents = new Map<string, ModelAgent>();
   readonly requestAgent = new Map<string, string>();
-  /** Which node took (or last confirmed) each request's hold: the one whose death hands it on. */
-  readonly holder = new Map<string, string>();
   readonly members = new Map<string, Set<string>>(POOLS.map((pool) => [pool, new Set<string>()]));
 
   constructor(private readonly poolsOf: Record<string, string[]>) {}
@@ -154,7 +152,6 @@ class Model {
         if (!a.exists) return null;
         for (const pool of a.pools ?? []) this.members.get(pool)!.delete(op.agent);
         if (a.held !== '' && this.requestAgent.get(a.held) === op.agent) this.requestAgent.delete(a.held);
-        if (a.held !== '') this.holder.delete(a.held);
         this.agents.delete(op.agent);
         return null;
       }
@@ -168,20 +165,15 @@ class Model {
           a.held = op.request;
           this.requestAgent.set(op.request, op.agent);
         }
-        this.holder.set(op.request, node);
         return { held: true };
       }
       case 'claim': {
         const current = this.requestAgent.get(op.request);
-        if (current !== undefined) {
-          this.holder.set(op.request, node);
-          return { agent: this.describe(current, 'busy') };
-        }
+        if (current !== undefined) return { agent: this.describe(current, 'busy') };
         const best = this.bestFree(op.pool, op.exclude);
         if (!best) return { agent: null };
         this.agent(best.id).held = op.request;
         this.requestAgent.set(op.request, best.id);
-        this.holder.set(op.request, node);
         return { agent: this.describe(best.id, 'busy') };
       }
       case 'release': {
@@ -189,7 +181,6 @@ class Model {
         if (!a.exists || a.held !== op.request) return { released: false };
         a.held = '';
         if (this.requestAgent.get(op.request) === op.agent) this.requestAgent.delete(op.request);
-        this.holder.delete(op.request);
         return { released: true };
       }
       case 'assigned': {
@@ -299,12 +290,6 @@ describe('agent claims under concurrent nodes (property, real Redis)', () => {
           expect(holders.has(agentId), `${agentId} held twice`).toBe(false);
           holders.set(agentId, requestId);
         }
-        // Each hold is recorded as the node's that took it last, and no node records one it does not hold.
-        for (const nodeId of NODES) {
-          const recorded = (await clients[0]!.smembers(keys.key('node-holds', nodeId))).sort();
-          expect(recorded, `holds recorded for ${nodeId}`).toEqual([...model.holder].filter(([, holder]) => holder === nodeId).map(([requestId]) => requestId).sort());
-        }
-        expect(await clients[0]!.smembers(keys.key('orphan-holds'))).toEqual([]);
         for (const pool of POOLS) {
           const view = await reader.view(pool);
           const expectedView = model

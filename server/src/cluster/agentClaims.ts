@@ -4,44 +4,24 @@
  * Lua script, so two nodes never ring the same agent and least-recently-assigned order holds cluster-wide.
  *
  * Keys (after the prefix):
- * - `agent:<id>`: hash { name, pools (JSON array), chosen, last (epoch ms, '' = never), held (request id, '' = free),
- *   holder (the node that took or last confirmed the hold) }
+ * - `agent:<id>`: hash { name, pools (JSON array), chosen, last (epoch ms, '' = never), held (request id, '' = free) }
  * - `agent-nodes:<id>`: the nodes with a socket for the agent; online = not empty
  * - `pool-free:<pool>`: sorted set of the pool's agents free to ring: online, chosen available, not held;
  *   score = last assignment (never = -inf), so the first member is the one to ring (ties by id, as in routing)
  * - `pool-agents:<pool>`: every agent registered in the pool, for views
  * - `request-agent:<request>`: the agent a request holds (at most one)
  * - `node-agents:<node>`, `node-alive:<node>` (expires), `nodes`: who registered what, and who is still alive
- * - `visitor-nodes:<id>`, `node-visitors:<node>`: the nodes with a socket for a visitor, and the reverse
- * - `node-holds:<node>`: the requests whose holds the node took; `orphan-holds`: those whose node died
- * - `queue:<pool>`: the pool's queued requests of every node, by when each was made (channel `queue-changes`
- *   names a pool whose line changed); `node-queued:<node>` and `orphan-queued`: hashes request → pool of the
- *   places a node wrote, and of those whose node died; `queued-node`: request → the node that wrote its place
- * - `lost-people`: `agent:<id>` / `visitor:<id>` whose last socket was on a node that died
- * - `node-swept:<node>` (expires): the node was taken for dead; it finds out at its next heartbeat
  * - `presence-seq`: a counter every script takes a number from; channel `presence` carries `{ seq, agents }`
  *
- * A node that dies cannot say its sockets are gone. Each node renews `node-alive:<node>` on a heartbeat,
- * and every heartbeat also sweeps, in the same script: a node in `nodes` whose alive key has expired has its
- * registrations removed (its agents' `agent-nodes` lose it, its visitors' `visitor-nodes` too), and each
- * person left with no socket on any node goes into `lost-people`. A node that takes on people (its
- * connections listen, `onPeopleLost`) pops a batch of them at each heartbeat and puts each through the grace
- * a closing socket would start: the connection machine decides what follows, as on one node.
- *
- * Holds belong to requests: the node that takes a dead node's request over finds its hold still there, and
- * holds it again (which makes the hold its own). A hold whose node died goes to `orphan-holds`, and is let go
- * once nobody runs its request or will: the request is not in `live-requests` and nobody holds
- * `lease:<request>` (ownership.ts, lease.ts). That covers a node that died between a request's end and the
- * release of its agent, and is safe against a live node: a request that is still live keeps its hold for
- * whoever runs it next, and a node taken for dead by mistake (a long stall) holds it again at its next
- * heartbeat. A dead node's queue places go the same way, announced on `queue-changes` for the lines to be
- * counted again. A node that finds it was swept registers its agents and visitors again (its holds were kept)
- * and tells its listeners (`onRejoined`), whose people then take up their sessions again.
+ * A node that dies cannot say its agents went offline. Each node renews `node-alive:<node>` on a heartbeat,
+ * and every heartbeat also sweeps: a node in `nodes` whose alive key has expired has its registrations
+ * removed (its agents' `agent-nodes` lose it). Holds belong to requests, not nodes: the node that takes a
+ * dead node's request over finds its hold still there. A node that was swept by mistake (a long stall)
+ * sees it at its next heartbeat and registers its agents again.
  *
  * Redis that lost its data (see `EPOCH_LUA`) lost presence too. Each node remembers what it registered
- * (agents and visitors with sockets here, holds of requests it runs) and puts it back as soon as it sees the
- * new keyspace; meanwhile claims and the release of orphaned holds wait out the grace, so a hold not yet put
- * back is never claimed by another request.
+ * (agents online here, holds of requests it runs) and puts it back as soon as it sees the new keyspace;
+ * meanwhile claims wait out the grace, so a hold not yet put back is never claimed by another request.
  */
 import { compareForAssignment, type AgentInfo } from '@callchart/machines';
 import type { Redis } from 'ioredis';
@@ -86,22 +66,6 @@ export type HoldResult =
   /** This request already holds another agent (a request holds one at a time). */
   | { held: false; reason: 'holding'; agentId: string; seq: number };
 
-/** Someone whose last socket was on a node that died, with no socket on any node now. */
-export interface LostPerson {
-  kind: 'agent' | 'visitor';
-  id: string;
-}
-
-/** What a heartbeat did besides renewing this node's alive key. */
-export interface HeartbeatResult {
-  /** Dead nodes whose registrations this heartbeat removed. */
-  swept: string[];
-  /** People of dead nodes this node takes on (told to `onPeopleLost` listeners too). */
-  lost: LostPerson[];
-  /** Holds and queue places of dead nodes' requests that nobody runs any more, let go. */
-  released: number;
-}
-
 /** Claims are refused for a moment after Redis lost its data; try again after `retryInMs`. */
 export class PresenceResyncError extends Error {
   override readonly name = 'PresenceResyncError';
@@ -118,17 +82,10 @@ export interface AgentClaimsOptions {
   onError?: (error: unknown) => void;
 }
 
-/** How many people of dead nodes one heartbeat takes on; the rest wait for the next (this node's or another's). */
-const LOST_PER_BEAT = 1_000;
-/** How many orphaned holds one heartbeat looks at: each beat blocks Redis while it runs. */
-const ORPHANS_PER_BEAT = 200;
 const MAX_ID = 200;
 const MAX_POOLS = 100;
 const MAX_EXCLUDED = 1_000;
 const NODE_ID = /^[A-Za-z0-9._-]{1,64}$/;
-// Ownership's names (ownership.ts, lease.ts): a dead node's hold is let go once its request is in neither.
-const LIVE_REQUESTS = 'live-requests';
-const LEASE = 'lease';
 
 function id(kind: string, value: unknown): string {
   if (typeof value !== 'string' || value.length === 0 || value.length > MAX_ID) {
@@ -186,12 +143,6 @@ local function nodes_key(id) return P .. 'agent-nodes:' .. id end
 local function free_key(pool) return P .. 'pool-free:' .. pool end
 local function members_key(pool) return P .. 'pool-agents:' .. pool end
 local function request_key(rid) return P .. 'request-agent:' .. rid end
-local function visitor_nodes_key(id) return P .. 'visitor-nodes:' .. id end
-local function holds_key(n) return P .. 'node-holds:' .. n end
-local ORPHANS = P .. 'orphan-holds'
-local ORPHAN_PLACES = P .. 'orphan-queued'
-local PLACE_NODE = P .. 'queued-node'
-local function places_key(n) return P .. 'node-queued:' .. n end
 local function pools_of(id)
   local raw = redis.call('HGET', agent_key(id), 'pools')
   if not raw then return {} end
@@ -214,35 +165,6 @@ local changes = {}
 local function changed(id)
   refresh(id)
   changes[#changes + 1] = id
-end
--- The hold of request rid on agent id is this node's from now on: if this node dies, it is looked after.
-local function own_hold(id, rid)
-  local before = redis.call('HGET', agent_key(id), 'holder')
-  if before and before ~= '' and before ~= node then redis.call('SREM', holds_key(before), rid) end
-  redis.call('HSET', agent_key(id), 'holder', node)
-  redis.call('SADD', holds_key(node), rid)
-  redis.call('SREM', ORPHANS, rid)
-end
--- The hold is gone: no node keeps a record of it any more.
-local function forget_hold(id, rid)
-  local holder = redis.call('HGET', agent_key(id), 'holder')
-  if holder and holder ~= '' then redis.call('SREM', holds_key(holder), rid) end
-  redis.call('HDEL', agent_key(id), 'holder')
-  redis.call('SREM', ORPHANS, rid)
-end
--- The queue place of request rid (in pool) is this node's from now on, as own_hold is for holds.
-local function own_place(rid, pool)
-  local before = redis.call('HGET', PLACE_NODE, rid)
-  if before and before ~= node then redis.call('HDEL', places_key(before), rid) end
-  redis.call('HSET', PLACE_NODE, rid, node)
-  redis.call('HSET', places_key(node), rid, pool)
-  redis.call('HDEL', ORPHAN_PLACES, rid)
-end
-local function forget_place(rid)
-  local before = redis.call('HGET', PLACE_NODE, rid)
-  if before then redis.call('HDEL', places_key(before), rid) end
-  redis.call('HDEL', PLACE_NODE, rid)
-  redis.call('HDEL', ORPHAN_PLACES, rid)
 end
 local function describe(id)
   local f = redis.call('HMGET', agent_key(id), 'name', 'pools', 'last')
@@ -314,10 +236,7 @@ end
 for _, n in ipairs(redis.call('SMEMBERS', nodes_key(id))) do redis.call('SREM', P .. 'node-agents:' .. n, id) end
 redis.call('DEL', nodes_key(id))
 local held = redis.call('HGET', key, 'held')
-if held and held ~= '' then
-  forget_hold(id, held)
-  if redis.call('GET', request_key(held)) == id then redis.call('DEL', request_key(held)) end
-end
+if held and held ~= '' and redis.call('GET', request_key(held)) == id then redis.call('DEL', request_key(held)) end
 redis.call('DEL', key)
 changes[#changes + 1] = id
 return finish('forgotten')
@@ -340,7 +259,6 @@ if held ~= rid then
   redis.call('SET', request_key(rid), id)
   changed(id)
 end
-own_hold(id, rid)
 return finish({'held'})
 `;
 
@@ -348,10 +266,7 @@ return finish({'held'})
 const CLAIM_LUA = `${HEADER_LUA}
 local rid = ARGV[7]
 local current = redis.call('GET', request_key(rid))
-if current then
-  own_hold(current, rid)
-  return finish({'holding', describe(current)})
-end
+if current then return finish({'holding', describe(current)}) end
 local grace = redis.call('PTTL', KEYS[3])
 if grace > 0 then return finish({'grace', grace}) end
 local excluded = {}
@@ -361,7 +276,6 @@ for _, id in ipairs(redis.call('ZRANGE', free_key(ARGV[6]), 0, #ARGV - 7)) do
   if not excluded[id] then
     redis.call('HSET', agent_key(id), 'held', rid)
     redis.call('SET', request_key(rid), id)
-    own_hold(id, rid)
     changed(id)
     return finish({'claimed', describe(id)})
   end
@@ -375,7 +289,6 @@ local id = ARGV[6]
 local rid = ARGV[7]
 if redis.call('HGET', agent_key(id), 'held') ~= rid then return finish(0) end
 redis.call('HSET', agent_key(id), 'held', '')
-forget_hold(id, rid)
 if redis.call('GET', request_key(rid)) == id then redis.call('DEL', request_key(rid)) end
 changed(id)
 return finish(1)
@@ -391,45 +304,9 @@ changed(id)
 return finish(1)
 `;
 
-// ARGV[6..8]: pool, request id, when it was made (epoch ms): the request joins the pool's cluster-wide line.
-const QUEUE_JOIN_LUA = `${HEADER_LUA}
-redis.call('ZADD', P .. 'queue:' .. ARGV[6], ARGV[8], ARGV[7])
-own_place(ARGV[7], ARGV[6])
-redis.call('PUBLISH', P .. 'queue-changes', ARGV[6])
-return finish('joined')
-`;
-
-// ARGV[6..7]: pool, request id
-const QUEUE_LEAVE_LUA = `${HEADER_LUA}
-redis.call('ZREM', P .. 'queue:' .. ARGV[6], ARGV[7])
-forget_place(ARGV[7])
-redis.call('PUBLISH', P .. 'queue-changes', ARGV[6])
-return finish('left')
-`;
-
-// ARGV[6..7]: visitor id, nodeTtlMs (a visitor with a socket here) or '' (none here any more)
-const VISITOR_LUA = `${HEADER_LUA}
-local id = ARGV[6]
-if ARGV[7] == '' then
-  redis.call('SREM', visitor_nodes_key(id), node)
-  redis.call('SREM', P .. 'node-visitors:' .. node, id)
-  return finish('gone')
-end
-redis.call('SADD', visitor_nodes_key(id), node)
-redis.call('SADD', P .. 'node-visitors:' .. node, id)
-redis.call('SADD', P .. 'nodes', node)
-redis.call('SET', P .. 'node-alive:' .. node, '1', 'PX', ARGV[7])
-return finish('here')
-`;
-
-// ARGV[6..10]: nodeTtlMs, how many lost people this node takes on (0: none), how many orphaned holds (and
-// queue places) it looks at, the live-requests key, the prefix of lease keys. Answers {was this node's alive
-// key still there, was it swept, swept nodes, lost people, holds and places let go}.
+// ARGV[6]: nodeTtlMs. Answers {was this node still registered, swept nodes}.
 const HEARTBEAT_LUA = `${HEADER_LUA}
-local LOST = P .. 'lost-people'
-local function nobody_runs(rid) return redis.call('SISMEMBER', ARGV[9], rid) == 0 and redis.call('EXISTS', ARGV[10] .. rid) == 0 end
 local alive = redis.call('EXISTS', P .. 'node-alive:' .. node)
-local swept_here = redis.call('DEL', P .. 'node-swept:' .. node)
 redis.call('SET', P .. 'node-alive:' .. node, '1', 'PX', ARGV[6])
 redis.call('SADD', P .. 'nodes', node)
 local swept = {}
@@ -437,61 +314,13 @@ for _, n in ipairs(redis.call('SMEMBERS', P .. 'nodes')) do
   if n ~= node and redis.call('EXISTS', P .. 'node-alive:' .. n) == 0 then
     for _, id in ipairs(redis.call('SMEMBERS', P .. 'node-agents:' .. n)) do
       if redis.call('SREM', nodes_key(id), n) == 1 then changed(id) end
-      if redis.call('SCARD', nodes_key(id)) == 0 then redis.call('SADD', LOST, 'agent:' .. id) end
     end
-    for _, id in ipairs(redis.call('SMEMBERS', P .. 'node-visitors:' .. n)) do
-      redis.call('SREM', visitor_nodes_key(id), n)
-      if redis.call('SCARD', visitor_nodes_key(id)) == 0 then redis.call('SADD', LOST, 'visitor:' .. id) end
-    end
-    if redis.call('EXISTS', holds_key(n)) == 1 then redis.call('SUNIONSTORE', ORPHANS, ORPHANS, holds_key(n)) end
-    local places = redis.call('HGETALL', places_key(n))
-    for i = 1, #places, 2 do redis.call('HSET', ORPHAN_PLACES, places[i], places[i + 1]) end
-    redis.call('DEL', P .. 'node-agents:' .. n, P .. 'node-visitors:' .. n, holds_key(n), places_key(n))
+    redis.call('DEL', P .. 'node-agents:' .. n)
     redis.call('SREM', P .. 'nodes', n)
-    -- A node only stalled finds this at its next heartbeat, and registers everything again.
-    redis.call('SET', P .. 'node-swept:' .. n, '1', 'PX', 86400000)
     swept[#swept + 1] = n
   end
 end
--- People who came back on some node since are not lost any more.
-local lost = {}
-if tonumber(ARGV[7]) > 0 then
-  for _, who in ipairs(redis.call('SPOP', LOST, ARGV[7])) do
-    local kind, id = string.match(who, '^(%a+):(.*)$')
-    local sockets = kind == 'agent' and nodes_key(id) or visitor_nodes_key(id)
-    if redis.call('SCARD', sockets) == 0 then lost[#lost + 1] = who end
-  end
-end
--- A dead node's holds go once nobody runs their request or will. Not while Redis is being put back after
--- losing its data: a live request's record may not be back yet.
-local let_go = 0
-if redis.call('PTTL', KEYS[3]) <= 0 then
-  for _, rid in ipairs(redis.call('SRANDMEMBER', ORPHANS, ARGV[8])) do
-    local id = redis.call('GET', request_key(rid))
-    if not id then
-      redis.call('SREM', ORPHANS, rid)
-    elseif nobody_runs(rid) then
-      if redis.call('HGET', agent_key(id), 'held') == rid then
-        redis.call('HSET', agent_key(id), 'held', '')
-        forget_hold(id, rid)
-        changed(id)
-      end
-      redis.call('DEL', request_key(rid))
-      redis.call('SREM', ORPHANS, rid)
-      let_go = let_go + 1
-    end
-  end
-  local places = redis.call('HRANDFIELD', ORPHAN_PLACES, ARGV[8], 'WITHVALUES')
-  for i = 1, #places, 2 do
-    local rid, pool = places[i], places[i + 1]
-    if nobody_runs(rid) then
-      if redis.call('ZREM', P .. 'queue:' .. pool, rid) == 1 then redis.call('PUBLISH', P .. 'queue-changes', pool) end
-      forget_place(rid)
-      let_go = let_go + 1
-    end
-  end
-end
-return finish({alive, swept_here, swept, lost, let_go})
+return finish({alive, swept})
 `;
 
 // Read-only. KEYS[1] = seq counter; ARGV: prefix, pool. Answers {seq, {id, name, pools, chosen, last, held, nodes}...}.
@@ -531,9 +360,6 @@ const WRITE_SCRIPTS = {
   presenceRelease: RELEASE_LUA,
   presenceAssigned: ASSIGNED_LUA,
   presenceHeartbeat: HEARTBEAT_LUA,
-  presenceVisitor: VISITOR_LUA,
-  presenceQueueJoin: QUEUE_JOIN_LUA,
-  presenceQueueLeave: QUEUE_LEAVE_LUA,
 } as const;
 type WriteScript = keyof typeof WRITE_SCRIPTS;
 type Reply = [epoch: string, seq: number, result: unknown];
@@ -571,16 +397,13 @@ export class AgentClaims {
   readonly nodeId: string;
   private readonly redis: ScriptClient;
   private readonly epoch: KeyspaceEpoch;
-  /** What this node registered, to put back if Redis loses it (or another node took this one for dead). */
-  private readonly mine = { online: new Map<string, AgentRegistration>(), holds: new Map<string, string>(), visitors: new Set<string>() };
+  /** What this node registered, to put back if Redis loses it. */
+  private readonly mine = { online: new Map<string, AgentRegistration>(), holds: new Map<string, string>() };
   private readonly listeners = new Set<(change: PresenceChange) => void>();
-  private readonly lostListeners = new Set<(people: LostPerson[]) => void>();
-  private readonly rejoinListeners = new Set<() => void>();
   private subscriber: Redis | null = null;
   private heartbeatTimer: NodeJS.Timeout | null = null;
   private replaying: Promise<void> | null = null;
   private replayAgain = false;
-  private replayHolds = false;
   private readonly onReady = () => void this.heartbeat().catch((error: unknown) => this.report(error));
 
   constructor(private readonly options: AgentClaimsOptions) {
@@ -639,33 +462,6 @@ export class AgentClaims {
   onChange(listener: (change: PresenceChange) => void): () => void {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);
-  }
-
-  /**
-   * Told of the people of dead nodes this node takes on, a batch at each heartbeat; returns the function that
-   * unsubscribes. A node nobody listens to takes on nobody, and leaves them to the other nodes.
-   */
-  onPeopleLost(listener: (people: LostPerson[]) => void): () => void {
-    this.lostListeners.add(listener);
-    return () => this.lostListeners.delete(listener);
-  }
-
-  /**
-   * Told when a heartbeat finds this node was taken for dead (it stalled for longer than the node TTL): what
-   * it registered is put back, and the people with sockets here may have been told lost meanwhile.
-   */
-  onRejoined(listener: () => void): () => void {
-    this.rejoinListeners.add(listener);
-    return () => this.rejoinListeners.delete(listener);
-  }
-
-  /** The visitor has a socket on this node (true), or no more (false): so that a dead node's visitors are known. */
-  async visitorHere(visitorId: string, here: boolean): Promise<{ seq: number }> {
-    id('a visitor id', visitorId);
-    if (here) this.mine.visitors.add(visitorId);
-    else this.mine.visitors.delete(visitorId);
-    const [seq] = await this.run('presenceVisitor', [visitorId, here ? String(this.settings.nodeTtlMs) : '']);
-    return { seq };
   }
 
   /** The agent has a socket on this node. */
@@ -756,16 +552,6 @@ export class AgentClaims {
     return { released: result === 1, seq };
   }
 
-  /** The request joins its pool's cluster-wide line (made at `createdAt`), or joins it again: harmless. */
-  async queueJoin(pool: string, requestId: string, createdAt: number): Promise<void> {
-    await this.run('presenceQueueJoin', [id('a pool', pool), id('a request id', requestId), String(epochMs('createdAt', createdAt))]);
-  }
-
-  /** The request leaves its pool's line; every node is told to count its places again. */
-  async queueLeave(pool: string, requestId: string): Promise<void> {
-    await this.run('presenceQueueLeave', [id('a pool', pool), id('a request id', requestId)]);
-  }
-
   /** The agent the request holds in Redis now, if any: a node taking a request over learns what it holds. */
   async heldBy(requestId: string): Promise<string | null> {
     return this.options.redis.get(this.options.keys.key('request-agent', id('a request id', requestId)));
@@ -821,29 +607,13 @@ export class AgentClaims {
     return { seq: Number(seq), agents: rows.map((row) => described(row, 'available')) };
   }
 
-  /**
-   * Renews this node's alive key, sweeps dead nodes, takes on a batch of their people (while someone listens)
-   * and lets go of their holds that nobody runs; runs on the heartbeat, callable for tests and drains.
-   */
-  async heartbeat(): Promise<HeartbeatResult> {
-    const taking = this.lostListeners.size > 0 ? LOST_PER_BEAT : 0;
-    const [, result] = await this.run('presenceHeartbeat', [
-      String(this.settings.nodeTtlMs),
-      String(taking),
-      String(ORPHANS_PER_BEAT),
-      this.options.keys.key(LIVE_REQUESTS),
-      this.options.keys.key(LEASE, ''),
-    ]);
-    const [alive, sweptHere, swept, lostRaw, released] = result as [number, number, string[], string[], number];
-    const registered = this.mine.online.size + this.mine.visitors.size > 0;
-    // Swept as dead after a stall (or its key lapsed): its agents and visitors are gone, and go back. Its holds
-    // are not: they stay while their requests are live. Held again now, a hold of a request another node took
-    // over meanwhile would be recorded as this node's again.
-    if (sweptHere === 1 || (alive === 0 && registered)) this.replay({ holds: false });
-    if (sweptHere === 1) for (const listener of this.rejoinListeners) this.guarded(() => listener());
-    const lost = lostRaw.map(lostPerson).filter((person): person is LostPerson => person !== null);
-    if (lost.length > 0) for (const listener of this.lostListeners) this.guarded(() => listener(lost));
-    return { swept, lost, released: Number(released) };
+  /** Renews this node's alive key and sweeps dead nodes; runs on the heartbeat, callable for tests and drains. */
+  async heartbeat(): Promise<{ swept: string[] }> {
+    const [, result] = await this.run('presenceHeartbeat', [String(this.settings.nodeTtlMs)]);
+    const [alive, swept] = result as [number, string[]];
+    // Swept as dead after a stall: what this node registered is gone, and goes back.
+    if (alive === 0 && this.mine.online.size > 0) this.replay();
+    return { swept };
   }
 
   private async run(script: WriteScript, args: string[]): Promise<[seq: number, result: unknown]> {
@@ -855,16 +625,12 @@ export class AgentClaims {
       this.nodeId,
       ...args,
     )) as Reply;
-    if (this.epoch.observe(epoch)) this.replay({ holds: true });
+    if (this.epoch.observe(epoch)) this.replay();
     return [Number(seq), result];
   }
 
-  /**
-   * Puts back what this node registered: its agents and visitors, and with `holds` the holds of its requests
-   * too. A replay asked for while one runs runs again after it.
-   */
-  private replay({ holds: withHolds }: { holds: boolean }): void {
-    this.replayHolds ||= withHolds;
+  /** Puts back everything this node registered; a replay asked for while one runs runs again after it. */
+  private replay(): void {
     if (this.replaying) {
       this.replayAgain = true;
       return;
@@ -873,12 +639,9 @@ export class AgentClaims {
       do {
         this.replayAgain = false;
         const online = [...this.mine.online.values()];
-        const holds = this.replayHolds ? [...this.mine.holds] : [];
-        this.replayHolds = false;
-        const visitors = [...this.mine.visitors];
+        const holds = [...this.mine.holds];
         const results = await Promise.allSettled([
           ...online.map((agent) => this.online(agent)),
-          ...visitors.map((visitorId) => this.visitorHere(visitorId, true)),
           ...holds.map(async ([requestId, agentId]) => {
             const result = await this.hold(agentId, requestId);
             if (!result.held) throw new Error(`could not put back the hold of ${requestId} on ${agentId}: ${result.reason}`);
@@ -902,27 +665,18 @@ export class AgentClaims {
   }
 
   private emit(change: PresenceChange): void {
-    for (const listener of this.listeners) this.guarded(() => listener(change));
-  }
-
-  private guarded(call: () => void): void {
-    try {
-      call();
-    } catch (error) {
-      this.report(error);
+    for (const listener of this.listeners) {
+      try {
+        listener(change);
+      } catch (error) {
+        this.report(error);
+      }
     }
   }
 
   private report(error: unknown): void {
     this.options.onError?.(error);
   }
-}
-
-/** `agent:<id>` or `visitor:<id>` as the sweep writes them. */
-function lostPerson(raw: string): LostPerson | null {
-  const colon = raw.indexOf(':');
-  const kind = raw.slice(0, colon);
-  return colon > 0 && (kind === 'agent' || kind === 'visitor') ? { kind, id: raw.slice(colon + 1) } : null;
 }
 
 function later(a: number | null, b: number | null): number | null {

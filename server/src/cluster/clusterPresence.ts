@@ -19,17 +19,12 @@
  *
  * Queue places: a sorted set per pool of the queued requests of every node, by when each was made. A
  * request entering or leaving it is announced on a channel; each node then tells its own queued requests
- * their place in the cluster-wide line. Joining and leaving are AgentClaims' scripts, which record whose
- * each place is, so that one a dead node could not take out, its request ended, is taken out for it.
- *
- * Sockets of a dead node: which node has a socket for each visitor is kept beside the agents' (`visitorHere`),
- * so that when a node dies the one that sweeps it can hand its people, those left with no socket anywhere,
- * to this node's connections (`onPeopleLost`), which put them through the grace a closing socket starts.
+ * their place in the cluster-wide line.
  */
 import type { AgentInfo } from '@callchart/machines';
 import type { Redis } from 'ioredis';
 import type { AgentProfile, ChosenStatus, Presence } from '../presence.ts';
-import { chosenStatus, PresenceResyncError, registration, type AgentClaims, type LostPerson, type PresenceChange } from './agentClaims.ts';
+import { chosenStatus, PresenceResyncError, registration, type AgentClaims, type PresenceChange } from './agentClaims.ts';
 import { createSubscriber } from './redis.ts';
 
 /** How a process recalls the status an agent chose, and keeps a new choice (null: forget it). */
@@ -248,27 +243,6 @@ export class ClusterPresence implements Presence {
       }));
     }
     return this.cachedView;
-  }
-
-  // -------------------------------------------------------------------------------------------
-  // Sockets of people, for when their node dies
-
-  /** The visitor has a socket on this node (true), or none here any more. */
-  visitorHere(visitorId: string, here: boolean): void {
-    this.persist(`visitor:${visitorId}`, { visitorId, writing: here ? 'visitor here' : 'visitor gone' }, () => this.claims.visitorHere(visitorId, here));
-  }
-
-  /**
-   * People whose last socket was on a node that died, with none on any node now, that this node takes on:
-   * a batch at each heartbeat, each person to one node. Nobody listening, this node takes on nobody.
-   */
-  onPeopleLost(listener: (people: readonly LostPerson[]) => void): () => void {
-    return this.claims.onPeopleLost(listener);
-  }
-
-  /** This node was taken for dead (a stall), and its people may have been told lost meanwhile. */
-  onRejoined(listener: () => void): () => void {
-    return this.claims.onRejoined(listener);
   }
 
   // -------------------------------------------------------------------------------------------
@@ -543,7 +517,7 @@ export class ClusterPresence implements Presence {
       `queue:${requestId}`,
       { requestId, writing: 'left queue' },
       async () => {
-        await this.claims.queueLeave(pool, requestId);
+        await this.redis.multi().zrem(this.claims.keys.key('queue', pool), requestId).publish(this.claims.keys.key('queue-changes'), pool).exec().then(execResult);
         this.recount(pool);
       },
       () => !this.queued.has(requestId),
@@ -557,7 +531,7 @@ export class ClusterPresence implements Presence {
       `queue:${requestId}`,
       { requestId, writing: 'joined queue' },
       async () => {
-        await this.claims.queueJoin(pool, requestId, createdAt);
+        await this.redis.multi().zadd(this.claims.keys.key('queue', pool), createdAt, requestId).publish(this.claims.keys.key('queue-changes'), pool).exec().then(execResult);
         this.recount(pool);
       },
       () => this.queued.get(requestId) === entry,
@@ -591,8 +565,8 @@ export class ClusterPresence implements Presence {
               const ranks = execResult(await pipeline.exec()) as (number | null)[];
               entries.forEach((entry, index) => {
                 const rank = ranks[index];
-                // Left meanwhile, or its entry not written yet (it is counted once it is); or this node stopped.
-                if (rank === null || rank === undefined || this.queued.get(entry.member.requestId) !== entry || this.stopped) return;
+                // Left meanwhile, or its entry not written yet (it is counted once it is).
+                if (rank === null || rank === undefined || this.queued.get(entry.member.requestId) !== entry) return;
                 const position = rank + 1;
                 if (entry.told === position) return;
                 entry.told = position;
@@ -687,11 +661,6 @@ export class ClusterPresence implements Presence {
   private report(error: unknown, what: Record<string, unknown>): void {
     this.options.onError?.(error, what);
   }
-}
-
-/** The shared sockets of a cluster node's presence; null for one process's. */
-export function sharedSocketsOf(presence: Presence): ClusterPresence | null {
-  return presence instanceof ClusterPresence ? presence : null;
 }
 
 /** AgentClaims refuses bad ids and values with these, before anything is sent. */
