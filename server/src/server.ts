@@ -249,6 +249,7 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
     limits: socketLimits,
     cluster: cluster !== null,
     trustProxy: config.trustProxy,
+    closeInspectorSessions: (sessionIds) => inspectors.closeSessions(sessionIds),
   });
   // After the socket layer's middleware, which reads who a handshake is for.
   socketLimits.install(io);

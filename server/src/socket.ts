@@ -7,7 +7,6 @@ import { performance } from 'node:perf_hooks';
 import type { Server, Socket } from 'socket.io';
 import {
   CLIENT_EVENT_NAMES,
-  INSPECT_NAMESPACE,
   parseHandshakeAuth,
   type ClientEventName,
   type ClientPayload,
@@ -99,6 +98,11 @@ export interface SocketLayerOptions {
   cluster?: boolean;
   /** The proxies whose X-Forwarded-For names a handshake's client (`config.trustProxy`); none by default. */
   trustProxy?: readonly string[];
+  /**
+   * Closes this node's inspector pages of logged-out sessions. Where the session also has sockets here, the
+   * connection actor's cut-off closes them; another node's logout reaches a node that may hold its pages only.
+   */
+  closeInspectorSessions?: (sessionIds: ReadonlySet<string>) => void;
 }
 
 const CLIENT_EVENTS = new Set<string>(CLIENT_EVENT_NAMES);
@@ -315,34 +319,20 @@ export function attachSocketLayer(options: SocketLayerOptions): void {
   /**
    * A revoked login session loses every socket it holds, wherever it is: on each node, the connection actor
    * of the agent decides for the sockets there (cut off, and signed out if no other login of theirs stays),
-   * exactly as for the node that took the logout; the inspector's sockets of the session are closed. The
-   * other nodes hear of it through the adapter, which carries it as it carries every emit.
+   * exactly as for the node that took the logout, and the session's inspector pages are closed. The other
+   * nodes hear of it through the adapter, which carries it as it carries every emit.
    */
   function endSession(agentId: string, sessionId: string): void {
     connections.loggedOut(agentId, sessionId);
     if (options.cluster) io.serverSideEmit('session.loggedOut', agentId, sessionId);
-    void closeInspectorSockets(sessionId);
   }
 
-  /** Another node's logout: only a node holding sockets of that session has anything to cut. */
+  /** Another node's logout: its inspector pages here close; only a node holding its sockets has more to cut. */
   function sessionEndedElsewhere(agentId: string, sessionId: string): void {
+    options.closeInspectorSessions?.(new Set([sessionId]));
     if (!io.sockets.adapter.rooms.has(sessionRoom(sessionId))) return;
     connections.loggedOut(agentId, sessionId);
     logger.info({ agentId }, 'agent logged out on another node: its sockets here cut off');
-  }
-
-  /**
-   * The inspector page connects to its own namespace only, so its socket may be on a node where the session
-   * has no other socket: every node is asked (`fetchSockets` through the adapter), as a room lookup is.
-   */
-  async function closeInspectorSockets(sessionId: string): Promise<void> {
-    try {
-      const sockets = await io.of(INSPECT_NAMESPACE).timeout(ROOM_LOOKUP_TIMEOUT_MS).fetchSockets();
-      // The inspector's namespace keeps its session as the token's id (inspectNamespace.ts).
-      for (const socket of sockets) if ((socket.data as { session?: unknown }).session === sessionId) socket.disconnect(true);
-    } catch (error) {
-      logger.warn({ err: error }, 'could not ask every node for the inspector sockets of a logged-out session');
-    }
   }
 
   if (options.cluster) {
