@@ -21,7 +21,7 @@
 import type { Namespace, Socket } from 'socket.io';
 import { EpochMs, Id, INSPECTABLE_CLIENT_ACTORS, type TimelineEntry } from '@callchart/machines';
 import { z } from 'zod/mini';
-import { historyEntries, TIMELINE_LIMIT, type ClientEntryInput, type Inspection } from './inspection.ts';
+import { historyEntries, TIMELINE_LIMIT, type Inspection } from './inspection.ts';
 import { NodeReport, PeerReports, type ClusterLiveList } from './inspectNodes.ts';
 import type { Logger } from './logger.ts';
 import type { Store } from './store.ts';
@@ -138,7 +138,7 @@ export class InspectCluster {
     });
     inspection.sendClientEntriesElsewhere((target, side, kind, entries) => {
       if (!this.watched()) return;
-      namespace.serverSideEmit(CLIENT, { requestId: target.requestId, callId: target.callId, side, kind, entries: entries.map(withoutUndefined) });
+      namespace.serverSideEmit(CLIENT, { requestId: target.requestId, callId: target.callId, side, kind, entries });
     });
   }
 
@@ -298,9 +298,4 @@ export class InspectCluster {
     }, this.options.coalesceMs);
     this.listTimer.unref();
   }
-}
-
-/** msgpack, which carries `serverSideEmit`, turns an undefined field into null. */
-function withoutUndefined(entry: ClientEntryInput): ClientEntryInput {
-  return Object.fromEntries(Object.entries(entry).filter(([, value]) => value !== undefined)) as unknown as ClientEntryInput;
 }

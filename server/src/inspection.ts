@@ -117,7 +117,14 @@ export class Inspection {
           target,
           side,
           kind,
-          entries.map((entry) => ({ at: entry.at, actorId: entry.actorId, event: sanitizeEvent(entry.event), state: sanitize(entry.state) ?? null, context: sanitize(entry.context) ?? null })),
+          // No undefined field: the adapter's msgpack would send it as null.
+          entries.map((entry) => ({
+            at: entry.at,
+            ...(entry.actorId === undefined ? {} : { actorId: entry.actorId }),
+            event: sanitizeEvent(entry.event),
+            state: sanitize(entry.state) ?? null,
+            context: sanitize(entry.context) ?? null,
+          })),
         );
       }
       return;
