@@ -104,17 +104,23 @@ interface CallDetail {
   };
 }
 
+/** A server with windows long enough to outlast a restart, and a call it has put through between ada and a visitor. */
+async function acceptedCall() {
+  const server = await instance({ RECONNECTION_TIMEOUT_MS: '20000', AGENT_GRACE_MS: '20000', RESUME_WINDOW_MS: '20000' });
+  await server.start();
+  const { agents, visitor, visitorTokenValue, tokens } = await connected(server.url, ['ada']);
+  const ada = agents.ada;
+  const { requestId } = (await visitor.emit('visitor.request', { pool: 'support' })) as { requestId: string };
+  await ada.next('agent.ring');
+  await ada.emit('agent.accept', { requestId });
+  const { callId } = await ada.next('call.accepted');
+  await visitor.next('call.accepted');
+  return { server, ada, visitor, visitorTokenValue, tokens, requestId, callId };
+}
+
 describe('a server killed and started again on the same database', () => {
   it('restores a call: both legs resume with their tokens, the same call goes on, and nothing recorded before is lost', async () => {
-    const server = await instance({ RECONNECTION_TIMEOUT_MS: '20000', AGENT_GRACE_MS: '20000', RESUME_WINDOW_MS: '20000' });
-    await server.start();
-    const { agents, visitor, visitorTokenValue, tokens } = await connected(server.url, ['ada']);
-    const ada = agents.ada;
-    const { requestId } = (await visitor.emit('visitor.request', { pool: 'support' })) as { requestId: string };
-    await ada.next('agent.ring');
-    await ada.emit('agent.accept', { requestId });
-    const { callId } = await ada.next('call.accepted');
-    await visitor.next('call.accepted');
+    const { server, ada, visitor, visitorTokenValue, tokens, requestId, callId } = await acceptedCall();
     await ada.emit('signal.offer', { callId, sdp: SAMPLE_SDP });
     await visitor.next('signal.offer');
     await ada.emit('call.media', { callId, state: 'connected' });
@@ -176,15 +182,7 @@ describe('a server killed and started again on the same database', () => {
   });
 
   it('restores a call with the telemetry it had, and records only what comes after: nothing from before is written twice', async () => {
-    const server = await instance({ RECONNECTION_TIMEOUT_MS: '20000', AGENT_GRACE_MS: '20000', RESUME_WINDOW_MS: '20000' });
-    await server.start();
-    const { agents, visitor, visitorTokenValue, tokens } = await connected(server.url, ['ada']);
-    const ada = agents.ada;
-    const { requestId } = (await visitor.emit('visitor.request', { pool: 'support' })) as { requestId: string };
-    await ada.next('agent.ring');
-    await ada.emit('agent.accept', { requestId });
-    const { callId } = await ada.next('call.accepted');
-    await visitor.next('call.accepted');
+    const { server, ada, visitor, visitorTokenValue, tokens, callId } = await acceptedCall();
     await ada.emit('call.media', { callId, state: 'connected' });
     await visitor.emit('call.media', { callId, state: 'connected' });
     // A media outage the visitor recovers from, before the crash: one lost leg and one attempt.

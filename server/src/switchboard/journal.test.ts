@@ -314,15 +314,21 @@ describe('a tree journal in a cluster', () => {
     expect(await store.snapshots.get('routing:req-1')).toMatchObject({ snapshot: { value: 'searching' } });
   });
 
-  it('records a handed-off tree\'s messages as sent once they went out, so its next owner does not send them again', async () => {
-    const courier = new Recorder();
-    const journals = new Journals(store, courier, createLogger('silent'));
+  /** A tree under fence 7 whose one step rang ada, stopped to be handed off once that step landed and went out. */
+  const stoppedWithARing = async (journals: Journals) => {
     const journal = journals.open({ snapshot: snapshotOf({ value: 'ringing' }), fence: { requestId: 'req-1', token: 7 } });
     journal.write(createRequest);
     journal.emit('agent:ada', 'agent.ring', { requestId: 'req-1', visitorName: 'Vera', expiresAt: 10 });
     journal.seal();
     journal.freeze();
     await journals.settled();
+    return journal;
+  };
+
+  it('records a handed-off tree\'s messages as sent once they went out, so its next owner does not send them again', async () => {
+    const courier = new Recorder();
+    const journals = new Journals(store, courier, createLogger('silent'));
+    const journal = await stoppedWithARing(journals);
     expect((await store.snapshots.get('routing:req-1'))?.outbox).toHaveLength(1);
     await journal.markSent();
     expect(courier.sent).toHaveLength(1);
@@ -331,12 +337,7 @@ describe('a tree journal in a cluster', () => {
 
   it('writes nothing on marking sent once a newer owner holds the fence: what is stored stays for that owner to send', async () => {
     const journals = new Journals(store, new Recorder(), createLogger('silent'));
-    const journal = journals.open({ snapshot: snapshotOf({ value: 'ringing' }), fence: { requestId: 'req-1', token: 7 } });
-    journal.write(createRequest);
-    journal.emit('agent:ada', 'agent.ring', { requestId: 'req-1', visitorName: 'Vera', expiresAt: 10 });
-    journal.seal();
-    journal.freeze();
-    await journals.settled();
+    const journal = await stoppedWithARing(journals);
     await store.commit(() => {}, { requestId: 'req-1', token: 9 });
     await journal.markSent();
     expect((await store.snapshots.get('routing:req-1'))?.outbox).toHaveLength(1);
